@@ -1,0 +1,163 @@
+"""Run configuration: one TOML file, validated by pydantic models that reject unknown keys.
+
+A run config has the sections ``[run]``, ``[inputs]`` (either ``[inputs.twin]`` for the
+virtual China or ``[inputs.files]`` for the user's own files), ``[features]`` and the sections
+the later stages add. Relative paths are resolved against the config file's folder.
+
+Errors name the file and the key, e.g.::
+
+    examples/tiny.toml: inputs.twin.presett: unknown key (allowed: preset, seed)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cropsm.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are an error; values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(StrictModel):
+    name: str = Field("run", description="A label for the run, used in the report.")
+    seed: int = Field(0, description="Seed of every random choice of the run after the inputs.")
+
+
+class TwinInput(StrictModel):
+    preset: Literal["tiny", "demo", "paper"] = Field(
+        "tiny", description="Size of the virtual China (see `cropsm twin --help`)."
+    )
+    seed: int = Field(0, description="Seed of the virtual China generator.")
+
+
+class FileInputs(StrictModel):
+    stations: Path = Field(description="Station metadata (CSV or Parquet).")
+    observations: Path = Field(description="Station observations, long table (CSV or Parquet).")
+    climate: list[str] = Field(description="ERA-style netCDF files or glob patterns.")
+    static: Path | None = Field(None, description="Static fields netCDF (soil, cropland, ...).")
+    satellite: list[str] = Field(
+        default_factory=list, description="ESA CCI soil moisture netCDF files or globs."
+    )
+
+
+class InputsSection(StrictModel):
+    twin: TwinInput | None = None
+    files: FileInputs | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InputsSection:
+        if (self.twin is None) == (self.files is None):
+            raise ValueError("give exactly one of [inputs.twin] or [inputs.files]")
+        return self
+
+
+class FeaturesSection(StrictModel):
+    groups_off: tuple[str, ...] = Field(
+        (), description="Feature groups switched off (e.g. for data that lacks wind)."
+    )
+
+
+class RunConfig(StrictModel):
+    run: RunSection = Field(default_factory=RunSection)
+    inputs: InputsSection
+    features: FeaturesSection = Field(default_factory=FeaturesSection)
+
+    def resolve_paths(self, base: Path) -> RunConfig:
+        """Copy with every relative input path made absolute against ``base``."""
+        files = self.inputs.files
+        if files is None:
+            return self
+
+        def absolute(p: Path | None) -> Path | None:
+            return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+        def absolute_globs(items: list[str]) -> list[str]:
+            return [s if Path(s).is_absolute() else str((base / s).resolve()) for s in items]
+
+        new_files = files.model_copy(
+            update={
+                "stations": absolute(files.stations),
+                "observations": absolute(files.observations),
+                "static": absolute(files.static),
+                "climate": absolute_globs(files.climate),
+                "satellite": absolute_globs(files.satellite),
+            }
+        )
+        return self.model_copy(
+            update={"inputs": self.inputs.model_copy(update={"files": new_files})}
+        )
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{path}: {loc}: unknown key{_allowed_hint(e['loc'])}")
+        elif e["type"] == "missing":
+            lines.append(f"{path}: {loc}: required key is missing")
+        else:
+            got = e.get("input")
+            got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{path}: {loc}: {e['msg']}{got_text}")
+    return "; ".join(lines)
+
+
+def _allowed_hint(loc: tuple) -> str:
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return ""
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if model is None:
+            return ""
+    return f" (allowed: {', '.join(model.model_fields)})"
+
+
+def parse_config(data: dict, path: Path) -> RunConfig:
+    """Validate a config mapping; errors name ``path`` and the offending key."""
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, err)) from None
+    return config.resolve_paths(path.parent.resolve())
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(data, path)
+
+
+def config_to_dict(config: RunConfig) -> dict:
+    """A TOML-serialisable mapping of the resolved config (None values dropped)."""
+    return _drop_none(config.model_dump(mode="json"))
+
+
+def _drop_none(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj

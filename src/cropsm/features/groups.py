@@ -1,0 +1,257 @@
+"""The feature groups of the networks: the one place they are named (paper Table 1, section 2c(1)).
+
+The paper's networks take the inputs of Table 1. For the control experiments (section 2c(1)) the
+inputs are switched off by *group*: the seven precipitation features together, the five soil
+features together, and each of the other features alone. This module is the registry of those
+groups and of how a group maps onto
+
+* the columns of the station table (``cropsm.features.station_table``), and
+* the input columns of the network for one soil layer (:func:`layer_feature_names`).
+
+Soil features are named layer-generically in the registry (``ph``, ``sand``, ``silt``, ``clay``,
+``bd``) and resolved to the columns of one layer, ``ph_l{k}`` ..., by :func:`soil_column`. The
+cropping pattern is one categorical column ``pattern`` in the station table and six one-hot inputs
+``pattern_<id>`` (:data:`PATTERN_ONE_HOT`) for the network. Day of year (``doy``) is always an
+input; the network of layer k >= 2 also takes ``sm_pred_upper``, the chained prediction of layer
+k - 1 (section 2a).
+
+Switching groups off is configured as ``groups_off = ["wind"]`` in the ``[features]`` section of
+the run configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cropsm import N_LAYERS
+from cropsm.catalog import pattern_ids
+from cropsm.errors import InputError
+
+PRECIPITATION_ACCUMULATION_MONTHS: tuple[int, ...] = (1, 2, 3, 4, 5, 12)
+"""Look-back periods of the accumulated-precipitation features, in calendar months (section 2a)."""
+
+SOIL_PROPERTIES: tuple[str, ...] = ("ph", "sand", "silt", "clay", "bd")
+"""Layer-generic names of the soil features (section 2b(4)); the columns are ``<name>_l<k>``."""
+
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "precipitation": ("precip",) + tuple(f"precip_{n}m" for n in PRECIPITATION_ACCUMULATION_MONTHS),
+    "soil": SOIL_PROPERTIES,
+    "elevation": ("elevation",),
+    "temperature": ("tair",),
+    "vpd": ("vpd",),
+    "pattern": ("pattern",),
+    "ssr": ("ssr",),
+    "wind": ("wind",),
+    "cloud": ("cloud",),
+}
+"""Feature group -> station-table feature names (soil names layer-generic).
+
+The order of the groups is the order of the network inputs (:func:`layer_feature_names`).
+"""
+
+PATTERN_ONE_HOT: tuple[str, ...] = tuple(f"pattern_{p}" for p in pattern_ids())
+"""Network input names of the one-hot encoded cropping pattern, in ``pattern_ids()`` order."""
+
+ALWAYS: tuple[str, ...] = ("doy",)
+"""Inputs that are always used and belong to no group (day of year, section 2a)."""
+
+UPPER = "sm_pred_upper"
+"""Network input of layer k >= 2: the chained soil-moisture prediction of layer k - 1 (m3 m-3)."""
+
+SWITCH_OFF_HINT = 'groups_off = ["{group}"] in the [features] section of the run configuration'
+
+
+def soil_column(name: str, layer: int) -> str:
+    """Station-table column of a layer-generic soil feature, e.g. ``("ph", 2) -> "ph_l2"``.
+
+    Parameters
+    ----------
+    name
+        One of :data:`SOIL_PROPERTIES`.
+    layer
+        Soil layer 1...5 (0-10 ... 40-50 cm).
+    """
+    if name not in SOIL_PROPERTIES:
+        raise ValueError(f"unknown soil feature {name!r}; allowed: {', '.join(SOIL_PROPERTIES)}")
+    _check_layer(layer)
+    return f"{name}_l{layer}"
+
+
+def validate_groups(names: Iterable[str]) -> tuple[str, ...]:
+    """Check feature group names and return them as a tuple (order kept, repeats removed).
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a key of :data:`FEATURE_GROUPS`; the message lists the allowed
+        names.
+    """
+    if isinstance(names, str):
+        names = [names]
+    out: list[str] = []
+    for name in names:
+        if name not in FEATURE_GROUPS:
+            hint = (
+                " (day of year is always used and cannot be switched off)"
+                if (name in ALWAYS)
+                else ""
+            )
+            raise ValueError(
+                f"unknown feature group {name!r}{hint}; allowed: {', '.join(FEATURE_GROUPS)}"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def active_groups(groups_off: Iterable[str] = ()) -> tuple[str, ...]:
+    """The groups that stay on, in :data:`FEATURE_GROUPS` order."""
+    off = set(validate_groups(groups_off))
+    return tuple(g for g in FEATURE_GROUPS if g not in off)
+
+
+def layer_feature_names(layer: int, groups_off: Iterable[str] = ()) -> list[str]:
+    """The network input columns for one soil layer, in a fixed order.
+
+    The order is: the groups in :data:`FEATURE_GROUPS` order (``precip``, ``precip_1m`` ...
+    ``precip_5m``, ``precip_12m``; ``ph_l{k}``, ``sand_l{k}``, ``silt_l{k}``, ``clay_l{k}``,
+    ``bd_l{k}``; ``elevation``; ``tair``; ``vpd``; the six ``pattern_<id>`` one-hot columns;
+    ``ssr``; ``wind``; ``cloud``), each group only when it is on, then ``doy``, then
+    ``sm_pred_upper`` for layer >= 2 (chained prediction of the layer above, paper section 2a).
+
+    Parameters
+    ----------
+    layer
+        Soil layer 1...5.
+    groups_off
+        Feature groups switched off (control experiments, paper section 2c(1)).
+    """
+    _check_layer(layer)
+    names: list[str] = []
+    for group in active_groups(groups_off):
+        if group == "soil":
+            names.extend(soil_column(n, layer) for n in SOIL_PROPERTIES)
+        elif group == "pattern":
+            names.extend(PATTERN_ONE_HOT)
+        else:
+            names.extend(FEATURE_GROUPS[group])
+    names.extend(ALWAYS)
+    if layer >= 2:
+        names.append(UPPER)
+    return names
+
+
+def group_columns(group: str, layers: Iterable[int] = range(1, N_LAYERS + 1)) -> list[str]:
+    """Station-table columns of one group (soil resolved for ``layers``; pattern as ``pattern``)."""
+    (group,) = validate_groups([group])
+    if group == "soil":
+        layers = list(layers)
+        return [soil_column(n, k) for k in layers for n in SOIL_PROPERTIES]
+    return list(FEATURE_GROUPS[group])
+
+
+def required_columns(
+    groups_off: Iterable[str] = (), layers: Iterable[int] = range(1, N_LAYERS + 1)
+) -> list[str]:
+    """Station-table feature columns the groups that are on need, plus ``doy``.
+
+    Parameters
+    ----------
+    groups_off
+        Feature groups switched off.
+    layers
+        Soil layers whose soil columns are needed (default all five).
+    """
+    layers = list(layers)
+    cols: list[str] = []
+    for group in active_groups(groups_off):
+        cols.extend(group_columns(group, layers))
+    cols.extend(ALWAYS)
+    return cols
+
+
+def missing_groups(
+    table_columns: Iterable[str],
+    groups_off: Iterable[str] = (),
+    layers: Iterable[int] = range(1, N_LAYERS + 1),
+) -> dict[str, list[str]]:
+    """Groups that are on but lack columns in the data: ``{group: [missing columns]}``.
+
+    An empty dict means every group that is on is available. ``doy`` missing is reported under
+    the key ``"doy"``.
+    """
+    present = set(table_columns)
+    layers = list(layers)
+    out: dict[str, list[str]] = {}
+    for group in active_groups(groups_off):
+        lacking = [c for c in group_columns(group, layers) if c not in present]
+        if lacking:
+            out[group] = lacking
+    lacking_always = [c for c in ALWAYS if c not in present]
+    if lacking_always:
+        out["doy"] = lacking_always
+    return out
+
+
+def require_groups(
+    table_columns: Iterable[str],
+    groups_off: Iterable[str] = (),
+    layers: Iterable[int] = range(1, N_LAYERS + 1),
+    path: str | None = None,
+) -> None:
+    """Raise :class:`cropsm.errors.InputError` if a group that is on lacks columns in the data.
+
+    A group the data lacks is an error unless it is switched off; the message names the group, the
+    missing columns and how to switch the group off (``groups_off = ["wind"]`` in the
+    ``[features]`` section).
+    """
+    lacking = missing_groups(table_columns, groups_off, layers)
+    if not lacking:
+        return
+    raise missing_group_error(lacking, path=path)
+
+
+def missing_group_error(
+    lacking: Mapping[str, Collection[str]], path: str | None = None, what: str = "column(s)"
+) -> InputError:
+    """The one-line error for groups the data lacks (see :func:`require_groups`)."""
+    parts = []
+    for group, cols in lacking.items():
+        if group in FEATURE_GROUPS:
+            parts.append(
+                f"feature group {group!r} needs {what} {', '.join(cols)}, which the data lacks; "
+                f"provide them or switch the group off with {SWITCH_OFF_HINT.format(group=group)}"
+            )
+        else:
+            parts.append(f"{what} {', '.join(cols)} missing (always needed)")
+    where = "feature group(s) " + ", ".join(repr(g) for g in lacking)
+    return InputError(path, where, "; ".join(parts))
+
+
+def pattern_one_hot(patterns: Iterable[str] | pd.Series) -> pd.DataFrame:
+    """One-hot encode cropping-pattern ids into the columns :data:`PATTERN_ONE_HOT` (float32).
+
+    Raises
+    ------
+    ValueError
+        For an id that is not one of ``cropsm.catalog.pattern_ids()``.
+    """
+    values = pd.Series(patterns).astype(object)
+    ids = pattern_ids()
+    codes = pd.Categorical(values, categories=ids).codes
+    bad = codes < 0
+    if bad.any():
+        unknown = sorted({str(v) for v in values[bad]})
+        raise ValueError(f"unknown cropping pattern(s) {unknown}; allowed: {', '.join(ids)}")
+    onehot = np.zeros((len(codes), len(ids)), dtype=np.float32)
+    onehot[np.arange(len(codes)), codes] = 1.0
+    index = patterns.index if isinstance(patterns, pd.Series) else None
+    return pd.DataFrame(onehot, columns=list(PATTERN_ONE_HOT), index=index)
+
+
+def _check_layer(layer: int) -> None:
+    if not (isinstance(layer, int | np.integer) and 1 <= layer <= N_LAYERS):
+        raise ValueError(f"layer must be an integer 1...{N_LAYERS}, got {layer!r}")

@@ -1,0 +1,533 @@
+"""The station table: observations joined with their covariates (paper section 2b, Table 1).
+
+One row per station and date with at least one layer observed (``docs/contracts.md``, "Station
+table"). Covariates come from the grid cell nearest to the station. Climate is read only at the
+distinct station cells (vectorized point indexing on the lazy dataset), the climate features are
+computed on that small ``(time, cell)`` array, and the values of every station-date are then
+taken with integer index arrays, so a paper-size table (273 stations, 33 years) takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xarray as xr
+
+from cropsm import N_LAYERS
+from cropsm.catalog import pattern_ids, region_ids
+from cropsm.errors import InputError
+from cropsm.features.climate import (
+    DIRECT_FEATURES,
+    FEATURE_ATTRS,
+    VPD_SOURCES,
+    climate_features,
+    day_of_year,
+)
+from cropsm.features.groups import (
+    SOIL_PROPERTIES,
+    active_groups,
+    group_columns,
+    missing_group_error,
+    soil_column,
+    validate_groups,
+)
+
+LAYERS: tuple[int, ...] = tuple(range(1, N_LAYERS + 1))
+
+SOIL_SOURCES: dict[str, str] = {
+    "ph": "ph",
+    "sand": "sand",
+    "silt": "silt",
+    "clay": "clay",
+    "bd": "bulk_density",
+}
+"""Layer-generic soil feature -> canonical static variable (dims ``(layer, lat, lon)``)."""
+
+GROUP_SOURCES: dict[str, tuple[str, ...]] = {
+    "precipitation": (DIRECT_FEATURES["precip"],),
+    "soil": tuple(SOIL_SOURCES[n] for n in SOIL_PROPERTIES),
+    "elevation": ("elevation",),
+    "temperature": (DIRECT_FEATURES["tair"],),
+    "vpd": VPD_SOURCES,
+    "pattern": ("pattern",),
+    "ssr": (DIRECT_FEATURES["ssr"],),
+    "wind": (DIRECT_FEATURES["wind"],),
+    "cloud": (DIRECT_FEATURES["cloud"],),
+}
+"""Feature group -> canonical input variables it is made from (climate, static or station meta)."""
+
+STATION_TABLE_RELPATH = Path("features") / "station_table.parquet"
+"""Where the station table lives inside a run directory."""
+
+PARQUET_METADATA_KEY = b"cropsm"
+
+ID_COLUMNS: tuple[str, ...] = ("station_id", "date", "region", "pattern", "lat", "lon")
+CLIMATE_COLUMNS: tuple[str, ...] = tuple(FEATURE_ATTRS)
+SOIL_COLUMNS: tuple[str, ...] = tuple(soil_column(n, k) for k in LAYERS for n in SOIL_PROPERTIES)
+SM_COLUMNS: tuple[str, ...] = tuple(f"sm_l{k}" for k in LAYERS)
+
+_SOIL_UNITS = {"ph": "1", "sand": "%", "silt": "%", "clay": "%", "bd": "g cm-3"}
+TABLE_UNITS: dict[str, str] = {
+    "lat": "degrees_north",
+    "lon": "degrees_east",
+    **{name: attrs["units"] for name, attrs in FEATURE_ATTRS.items()},
+    **{soil_column(n, k): _SOIL_UNITS[n] for k in LAYERS for n in SOIL_PROPERTIES},
+    "elevation": "m",
+    "doy": "day",
+    **{c: "m3 m-3" for c in SM_COLUMNS},
+}
+"""Units of the station-table columns (UDUNITS spelling; id columns have none)."""
+
+
+class StationDataLike(Protocol):
+    """Anything with the canonical station ``meta`` and ``obs`` frames (``docs/contracts.md``)."""
+
+    meta: pd.DataFrame
+    obs: pd.DataFrame
+
+
+def nearest_cell_index(
+    coord: np.ndarray, values: np.ndarray, *, name: str = "coordinate"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest cell centre along one ascending grid axis.
+
+    For a cell-centre coordinate c_0 < c_1 < ... < c_{n-1}, the index of value x is
+    ``argmin_j |x - c_j|`` (ties go to the lower index). x lies inside the grid extent when
+    ``c_0 - dc_0 / 2 <= x <= c_{n-1} + dc_{n-1} / 2`` with dc the spacing at that edge, i.e.
+    at most half a cell beyond the outermost centre.
+
+    Parameters
+    ----------
+    coord
+        Ascending cell-centre coordinate (at least 2 cells), degrees.
+    values
+        Positions to look up, degrees.
+    name
+        Axis name, for error messages.
+
+    Returns
+    -------
+    (index, inside): int64 indices and a boolean mask of values inside the extent.
+    """
+    coord = np.asarray(coord, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if coord.ndim != 1 or coord.size < 2:
+        raise ValueError(f"{name} needs at least 2 cells to find nearest cells")
+    if not np.all(np.diff(coord) > 0):
+        raise ValueError(f"{name} must be strictly ascending")
+    right = np.clip(np.searchsorted(coord, values), 1, coord.size - 1)
+    left = right - 1
+    index = np.where(np.abs(values - coord[left]) <= np.abs(coord[right] - values), left, right)
+    half_low = 0.5 * (coord[1] - coord[0])
+    half_high = 0.5 * (coord[-1] - coord[-2])
+    inside = (values >= coord[0] - half_low) & (values <= coord[-1] + half_high)
+    return index.astype(np.int64), inside
+
+
+def build_station_table(
+    stations: StationDataLike,
+    climate: xr.Dataset,
+    static: xr.Dataset,
+    *,
+    groups_off: Iterable[str] = (),
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Join station observations with the features of paper Table 1 at the nearest grid cell.
+
+    Steps (paper section 2b; ``docs/contracts.md``, "Station table"):
+
+    1. Observations are pivoted to one row per (station, date) with ``sm_l1 ... sm_l5``
+       (m3 m-3, NaN where that layer was not observed).
+    2. Each station takes the covariates of the grid cell whose centre is nearest (per axis,
+       :func:`nearest_cell_index`); a station more than half a cell outside the grid is an error.
+    3. Climate is read only at the distinct station cells (vectorized ``isel`` on the lazy
+       dataset), :func:`cropsm.features.climate.climate_features` is computed on that
+       ``(time, cell)`` array over the whole climate period (so the accumulations look back
+       across the full record), and values are taken with integer (date, cell) index arrays.
+    4. Soil of layer k (``ph_l{k}`` ... ``bd_l{k}``), ``elevation`` from the static grid;
+       ``region``, ``pattern``, ``lat``, ``lon`` from the station metadata; ``doy`` from the date.
+
+    Rows are then removed, and counted, in this order: (a) the date is not in the climate
+    period; (b) a feature of a group that is on (or ``doy``) is NaN, except soil, e.g. the
+    12-month precipitation look-back before the climate starts; (c) for each layer k, the
+    observation ``sm_l{k}`` is set to NaN where a soil feature of layer k is NaN (the network of
+    layer k cannot use it; other layers keep the row); (d) rows left with no observed layer.
+
+    Parameters
+    ----------
+    stations
+        Canonical stations: ``meta`` indexed by ``station_id`` with ``lat``, ``lon``, ``region``,
+        ``pattern``; ``obs`` long with ``station_id``, ``date``, ``layer``, ``sm``.
+    climate
+        Canonical climate, ``(time, lat, lon)``, daily without gaps; may be lazy (dask or
+        lazily indexed backend).
+    static
+        Canonical static: ``elevation`` ``(lat, lon)``; ``ph``, ``sand``, ``silt``, ``clay``,
+        ``bulk_density`` ``(layer, lat, lon)``.
+    groups_off
+        Feature groups switched off. A group that is on but whose inputs are missing is an
+        :class:`~cropsm.errors.InputError`; the columns of a group that is off are still written
+        when their inputs exist, and their NaNs do not drop rows.
+
+    Returns
+    -------
+    (table, report): the station table (``table.attrs["units"]`` holds the column units) and a
+    JSON-ready dict of counts: ``observations_in``, ``station_dates_in``, ``stations_in``,
+    ``dropped_outside_climate_period``, ``dropped_nan_features`` (with
+    ``nan_features_by_column``), ``masked_nan_soil`` (observations per layer),
+    ``dropped_no_layer_left``, ``rows_out``, ``stations_out``, ``observations_in_by_layer``,
+    ``observations_out_by_layer``, ``cells``, ``climate_period``.
+    """
+    groups_off = validate_groups(groups_off)
+    on = active_groups(groups_off)
+    meta, obs = _check_stations(stations)
+    climate_path = climate.encoding.get("source")
+    static_path = static.encoding.get("source")
+    _check_group_sources(on, climate, static, meta, climate_path, static_path)
+    if "pattern" in on:
+        _check_patterns(meta.loc[meta.index.isin(obs["station_id"])], stations)
+
+    time_index = _climate_time_index(climate, climate_path)
+
+    # 1. pivot to one row per station-date
+    wide = _pivot_observations(obs)
+    report: dict[str, Any] = {
+        "observations_in": int(len(obs)),
+        "station_dates_in": int(len(wide)),
+        "stations_in": int(obs["station_id"].nunique()),
+        "observations_in_by_layer": {c: int(wide[c].notna().sum()) for c in SM_COLUMNS},
+    }
+
+    # 2. nearest cells of the stations that have observations
+    station_ids = pd.Index(wide["station_id"].unique())
+    station_meta = meta.loc[station_ids]
+    ilat, ilon = _station_cells(station_meta, climate, climate_path, "climate")
+    row_station = station_ids.get_indexer(wide["station_id"])
+
+    # (a) dates outside the climate period
+    row_time = time_index.get_indexer(wide["date"])
+    outside = row_time < 0
+    report["dropped_outside_climate_period"] = int(outside.sum())
+    wide = wide.loc[~outside].reset_index(drop=True)
+    row_time = row_time[~outside]
+    row_station = row_station[~outside]
+
+    # 3. climate features at the distinct station cells
+    cell_key = ilat * climate.sizes["lon"] + ilon
+    unique_keys, station_cell = np.unique(cell_key, return_inverse=True)
+    cell_ilat = unique_keys // climate.sizes["lon"]
+    cell_ilon = unique_keys % climate.sizes["lon"]
+    report["cells"] = int(unique_keys.size)
+    needed = [v for v in (*DIRECT_FEATURES.values(), *VPD_SOURCES) if v in climate]
+    at_cells = _values_at_cells(climate[list(dict.fromkeys(needed))], cell_ilat, cell_ilon)
+    features = climate_features(at_cells)
+    row_cell = station_cell[row_station]
+
+    columns: dict[str, Any] = {
+        "station_id": wide["station_id"].to_numpy(),
+        "date": wide["date"].to_numpy(),
+        "region": _categorical(station_meta["region"].to_numpy()[row_station], region_ids()),
+        "pattern": _categorical(station_meta["pattern"].to_numpy()[row_station], pattern_ids()),
+        "lat": station_meta["lat"].to_numpy(dtype=np.float64)[row_station],
+        "lon": station_meta["lon"].to_numpy(dtype=np.float64)[row_station],
+    }
+    for name in CLIMATE_COLUMNS:
+        if name in features:
+            values = features[name].transpose("time", "cell").to_numpy()
+            columns[name] = values[row_time, row_cell]
+
+    # 4. static covariates at the stations' nearest static cells
+    s_ilat, s_ilon = _station_cells(station_meta, static, static_path, "static")
+    for k in LAYERS:
+        for name in SOIL_PROPERTIES:
+            source = SOIL_SOURCES[name]
+            if source in static:
+                layer_grid = _static_layer(static, source, k, static_path)
+                columns[soil_column(name, k)] = layer_grid[s_ilat, s_ilon][row_station]
+    if "elevation" in static:
+        columns["elevation"] = (
+            static["elevation"].transpose("lat", "lon").to_numpy()[s_ilat, s_ilon][row_station]
+        )
+    columns["doy"] = day_of_year(wide["date"])
+    for c in SM_COLUMNS:
+        columns[c] = wide[c].to_numpy()
+    table = pd.DataFrame(columns)
+
+    # (b) NaN in a feature of a group that is on (soil handled per layer below)
+    checked = [
+        c for g in on if g not in ("soil", "pattern") for c in group_columns(g) if c in table
+    ] + ["doy"]
+    nan_by_col = {c: int(table[c].isna().sum()) for c in checked}
+    has_nan = table[checked].isna().any(axis=1).to_numpy()
+    report["dropped_nan_features"] = int(has_nan.sum())
+    report["nan_features_by_column"] = {c: n for c, n in nan_by_col.items() if n}
+    table = table.loc[~has_nan].copy()
+
+    # (c) soil of layer k NaN -> that layer's observation cannot be used
+    masked: dict[str, int] = {}
+    for k in LAYERS:
+        sm = f"sm_l{k}"
+        if "soil" in on:
+            soil_cols = [soil_column(n, k) for n in SOIL_PROPERTIES]
+            bad = table[soil_cols].isna().any(axis=1) & table[sm].notna()
+            masked[sm] = int(bad.sum())
+            if bad.any():
+                table.loc[bad, sm] = np.nan
+        else:
+            masked[sm] = 0
+    report["masked_nan_soil"] = masked
+
+    # (d) rows with no observation left
+    empty = table[list(SM_COLUMNS)].isna().all(axis=1)
+    report["dropped_no_layer_left"] = int(empty.sum())
+    table = table.loc[~empty].sort_values(["station_id", "date"], kind="stable")
+    table = table.reset_index(drop=True)
+    table.attrs["units"] = {c: u for c, u in TABLE_UNITS.items() if c in table}
+
+    report["rows_out"] = int(len(table))
+    report["stations_out"] = int(table["station_id"].nunique())
+    report["observations_out_by_layer"] = {c: int(table[c].notna().sum()) for c in SM_COLUMNS}
+    report["climate_period"] = [str(time_index[0].date()), str(time_index[-1].date())]
+    return table, report
+
+
+def write_station_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the station table as Parquet, atomically (temporary file + rename).
+
+    Column units (``table.attrs["units"]``, else :data:`TABLE_UNITS`) go into the Parquet schema
+    metadata under the key ``cropsm`` as JSON ``{"units": {...}}``.
+
+    Returns
+    -------
+    The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    units = table.attrs.get("units") or {c: u for c, u in TABLE_UNITS.items() if c in table}
+    frame = table.copy()
+    frame.attrs = {}
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = dict(arrow.schema.metadata or {})
+    metadata[PARQUET_METADATA_KEY] = json.dumps({"units": units}).encode()
+    arrow = arrow.replace_schema_metadata(metadata)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(arrow, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_station_table(path: str | Path) -> pd.DataFrame:
+    """Read a station table written by :func:`write_station_table` (units in ``attrs``)."""
+    arrow = pq.read_table(path)
+    table = arrow.to_pandas()
+    raw = (arrow.schema.metadata or {}).get(PARQUET_METADATA_KEY)
+    table.attrs["units"] = json.loads(raw)["units"] if raw else {}
+    return table
+
+
+def station_table_path(run_dir: str | Path) -> Path:
+    """``RUN_DIR/features/station_table.parquet``."""
+    return Path(run_dir) / STATION_TABLE_RELPATH
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_stations(stations: StationDataLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    meta, obs = stations.meta, stations.obs
+    src = getattr(stations, "path", None)
+    for frame, what, cols in (
+        (meta, "station metadata", ("lat", "lon", "region", "pattern")),
+        (obs, "observations", ("station_id", "date", "layer", "sm")),
+    ):
+        lacking = [c for c in cols if c not in frame.columns]
+        if lacking:
+            raise InputError(src, what, f"missing column(s) {', '.join(lacking)}")
+    meta = meta.copy()
+    meta.index = meta.index.astype(str)
+    if meta.index.has_duplicates:
+        dup = meta.index[meta.index.duplicated()][0]
+        raise InputError(src, f"station {dup!r}", "listed more than once in the metadata")
+    bad_loc = meta[["lat", "lon"]].isna().any(axis=1)
+    if bad_loc.any():
+        raise InputError(src, f"station {meta.index[bad_loc][0]!r}", "lat/lon missing")
+    obs = obs[["station_id", "date", "layer", "sm"]].copy()
+    obs["station_id"] = obs["station_id"].astype(str)
+    obs["date"] = pd.to_datetime(obs["date"]).dt.normalize().astype("datetime64[ns]")
+    unknown = ~obs["station_id"].isin(meta.index)
+    if unknown.any():
+        raise InputError(
+            src,
+            f"observations of station {obs['station_id'][unknown].iloc[0]!r}",
+            "station not in the metadata",
+        )
+    bad_layer = ~obs["layer"].isin(LAYERS)
+    if bad_layer.any():
+        raise InputError(
+            src,
+            f"observation row {int(np.flatnonzero(bad_layer.to_numpy())[0])}, column 'layer'",
+            f"expected a layer 1...{N_LAYERS}, got {obs['layer'][bad_layer].iloc[0]!r}",
+        )
+    obs["layer"] = obs["layer"].astype(np.int64)
+    obs = obs.loc[obs["sm"].notna()]
+    dup = obs.duplicated(["station_id", "date", "layer"])
+    if dup.any():
+        first = obs.loc[dup].iloc[0]
+        raise InputError(
+            src,
+            f"observations of station {first['station_id']!r} on {first['date'].date()} "
+            f"layer {first['layer']}",
+            "duplicate record; expected one value per station, date and layer",
+        )
+    return meta, obs
+
+
+def _check_group_sources(
+    on: tuple[str, ...],
+    climate: xr.Dataset,
+    static: xr.Dataset,
+    meta: pd.DataFrame,
+    climate_path: str | None,
+    static_path: str | None,
+) -> None:
+    lacking: dict[str, list[str]] = {}
+    paths: list[str] = []
+    for group in on:
+        if group == "pattern":
+            continue  # the column is always in the metadata (checked in _check_stations)
+        data = static if group in ("soil", "elevation") else climate
+        missing = [v for v in GROUP_SOURCES[group] if v not in data]
+        if missing:
+            lacking[group] = missing
+            path = static_path if data is static else climate_path
+            if path and path not in paths:
+                paths.append(path)
+    if lacking:
+        raise missing_group_error(lacking, path=", ".join(paths) or None, what="variable(s)")
+
+
+def _check_patterns(meta: pd.DataFrame, stations: StationDataLike) -> None:
+    known = pattern_ids()
+    bad = ~meta["pattern"].isin(known)
+    if bad.any():
+        raise InputError(
+            getattr(stations, "path", None),
+            f"station {meta.index[bad][0]!r}, column 'pattern'",
+            f"unknown cropping pattern {meta['pattern'][bad].iloc[0]!r}; expected one of "
+            f"{', '.join(known)} (or switch the group off with "
+            f'groups_off = ["pattern"] in the [features] section)',
+        )
+
+
+def _climate_time_index(climate: xr.Dataset, path: str | None) -> pd.DatetimeIndex:
+    if "time" not in climate.coords:
+        raise InputError(path, "coordinate 'time'", "missing; expected daily dates")
+    index = pd.DatetimeIndex(climate["time"].values)
+    if index.size == 0:
+        raise InputError(path, "coordinate 'time'", "empty")
+    steps = np.diff(index.asi8)
+    if not np.all(steps == pd.Timedelta(days=1).value):
+        bad = int(np.flatnonzero(steps != pd.Timedelta(days=1).value)[0])
+        raise InputError(
+            path,
+            "coordinate 'time'",
+            f"expected consecutive days; {index[bad].date()} is followed by "
+            f"{index[bad + 1].date()}",
+        )
+    return index.normalize()
+
+
+def _pivot_observations(obs: pd.DataFrame) -> pd.DataFrame:
+    wide = obs.set_index(["station_id", "date", "layer"])["sm"].unstack("layer")
+    wide = wide.reindex(columns=list(LAYERS))
+    wide.columns = list(SM_COLUMNS)
+    wide = wide.dropna(how="all").sort_index().reset_index()
+    return wide
+
+
+def _station_cells(
+    meta: pd.DataFrame, grid: xr.Dataset, path: str | None, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    out = []
+    for axis in ("lat", "lon"):
+        if axis not in grid.coords:
+            raise InputError(path, f"coordinate {axis!r}", f"missing from the {what} grid")
+        coord = grid[axis].values
+        values = meta[axis].to_numpy(dtype=np.float64)
+        try:
+            index, inside = nearest_cell_index(coord, values, name=f"{what} {axis}")
+        except ValueError as err:
+            raise InputError(path, f"coordinate {axis!r}", str(err)) from None
+        if not inside.all():
+            j = int(np.flatnonzero(~inside)[0])
+            sid = meta.index[j]
+            raise InputError(
+                path,
+                f"station {sid!r} ({axis} {values[j]:g})",
+                f"lies outside the {what} grid ({axis} {coord[0]:g} ... {coord[-1]:g} cell "
+                "centres) by more than half a cell; expected every station inside the grid",
+            )
+        out.append(index)
+    return out[0], out[1]
+
+
+def _values_at_cells(data: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> xr.Dataset:
+    """Load ``data[time, ilat[c], ilon[c]]`` for cells c as a ``(time, cell)`` dataset.
+
+    A lazily indexed (not dask) backend variable is first chunked along time, so that the
+    point selection streams over time blocks instead of loading the outer product of the
+    selected rows and columns at once.
+    """
+    lazy = [v for v in data.data_vars if data[v].chunks is None and not data[v].variable._in_memory]
+    if lazy:
+        data = data.chunk({"time": 366})
+    cells = data.isel(lat=xr.DataArray(ilat, dims="cell"), lon=xr.DataArray(ilon, dims="cell"))
+    cells = cells.transpose("time", "cell", ...).compute()
+    return cells
+
+
+def _static_layer(static: xr.Dataset, name: str, layer: int, path: str | None) -> np.ndarray:
+    var = static[name]
+    if "layer" not in var.dims:
+        raise InputError(path, f"variable {name!r}", "expected dims (layer, lat, lon)")
+    try:
+        grid = var.sel(layer=layer)
+    except KeyError:
+        raise InputError(
+            path, f"variable {name!r}", f"no layer {layer}; expected layer coordinate 1...5"
+        ) from None
+    return np.asarray(grid.transpose("lat", "lon").values, dtype=np.float64)
+
+
+def _categorical(values: np.ndarray, known: tuple[str, ...]) -> pd.Categorical:
+    """Categorical with the catalog ids as categories (in catalog order), plus any others."""
+    values = np.asarray(values, dtype=object)
+    present = [v for v in pd.unique(values) if isinstance(v, str)]
+    extra = sorted(v for v in present if v not in known)
+    return pd.Categorical(values, categories=list(known) + extra)
+
+
+__all__ = [
+    "GROUP_SOURCES",
+    "STATION_TABLE_RELPATH",
+    "TABLE_UNITS",
+    "build_station_table",
+    "nearest_cell_index",
+    "read_station_table",
+    "station_table_path",
+    "write_station_table",
+]

@@ -1,0 +1,32 @@
+"""Progress display for long steps: a rich progress bar fed by ``report(step, done, total)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+@contextmanager
+def progress_callback(console: Console | None = None) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield a ``report(step, done, total)`` callback drawing one bar per step name."""
+    console = console or Console(stderr=True)
+    bars: dict[str, int] = {}
+    with Progress(
+        TextColumn("  {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal and console.quiet,
+    ) as progress:
+
+        def report(step: str, done: int, total: int) -> None:
+            if step not in bars:
+                bars[step] = progress.add_task(step, total=total)
+            progress.update(bars[step], completed=done, total=total)
+
+        yield report

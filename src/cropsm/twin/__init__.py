@@ -1,0 +1,1 @@
+"""The virtual China: a synthetic, known-truth world for testing cropsm end to end."""

@@ -1,0 +1,141 @@
+"""The known truth of the virtual China as a zarr store, written year by year.
+
+Layout (``truth.zarr``), soil moisture in m3 m-3 packed as int16 with scale 1e-4:
+
+* ``sm`` (pattern, layer, time, cell): every cropland cell under each of the six patterns;
+* ``reference_sm`` (layer, time, cell): the crop-area-weighted sum over the region's patterns;
+* ``station_sm`` (layer, time, station): the noise-free truth at each station's own soil;
+* ``weights`` (pattern, cell), ``cell_lat``/``cell_lon`` (cell), ``station_id`` (station).
+
+The store is built under a temporary name and renamed when complete, so a reader never sees a
+half-written truth.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, catalog
+
+_SCALE = 1.0e-4
+_FILL = np.int16(-32768)
+_TIME_CHUNK = 366
+_CELL_CHUNK = 2048
+
+
+def _sm_attrs(long_name: str) -> dict:
+    return {
+        "long_name": long_name,
+        "standard_name": "volume_fraction_of_condensed_water_in_soil",
+        "units": "m3 m-3",
+    }
+
+
+def _encoding() -> dict:
+    return {"dtype": "int16", "scale_factor": _SCALE, "_FillValue": _FILL}
+
+
+class TruthWriter:
+    """Creates the store's skeleton, then fills one time slab at a time."""
+
+    def __init__(
+        self,
+        path: Path,
+        dates: pd.DatetimeIndex,
+        cell_lat: np.ndarray,
+        cell_lon: np.ndarray,
+        station_ids: list[str],
+        weights: np.ndarray,
+    ):
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(self.path.name + ".partial")
+        if self.tmp_path.exists():
+            shutil.rmtree(self.tmp_path)
+        n_time, n_cell, n_station = len(dates), len(cell_lat), len(station_ids)
+        n_pat = len(catalog.pattern_ids())
+        tc, cc = min(_TIME_CHUNK, n_time), max(1, min(_CELL_CHUNK, n_cell))
+        sc = max(1, n_station)
+
+        def zeros(shape, chunks):
+            return da.zeros(shape, chunks=chunks, dtype=np.float32)
+
+        template = xr.Dataset(
+            {
+                "sm": (
+                    ("pattern", "layer", "time", "cell"),
+                    zeros((n_pat, N_LAYERS, n_time, n_cell), (1, N_LAYERS, tc, cc)),
+                    _sm_attrs("true soil moisture under each cropping pattern"),
+                ),
+                "reference_sm": (
+                    ("layer", "time", "cell"),
+                    zeros((N_LAYERS, n_time, n_cell), (N_LAYERS, tc, cc)),
+                    _sm_attrs("true soil moisture of the crop-area-weighted reference"),
+                ),
+                "station_sm": (
+                    ("layer", "time", "station"),
+                    zeros((N_LAYERS, n_time, n_station), (N_LAYERS, tc, sc)),
+                    _sm_attrs("noise-free true soil moisture at the stations"),
+                ),
+            },
+            coords={
+                "pattern": ("pattern", np.array(catalog.pattern_ids())),
+                "layer": ("layer", np.arange(1, N_LAYERS + 1), {"long_name": "soil layer"}),
+                "layer_top": ("layer", np.array(LAYER_TOP_CM, float), {"units": "cm"}),
+                "layer_bottom": ("layer", np.array(LAYER_BOTTOM_CM, float), {"units": "cm"}),
+                "time": ("time", dates.values),
+                "cell_lat": ("cell", cell_lat.astype(np.float64), {"units": "degrees_north"}),
+                "cell_lon": ("cell", cell_lon.astype(np.float64), {"units": "degrees_east"}),
+                "station_id": ("station", np.array(station_ids)),
+            },
+            attrs={
+                "title": "cropsm virtual China: true soil moisture",
+                "Conventions": "CF-1.8",
+            },
+        )
+        template["weights"] = (
+            ("pattern", "cell"),
+            weights.astype(np.float32),
+            {"long_name": "crop-area weight of each pattern (Eq. 1)", "units": "1"},
+        )
+        encoding = {name: _encoding() for name in ("sm", "reference_sm", "station_sm")}
+        template.to_zarr(self.tmp_path, mode="w", compute=False, encoding=encoding, zarr_format=3)
+        self.dates = dates
+
+    def write(
+        self,
+        start: int,
+        sm: np.ndarray,
+        reference_sm: np.ndarray,
+        station_sm: np.ndarray,
+    ) -> None:
+        """Write days ``start .. start + n`` of the three variables.
+
+        Shapes: ``sm`` (pattern, layer, n, cell), ``reference_sm`` (layer, n, cell),
+        ``station_sm`` (layer, n, station).
+        """
+        n = sm.shape[2]
+        slab = xr.Dataset(
+            {
+                "sm": (("pattern", "layer", "time", "cell"), sm),
+                "reference_sm": (("layer", "time", "cell"), reference_sm),
+                "station_sm": (("layer", "time", "station"), station_sm),
+            }
+        )
+        slab.to_zarr(
+            self.tmp_path,
+            region={"time": slice(start, start + n)},
+            mode="r+",
+            safe_chunks=False,
+        )
+
+    def finish(self) -> Path:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.tmp_path.rename(self.path)
+        return self.path

@@ -1,0 +1,93 @@
+"""Run configuration: strict validation with errors that name the file and the key."""
+
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from cropsm.config import RunConfig, config_to_dict, load_config
+from cropsm.errors import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("name", ["tiny", "demo", "paper"])
+def test_examples_validate(name):
+    cfg = load_config(EXAMPLES / f"{name}.toml")
+    assert isinstance(cfg, RunConfig)
+    assert cfg.inputs.twin.preset == name
+    assert cfg.inputs.files is None
+
+
+def write(tmp_path, text):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = write(tmp_path, '[inputs.twin]\npresett = "tiny"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "inputs.twin.presett" in msg
+    assert "unknown key" in msg
+    assert "preset" in msg.split("allowed:")[1]
+
+
+def test_unknown_section(tmp_path):
+    path = write(tmp_path, '[inputs.twin]\npreset = "tiny"\n[trian]\nx = 1\n')
+    with pytest.raises(ConfigError, match=r"trian: unknown key"):
+        load_config(path)
+
+
+def test_wrong_type_names_key(tmp_path):
+    path = write(tmp_path, '[inputs.twin]\npreset = "tiny"\nseed = "zero"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "inputs.twin.seed" in str(err.value)
+    assert "zero" in str(err.value)
+
+
+def test_bad_preset_value(tmp_path):
+    path = write(tmp_path, '[inputs.twin]\npreset = "huge"\n')
+    with pytest.raises(ConfigError, match="inputs.twin.preset"):
+        load_config(path)
+
+
+def test_inputs_need_exactly_one_source(tmp_path):
+    path = write(tmp_path, "[run]\nseed = 1\n[inputs]\n")
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_config(path)
+
+
+def test_invalid_toml(tmp_path):
+    path = write(tmp_path, "[inputs.twin\npreset = 'tiny'\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_file_inputs_resolved_relative_to_config(tmp_path):
+    path = write(
+        tmp_path,
+        '[inputs.files]\nstations = "st/meta.csv"\nobservations = "st/obs.csv"\n'
+        'climate = ["clim/*.nc"]\n',
+    )
+    cfg = load_config(path)
+    assert cfg.inputs.files.stations == (tmp_path / "st" / "meta.csv").resolve()
+    assert cfg.inputs.files.climate == [str((tmp_path / "clim" / "*.nc").resolve())]
+
+
+def test_resolved_config_round_trips_through_toml(tmp_path):
+    import tomli_w
+
+    cfg = load_config(EXAMPLES / "tiny.toml")
+    text = tomli_w.dumps(config_to_dict(cfg))
+    again = RunConfig.model_validate(tomllib.loads(text))
+    assert again == cfg
