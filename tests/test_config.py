@@ -1,9 +1,9 @@
 """Run configuration: strict validation with errors that name the file and the key."""
 
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from cropsm.config import RunConfig, config_to_dict, load_config
 from cropsm.errors import ConfigError

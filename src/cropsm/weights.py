@@ -3,8 +3,8 @@
 The reference soil moisture of a cell is the weighted sum of the six pattern products over the
 patterns its region practises (the paper's Table 3 mapped onto the six, package data)::
 
-    weight_i = sum_{j in crops(i)} area_j / sum_{i' in region} sum_{j in crops(i')} area_j  (Eq. 1)
-    SM_ref   = sum_i weight_i * SM_i                                                          (Eq. 2)
+    weight_i = sum_{j in crops(i)} area_j / sum_{i' in region} sum_{j in crops(i')} area_j  (1)
+    SM_ref   = sum_i weight_i * SM_i                                                          (2)
 
 ``crops(i)`` are the pattern's ``weight_crops`` (fallow takes the area of the crop it rotates
 with, so it adds no crop of its own). The denominator sums the pattern areas, so a crop shared by

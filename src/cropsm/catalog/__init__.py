@@ -78,10 +78,7 @@ class RegionPatterns:
 def regions() -> tuple[Region, ...]:
     """The eight regions, in code order (1 NE, 2 N, 3 HHH, 4 E, 5 C, 6 S, 7 NW, 8 SW)."""
     data = _load("regions.toml")
-    out = [
-        Region(r["code"], r["id"], r["name"], tuple(r["provinces"]))
-        for r in data["region"]
-    ]
+    out = [Region(r["code"], r["id"], r["name"], tuple(r["provinces"])) for r in data["region"]]
     return tuple(sorted(out, key=lambda r: r.code))
 
 

@@ -103,7 +103,7 @@ def vapour_pressure_deficit_kpa(air_temperature_c, dewpoint_c):
     Examples
     --------
     >>> round(float(vapour_pressure_deficit_kpa(25.0, 15.0)), 3)
-    1.463
+    1.462
     """
     vpd = saturation_vapour_pressure_kpa(air_temperature_c) - saturation_vapour_pressure_kpa(
         dewpoint_c
@@ -172,8 +172,8 @@ def accumulated_precipitation_mm(precip_mm, dates=None, months: int = 1):
     ----------
     precip_mm
         Daily precipitation, mm d-1: numpy array with time as the first axis, shape
-        ``(n_days, ...)``, or ``xarray.DataArray`` with a ``time`` dimension (dask-backed arrays
-        need a single chunk along time).
+        ``(n_days, ...)``, or ``xarray.DataArray`` with a ``time`` dimension (a dask-backed array is
+        rechunked to a single chunk along time; chunk it in space to bound memory).
     dates
         The consecutive daily dates of the time axis; optional for a DataArray (its ``time``
         coordinate is used).
@@ -191,6 +191,8 @@ def accumulated_precipitation_mm(precip_mm, dates=None, months: int = 1):
         if dates is None:
             dates = precip_mm["time"].values
         start = window_start_index(dates, months)
+        if precip_mm.chunks is not None:  # dask: the look-back needs the whole time axis
+            precip_mm = precip_mm.chunk({"time": -1})
         if precip_mm.sizes["time"] != start.size:
             raise ValueError("dates and the time axis of precip_mm differ in length")
         out = xr.apply_ufunc(

@@ -191,7 +191,7 @@ def build_station_table(
     meta, obs = _check_stations(stations)
     climate_path = climate.encoding.get("source")
     static_path = static.encoding.get("source")
-    _check_group_sources(on, climate, static, meta, climate_path, static_path)
+    _check_group_sources(on, climate, static, climate_path, static_path)
     if "pattern" in on:
         _check_patterns(meta.loc[meta.index.isin(obs["station_id"])], stations)
 
@@ -400,7 +400,6 @@ def _check_group_sources(
     on: tuple[str, ...],
     climate: xr.Dataset,
     static: xr.Dataset,
-    meta: pd.DataFrame,
     climate_path: str | None,
     static_path: str | None,
 ) -> None:

@@ -112,7 +112,7 @@ def resolve_paths(
     return out
 
 
-def open_netcdf(path: Path, chunks: dict | None = None) -> Any:
+def open_netcdf(path: Path, chunks: dict | str | None = None) -> Any:
     """Open a netCDF file lazily (dask chunks), turning read failures into an InputError.
 
     Parameters
@@ -120,7 +120,8 @@ def open_netcdf(path: Path, chunks: dict | None = None) -> Any:
     path
         The file.
     chunks
-        Passed to :func:`xarray.open_dataset`; ``{}`` (default) keeps the file's own chunks.
+        Passed to :func:`xarray.open_dataset`; the default ``"auto"`` takes multiples of the
+        file's own chunks of a sensible size.
 
     Returns
     -------
@@ -131,14 +132,15 @@ def open_netcdf(path: Path, chunks: dict | None = None) -> Any:
     import xarray as xr
 
     try:
-        return xr.open_dataset(path, chunks={} if chunks is None else chunks)
+        return xr.open_dataset(path, chunks="auto" if chunks is None else chunks)
     except Exception as exc:  # noqa: BLE001 - any failure to read is the user's file
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        text = " ".join(str(exc).split())
+        if "did not find a match" in text or "Unknown file format" in text:
+            reason = "not a netCDF file"
+        else:
+            reason = f"{type(exc).__name__}: {text.split('. ')[0][:160]}"
         raise InputError(
-            path,
-            None,
-            f"cannot be read as netCDF ({type(exc).__name__}: {first_line}); expected a "
-            "netCDF-3 or netCDF-4 file",
+            path, None, f"cannot be read as netCDF ({reason}); expected a netCDF-3 or netCDF-4 file"
         ) from None
 
 

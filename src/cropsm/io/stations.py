@@ -20,7 +20,6 @@ import pandas as pd
 from cropsm import N_LAYERS, catalog
 from cropsm.errors import InputError
 from cropsm.io import grid_step
-from cropsm.io.units import check_range
 
 META_COLUMNS = (
     "station_id",
@@ -89,9 +88,34 @@ class _Table:
     def where(self, i: int, column: str) -> str:
         return f"row {self.rows[i]}, column '{column}'"
 
-    def series(self, values: np.ndarray | pd.Series) -> pd.Series:
-        """Values indexed by row number (for :func:`check_range`)."""
-        return pd.Series(np.asarray(values), index=pd.Index(self.rows, name="row"))
+    def check_range(
+        self,
+        values: np.ndarray,
+        lo: float,
+        hi: float,
+        column: str,
+        units: str = "",
+        *,
+        rows: np.ndarray | None = None,
+        kind: str = "",
+    ) -> None:
+        """Raise on the first finite value outside ``[lo, hi]``, naming its row and column.
+
+        ``rows`` selects the rows to check (a boolean mask over the table); ``kind`` is written
+        after the column name, e.g. ``"(volumetric station)"``.
+        """
+        values = np.asarray(values, dtype=float)
+        selected = np.ones(values.shape, dtype=bool) if rows is None else rows
+        bad = selected & ((values < lo) | (values > hi))
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        unit_text = f" {units}" if units else ""
+        raise InputError(
+            self.path,
+            self.where(i, column) + (f" {kind}" if kind else ""),
+            f"value {values[i]:g} is outside the physical range {lo:g} to {hi:g}{unit_text}",
+        )
 
 
 def _read_table(path: Path, required: tuple[str, ...], what: str) -> _Table:
@@ -101,7 +125,7 @@ def _read_table(path: Path, required: tuple[str, ...], what: str) -> _Table:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, dtype=str, skip_blank_lines=False)
+            frame = pd.read_csv(path, dtype=str, skip_blank_lines=False, encoding="utf-8-sig")
             first_row = 2
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
@@ -154,8 +178,9 @@ def _numbers(
 ) -> np.ndarray:
     """A column as floats; text that is not a number is an error naming the row."""
     raw = table.frame[column]
-    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     text = raw.where(raw.notna(), "").astype(str).str.strip()
+    source = raw if pd.api.types.is_numeric_dtype(raw) else text
+    numbers = pd.to_numeric(source, errors="coerce").to_numpy(dtype=float)
     is_missing = text.str.lower().isin(["", "nan", "na", "n/a", "null", "none"]).to_numpy()
     unparsable = np.isnan(numbers) & ~is_missing
     if unparsable.any():
@@ -215,17 +240,17 @@ def _read_meta(path: Path) -> tuple[pd.DataFrame, _Table]:
         )
     lat = _numbers(table, "lat")
     lon = _numbers(table, "lon")
-    check_range(table.series(lat), -90.0, 90.0, path, "column 'lat'", "degrees_north")
-    check_range(table.series(lon), -180.0, 360.0, path, "column 'lon'", "degrees_east")
+    table.check_range(lat, -90.0, 90.0, "lat", "degrees_north")
+    table.check_range(lon, -180.0, 360.0, "lon", "degrees_east")
     lon = np.where(lon > 180.0, lon - 360.0, lon)
     elevation = _numbers(table, "elevation")
-    check_range(table.series(elevation), *ELEVATION_RANGE, path, "column 'elevation'", "m")
+    table.check_range(elevation, *ELEVATION_RANGE, "elevation", "m")
     region = _ids(table, "region", catalog.region_ids(), "region")
     pattern = _ids(table, "pattern", catalog.pattern_ids(), "pattern")
     years = {}
     for column in ("first_year", "last_year"):
         years[column] = _numbers(table, column, integer=True)
-        check_range(table.series(years[column]), *YEAR_RANGE, path, f"column '{column}'")
+        table.check_range(years[column], *YEAR_RANGE, column)
     reversed_years = years["first_year"] > years["last_year"]
     if reversed_years.any():
         i = int(np.argmax(reversed_years))
@@ -273,13 +298,7 @@ def _bulk_densities(table: _Table) -> np.ndarray:
     for k, column in enumerate(BD_COLUMNS):
         if column in table.frame.columns:
             out[:, k] = _numbers(table, column, allow_missing=True)
-            check_range(
-                table.series(out[:, k]),
-                *BULK_DENSITY_RANGE,
-                table.path,
-                f"column '{column}'",
-                "g cm-3",
-            )
+            table.check_range(out[:, k], *BULK_DENSITY_RANGE, column, "g cm-3")
     return out
 
 
@@ -369,14 +388,8 @@ def _read_obs(
         (False, VOLUMETRIC_RANGE, "m3 m-3", "volumetric"),
         (True, GRAVIMETRIC_RANGE, "g g-1", "gravimetric"),
     ):
-        selected = gravimetric == is_grav
-        check_range(
-            pd.Series(sm[selected], index=pd.Index(table.rows[selected], name="row")),
-            lo,
-            hi,
-            path,
-            f"column 'sm' ({kind} station)",
-            units,
+        table.check_range(
+            sm, lo, hi, "sm", units, rows=gravimetric == is_grav, kind=f"({kind} station)"
         )
 
     if gravimetric.any():

@@ -95,6 +95,8 @@ _BASE_ALIASES = {
     "hectares": "ha",
 }
 
+_SUPERSCRIPTS = str.maketrans({"⁻": "-", "¹": "1", "²": "2", "³": "3", "⁴": "4"})
+
 _TOKEN = re.compile(r"^([A-Za-zµ]+)\^?([+-]?\d+)?$")
 
 # Normal form -> (physical dimension, factor to the dimension's reference unit, offset).
@@ -168,7 +170,7 @@ def normalize_units(text: str | None) -> str:
     """
     if text is None:
         return "1"
-    cleaned = " ".join(str(text).strip().split())
+    cleaned = " ".join(str(text).translate(_SUPERSCRIPTS).strip().split())
     whole = _WHOLE_ALIASES.get(cleaned.lower())
     if whole is not None:
         return whole

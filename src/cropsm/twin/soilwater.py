@@ -30,7 +30,10 @@ One day, in this order:
    weighted uptake from the layers inside the root zone, reduced by a water-stress factor between
    wilting point and the readily-available-water threshold, FAO-56 Eq. 84) and bare-soil
    evaporation (``Ke = Kr min(Kc_max - Kcb, (1 - f_c) Kc_max)``, drawn mostly from the top layer
-   and a little from the second, reduced as they dry, FAO-56 Eq. 74).
+   and a little from the second while the surface is moist, reduced as they dry, FAO-56 Eq. 74).
+   Right after rain a sparsely covered soil thus evaporates up to ``Kc_max ET0``; as it dries the
+   ET falls towards the basal (transpiration) part, so the average over a wetting cycle is the
+   FAO-56 single Kc behaviour.
 
 No layer ever goes below its residual water content or above saturation: every flux is limited by
 the water available in its source and the space available in its sink, so the balance
@@ -204,7 +207,9 @@ def saxton_rawls(
     matter for hydrologic solutions. Soil Sci. Soc. Am. J. 70, 1569-1578.
     """
     sand_pct, clay_pct, om_pct = np.broadcast_arrays(
-        np.asarray(sand_pct, float), np.asarray(clay_pct, float), np.asarray(organic_matter_pct, float)
+        np.asarray(sand_pct, float),
+        np.asarray(clay_pct, float),
+        np.asarray(organic_matter_pct, float),
     )
     for name, values in (("sand_pct", sand_pct), ("clay_pct", clay_pct)):
         if not np.all(np.isfinite(values)) or np.any(values < 0.0) or np.any(values > 100.0):
@@ -336,8 +341,9 @@ def crop_calendar(pattern_id: str, day_of_year) -> tuple[np.ndarray, np.ndarray]
 
     Each season of the pattern (``cropsm.catalog.patterns()``) contributes its FAO-56 curve
     (:func:`season_curve`); days outside every season are fallow with the constant
-    ``cropsm.catalog.fallow()`` crop coefficient and rooting depth. Where two seasons would
-    overlap, the later one in the pattern's list wins.
+    ``cropsm.catalog.fallow()`` crop coefficient and rooting depth. Where two seasons overlap
+    (e.g. rapeseed sown on 1 Oct before the cotton's nominal harvest), the crop sown most recently
+    occupies the field: a new sowing ends the previous crop.
 
     Parameters
     ----------
@@ -374,10 +380,14 @@ def crop_calendar(pattern_id: str, day_of_year) -> tuple[np.ndarray, np.ndarray]
     fallow = catalog.fallow()
     kc = np.full(doy.shape, float(fallow["kc"]))
     root = np.full(doy.shape, float(fallow["root_depth_cm"]))
+    latest_sowing = np.full(doy.shape, np.inf)  # days since the sowing of the crop in the field
     for season in by_id[pattern_id].seasons:
         kc_s, root_s, inside = season_curve(season, doy)
-        kc = np.where(inside, kc_s, kc)
-        root = np.where(inside, root_s, root)
+        days_since_sowing = np.mod(doy - season.sow_doy, 365)
+        take = inside & (days_since_sowing < latest_sowing)
+        kc = np.where(take, kc_s, kc)
+        root = np.where(take, root_s, root)
+        latest_sowing = np.where(take, days_since_sowing, latest_sowing)
     return kc, root
 
 
@@ -647,11 +657,13 @@ def run_water_balance(
     **Evapotranspiration** (FAO-56 Eqs. 71-77 and 84). Cover fraction
     ``f_c = clip((Kc - Kc_min) / (Kc_full - Kc_min), 0, 1)^(1 + 0.5 h)``; basal coefficient
     ``Kcb = Kc f_c``; potential transpiration ``Tp = Kcb ET0 u (1 - f_sc)``. Soil evaporation
-    coefficient ``Ke = Kr min(Kc_max - Kcb, (1 - f_c) Kc_max)`` with, per evaporating layer,
-    ``Kr = clip((W - W_r) / ((1 - REW/TEW)(W_fc - W_r)), 0, 1)``: the demand ``Ke ET0 u (1-f_sc)``
-    is addressed 85 % to the 0-10 cm and 15 % to the 10-20 cm layer, each at most down to
-    ``W_r``. Uptake from layer k: ``Tp r_k Ks_k``, with root fractions ``r_k``
-    (:func:`root_uptake_fractions`) and stress
+    ``E = Kr Ke_max ET0 u (1 - f_sc)`` with ``Ke_max = min(Kc_max - Kcb, (1 - f_c) Kc_max)``,
+    addressed 85 % to the 0-10 cm layer with
+    ``Kr_1 = clip((W_1 - W_r,1) / ((1 - REW/TEW)(W_fc,1 - W_r,1)), 0, 1)`` (FAO-56 Eq. 74 with
+    ``TEW = W_fc - W_r``; down to the air-dry ``W_r``) and 15 % to the 10-20 cm layer with
+    ``Kr_2 = Kr_1 clip((W_2 - W_wp,2) / ((1 - REW/TEW)(W_fc,2 - W_wp,2)), 0, 1)`` (only while the
+    surface is moist; never below ``W_wp``). Uptake from layer k is ``Tp r_k Ks_k`` with the root
+    fractions ``r_k`` of :func:`root_uptake_fractions` and the stress factor
     ``Ks_k = clip((W_k - W_wp,k) / ((1 - p)(W_fc,k - W_wp,k)), 0, 1)``; never below ``W_wp``.
 
     Parameters
@@ -742,6 +754,7 @@ def run_water_balance(
     w_raw = w_fc - prm.depletion_fraction_p * (w_fc - w_wp)
     inv_stress_range = 1.0 / (w_raw - w_wp)
     inv_rew_range = 1.0 / ((1.0 - prm.readily_evaporable_fraction) * (w_fc - w_r))
+    inv_rew_second = 1.0 / ((1.0 - prm.readily_evaporable_fraction) * (w_fc[1] - w_wp[1]))
     # capillary redistribution
     capacity = w_sat - w_r
     inv_capacity = 1.0 / capacity
@@ -752,9 +765,12 @@ def run_water_balance(
     st = state.copy()
     if st.soil_water_mm.shape != (n, N_LAYERS):
         raise ValueError(f"state.soil_water_mm must have shape {(n, N_LAYERS)}")
+    if st.snow_mm.shape != (n,) or st.soil_temperature_c.shape != (n,):
+        raise ValueError(f"state.snow_mm and state.soil_temperature_c must have shape {(n,)}")
     w = np.ascontiguousarray(st.soil_water_mm.T)
-    if np.any(w < w_r - 1e-9) or np.any(w > w_sat + 1e-9):
-        raise ValueError("state.soil_water_mm lies outside [residual, saturation]")
+    # tolerate float32 round-off of a stored state (1e-3 mm), then hold it exactly in bounds
+    if np.any(w < w_r - 1e-3) or np.any(w > w_sat + 1e-3) or np.any(st.snow_mm < 0):
+        raise ValueError("state.soil_water_mm lies outside [residual, saturation] or snow < 0")
     w = np.clip(w, w_r, w_sat)
     snow = st.snow_mm
     t_soil = st.soil_temperature_c
@@ -816,6 +832,8 @@ def run_water_balance(
         incoming = np.minimum(water_in, intake)
         runoff = water_in - incoming
         for k in range(N_LAYERS):
+            if not incoming.any():
+                break
             add = np.minimum(incoming, w_sat[k] - w[k])
             w[k] += add
             incoming -= add
@@ -823,18 +841,20 @@ def run_water_balance(
         runoff += incoming - leak
         drainage = leak
 
-        # 4. gravity drainage, top-down
+        # 4. gravity drainage, top-down; K(theta) only where a layer is above field capacity
         for k in range(N_LAYERS):
-            conductivity = ksat[k] * np.power(w[k] * inv_w_sat[k], drain_exponent[k])
-            q = np.minimum(w[k] - w_fc[k], conductivity)
-            np.maximum(q, 0.0, out=q)
-            q *= unfrozen
+            wet = np.flatnonzero(w[k] > w_fc[k])
+            if wet.size == 0:
+                continue
+            w_k = w[k, wet]
+            conductivity = ksat[k, wet] * np.power(w_k * inv_w_sat[k, wet], drain_exponent[k, wet])
+            q = np.minimum(w_k - w_fc[k, wet], conductivity) * unfrozen[wet]
             if k < N_LAYERS - 1:
-                np.minimum(q, w_sat[k + 1] - w[k + 1], out=q)
-                w[k + 1] += q
+                np.minimum(q, w_sat[k + 1, wet] - w[k + 1, wet], out=q)
+                w[k + 1, wet] += q
             else:
-                drainage = drainage + q
-            w[k] -= q
+                drainage[wet] += q
+            w[k, wet] = w_k - q
 
         # 5. capillary redistribution (diffusion of relative saturation)
         if kappa > 0.0:
@@ -849,21 +869,27 @@ def run_water_balance(
         cover = cover * np.sqrt(cover) if prm.cover_exponent == 1.5 else cover**prm.cover_exponent
         kcb = kc_d * cover
         active = et0 * unfrozen * open_ground
-        ke_max = np.maximum(
-            np.minimum(prm.kc_max - kcb, (1.0 - cover) * prm.kc_max), 0.0
-        )
+        ke_max = np.maximum(np.minimum(prm.kc_max - kcb, (1.0 - cover) * prm.kc_max), 0.0)
         evaporation_demand = ke_max * active
-        soil_evaporation = np.zeros(n)
-        for k, share in enumerate(evap_shares):
-            available = w[k] - w_r[k]
-            kr = np.clip(available * inv_rew_range[k], 0.0, 1.0)
-            e = np.minimum(evaporation_demand * share * kr, available)
-            np.maximum(e, 0.0, out=e)
-            w[k] -= e
-            soil_evaporation += e
-        stress = np.clip((w - w_wp) * inv_stress_range, 0.0, 1.0)
-        uptake = (kcb * active) * root_uptake_fractions(zr_d) * stress
-        np.minimum(uptake, np.maximum(w - w_wp, 0.0), out=uptake)
+        available_top = w[0] - w_r[0]
+        kr_top = np.clip(available_top * inv_rew_range[0], 0.0, 1.0)
+        e_top = np.minimum(evaporation_demand * (kr_top * evap_shares[0]), available_top)
+        available_second = np.maximum(w[1] - w_wp[1], 0.0)
+        kr_second = np.clip(available_second * inv_rew_second, 0.0, 1.0) * kr_top
+        e_second = np.minimum(evaporation_demand * (kr_second * evap_shares[1]), available_second)
+        w[0] -= e_top
+        w[1] -= e_second
+        soil_evaporation = e_top + e_second
+        above_wp = w - w_wp
+        uptake = above_wp * inv_stress_range
+        np.clip(uptake, 0.0, 1.0, out=uptake)  # water-stress factor Ks per layer
+        if n and zr_d[0] == zr_d.min() == zr_d.max():  # one rooting depth for all columns (usual)
+            uptake *= root_uptake_fractions(zr_d[:1])
+        else:
+            uptake *= root_uptake_fractions(zr_d)
+        uptake *= kcb * active
+        np.maximum(above_wp, 0.0, out=above_wp)
+        np.minimum(uptake, above_wp, out=uptake)
         w -= uptake
 
         np.multiply(w, inv_thick, out=sm[d], casting="same_kind")

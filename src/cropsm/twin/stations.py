@@ -104,9 +104,8 @@ def station_soil_offsets(n_stations: int, rng: np.random.Generator) -> dict[str,
     return {
         "sand": 4.0 * profile + rng.normal(0, 1.0, (n_stations, N_LAYERS)),
         "clay": -3.0 * profile + rng.normal(0, 1.0, (n_stations, N_LAYERS)),
-        "bulk_density": rng.normal(0, 0.05, (n_stations, 1)) + rng.normal(
-            0, 0.01, (n_stations, N_LAYERS)
-        ),
+        "bulk_density": rng.normal(0, 0.05, (n_stations, 1))
+        + rng.normal(0, 0.01, (n_stations, N_LAYERS)),
         "sm": rng.normal(0, REPRESENTATIVENESS_SD, (n_stations, N_LAYERS)),
     }
 
@@ -162,9 +161,9 @@ def sample_observations(
     take = scheduled & ~frozen
     t_idx, s_idx = np.nonzero(take)
     if len(t_idx) == 0:
-        return pd.DataFrame(
-            {"station_id": [], "date": [], "layer": [], "sm": []}
-        ).astype({"layer": int, "sm": float})
+        return pd.DataFrame({"station_id": [], "date": [], "layer": [], "sm": []}).astype(
+            {"layer": int, "sm": float}
+        )
     values = station_sm[t_idx, :, s_idx]  # (n_obs, 5)
     values = values + sm_offset[s_idx] + rng.normal(0, MEASUREMENT_NOISE_SD, values.shape)
     values = np.clip(values, 0.02, saturation[s_idx])

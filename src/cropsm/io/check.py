@@ -1,0 +1,54 @@
+"""Read every input of a run once, validate it, and summarise what was found.
+
+Used by the ``inputs`` stage for a user's own files: any problem surfaces here, before a long
+run starts, as one line naming the file and the row or variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cropsm.errors import InputError
+
+
+def load_inputs(paths: dict) -> dict:
+    """Read stations, climate (lazily), static and satellite files into canonical forms.
+
+    Parameters
+    ----------
+    paths
+        Mapping with ``stations``, ``observations``, ``climate`` (list of paths/globs),
+        ``static`` (path or None) and ``satellite`` (list, may be empty).
+    """
+    from cropsm.io.climate import read_climate
+    from cropsm.io.satellite import read_cci
+    from cropsm.io.static import read_static
+    from cropsm.io.stations import check_stations_in_grid, read_stations
+
+    stations = read_stations(paths["stations"], paths["observations"])
+    climate = read_climate(paths["climate"])
+    static = None
+    if paths.get("static"):
+        static = read_static(paths["static"], climate["lat"].values, climate["lon"].values)
+    check_stations_in_grid(
+        stations.meta, climate["lat"].values, climate["lon"].values, Path(paths["stations"])
+    )
+    satellite = read_cci(paths["satellite"]) if paths.get("satellite") else None
+    return {"stations": stations, "climate": climate, "static": static, "satellite": satellite}
+
+
+def check_inputs(paths: dict) -> dict:
+    """Validate a run's input files and return counts for the run summary."""
+    if not paths.get("stations") or not Path(paths["stations"]).exists():
+        raise InputError(paths.get("stations"), None, "station metadata file not found")
+    data = load_inputs(paths)
+    climate = data["climate"]
+    obs = data["stations"].obs
+    return {
+        "stations": int(len(data["stations"].meta)),
+        "observations": int(len(obs)),
+        "climate_days": int(climate.sizes["time"]),
+        "grid": f"{climate.sizes['lat']} x {climate.sizes['lon']}",
+        "static": data["static"] is not None,
+        "satellite": data["satellite"] is not None,
+    }

@@ -1,0 +1,287 @@
+"""Files of a training run: the networks, the grid search, Table 2, metrics and the split.
+
+Layout under an output folder::
+
+    models/layer{k}/weights.npz    w0, b0, w1, b1, ... (float32; np.load(allow_pickle=False))
+    models/layer{k}/model.json     features, scaler, target scaling, architecture,
+                                   hyperparameters, metrics, row counts, package versions
+    grid_search.csv                every configuration of every layer (``layer`` column)
+    table2.csv                     the paper's Table 2 with our R2 next to the paper's
+    metrics.json                   {"split": ..., "layer1": {"train": M, "validation": M,
+                                   "test": M}, ...}, M = cropsm.train.metrics.all_metrics
+    splits.csv                     station_id, date, split
+    layer_rows.csv                 observed / dropped / train / validation / test rows per layer
+
+No pickle anywhere: arrays go to ``.npz`` and everything else to JSON or CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cropsm.train.chain import LayerModel, TrainedChain, target_column
+from cropsm.train.numpy_net import Scaler
+from cropsm.train.splits import split_membership
+
+MODEL_FORMAT = "cropsm-layer-mlp/1"
+
+PAPER_TABLE2 = pd.DataFrame(
+    {
+        "layer": [1, 2, 3, 4, 5],
+        "hidden_layers": [3, 2, 3, 3, 2],
+        "units": [32, 16, 16, 16, 16],
+        "batch_size": [128, 128, 128, 128, 128],
+        "learning_rate": [5e-4, 5e-4, 1e-3, 5e-4, 5e-4],
+        "r2_train": [0.65, 0.67, 0.68, 0.69, 0.70],
+        "r2_test": [0.64, 0.66, 0.67, 0.69, 0.69],
+    }
+)
+"""The paper's Table 2: selected hyperparameters and R2 per soil layer."""
+
+TABLE2_COLUMNS = (
+    "layer",
+    "hidden_layers",
+    "units",
+    "batch_size",
+    "learning_rate",
+    "r2_train",
+    "r2_validation",
+    "r2_test",
+    "paper_r2_train",
+    "paper_r2_test",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that determine the numbers of a trained network."""
+    out = {}
+    for name in ("cropsm", "jax", "jaxlib", "optax", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _json_safe(obj):
+    """Replace NaN and infinities by None and NumPy scalars by Python ones (strict JSON)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.integer | bool | np.bool_):
+        return obj.item() if isinstance(obj, np.generic) else obj
+    if isinstance(obj, float | np.floating):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
+
+
+def _float_or_nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# One layer model
+# --------------------------------------------------------------------------------------------
+
+
+def save_layer_model(model: LayerModel, directory: str | Path, training: dict | None = None):
+    """Write ``weights.npz`` and ``model.json`` of one layer into ``directory``.
+
+    Parameters
+    ----------
+    model
+        The trained layer network.
+    directory
+        Created if needed.
+    training
+        Extra provenance for ``model.json`` (split, seed, epochs, groups switched off).
+
+    Returns
+    -------
+    pathlib.Path
+        ``directory``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for i, (w, b) in enumerate(model.weights):
+        arrays[f"w{i}"] = np.asarray(w)
+        arrays[f"b{i}"] = np.asarray(b)
+    np.savez(directory / "weights.npz", **arrays)
+    description = {
+        "format": MODEL_FORMAT,
+        "layer": model.layer,
+        "target": target_column(model.layer),
+        "feature_names": list(model.feature_names),
+        "scaler": {"mean": model.scaler.mean.tolist(), "std": model.scaler.std.tolist()},
+        "target_scaling": {"mean": model.target_mean, "std": model.target_std},
+        "architecture": {
+            "n_inputs": len(model.feature_names),
+            "hidden_layers": model.hidden_layers,
+            "units": model.units,
+            "hidden_activation": "relu",
+            "output_activation": "linear",
+            "arrays": list(arrays),
+        },
+        "hyperparameters": model.hyperparameters,
+        "metrics": model.metrics,
+        "row_counts": model.row_counts,
+        "training": training or {},
+        "versions": package_versions(),
+    }
+    _write_json(directory / "model.json", description)
+    return directory
+
+
+def load_layer_model(directory: str | Path) -> LayerModel:
+    """Read a layer model written by :func:`save_layer_model` (``allow_pickle=False``)."""
+    directory = Path(directory)
+    description = json.loads((directory / "model.json").read_text("utf-8"))
+    if description.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{directory / 'model.json'}: not a {MODEL_FORMAT} model description")
+    n_arrays = len(description["architecture"]["arrays"]) // 2
+    with np.load(directory / "weights.npz", allow_pickle=False) as data:
+        weights = [(data[f"w{i}"].copy(), data[f"b{i}"].copy()) for i in range(n_arrays)]
+    metrics = {
+        name: {k: (_float_or_nan(v) if k != "n" else int(v)) for k, v in m.items()}
+        for name, m in description.get("metrics", {}).items()
+    }
+    hyper = dict(description.get("hyperparameters", {}))
+    if "validation_mse" in hyper:
+        hyper["validation_mse"] = _float_or_nan(hyper["validation_mse"])
+    return LayerModel(
+        layer=int(description["layer"]),
+        feature_names=tuple(description["feature_names"]),
+        scaler=Scaler(
+            mean=np.asarray(description["scaler"]["mean"], dtype=np.float64),
+            std=np.asarray(description["scaler"]["std"], dtype=np.float64),
+        ),
+        target_mean=float(description["target_scaling"]["mean"]),
+        target_std=float(description["target_scaling"]["std"]),
+        weights=weights,
+        hyperparameters=hyper,
+        metrics=metrics,
+        row_counts=dict(description.get("row_counts", {})),
+    )
+
+
+def save_models(
+    models: Sequence[LayerModel] | TrainedChain, out_dir: str | Path, training: dict | None = None
+) -> Path:
+    """Write every layer to ``out_dir/models/layer{k}/``; returns ``out_dir/models``."""
+    if isinstance(models, TrainedChain):
+        training = training or _training_provenance(models)
+        models = models.models
+    root = Path(out_dir) / "models"
+    for model in models:
+        save_layer_model(model, root / f"layer{model.layer}", training)
+    return root
+
+
+def load_models(out_dir: str | Path) -> list[LayerModel]:
+    """Read ``out_dir/models/layer{k}/`` (or ``out_dir/layer{k}/``) for k = 1, 2, ... in order."""
+    root = Path(out_dir)
+    if (root / "models").is_dir():
+        root = root / "models"
+    models = []
+    k = 1
+    while (root / f"layer{k}" / "model.json").is_file():
+        models.append(load_layer_model(root / f"layer{k}"))
+        k += 1
+    if not models:
+        raise FileNotFoundError(f"{root}: no layer1/model.json")
+    return models
+
+
+# --------------------------------------------------------------------------------------------
+# Tables of a run
+# --------------------------------------------------------------------------------------------
+
+
+def _training_provenance(chain: TrainedChain) -> dict:
+    return {
+        "split": chain.split_kind,
+        "config": chain.config.model_dump(mode="json"),
+        "groups_off": list(chain.groups_off),
+        "grid_search_seconds": {f"layer{k}": v for k, v in chain.seconds.items()},
+    }
+
+
+def table2(chain: TrainedChain) -> pd.DataFrame:
+    """Our Table 2 (selected hyperparameters and R2 per layer) with the paper's R2 beside it."""
+    paper = PAPER_TABLE2.set_index("layer")
+    rows = []
+    for model in chain.models:
+        h = model.hyperparameters
+        rows.append(
+            {
+                "layer": model.layer,
+                "hidden_layers": h["hidden_layers"],
+                "units": h["units"],
+                "batch_size": h["batch_size"],
+                "learning_rate": h["learning_rate"],
+                "r2_train": model.metrics["train"]["r2"],
+                "r2_validation": model.metrics["validation"]["r2"],
+                "r2_test": model.metrics["test"]["r2"],
+                "paper_r2_train": paper.loc[model.layer, "r2_train"],
+                "paper_r2_test": paper.loc[model.layer, "r2_test"],
+            }
+        )
+    return pd.DataFrame(rows, columns=list(TABLE2_COLUMNS))
+
+
+def write_metrics_json(chain: TrainedChain, path: str | Path) -> Path:
+    """``{"split": kind, "layer1": {"train": M, "validation": M, "test": M}, ...}``."""
+    path = Path(path)
+    _write_json(path, chain.metrics)
+    return path
+
+
+def write_training_outputs(
+    chain: TrainedChain, table: pd.DataFrame, out_dir: str | Path
+) -> dict[str, Path]:
+    """Write models, ``grid_search.csv``, ``table2.csv``, ``metrics.json``, ``splits.csv`` and
+    ``layer_rows.csv`` into ``out_dir``.
+
+    Parameters
+    ----------
+    chain
+        Result of :func:`cropsm.train.chain.train_layers`.
+    table
+        The station table it was trained on (for the split membership).
+    out_dir
+        Output folder, created if needed.
+
+    Returns
+    -------
+    dict[str, pathlib.Path]
+        What was written, by name.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"models": save_models(chain, out)}
+    paths["grid_search"] = out / "grid_search.csv"
+    chain.grid_search.to_csv(paths["grid_search"], index=False)
+    paths["table2"] = out / "table2.csv"
+    table2(chain).to_csv(paths["table2"], index=False)
+    paths["metrics"] = write_metrics_json(chain, out / "metrics.json")
+    paths["splits"] = out / "splits.csv"
+    split_membership(table, chain.split).to_csv(paths["splits"], index=False)
+    paths["layer_rows"] = out / "layer_rows.csv"
+    chain.row_counts.reset_index().to_csv(paths["layer_rows"], index=False)
+    return paths

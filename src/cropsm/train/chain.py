@@ -1,0 +1,421 @@
+"""Five layer networks chained from the top soil layer down (paper section 2a).
+
+"For deeper soil layers, we also use the SM prediction in the adjacent upper layer as an
+additional input feature." The network of layer k >= 2 takes ``sm_pred_upper``: the prediction
+of the trained layer k - 1 network on the same row (which in turn used the layer k - 2
+prediction), never the layer k - 1 observation. Training therefore sees exactly the inputs that
+inference on the grid will see. Predictions are computed with the same NumPy forward pass
+(:func:`predict_chain`) during training and at inference.
+
+Rows: for layer k the rows of the station table with ``sm_l{k}`` observed; rows with a NaN in a
+used feature (including a NaN upper-layer prediction) are dropped and counted. The
+train / validation / test membership is decided once per row (:func:`make_split`) and is the
+same for every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from cropsm import N_LAYERS
+from cropsm.features.groups import PATTERN_ONE_HOT, UPPER, layer_feature_names, pattern_one_hot
+from cropsm.train.config import TrainConfig
+from cropsm.train.metrics import all_metrics
+from cropsm.train.numpy_net import NumpyParams, Scaler, fit_scaler, numpy_forward
+from cropsm.train.splits import SPLIT_NAMES, make_split
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``report(step, done, total)``, as :func:`cropsm.progress.progress_callback` yields."""
+
+
+def target_column(layer: int) -> str:
+    """Observed soil moisture of a layer in the station table: ``sm_l{k}``."""
+    return f"sm_l{layer}"
+
+
+def prediction_column(layer: int) -> str:
+    """Predicted soil moisture of a layer: ``sm_pred_l{k}``."""
+    return f"sm_pred_l{layer}"
+
+
+@dataclass(frozen=True)
+class LayerModel:
+    """The selected network of one soil layer with everything needed to apply it.
+
+    Attributes
+    ----------
+    layer
+        Soil layer 1...5.
+    feature_names
+        Input columns in network order (``sm_pred_upper`` last for layer >= 2).
+    scaler
+        Input standardisation with the layer's training-row statistics.
+    target_mean, target_std
+        Target standardisation (training rows): ``sm = target_mean + target_std * output``.
+    weights
+        ``[(W, b), ...]`` of the network, hidden layers ReLU, output linear.
+    hyperparameters
+        ``hidden_layers, units, batch_size, learning_rate, validation_mse, best_epoch,
+        epochs_trained`` of the selected grid configuration.
+    metrics
+        ``{"train": M, "validation": M, "test": M}`` with M from :func:`all_metrics`.
+    row_counts
+        ``observed``, ``dropped_nan``, ``train``, ``validation``, ``test`` rows of the layer.
+    """
+
+    layer: int
+    feature_names: tuple[str, ...]
+    scaler: Scaler
+    target_mean: float
+    target_std: float
+    weights: NumpyParams
+    hyperparameters: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    row_counts: dict = field(default_factory=dict)
+
+    @property
+    def hidden_layers(self) -> int:
+        return len(self.weights) - 1
+
+    @property
+    def units(self) -> int:
+        return int(self.weights[0][0].shape[1]) if self.hidden_layers else 0
+
+    def predict_array(self, x: np.ndarray) -> np.ndarray:
+        """Soil moisture (m3 m-3) for inputs ``x`` ``(n, n_features)`` in :attr:`feature_names`
+        order: ``target_mean + target_std * f((x - mean) / std)``. NaN where a row has a NaN.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"layer {self.layer}: expected inputs of shape (n, {len(self.feature_names)}), "
+                f"got {x.shape}"
+            )
+        finite = np.isfinite(x).all(axis=1)
+        out = np.full(x.shape[0], np.nan)
+        if finite.any():
+            z = self.scaler.transform(x[finite])
+            out[finite] = self.target_mean + self.target_std * numpy_forward(self.weights, z)
+        return out
+
+
+@dataclass
+class TrainedChain:
+    """The five trained layer networks and how they were obtained.
+
+    Attributes
+    ----------
+    models
+        One :class:`LayerModel` per layer, top layer first.
+    split
+        ``train`` / ``validation`` / ``test`` per station-table row (same for every layer).
+    split_kind
+        ``random``, ``station`` or ``year``.
+    grid_search
+        Every configuration of every layer (:data:`cropsm.train.grid_search.GRID_COLUMNS`
+        with a leading ``layer`` column).
+    upper_inputs
+        ``{k: Series}``: the ``sm_pred_upper`` values layer k >= 2 was trained and evaluated on,
+        for its used rows (index of the station table).
+    row_counts
+        Per layer: observed rows, rows dropped for NaN features, train / validation / test rows.
+    config
+        The training configuration.
+    groups_off
+        Feature groups that were switched off.
+    seconds
+        Wall time of the grid search per layer.
+    """
+
+    models: list[LayerModel]
+    split: pd.Series
+    split_kind: str
+    grid_search: pd.DataFrame
+    upper_inputs: dict[int, pd.Series]
+    row_counts: pd.DataFrame
+    config: TrainConfig
+    groups_off: tuple[str, ...] = ()
+    seconds: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict:
+        """``{"split": kind, "layer1": {"train": M, "validation": M, "test": M}, ...}``."""
+        out: dict = {"split": self.split_kind}
+        for model in self.models:
+            out[f"layer{model.layer}"] = {name: model.metrics[name] for name in SPLIT_NAMES}
+        return out
+
+    def predict(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Chained predictions ``sm_pred_l1...`` for the rows of ``table``."""
+        return predict_chain(self.models, table)
+
+
+def with_pattern_one_hot(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the ``pattern_<id>`` one-hot columns; computed from ``pattern`` if absent.
+
+    Returns the table itself when the columns are already there (or when there is no
+    ``pattern`` column to compute them from), else a copy with the columns added.
+    """
+    if all(c in table.columns for c in PATTERN_ONE_HOT) or "pattern" not in table.columns:
+        return table
+    onehot = pattern_one_hot(table["pattern"].astype(str).reset_index(drop=True))
+    onehot.index = table.index
+    missing = [c for c in PATTERN_ONE_HOT if c not in table.columns]
+    return pd.concat([table, onehot[missing]], axis=1)
+
+
+def _layer_inputs(
+    table: pd.DataFrame, names: Sequence[str], upper: np.ndarray | None, layer: int
+) -> np.ndarray:
+    """Input matrix ``(n_rows, n_features)`` of one layer, ``sm_pred_upper`` from ``upper``."""
+    columns = []
+    for name in names:
+        if name == UPPER:
+            if upper is None:
+                raise ValueError(f"layer {layer}: {UPPER} needs the layer {layer - 1} prediction")
+            columns.append(np.asarray(upper, dtype=np.float64))
+        else:
+            columns.append(pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64))
+    if not columns:
+        raise ValueError(f"layer {layer}: no input features")
+    return np.column_stack(columns)
+
+
+def _as_model_list(models: Sequence[LayerModel] | Mapping[int, LayerModel] | TrainedChain):
+    if isinstance(models, TrainedChain):
+        models = models.models
+    if isinstance(models, Mapping):
+        models = [models[k] for k in sorted(models)]
+    models = sorted(models, key=lambda m: m.layer)
+    layers = [m.layer for m in models]
+    if layers != list(range(1, len(layers) + 1)):
+        raise ValueError(f"a chain needs layers 1...k without gaps, got {layers}")
+    return models
+
+
+def predict_chain(
+    models: Sequence[LayerModel] | Mapping[int, LayerModel] | TrainedChain, table: pd.DataFrame
+) -> pd.DataFrame:
+    """Chained predictions from the top layer down, in plain NumPy (usable in dask blocks).
+
+    ``sm_pred_l1 = f_1(x_1)``, ``sm_pred_lk = f_k(x_k, sm_pred_l(k-1))`` for k >= 2, where
+    ``x_k`` are the layer's features (section 2a). A row with a NaN feature gets NaN in that
+    layer and in every layer below.
+
+    Parameters
+    ----------
+    models
+        Layer models 1...k (a sequence, a ``{layer: model}`` mapping or a :class:`TrainedChain`).
+    table
+        Rows with the models' feature columns; ``pattern_<id>`` columns are derived from
+        ``pattern`` when absent.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``sm_pred_l1 ... sm_pred_lk`` (m3 m-3), indexed like ``table``.
+    """
+    model_list = _as_model_list(models)
+    table = with_pattern_one_hot(table)
+    out = {}
+    upper = None
+    for model in model_list:
+        x = _layer_inputs(table, model.feature_names, upper, model.layer)
+        upper = model.predict_array(x)
+        out[prediction_column(model.layer)] = upper
+    return pd.DataFrame(out, index=table.index)
+
+
+def _check_table(
+    table: pd.DataFrame, layers: Iterable[int], names_of: Mapping[int, list[str]]
+) -> None:
+    """Fail early, before any training, on missing columns or a layer without observations."""
+    needed = {"station_id", "date"}
+    for k in layers:
+        needed.add(target_column(k))
+        needed.update(n for n in names_of[k] if n != UPPER)
+    missing = sorted(c for c in needed if c not in table.columns)
+    if missing:
+        raise ValueError(f"station table lacks column(s) {', '.join(missing)}")
+    for k in layers:
+        if not table[target_column(k)].notna().any():
+            raise ValueError(
+                f"layer {k}: no observations of {target_column(k)} in the station table; "
+                "every soil layer needs observed soil moisture to train its network"
+            )
+
+
+def _layer_names(feature_names_for_layer: Callable[[int], Sequence[str]], layer: int) -> list[str]:
+    names = list(dict.fromkeys(feature_names_for_layer(layer)))
+    if layer == 1 and UPPER in names:
+        raise ValueError(f"layer 1 has no layer above; remove {UPPER} from its features")
+    if layer >= 2:
+        # The chain is the design (section 2a): the prediction of the layer above is always
+        # an input of the layers below, last in the input order.
+        names = [n for n in names if n != UPPER] + [UPPER]
+    return names
+
+
+def train_layers(
+    table: pd.DataFrame,
+    config: TrainConfig,
+    feature_names_for_layer: Callable[[int], Sequence[str]] | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    groups_off: Iterable[str] = (),
+    n_layers: int = N_LAYERS,
+    log: Callable[[str], None] | None = None,
+) -> TrainedChain:
+    """Grid-search and train the networks of layers 1...``n_layers``, chained top to bottom.
+
+    Parameters
+    ----------
+    table
+        Station table (docs/contracts.md, STATION TABLE), one row per station-date.
+    config
+        Split, grid and early-stopping settings.
+    feature_names_for_layer
+        ``f(layer) -> input column names``; default
+        ``cropsm.features.groups.layer_feature_names(layer, groups_off)``. For layer >= 2
+        ``sm_pred_upper`` is added (last) if the list lacks it.
+    progress
+        Optional ``report(step, done, total)``, called once per trained ensemble.
+    groups_off
+        Feature groups switched off (used by the default ``feature_names_for_layer``).
+    n_layers
+        Train layers 1...n_layers (default all five).
+    log
+        Optional callable receiving one line of text per event (rows dropped, selection).
+
+    Returns
+    -------
+    TrainedChain
+
+    Raises
+    ------
+    ValueError
+        A missing column, a layer without observations (naming the layer), or a layer left
+        without training or validation rows after dropping NaN features.
+    """
+    from cropsm.train.grid_search import ensemble_groups, run_grid_search  # imports JAX
+
+    groups_off = tuple(groups_off)
+    if feature_names_for_layer is None:
+
+        def feature_names_for_layer(layer: int) -> list[str]:
+            return layer_feature_names(layer, groups_off)
+
+    if not 1 <= n_layers <= N_LAYERS:
+        raise ValueError(f"n_layers must be 1...{N_LAYERS}, got {n_layers}")
+    layers = list(range(1, n_layers + 1))
+    table = with_pattern_one_hot(table)
+    names_of = {k: _layer_names(feature_names_for_layer, k) for k in layers}
+    _check_table(table, layers, names_of)
+
+    split = make_split(
+        table, config.split, config.seed, config.test_fraction, config.validation_fraction
+    )
+    membership = split.to_numpy()
+    n_ensembles = len(ensemble_groups(config.grid, config.ensemble_grouping))
+    total_steps = n_ensembles * len(layers)
+
+    models: list[LayerModel] = []
+    grid_tables: list[pd.DataFrame] = []
+    upper_inputs: dict[int, pd.Series] = {}
+    counts: list[dict] = []
+    seconds: dict[int, float] = {}
+    upper: np.ndarray | None = None
+    for k in layers:
+        names = names_of[k]
+        x = _layer_inputs(table, names, upper, k)
+        y = pd.to_numeric(table[target_column(k)], errors="coerce").to_numpy(np.float64)
+        observed = np.isfinite(y)
+        used = observed & np.isfinite(x).all(axis=1)
+        sets = {name: used & (membership == name) for name in SPLIT_NAMES}
+        row_count = {
+            "layer": k,
+            "observed": int(observed.sum()),
+            "dropped_nan": int((observed & ~used).sum()),
+            **{name: int(mask.sum()) for name, mask in sets.items()},
+        }
+        counts.append(row_count)
+        if log is not None and row_count["dropped_nan"]:
+            log(
+                f"layer {k}: dropped {row_count['dropped_nan']} of {row_count['observed']} "
+                "observed rows with a NaN feature"
+            )
+        for name in ("train", "validation"):
+            if not sets[name].any():
+                raise ValueError(
+                    f"layer {k}: no {name} rows left ({row_count['observed']} observed, "
+                    f"{row_count['dropped_nan']} dropped for NaN features)"
+                )
+
+        scaler = fit_scaler(x[sets["train"]])
+        target_mean = float(np.mean(y[sets["train"]]))
+        target_std = float(np.std(y[sets["train"]])) or 1.0
+
+        x_train = scaler.transform(x[sets["train"]])
+        y_train = (y[sets["train"]] - target_mean) / target_std
+        x_val = scaler.transform(x[sets["validation"]])
+        y_val = (y[sets["validation"]] - target_mean) / target_std
+
+        done_before = (k - 1) * n_ensembles
+        counter = {"done": 0}
+
+        def ensemble_done(_message: str, done_before=done_before, counter=counter) -> None:
+            counter["done"] += 1
+            if progress is not None:
+                progress("train networks", done_before + counter["done"], total_steps)
+            if log is not None:
+                log(_message)
+
+        search = run_grid_search(
+            x_train, y_train, x_val, y_val, config.grid,
+            seed=config.seed, layer=k, max_epochs=config.max_epochs, patience=config.patience,
+            grouping=config.ensemble_grouping, target_std=target_std, progress=ensemble_done,
+        )  # fmt: skip
+        seconds[k] = search.seconds
+        model = LayerModel(
+            layer=k,
+            feature_names=tuple(names),
+            scaler=scaler,
+            target_mean=target_mean,
+            target_std=target_std,
+            weights=search.weights,
+            hyperparameters=dict(search.selected),
+            row_counts={key: v for key, v in row_count.items() if key != "layer"},
+        )
+        prediction = model.predict_array(x)
+        metrics = {name: all_metrics(y[mask], prediction[mask]) for name, mask in sets.items()}
+        model = replace(model, metrics=metrics)
+        models.append(model)
+        grid_tables.append(search.results.assign(layer=k))
+        if k >= 2:
+            upper_inputs[k] = pd.Series(x[used, -1], index=table.index[used], name=UPPER)
+        if log is not None:
+            s = search.selected
+            log(
+                f"layer {k}: selected {s['hidden_layers']} x {s['units']} units, batch "
+                f"{s['batch_size']}, learning rate {s['learning_rate']:g}; R2 train "
+                f"{metrics['train']['r2']:.3f}, test {metrics['test']['r2']:.3f}"
+            )
+        upper = prediction
+
+    grid_search = pd.concat(grid_tables, ignore_index=True)
+    grid_search = grid_search.loc[:, ["layer", *[c for c in grid_search.columns if c != "layer"]]]
+    return TrainedChain(
+        models=models,
+        split=split,
+        split_kind=config.split,
+        grid_search=grid_search,
+        upper_inputs=upper_inputs,
+        row_counts=pd.DataFrame(counts).set_index("layer"),
+        config=config,
+        groups_off=groups_off,
+        seconds=seconds,
+    )

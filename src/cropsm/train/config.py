@@ -1,0 +1,114 @@
+"""Training settings (paper section 2a); defaults are the paper's.
+
+Feature groups switched off (the control experiments, section 2c) are not part of this model:
+they are an argument of the training functions, so one ``TrainConfig`` serves every experiment.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _positive_unique(values: list, name: str) -> list:
+    if not values:
+        raise ValueError(f"{name} must list at least one value")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{name} must be positive, got {values}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} has repeated values: {values}")
+    return values
+
+
+class GridConfig(BaseModel):
+    """Hyperparameter grid of section 2a: 4 x 5 x 3 x 4 = 240 configurations per soil layer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_sizes: list[int] = Field(
+        default_factory=lambda: [128, 512, 1024, 2048], description="Minibatch sizes."
+    )
+    learning_rates: list[float] = Field(
+        default_factory=lambda: [5e-4, 1e-3, 5e-3, 1e-2, 1.5e-2],
+        description="Adam step sizes.",
+    )
+    hidden_layers: list[int] = Field(
+        default_factory=lambda: [1, 2, 3], description="Numbers of hidden layers."
+    )
+    units: list[int] = Field(
+        default_factory=lambda: [16, 32, 64, 96], description="Units per hidden layer."
+    )
+
+    @field_validator("batch_sizes", "learning_rates", "hidden_layers", "units")
+    @classmethod
+    def _check(cls, values: list, info) -> list:
+        return _positive_unique(values, info.field_name)
+
+    @property
+    def n_configurations(self) -> int:
+        return (
+            len(self.batch_sizes)
+            * len(self.learning_rates)
+            * len(self.hidden_layers)
+            * len(self.units)
+        )
+
+    def configurations(self) -> list[tuple[int, int, int, float]]:
+        """Every ``(hidden_layers, units, batch_size, learning_rate)``, in a fixed order."""
+        return list(
+            itertools.product(self.hidden_layers, self.units, self.batch_sizes, self.learning_rates)
+        )
+
+
+class TrainConfig(BaseModel):
+    """How the five layer networks are trained and tuned.
+
+    Attributes
+    ----------
+    split
+        ``random`` (the paper: observations sampled at random), ``station`` (whole stations
+        held out) or ``year`` (whole years held out).
+    test_fraction
+        Share of the rows held out for testing (paper: 0.3).
+    validation_fraction
+        Share of the remaining training rows used for validation / early stopping and for
+        choosing the configuration (paper: 0.1).
+    seed
+        Fixes the split, the initial weights and the shuffling; same seed -> same numbers.
+    max_epochs, patience
+        Early stopping on validation MSE: stop a configuration after ``patience`` epochs
+        without improvement, at most ``max_epochs`` (not given in the paper).
+    grid
+        The hyperparameter grid (paper's by default).
+    ensemble_grouping
+        ``shape``: configurations sharing (hidden layers, units) train as one vectorised
+        ensemble, batch sizes in lockstep by gradient accumulation (measured fastest);
+        ``shape_batch``: one ensemble per (hidden layers, units, batch size).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    split: Literal["random", "station", "year"] = Field(
+        "random", description="Hold out random rows (paper), whole stations or whole years."
+    )
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="Share of rows for testing.")
+    validation_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="Share of the non-test rows for validation."
+    )
+    seed: int = Field(0, description="Seed of the split, initial weights and shuffling.")
+    max_epochs: int = Field(100, ge=1, description="Most epochs per configuration.")
+    patience: int = Field(
+        10, ge=1, description="Epochs without validation improvement before stopping."
+    )
+    grid: GridConfig = Field(default_factory=GridConfig, description="Hyperparameter grid.")
+    ensemble_grouping: Literal["shape", "shape_batch"] = Field(
+        "shape", description="Which configurations are trained together as one ensemble."
+    )
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> TrainConfig:
+        if (1.0 - self.test_fraction) * (1.0 - self.validation_fraction) <= 0.0:
+            raise ValueError("test_fraction and validation_fraction leave no training rows")
+        return self

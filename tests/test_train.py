@@ -1,0 +1,212 @@
+"""Layer networks: learning, determinism, chaining, early stopping, artifacts, errors.
+
+One small chain (2,000 rows, a 2-configuration grid, <= 40 epochs) is trained once per module
+and inspected by most tests; JAX compilations are cached within the process.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cropsm.features.groups import UPPER, layer_feature_names
+from cropsm.train import (
+    GridConfig,
+    TrainConfig,
+    load_models,
+    make_split,
+    predict_chain,
+    train_layers,
+    write_scatter_plots,
+    write_training_outputs,
+)
+from cropsm.train.artifacts import PAPER_TABLE2, TABLE2_COLUMNS
+from cropsm.train.mlp import Member, train_ensemble
+from cropsm.train.synthetic import synthetic_station_table
+
+N_NAN_TAIR = 17  # rows with a NaN air temperature: dropped from every layer
+N_NAN_CLAY2 = 5  # rows with a NaN layer-2 clay: dropped from layer 2 and (NaN upper) below
+
+CONFIG = TrainConfig(
+    max_epochs=40,
+    patience=5,
+    seed=0,
+    grid=GridConfig(batch_sizes=[64], learning_rates=[1e-2, 3e-3], hidden_layers=[2], units=[32]),
+)
+
+
+def features(layer: int) -> list[str]:
+    return layer_feature_names(layer, ())
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    t = synthetic_station_table(n_stations=40, n_years=5, dates_per_year=10, seed=1)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(t), N_NAN_TAIR + N_NAN_CLAY2, replace=False)
+    t.loc[t.index[rows[:N_NAN_TAIR]], "tair"] = np.nan
+    t.loc[t.index[rows[N_NAN_TAIR:]], "clay_l2"] = np.nan
+    return t
+
+
+@pytest.fixture(scope="module")
+def progress_calls() -> list:
+    return []
+
+
+@pytest.fixture(scope="module")
+def chain(table, progress_calls):
+    return train_layers(table, CONFIG, features, progress=lambda *a: progress_calls.append(a))
+
+
+def test_learns_a_nonlinear_function(chain):
+    assert len(chain.models) == 5
+    assert chain.models[0].metrics["test"]["r2"] > 0.8
+    assert all(m.metrics["test"]["r2"] > 0.6 for m in chain.models)
+
+
+def test_progress_reports_every_ensemble(chain, progress_calls):
+    assert progress_calls[-1] == ("train networks", 5, 5)
+
+
+def test_nan_rows_dropped_and_counted(chain):
+    counts = chain.row_counts
+    assert counts.loc[1, "observed"] == 2000
+    assert counts.loc[1, "dropped_nan"] == N_NAN_TAIR
+    assert counts.loc[2, "dropped_nan"] == N_NAN_TAIR + N_NAN_CLAY2
+    assert counts.loc[3, "dropped_nan"] == N_NAN_TAIR + N_NAN_CLAY2  # NaN upper prediction
+    for k in range(1, 6):
+        used = counts.loc[k, ["train", "validation", "test"]].sum()
+        assert used == counts.loc[k, "observed"] - counts.loc[k, "dropped_nan"]
+
+
+def test_same_split_for_every_layer(chain, table):
+    expected = make_split(table, "random", CONFIG.seed, 0.3, 0.1)
+    pd.testing.assert_series_equal(chain.split, expected)
+    for k in range(2, 6):
+        rows = chain.upper_inputs[k].index
+        assert set(chain.split[rows]) == {"train", "validation", "test"}
+
+
+def test_chaining_uses_predictions_not_observations(chain, table):
+    upper = chain.upper_inputs[2]
+    layer1_prediction = predict_chain(chain.models[:1], table).loc[upper.index, "sm_pred_l1"]
+    np.testing.assert_array_equal(upper.to_numpy(), layer1_prediction.to_numpy())
+    assert not np.allclose(upper.to_numpy(), table.loc[upper.index, "sm_l1"].to_numpy())
+    assert chain.models[1].feature_names[-1] == UPPER
+    upper3 = chain.upper_inputs[3]
+    layer2_prediction = chain.predict(table).loc[upper3.index, "sm_pred_l2"]
+    np.testing.assert_array_equal(upper3.to_numpy(), layer2_prediction.to_numpy())
+
+
+def test_deterministic(chain, table):
+    again = train_layers(table, CONFIG, features, n_layers=2)
+    pd.testing.assert_frame_equal(
+        again.grid_search, chain.grid_search[chain.grid_search["layer"] <= 2]
+    )
+    for a, b in zip(again.models, chain.models[:2], strict=True):
+        for (wa, ba), (wb, bb) in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+            np.testing.assert_array_equal(ba, bb)
+    pd.testing.assert_frame_equal(again.predict(table), predict_chain(chain.models[:2], table))
+
+
+def test_grid_search_table(chain):
+    grid = chain.grid_search
+    assert list(grid.columns[:5]) == [
+        "layer",
+        "hidden_layers",
+        "units",
+        "batch_size",
+        "learning_rate",
+    ]
+    assert {"validation_mse", "epochs_trained", "selected"} <= set(grid.columns)
+    assert len(grid) == 5 * 2
+    assert (grid.groupby("layer")["selected"].sum() == 1).all()
+    for k, rows in grid.groupby("layer"):
+        chosen = rows.loc[rows["selected"]].iloc[0]
+        assert chosen["validation_mse"] == rows["validation_mse"].min()
+        assert chain.models[k - 1].hyperparameters["learning_rate"] == chosen["learning_rate"]
+    assert (grid["epochs_trained"] <= CONFIG.max_epochs).all()
+
+
+def test_artifacts_round_trip(chain, table, tmp_path):
+    paths = write_training_outputs(chain, table, tmp_path)
+    for k in range(1, 6):
+        assert (tmp_path / "models" / f"layer{k}" / "weights.npz").is_file()
+        description = json.loads((tmp_path / "models" / f"layer{k}" / "model.json").read_text())
+        assert {"jax", "optax", "numpy", "cropsm"} <= set(description["versions"])
+        assert description["feature_names"] == list(chain.models[k - 1].feature_names)
+    loaded = load_models(tmp_path)
+    pd.testing.assert_frame_equal(predict_chain(loaded, table), chain.predict(table))
+    assert loaded[0].hyperparameters == chain.models[0].hyperparameters
+
+    metrics = json.loads(paths["metrics"].read_text())
+    assert list(metrics) == ["split", "layer1", "layer2", "layer3", "layer4", "layer5"]
+    assert metrics["split"] == "random"
+    for k in range(1, 6):
+        assert list(metrics[f"layer{k}"]) == ["train", "validation", "test"]
+        for part in metrics[f"layer{k}"].values():
+            assert list(part) == ["r2", "rmse", "ubrmse", "bias", "r", "n"]
+
+    table2 = pd.read_csv(paths["table2"])
+    assert list(table2.columns) == list(TABLE2_COLUMNS)
+    np.testing.assert_allclose(table2["paper_r2_train"], PAPER_TABLE2["r2_train"])
+    np.testing.assert_allclose(table2["paper_r2_test"], PAPER_TABLE2["r2_test"])
+    assert table2.loc[0, "r2_test"] == pytest.approx(chain.models[0].metrics["test"]["r2"])
+
+    grid = pd.read_csv(paths["grid_search"])
+    assert grid["layer"].tolist() == chain.grid_search["layer"].tolist()
+    splits = pd.read_csv(paths["splits"])
+    assert list(splits.columns) == ["station_id", "date", "split"]
+    assert len(splits) == len(table)
+
+
+def test_scatter_plots(chain, table, tmp_path):
+    paths = write_scatter_plots(chain, table, tmp_path / "figures")
+    assert [p.name for p in paths] == [f"scatter_layer{k}.png" for k in range(1, 6)]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_layer_without_observations_is_an_error(table):
+    no_layer3 = table.assign(sm_l3=np.nan)
+    with pytest.raises(ValueError, match="layer 3"):
+        train_layers(no_layer3, CONFIG, features)
+
+
+def test_early_stopping_stops_before_max_epochs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 3))
+    y = 0.5 * x[:, 0] - 0.3 * x[:, 1]
+    result = train_ensemble(
+        [Member(1, 8, 32, 1e-2)], x[:250], y[:250], x[250:], y[250:],
+        seed=0, layer=1, max_epochs=400, patience=3,
+    )  # fmt: skip
+    assert result.epochs_trained[0] < 400
+    assert result.epochs_trained[0] == result.best_epoch[0] + 1 + 3
+    assert len(result.epoch_seconds) == result.epochs_trained[0]
+
+
+def test_lockstep_batch_sizes_match_separate_training():
+    """A member trained among other batch sizes (gradient accumulation) matches it alone."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((256, 4))
+    y = np.tanh(x[:, 0]) + 0.2 * x[:, 1]
+    kwargs = dict(seed=3, layer=2, max_epochs=3, patience=10)
+    target = Member(1, 8, 64, 5e-3)
+    together = train_ensemble(
+        [Member(1, 8, 16, 5e-3), target, Member(1, 8, 32, 1e-2)],
+        x[:200], y[:200], x[200:], y[200:], **kwargs,
+    )  # fmt: skip
+    alone = train_ensemble([target], x[:200], y[:200], x[200:], y[200:], **kwargs)
+    assert together.best_val_mse[1] == pytest.approx(alone.best_val_mse[0], rel=1e-4)
+    np.testing.assert_allclose(together.best_params[1][0][0], alone.best_params[0][0][0], atol=1e-5)
+
+
+def test_groups_off_removes_features(table):
+    config = CONFIG.model_copy(update={"max_epochs": 1})
+    result = train_layers(table, config, groups_off=("wind", "pattern"), n_layers=1)
+    names = result.models[0].feature_names
+    assert "wind" not in names and not any(n.startswith("pattern_") for n in names)
+    assert names == tuple(layer_feature_names(1, ("wind", "pattern")))
