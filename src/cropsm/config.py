@@ -15,9 +15,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cropsm.errors import ConfigError
+from cropsm.train.config import TrainConfig
 
 
 class StrictModel(BaseModel):
@@ -64,11 +72,19 @@ class FeaturesSection(StrictModel):
         (), description="Feature groups switched off (e.g. for data that lacks wind)."
     )
 
+    @field_validator("groups_off")
+    @classmethod
+    def _known_groups(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from cropsm.features.groups import validate_groups
+
+        return tuple(validate_groups(names))
+
 
 class RunConfig(StrictModel):
     run: RunSection = Field(default_factory=RunSection)
     inputs: InputsSection
     features: FeaturesSection = Field(default_factory=FeaturesSection)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
     def resolve_paths(self, base: Path) -> RunConfig:
         """Copy with every relative input path made absolute against ``base``."""

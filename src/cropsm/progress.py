@@ -13,6 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 def progress_callback(console: Console | None = None) -> Iterator[Callable[[str, int, int], None]]:
     """Yield a ``report(step, done, total)`` callback drawing one bar per step name."""
     console = console or Console(stderr=True)
+    if not console.is_terminal:
+        # Logs and CI: one plain line per update instead of a redrawn bar.
+        def plain(step: str, done: int, total: int) -> None:
+            console.print(f"  {step}: {done}/{total}", highlight=False)
+
+        yield plain
+        return
     bars: dict[str, int] = {}
     with Progress(
         TextColumn("  {task.description}"),
@@ -21,7 +28,6 @@ def progress_callback(console: Console | None = None) -> Iterator[Callable[[str,
         TimeElapsedColumn(),
         console=console,
         transient=False,
-        disable=not console.is_terminal and console.quiet,
     ) as progress:
 
         def report(step: str, done: int, total: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,31 @@ def _natural_kc(air_temperature_c: np.ndarray) -> np.ndarray:
     mean[window:] = (csum[window:] - csum[:-window]) / window
     lo, hi = _NATURAL_KC
     return (lo + (hi - lo) * np.clip((mean - 3.0) / 12.0, 0.0, 1.0)).astype(np.float32)
+
+
+class _BackgroundWriter:
+    """Runs file writes on one background thread so compression overlaps the water balance.
+
+    At most ``max_pending`` writes wait at a time (bounded memory); the first error is raised
+    in the main thread at the next submit or at :meth:`drain`.
+    """
+
+    def __init__(self, max_pending: int = 2):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-writer")
+        self._pending: list[Future] = []
+        self._max_pending = max_pending
+
+    def submit(self, func, *args, **kwargs) -> None:
+        self._pending.append(self._pool.submit(func, *args, **kwargs))
+        while len(self._pending) > self._max_pending:
+            self._pending.pop(0).result()
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Columns:
@@ -110,8 +136,23 @@ def generate_twin(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    rng = np.random.default_rng([seed, 7])
     report = progress or (lambda step, done, total: None)
+    try:
+        summary = _generate_into(tmp, spec, seed, report)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary["seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json(tmp / "twin.json", summary)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return summary
+
+
+def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
+    """Write every file of the virtual China into ``tmp`` and return the summary."""
+    rng = np.random.default_rng([seed, 7])
 
     # --- geography, static fields ------------------------------------------------------------
     report("geography and static fields", 0, 1)
@@ -204,108 +245,115 @@ def generate_twin(
     years = list(range(spec.climate_first_year, spec.last_year + 1))
     spinup_passes = 2  # the spin-up year runs twice so the soil store starts near equilibrium
     truth_start = 0
-    for k, year in enumerate(years):
-        report("weather, water balance and truth", k, len(years))
-        climate = weather.generate_weather_year(geo["elevation"], geo["region"], year, seed)
-        write_era_daily(climate, tmp / "climate" / f"era5_daily_{year}.nc")
-        dates = pd.DatetimeIndex(climate["time"].values)
-        cells = climate.isel(
-            lat=xr.DataArray(land_y, dims="cell"), lon=xr.DataArray(land_x, dims="cell")
-        )
-        precip = np.asarray(cells["precipitation"].values, dtype=np.float32)
-        tair = np.asarray(cells["air_temperature"].values, dtype=np.float32)
-        pet = np.asarray(
-            weather.potential_et_mm(
-                cells,
-                geo["elevation"].isel(
-                    lat=xr.DataArray(land_y, dims="cell"), lon=xr.DataArray(land_x, dims="cell")
-                ),
+    background = _BackgroundWriter()
+    try:
+        for k, year in enumerate(years):
+            report("weather, water balance and truth", k, len(years))
+            climate = weather.generate_weather_year(geo["elevation"], geo["region"], year, seed)
+            background.submit(write_era_daily, climate, tmp / "climate" / f"era5_daily_{year}.nc")
+            dates = pd.DatetimeIndex(climate["time"].values)
+            cells = climate.isel(
+                lat=xr.DataArray(land_y, dims="cell"), lon=xr.DataArray(land_x, dims="cell")
             )
-            .transpose("time", "cell")
-            .values,
-            dtype=np.float32,
-        )
-        doy = dates.dayofyear.to_numpy()
-        kc = np.empty((len(dates), cols.n), dtype=np.float32)
-        root = np.empty_like(kc)
-        for p, pid in enumerate(pattern_ids):
-            kc_p, root_p = soilwater.crop_calendar(pid, doy)
-            block = slice(p * n_crop, (p + 1) * n_crop)
-            kc[:, block] = kc_p[:, None]
-            root[:, block] = root_p[:, None]
-        kc[:, cols.natural] = _natural_kc(tair)
-        root[:, cols.natural] = _NATURAL_ROOT_CM
-        for p, pid in enumerate(pattern_ids):
-            kc_p, root_p = soilwater.crop_calendar(pid, doy)
-            members = np.nonzero(station_pattern == p)[0] + cols.station.start
-            kc[:, members] = kc_p[:, None]
-            root[:, members] = root_p[:, None]
+            precip = np.asarray(cells["precipitation"].values, dtype=np.float32)
+            tair = np.asarray(cells["air_temperature"].values, dtype=np.float32)
+            pet = np.asarray(
+                weather.potential_et_mm(
+                    cells,
+                    geo["elevation"].isel(
+                        lat=xr.DataArray(land_y, dims="cell"), lon=xr.DataArray(land_x, dims="cell")
+                    ),
+                )
+                .transpose("time", "cell")
+                .values,
+                dtype=np.float32,
+            )
+            doy = dates.dayofyear.to_numpy()
+            kc = np.empty((len(dates), cols.n), dtype=np.float32)
+            root = np.empty_like(kc)
+            for p, pid in enumerate(pattern_ids):
+                kc_p, root_p = soilwater.crop_calendar(pid, doy)
+                block = slice(p * n_crop, (p + 1) * n_crop)
+                kc[:, block] = kc_p[:, None]
+                root[:, block] = root_p[:, None]
+                members = np.nonzero(station_pattern == p)[0] + cols.station.start
+                kc[:, members] = kc_p[:, None]
+                root[:, members] = root_p[:, None]
+            kc[:, cols.natural] = _natural_kc(tair)
+            root[:, cols.natural] = _NATURAL_ROOT_CM
 
-        forcing = (precip[:, cols.cell], tair[:, cols.cell], pet[:, cols.cell], kc, root)
-        passes = spinup_passes if year < spec.first_year else 1
-        for _ in range(passes):
-            result = soilwater.run_water_balance(*forcing, hydraulics, state)
-            state = result.state
-        if year < spec.first_year:
-            continue
+            forcing = (precip[:, cols.cell], tair[:, cols.cell], pet[:, cols.cell], kc, root)
+            passes = spinup_passes if year < spec.first_year else 1
+            for _ in range(passes):
+                result = soilwater.run_water_balance(*forcing, hydraulics, state)
+                state = result.state
+            if year < spec.first_year:
+                continue
 
-        n_days = len(dates)
-        sm = result.sm  # (day, layer, column)
-        pattern_sm = sm[:, :, cols.crop].reshape(n_days, N_LAYERS, len(pattern_ids), n_crop)
-        pattern_sm = pattern_sm.transpose(2, 1, 0, 3)  # (pattern, layer, day, cell)
-        reference = np.einsum("pc,pltc->ltc", crop_weights, pattern_sm)
-        station_sm = sm[:, :, cols.station]  # (day, layer, station)
-        writer.write(truth_start, pattern_sm, reference, station_sm.transpose(1, 0, 2))
-        truth_start += n_days
+            n_days = len(dates)
+            sm = result.sm  # (day, layer, column)
+            pattern_sm = sm[:, :, cols.crop].reshape(n_days, N_LAYERS, len(pattern_ids), n_crop)
+            pattern_sm = pattern_sm.transpose(2, 1, 0, 3)  # (pattern, layer, day, cell)
+            reference = np.einsum("pc,pltc->ltc", crop_weights, pattern_sm)
+            station_sm = sm[:, :, cols.station]  # (day, layer, station)
+            background.submit(
+                writer.write, truth_start, pattern_sm, reference, station_sm.transpose(1, 0, 2)
+            )
+            truth_start += n_days
 
-        # satellite: whole-cell mixture of cropland reference and natural land
-        natural_top = sm[:, 0, cols.natural]
-        mixed = natural_top.copy()
-        crop_top = reference[0]  # (day, cell)
-        frac = crop_fraction_land[crop_land_index]
-        mixed[:, crop_land_index] = frac * crop_top + (1 - frac) * natural_top[:, crop_land_index]
-        frozen_nat = result.frozen[:, cols.natural] | (tair < 0.0)
-        dense = dense_cells[None, :] & np.isin(dates.month, [6, 7, 8])[:, None]
-        dense &= rng.random(dense.shape) < 0.6
-        sat_sm, sat_flag = satellite_surface(
-            mixed, frozen_nat, dense, dates, rng, hydraulics.saturation[cols.natural, 0]
-        )
-        grid_sm = np.full((n_days, len(lat), len(lon)), np.nan, dtype=np.float32)
-        grid_flag = np.zeros((n_days, len(lat), len(lon)), dtype=np.int8)
-        grid_sm[:, land_y, land_x] = sat_sm
-        grid_flag[:, land_y, land_x] = sat_flag
-        write_cci(
-            grid_sm,
-            grid_flag,
-            dates,
-            lat,
-            lon,
-            tmp / "satellite" / f"ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-{year}-fv04.7.nc",
-        )
-
-        # stations
-        scheduled = stations.observation_mask(dates, meta, gaps)
-        obs_frames.append(
-            stations.sample_observations(
-                station_sm,
-                result.frozen[:, cols.station],
+            # satellite: whole-cell mixture of cropland reference and natural land
+            natural_top = sm[:, 0, cols.natural]
+            mixed = natural_top.copy()
+            crop_top = reference[0]  # (day, cell)
+            frac = crop_fraction_land[crop_land_index]
+            natural_at_crop = natural_top[:, crop_land_index]
+            mixed[:, crop_land_index] = frac * crop_top + (1 - frac) * natural_at_crop
+            frozen_nat = result.frozen[:, cols.natural] | (tair < 0.0)
+            dense = dense_cells[None, :] & np.isin(dates.month, [6, 7, 8])[:, None]
+            dense &= rng.random(dense.shape) < 0.6
+            sat_sm, sat_flag = satellite_surface(
+                mixed, frozen_nat, dense, dates, rng, hydraulics.saturation[cols.natural, 0]
+            )
+            grid_sm = np.full((n_days, len(lat), len(lon)), np.nan, dtype=np.float32)
+            grid_flag = np.zeros((n_days, len(lat), len(lon)), dtype=np.int8)
+            grid_sm[:, land_y, land_x] = sat_sm
+            grid_flag[:, land_y, land_x] = sat_flag
+            background.submit(
+                write_cci,
+                grid_sm,
+                grid_flag,
                 dates,
-                meta,
-                offsets["sm"],
-                station_sat,
-                scheduled,
-                rng,
+                lat,
+                lon,
+                tmp / "satellite" / f"ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-{year}-fv04.7.nc",
             )
-        )
 
-        # summary statistics
-        annual = precip.sum(axis=0)
-        for r in catalog.regions():
-            in_region = region_codes == r.code
-            if in_region.any():
-                annual_precip[r.id].append(float(annual[in_region].mean()))
-        layer_sum += reference.sum(axis=(1, 2))
-        layer_count += reference.shape[1] * reference.shape[2]
+            # stations
+            scheduled = stations.observation_mask(dates, meta, gaps)
+            obs_frames.append(
+                stations.sample_observations(
+                    station_sm,
+                    result.frozen[:, cols.station],
+                    dates,
+                    meta,
+                    offsets["sm"],
+                    station_sat,
+                    scheduled,
+                    rng,
+                )
+            )
+
+            # summary statistics
+            annual = precip.sum(axis=0)
+            for r in catalog.regions():
+                in_region = region_codes == r.code
+                if in_region.any():
+                    annual_precip[r.id].append(float(annual[in_region].mean()))
+            layer_sum += reference.sum(axis=(1, 2))
+            layer_count += reference.shape[1] * reference.shape[2]
+        background.drain()
+    finally:
+        background.close()
     report("weather, water balance and truth", len(years), len(years))
 
     writer.finish()
@@ -366,12 +414,7 @@ def generate_twin(
             if p.is_file() and ".zarr" not in str(p.relative_to(tmp))
         )
         + ["truth.zarr"],
-        "seconds": round(time.perf_counter() - t_start, 1),
     }
-    write_json(tmp / "twin.json", summary)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
     return summary
 
 

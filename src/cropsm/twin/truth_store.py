@@ -84,14 +84,14 @@ class TruthWriter:
                 ),
             },
             coords={
-                "pattern": ("pattern", np.array(catalog.pattern_ids())),
+                "pattern": ("pattern", np.array(catalog.pattern_ids(), dtype=object)),
                 "layer": ("layer", np.arange(1, N_LAYERS + 1), {"long_name": "soil layer"}),
                 "layer_top": ("layer", np.array(LAYER_TOP_CM, float), {"units": "cm"}),
                 "layer_bottom": ("layer", np.array(LAYER_BOTTOM_CM, float), {"units": "cm"}),
                 "time": ("time", dates.values),
                 "cell_lat": ("cell", cell_lat.astype(np.float64), {"units": "degrees_north"}),
                 "cell_lon": ("cell", cell_lon.astype(np.float64), {"units": "degrees_east"}),
-                "station_id": ("station", np.array(station_ids)),
+                "station_id": ("station", np.array(station_ids, dtype=object)),
             },
             attrs={
                 "title": "cropsm virtual China: true soil moisture",
@@ -104,7 +104,14 @@ class TruthWriter:
             {"long_name": "crop-area weight of each pattern (Eq. 1)", "units": "1"},
         )
         encoding = {name: _encoding() for name in ("sm", "reference_sm", "station_sm")}
-        template.to_zarr(self.tmp_path, mode="w", compute=False, encoding=encoding, zarr_format=3)
+        template.to_zarr(
+            self.tmp_path,
+            mode="w",
+            compute=False,
+            encoding=encoding,
+            zarr_format=3,
+            consolidated=False,
+        )
         self.dates = dates
 
     def write(
@@ -132,6 +139,7 @@ class TruthWriter:
             region={"time": slice(start, start + n)},
             mode="r+",
             safe_chunks=False,
+            consolidated=False,
         )
 
     def finish(self) -> Path:
@@ -139,3 +147,11 @@ class TruthWriter:
             shutil.rmtree(self.path)
         self.tmp_path.rename(self.path)
         return self.path
+
+
+def open_truth(path: str | Path) -> xr.Dataset:
+    """Open a truth store lazily (``truth.zarr``, or the folder of a virtual China)."""
+    path = Path(path)
+    if path.suffix != ".zarr":
+        path = path / "truth.zarr"
+    return xr.open_zarr(path, consolidated=False)

@@ -1,0 +1,1 @@
+"""Skill of the product against the virtual China's known truth."""

@@ -1,0 +1,202 @@
+"""Skill of the networks against the virtual China's known truth, away from the stations.
+
+The paper could only test its networks at stations. On the virtual China the truth is known in
+every cropland cell, so we measure what matters for a national product: the error at cropland
+cells that hold **no station**. A sample of such cells is treated as pseudo-stations, once per
+cropping pattern, observed without noise on the stations' schedule (days 8, 18, 28 of March to
+November, the growing season the networks were trained on). Their covariates go through the
+same feature code as real stations; the networks' chained predictions are compared with
+
+* the true soil moisture of each pattern (pooled and by pattern), and
+* the true crop-area-weighted reference (Eq. 2), built from the predicted patterns with the
+  same weights as the truth.
+
+Metrics are those of :func:`cropsm.train.metrics.all_metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from cropsm import N_LAYERS, catalog
+from cropsm.features.station_table import build_station_table, nearest_cell_index
+from cropsm.train import all_metrics, predict_chain
+
+SCHEDULE_DAYS = (8, 18, 28)
+SCHEDULE_MONTHS = tuple(range(3, 12))
+
+
+@dataclass(frozen=True)
+class PseudoStations:
+    meta: pd.DataFrame
+    obs: pd.DataFrame
+
+
+def station_free_cells(
+    truth: xr.Dataset, station_meta: pd.DataFrame, lat: np.ndarray, lon: np.ndarray
+) -> np.ndarray:
+    """Indices of the truth's cropland cells whose grid cell holds no station."""
+
+    def keys(lats, lons):
+        iy, _ = nearest_cell_index(lat, np.asarray(lats), name="lat")
+        ix, _ = nearest_cell_index(lon, np.asarray(lons), name="lon")
+        return list(zip(iy.tolist(), ix.tolist(), strict=True))
+
+    occupied = set(keys(station_meta["lat"], station_meta["lon"]))
+    cells = keys(truth["cell_lat"].values, truth["cell_lon"].values)
+    return np.array([i for i, k in enumerate(cells) if k not in occupied], dtype=np.intp)
+
+
+def pseudo_stations(
+    truth: xr.Dataset, static: xr.Dataset, cells: np.ndarray, dates: pd.DatetimeIndex
+) -> PseudoStations:
+    """Noise-free pseudo-stations: every sampled cell under every pattern, on ``dates``."""
+    region_names = {r.code: r.id for r in catalog.regions()}
+    cell_lat = truth["cell_lat"].values[cells]
+    cell_lon = truth["cell_lon"].values[cells]
+    region = (
+        static["region"]
+        .sel(
+            lat=xr.DataArray(cell_lat, dims="cell"),
+            lon=xr.DataArray(cell_lon, dims="cell"),
+            method="nearest",
+        )
+        .values
+    )
+    elevation = (
+        static["elevation"]
+        .sel(
+            lat=xr.DataArray(cell_lat, dims="cell"),
+            lon=xr.DataArray(cell_lon, dims="cell"),
+            method="nearest",
+        )
+        .values
+    )
+    t_index = truth.indexes["time"].get_indexer(dates)
+    values = truth["sm"].isel(time=t_index, cell=cells).values  # (pattern, layer, time, cell)
+    patterns = list(truth["pattern"].values)
+    metas, obs = [], []
+    for p, pid in enumerate(patterns):
+        ids = [f"cell{c}_{pid}" for c in cells]
+        metas.append(
+            pd.DataFrame(
+                {
+                    "station_id": ids,
+                    "lat": cell_lat,
+                    "lon": cell_lon,
+                    "elevation": elevation,
+                    "region": [region_names.get(int(r), "NE") for r in region],
+                    "pattern": pid,
+                    "first_year": dates.year.min(),
+                    "last_year": dates.year.max(),
+                }
+            )
+        )
+        sm = values[p]  # (layer, time, cell)
+        layer, t, c = np.meshgrid(
+            np.arange(N_LAYERS), np.arange(len(dates)), np.arange(len(cells)), indexing="ij"
+        )
+        obs.append(
+            pd.DataFrame(
+                {
+                    "station_id": np.asarray(ids)[c.ravel()],
+                    "date": dates[t.ravel()],
+                    "layer": layer.ravel() + 1,
+                    "sm": sm.ravel().astype(float),
+                }
+            )
+        )
+    meta = pd.concat(metas, ignore_index=True).set_index("station_id")
+    return PseudoStations(meta=meta, obs=pd.concat(obs, ignore_index=True))
+
+
+def schedule_dates(truth: xr.Dataset) -> pd.DatetimeIndex:
+    times = pd.DatetimeIndex(truth["time"].values)
+    keep = np.isin(times.day, SCHEDULE_DAYS) & np.isin(times.month, SCHEDULE_MONTHS)
+    return times[keep]
+
+
+def truth_skill(
+    truth: xr.Dataset,
+    climate: xr.Dataset,
+    static: xr.Dataset,
+    station_meta: pd.DataFrame,
+    models,
+    groups_off=(),
+    n_cells: int = 200,
+    seed: int = 0,
+) -> dict:
+    """Metrics of the chained networks against the truth at station-free cropland cells."""
+    free = station_free_cells(truth, station_meta, static["lat"].values, static["lon"].values)
+    rng = np.random.default_rng(seed)
+    cells = np.sort(rng.choice(free, size=min(n_cells, len(free)), replace=False))
+    dates = schedule_dates(truth)
+    pseudo = pseudo_stations(truth, static, cells, dates)
+    table, _ = build_station_table(pseudo, climate, static, groups_off=groups_off)
+    pred = predict_chain(models, table)
+    weights = truth["weights"].values[:, cells]  # (pattern, cell)
+    cell_of = {
+        f"cell{c}_{p}": (i, k)
+        for k, p in enumerate(truth["pattern"].values)
+        for i, c in enumerate(cells)
+    }
+    pos = np.array([cell_of[s] for s in table["station_id"].astype(str)])
+    out: dict = {
+        "what": "networks vs truth at cropland cells without a station (pseudo-stations, "
+        "no noise, days 8/18/28 of March-November)",
+        "cells": int(len(cells)),
+        "station_free_cells": int(len(free)),
+        "dates": int(len(dates)),
+    }
+    for k in range(1, len(pred.columns) + 1):
+        obs = table[f"sm_l{k}"].to_numpy()
+        sim = pred[f"sm_pred_l{k}"].to_numpy()
+        by_pattern = {
+            str(p): all_metrics(obs[pos[:, 1] == j], sim[pos[:, 1] == j])
+            for j, p in enumerate(truth["pattern"].values)
+        }
+        # reference: weighted sum over patterns of predictions and of truth per (cell, date)
+        frame = pd.DataFrame(
+            {
+                "cell": pos[:, 0],
+                "date": table["date"].to_numpy(),
+                "w_obs": obs * weights[pos[:, 1], pos[:, 0]],
+                "w_sim": sim * weights[pos[:, 1], pos[:, 0]],
+                "w": weights[pos[:, 1], pos[:, 0]],
+            }
+        )
+        sums = frame.groupby(["cell", "date"]).sum()
+        complete = np.isclose(sums["w"], 1.0, atol=1e-3)
+        out[f"layer{k}"] = {
+            "all_patterns": all_metrics(obs, sim),
+            "reference": all_metrics(
+                sums["w_obs"].to_numpy()[complete], sums["w_sim"].to_numpy()[complete]
+            ),
+            "by_pattern": by_pattern,
+        }
+    return out
+
+
+def write_truth_skill(ctx, models) -> dict:
+    """Compute :func:`truth_skill` for a run on the virtual China and write truth_skill.json."""
+    from cropsm.provenance import write_json
+    from cropsm.stages import input_paths, load_run_inputs
+    from cropsm.twin.truth_store import open_truth
+
+    data = load_run_inputs(ctx)
+    truth = open_truth(input_paths(ctx)["truth"])
+    skill = truth_skill(
+        truth,
+        data["climate"],
+        data["static"],
+        data["stations"].meta,
+        models,
+        groups_off=ctx.config.features.groups_off,
+        seed=ctx.config.run.seed,
+    )
+    write_json(ctx.run_dir / "truth_skill.json", skill)
+    return skill
