@@ -133,5 +133,67 @@ def run_command(
     stdout.print(table)
 
 
+@app.command("train")
+@_friendly_errors
+def train_command(
+    config: Annotated[Path, typer.Argument(help="Run configuration (TOML).")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory.")],
+    force: Annotated[bool, typer.Option(help="Re-train even when current.")] = False,
+) -> None:
+    """Train the five chained layer networks with the grid search (inputs and features first)."""
+    run_command(config, out, stages="inputs,features,train", force=force)
+
+
+@app.command("evaluate")
+@_friendly_errors
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with trained models.")],
+    stations: Annotated[Path, typer.Option(help="Station metadata of the stations to score.")],
+    observations: Annotated[Path, typer.Option(help="Their observations (long table).")],
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the metrics.")],
+    station_format: Annotated[
+        str, typer.Option("--format", help="Station file format: csv (CSV or Parquet).")
+    ] = "csv",
+) -> None:
+    """Apply a run's networks to other stations or years and write per-layer metrics as JSON."""
+    from cropsm.provenance import write_json
+    from cropsm.stages import evaluate_stations
+
+    if station_format != "csv":
+        raise ValueError(f"--format {station_format!r}: supported formats are: csv")
+    result = evaluate_stations(run_dir, stations, observations)
+    write_json(json_out, result)
+    table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
+    for col in ("layer", "R2", "RMSE", "ubRMSE", "bias", "n"):
+        table.add_column(col, justify="right")
+    for key, value in result.items():
+        if key.startswith("layer"):
+            m = value["test"]
+            table.add_row(
+                key[5:],
+                f"{m['r2']:.3f}",
+                f"{m['rmse']:.4f}",
+                f"{m['ubrmse']:.4f}",
+                f"{m['bias']:+.4f}",
+                str(m["n"]),
+            )
+    stdout.print(table)
+    stdout.print(f"metrics written to {json_out}")
+
+
+# Commands of later stages live beside their stage; each module defines ``register(app)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_stage_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app, _friendly_errors, stdout)
+
+
+_register_stage_commands()
+
+
 def entry() -> None:  # pragma: no cover - console script shim
     sys.exit(app())

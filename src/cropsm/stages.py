@@ -1,4 +1,8 @@
-"""The stages of ``cropsm run``, in order. Each is a thin wrapper over importable functions."""
+"""The stages of ``cropsm run``, in order. Each is a thin wrapper over importable functions.
+
+Stages of later steps (predict, attribute, analyze, report) are defined beside their code and
+registered by importing their modules at the end of this file, in pipeline order.
+"""
 
 from __future__ import annotations
 
@@ -139,3 +143,54 @@ def train_stage(ctx: RunContext) -> dict:
             }
         )
     return result
+
+
+def load_run_config(run_dir: Path):
+    """The resolved config a run directory was made with."""
+    from cropsm.config import load_config
+
+    path = Path(run_dir) / "config.resolved.toml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not a cropsm run directory (run `cropsm run` first)")
+    return load_config(path)
+
+
+def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Path) -> dict:
+    """Apply a run's trained networks to other stations or years and score every layer.
+
+    The new stations' covariates come from the run's own climate and static inputs, through the
+    same feature code as training. Returns ``{"stations": n, "rows": n, "layer1": {"test": M},
+    ...}`` with M from :func:`cropsm.train.metrics.all_metrics`.
+    """
+    from cropsm.features.station_table import build_station_table
+    from cropsm.io.stations import check_stations_in_grid, read_stations
+    from cropsm.train import all_metrics, load_models, predict_chain
+
+    config = load_run_config(run_dir)
+    ctx = RunContext(config=config, run_dir=Path(run_dir))
+    data = load_run_inputs(ctx)
+    stations = read_stations(stations_path, observations_path)
+    check_stations_in_grid(
+        stations.meta, data["climate"]["lat"].values, data["climate"]["lon"].values, stations_path
+    )
+    table, report = build_station_table(
+        stations, data["climate"], data["static"], groups_off=config.features.groups_off
+    )
+    models = load_models(Path(run_dir) / "models")
+    pred = predict_chain(models, table)
+    out = {
+        "run_dir": str(run_dir),
+        "stations": int(table["station_id"].nunique()),
+        "rows": int(len(table)),
+        "rows_dropped": int(report["station_dates_in"] - report["rows_out"]),
+    }
+    for model in models:
+        k = model.layer
+        out[f"layer{k}"] = {"test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"])}
+    return out
+
+
+# Later stages, in pipeline order (importing registers them).
+STAGE_MODULES: tuple[str, ...] = ()
+for _name in STAGE_MODULES:
+    __import__(_name)
