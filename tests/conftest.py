@@ -19,3 +19,42 @@ def tiny_twin(tmp_path_factory):
     root = tmp_path_factory.mktemp("twin") / "tiny"
     summary = generate_twin(root, "tiny", seed=0)
     return root, summary
+
+
+TINY_RUN_CONFIG = """
+[run]
+name = "tiny test run"
+seed = 0
+
+[inputs.twin]
+preset = "tiny"
+seed = 0
+
+[train]
+max_epochs = 12
+patience = 4
+
+[train.grid]
+batch_sizes = [128]
+learning_rates = [5e-3]
+hidden_layers = [1, 2]
+units = [16]
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_twin):
+    """A run directory with the tiny virtual China's inputs, features and trained networks."""
+    import shutil
+
+    from cropsm.config import load_config
+    from cropsm.pipeline import run_pipeline
+
+    root, _ = tiny_twin
+    base = tmp_path_factory.mktemp("run")
+    config_path = base / "tiny.toml"
+    config_path.write_text(TINY_RUN_CONFIG)
+    run_dir = base / "run"
+    shutil.copytree(root, run_dir / "inputs" / "twin-tiny-seed0")
+    run_pipeline(load_config(config_path), run_dir, stages=["inputs", "features", "train"])
+    return run_dir, config_path

@@ -177,6 +177,9 @@ class EnsembleResult(NamedTuple):
     member_epochs: int  # sum over epochs of the ensemble width that was computed
 
 
+SCAN_UNROLL = 1
+"""Minibatch steps per iteration of the compiled epoch loop."""
+
 _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
 """Adam moments without the step size; each member multiplies by its own learning rate.
 
@@ -282,7 +285,7 @@ def _train_epoch(
     grad_sum = jax.tree_util.tree_map(jnp.zeros_like, state.params)
     steps = jnp.arange(n_micro_steps, dtype=jnp.int32)
     (params, opt_state, _), _ = jax.lax.scan(
-        step, (state.params, state.opt_state, grad_sum), (steps, xb, yb)
+        step, (state.params, state.opt_state, grad_sum), (steps, xb, yb), unroll=SCAN_UNROLL
     )
 
     val_pred = jax.vmap(mlp_forward, in_axes=(0, None))(params, x_val)

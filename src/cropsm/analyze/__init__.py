@@ -1,0 +1,1 @@
+"""Analyses of a run: observations, the national product, the satellite comparison, scenarios."""
