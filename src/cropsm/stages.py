@@ -71,13 +71,17 @@ def inputs_stage(ctx: RunContext) -> dict:
 
 
 def load_run_inputs(ctx: RunContext, with_satellite: bool = False) -> dict:
-    """The run's inputs in canonical form, read through the user-file readers."""
+    """The run's inputs in canonical form, read through the user-file readers.
+
+    The value-range scan is skipped: the ``inputs`` stage validated the user's files, and the
+    virtual China's files are written by the generator (its tests read them with validation on).
+    """
     from cropsm.io.check import load_inputs
 
     paths = dict(input_paths(ctx))
     if not with_satellite:
         paths["satellite"] = []
-    return load_inputs(paths)
+    return load_inputs(paths, validate=False)
 
 
 @stage("features", "join observations with their covariates (Table 1)", ("features",))

@@ -11,8 +11,12 @@ from pathlib import Path
 from cropsm.errors import InputError
 
 
-def load_inputs(paths: dict) -> dict:
+def load_inputs(paths: dict, validate: bool = True) -> dict:
     """Read stations, climate (lazily), static and satellite files into canonical forms.
+
+    ``validate=False`` skips the streaming range check over every climate and satellite value
+    (minutes for decades of a national grid); later stages use it once the ``inputs`` stage
+    has validated the files.
 
     Parameters
     ----------
@@ -26,14 +30,16 @@ def load_inputs(paths: dict) -> dict:
     from cropsm.io.stations import check_stations_in_grid, read_stations
 
     stations = read_stations(paths["stations"], paths["observations"])
-    climate = read_climate(paths["climate"])
+    climate = read_climate(paths["climate"], validate=validate)
     static = None
     if paths.get("static"):
         static = read_static(paths["static"], climate["lat"].values, climate["lon"].values)
     check_stations_in_grid(
         stations.meta, climate["lat"].values, climate["lon"].values, Path(paths["stations"])
     )
-    satellite = read_cci(paths["satellite"]) if paths.get("satellite") else None
+    satellite = (
+        read_cci(paths["satellite"], validate=validate) if paths.get("satellite") else None
+    )
     return {"stations": stations, "climate": climate, "static": static, "satellite": satellite}
 
 
