@@ -5,19 +5,27 @@ vectorised JAX ensembles (:mod:`cropsm.train.mlp`) without early stopping, so ev
 configuration runs exactly ``--epochs`` epochs, and in the same run trains a balanced subset of
 the grid one configuration at a time with
 
-* scikit-learn's ``MLPRegressor`` (Adam, same architecture, batch size, learning rate, epochs),
+* scikit-learn's ``MLPRegressor`` (Adam, same architecture, batch size, learning rate, epochs,
+  float32), in a separate process without JAX, one BLAS thread by default,
 * plain per-configuration JAX (the same jitted epoch with an ensemble of one member).
 
-The subset has every architecture once, each batch size three times (Latin-square style), so
-its mean cost per configuration is representative of the grid's.
+The subset has every architecture once and each batch size three times (Latin-square style),
+so its mean cost per configuration is representative of the grid's.
 
-Reported: seconds per epoch over all 240 configurations (steady state: compilation excluded;
-and wall time including compilation), and the per-configuration speed ratio
-``baseline seconds per configuration-epoch / ensemble seconds per configuration-epoch``.
+Phases (the machine may be shared, so the comparison is *paired*):
+
+1. cold: the whole grid as in ``train_layers`` (``--parallel`` ensembles at a time), including
+   the XLA compilations -> seconds per epoch over all configurations incl. compilation;
+2. warm: the same again, reusing the compiled code -> steady seconds per epoch;
+3. paired: for each architecture in turn, its ensemble (20 configurations, alone), then the
+   subset's configuration of that architecture with scikit-learn and with single JAX, so that
+   the baseline and the ensemble run under the same machine load. The speed ratio is
+   ``baseline seconds per configuration-epoch / ensemble seconds per configuration-epoch``
+   (ensembles one at a time here, which is conservative).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_train.py --epochs 5
+    .venv/bin/python benchmarks/bench_train.py --epochs 4
     .venv/bin/python benchmarks/bench_train.py --table runs/x/features/station_table.parquet
 
 Without ``--table`` a synthetic station table of the paper's size is used (273 stations x 33
@@ -29,28 +37,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
 import numpy as np
-import pandas as pd
 
-from cropsm.features.groups import UPPER, layer_feature_names
-from cropsm.train.chain import target_column, with_pattern_one_hot
-from cropsm.train.config import GridConfig
-from cropsm.train.grid_search import ensemble_groups
-from cropsm.train.mlp import Member, train_ensemble
-from cropsm.train.numpy_net import fit_scaler
-from cropsm.train.splits import make_split
-from cropsm.train.synthetic import synthetic_station_table
+MEMBER_FIELDS = ("hidden_layers", "units", "batch_size", "learning_rate")
 
 
-def layer_arrays(table: pd.DataFrame, layer: int, seed: int) -> dict[str, np.ndarray]:
+def layer_arrays(table, layer: int, seed: int) -> dict[str, np.ndarray]:
     """Standardised training and validation arrays of one layer (paper's random 70/30, 10 %)."""
+    import pandas as pd
+
+    from cropsm.features.groups import UPPER, layer_feature_names
+    from cropsm.train.chain import target_column, with_pattern_one_hot
+    from cropsm.train.numpy_net import fit_scaler
+    from cropsm.train.splits import make_split
+
     table = with_pattern_one_hot(table)
-    names = layer_feature_names(layer)
     columns = []
-    for name in names:
+    for name in layer_feature_names(layer):
         source = target_column(layer - 1) if name == UPPER else name
         columns.append(pd.to_numeric(table[source], errors="coerce").to_numpy(np.float64))
     x = np.column_stack(columns)
@@ -68,59 +78,41 @@ def layer_arrays(table: pd.DataFrame, layer: int, seed: int) -> dict[str, np.nda
     }
 
 
-def balanced_subset(grid: GridConfig) -> list[Member]:
-    """Every architecture once; batch sizes in a Latin-square pattern; learning rates cycled."""
-    members = []
+def balanced_subset(grid) -> dict[tuple[int, int], object]:
+    """One configuration per architecture; batch sizes Latin-square, learning rates cycled."""
+    from cropsm.train.mlp import Member
+
+    subset = {}
     for i, hidden in enumerate(grid.hidden_layers):
         for j, units in enumerate(grid.units):
             batch = grid.batch_sizes[(i + j) % len(grid.batch_sizes)]
             lr = grid.learning_rates[(i * len(grid.units) + j) % len(grid.learning_rates)]
-            members.append(Member(hidden, units, batch, lr))
-    return members
+            subset[(hidden, units)] = Member(hidden, units, batch, lr)
+    return subset
 
 
-def run_ensembles(data: dict, grid: GridConfig, epochs: int, grouping: str, layer: int) -> dict:
-    """All configurations as vectorised ensembles, no early stopping (patience = epochs)."""
-    steady = 0.0
-    start = time.perf_counter()
-    groups = ensemble_groups(grid, grouping)
-    for group in groups:
-        result = train_ensemble(
-            group, data["x_train"], data["y_train"], data["x_val"], data["y_val"],
-            seed=0, layer=layer, max_epochs=epochs, patience=epochs + 1,
-        )  # fmt: skip
-        assert len(result.epoch_seconds) == epochs
-        steady += float(np.mean(result.epoch_seconds[1:])) if epochs > 1 else float("nan")
-    wall = time.perf_counter() - start
-    n_configs = grid.n_configurations
-    return {
-        "n_configurations": n_configs,
-        "n_ensembles": len(groups),
-        "grouping": grouping,
-        "wall_seconds": wall,
-        "seconds_per_epoch_all_configs_steady": steady,
-        "seconds_per_epoch_all_configs_wall": wall / epochs,
-        "seconds_per_config_epoch_steady": steady / n_configs,
-        "seconds_per_config_epoch_wall": wall / epochs / n_configs,
-    }
+# --------------------------------------------------------------------------------------------
+# scikit-learn in its own process (no JAX threads around), fed one configuration at a time
+# --------------------------------------------------------------------------------------------
 
 
-def run_sklearn(data: dict, members: list[Member], epochs: int) -> dict:
-    """One scikit-learn MLPRegressor per configuration, exactly ``epochs`` epochs each."""
+def sklearn_worker(npz_path: str, epochs: int) -> None:
+    """Read one configuration per stdin line (JSON), fit it, answer the seconds on stdout."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPRegressor
 
-    x = data["x_train"].astype(np.float32)
-    y = data["y_train"].astype(np.float32)
-    seconds = []
-    for m in members:
+    with np.load(npz_path, allow_pickle=False) as data:
+        x = data["x_train"].astype(np.float32)
+        y = data["y_train"].astype(np.float32)
+    for line in sys.stdin:
+        m = json.loads(line)
         model = MLPRegressor(
-            hidden_layer_sizes=(m.units,) * m.hidden_layers,
+            hidden_layer_sizes=(m["units"],) * m["hidden_layers"],
             activation="relu",
             solver="adam",
             alpha=0.0,
-            batch_size=m.batch_size,
-            learning_rate_init=m.learning_rate,
+            batch_size=m["batch_size"],
+            learning_rate_init=m["learning_rate"],
             max_iter=epochs,
             tol=0.0,
             n_iter_no_change=epochs + 1,
@@ -132,98 +124,195 @@ def run_sklearn(data: dict, members: list[Member], epochs: int) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(x, y)
-        seconds.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
         assert model.n_iter_ == epochs
-    return {
-        "n_configurations": len(members),
-        "seconds": seconds,
-        "seconds_per_config_epoch": float(np.sum(seconds)) / (len(members) * epochs),
-    }
+        print(json.dumps(seconds), flush=True)
 
 
-def run_jax_single(data: dict, members: list[Member], epochs: int, layer: int) -> dict:
-    """The same jitted epoch, one configuration (ensemble of one) at a time."""
-    steady, wall = [], []
-    for m in members:
-        start = time.perf_counter()
-        result = train_ensemble(
-            [m], data["x_train"], data["y_train"], data["x_val"], data["y_val"],
-            seed=0, layer=layer, max_epochs=epochs, patience=epochs + 1,
-        )  # fmt: skip
-        wall.append(time.perf_counter() - start)
-        steady.append(float(np.mean(result.epoch_seconds[1:])) if epochs > 1 else float("nan"))
-    n = len(members)
-    return {
-        "n_configurations": n,
-        "seconds_per_config_epoch_steady": float(np.sum(steady)) / n,
-        "seconds_per_config_epoch_wall": float(np.sum(wall)) / (n * epochs),
-    }
+class SklearnBaseline:
+    """A worker process that times scikit-learn fits on the layer's training arrays."""
+
+    def __init__(self, data: dict, epochs: int, threads: str):
+        self._tmp = tempfile.TemporaryDirectory()
+        npz = os.path.join(self._tmp.name, "data.npz")
+        np.savez(npz, x_train=data["x_train"], y_train=data["y_train"])
+        env = dict(os.environ)
+        if threads != "default":
+            for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[name] = threads
+        command = [sys.executable, __file__, "--sklearn-worker", npz, "--epochs", str(epochs)]
+        self._process = subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def fit_seconds(self, member) -> float:
+        self._process.stdin.write(json.dumps({f: getattr(member, f) for f in MEMBER_FIELDS}))
+        self._process.stdin.write("\n")
+        self._process.stdin.flush()
+        return float(json.loads(self._process.stdout.readline()))
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
+        self._tmp.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# Phases
+# --------------------------------------------------------------------------------------------
+
+
+def time_grid(data: dict, grid, epochs: int, grouping: str, parallel: int, layer: int) -> float:
+    """Wall seconds of the whole grid search without early stopping (patience > epochs)."""
+    from cropsm.train.grid_search import run_grid_search
+
+    start = time.perf_counter()
+    result = run_grid_search(
+        data["x_train"], data["y_train"], data["x_val"], data["y_val"], grid,
+        seed=0, layer=layer, max_epochs=epochs, patience=epochs + 1,
+        grouping=grouping, parallel=parallel,
+    )  # fmt: skip
+    assert (result.results["epochs_trained"] == epochs).all()
+    return time.perf_counter() - start
+
+
+def time_ensemble(data: dict, members: list, epochs: int, layer: int) -> float:
+    """Wall seconds of one ensemble (or of a single configuration when ``members`` has one)."""
+    from cropsm.train.mlp import train_ensemble
+
+    start = time.perf_counter()
+    train_ensemble(
+        members, data["x_train"], data["y_train"], data["x_val"], data["y_val"],
+        seed=0, layer=layer, max_epochs=epochs, patience=epochs + 1,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def paired(data: dict, grid, epochs: int, grouping: str, layer: int, args) -> dict:
+    """Per architecture: its ensemble, then the baselines of its subset configuration."""
+    from cropsm.train.grid_search import ensemble_groups
+
+    subset = balanced_subset(grid)
+    sklearn = None
+    if args.baseline in ("sklearn", "both"):
+        sklearn = SklearnBaseline(data, epochs, args.sklearn_threads)
+    rows = []
+    try:
+        groups = ensemble_groups(grid, grouping)
+        shapes = sorted({g[0].shape for g in groups})
+        for shape in shapes:
+            row = {"hidden_layers": shape[0], "units": shape[1], "ensemble_seconds": 0.0}
+            for group in (g for g in groups if g[0].shape == shape):
+                row["ensemble_seconds"] += time_ensemble(data, group, epochs, layer)
+            row["ensemble_configs"] = sum(len(g) for g in groups if g[0].shape == shape)
+            member = subset[shape]
+            row["baseline_batch_size"] = member.batch_size
+            if sklearn is not None:
+                row["sklearn_seconds"] = sklearn.fit_seconds(member)
+            if args.baseline in ("jax", "both"):
+                time_ensemble(data, [member], 2, layer)  # compile
+                row["jax_single_seconds"] = time_ensemble(data, [member], epochs, layer)
+            rows.append(row)
+            print(f"    {shape[0]} x {shape[1]:>2}: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in row.items() if k.endswith("seconds")
+            ), flush=True)  # fmt: skip
+    finally:
+        if sklearn is not None:
+            sklearn.close()
+    n_configs = sum(r["ensemble_configs"] for r in rows)
+    ens = sum(r["ensemble_seconds"] for r in rows) / (n_configs * epochs)
+    out = {"rows": rows, "ensemble_seconds_per_config_epoch": ens}
+    for name in ("sklearn", "jax_single"):
+        key = f"{name}_seconds"
+        if rows and key in rows[0]:
+            base = sum(r[key] for r in rows) / (len(rows) * epochs)
+            out[f"{name}_seconds_per_config_epoch"] = base
+            out[f"ratio_{name}"] = base / ens
+    return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", help="station table parquet (default: synthetic, paper size)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per configuration")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per configuration")
+    parser.add_argument(
+        "--stations", type=int, default=273, help="synthetic table: stations (x 33 years x 10)"
+    )
     parser.add_argument("--layers", default="1", help="soil layers to time, e.g. 1 or 1,5")
     parser.add_argument("--grouping", choices=["shape", "shape_batch"], default="shape")
+    parser.add_argument("--parallel", type=int, default=2, help="ensembles at the same time")
     parser.add_argument("--baseline", choices=["sklearn", "jax", "both", "none"], default="both")
+    parser.add_argument(
+        "--sklearn-threads", default="1", help="BLAS threads of scikit-learn ('default': as is)"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--sklearn-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.sklearn_worker:
+        sklearn_worker(args.sklearn_worker, args.epochs)
+        return {}
     if args.epochs < 2:
-        parser.error("--epochs must be at least 2 (the first epoch includes compilation)")
+        parser.error("--epochs must be at least 2")
+
+    import pandas as pd
+
+    from cropsm.train.config import GridConfig
+    from cropsm.train.synthetic import synthetic_station_table
 
     if args.table:
         table = pd.read_parquet(args.table)
     else:
-        table = synthetic_station_table(273, 33, 10, seed=0, noise=0.02, missing_fraction=0.05)
+        table = synthetic_station_table(
+            args.stations, 33, 10, seed=0, noise=0.02, missing_fraction=0.05
+        )
     grid = GridConfig()
-    subset = balanced_subset(grid)
+    n_configs = grid.n_configurations
     report: dict = {"n_station_dates": len(table), "epochs": args.epochs, "layers": {}}
+    report["cpu_count"] = os.cpu_count()
+    report["load_average_start"] = os.getloadavg()
+    print(f"{len(table)} station-dates; {os.cpu_count()} CPUs; load average "
+          f"{os.getloadavg()[0]:.2f}")  # fmt: skip
     for layer in [int(k) for k in args.layers.split(",")]:
         data = layer_arrays(table, layer, seed=0)
         n_train, n_inputs = data["x_train"].shape
         print(f"layer {layer}: {n_train} training rows, {len(data['y_val'])} validation rows, "
-              f"{n_inputs} inputs, {args.epochs} epochs")  # fmt: skip
-        out = {"n_train": n_train, "n_inputs": n_inputs}
-        out["ensemble"] = ens = run_ensembles(data, grid, args.epochs, args.grouping, layer)
+              f"{n_inputs} inputs, {args.epochs} epochs per configuration")  # fmt: skip
+        cold = time_grid(data, grid, args.epochs, args.grouping, args.parallel, layer)
+        warm = time_grid(data, grid, args.epochs, args.grouping, args.parallel, layer)
+        out: dict = {
+            "n_train": n_train,
+            "n_inputs": n_inputs,
+            "grid_seconds_cold": cold,
+            "grid_seconds_warm": warm,
+            "seconds_per_epoch_all_configs_incl_compilation": cold / args.epochs,
+            "seconds_per_epoch_all_configs_steady": warm / args.epochs,
+        }
         print(
-            f"  ensemble ({ens['n_ensembles']} ensembles, {ens['n_configurations']} configs): "
-            f"{ens['seconds_per_epoch_all_configs_steady']:.2f} s per epoch over all configs "
-            f"(steady), {ens['seconds_per_epoch_all_configs_wall']:.2f} s incl. compilation; "
-            f"{ens['wall_seconds']:.1f} s total"
+            f"  full grid, {n_configs} configurations, {args.parallel} ensembles at a time: "
+            f"{warm / args.epochs:.2f} s per epoch over all configurations (steady, "
+            f"{_ms(warm / args.epochs / n_configs)} per configuration-epoch), "
+            f"{cold / args.epochs:.2f} s including compilation "
+            f"(load average {os.getloadavg()[0]:.2f})"
         )
-        if args.baseline in ("sklearn", "both"):
-            out["sklearn"] = sk = run_sklearn(data, subset, args.epochs)
-            out["ratio_sklearn_steady"] = (
-                sk["seconds_per_config_epoch"] / ens["seconds_per_config_epoch_steady"]
-            )
-            out["ratio_sklearn_wall"] = (
-                sk["seconds_per_config_epoch"] / ens["seconds_per_config_epoch_wall"]
-            )
-            print(
-                f"  sklearn MLPRegressor, {sk['n_configurations']} configs one at a time: "
-                f"{sk['seconds_per_config_epoch'] * 1e3:.1f} ms per config-epoch; ensemble "
-                f"{ens['seconds_per_config_epoch_steady'] * 1e3:.1f} ms (steady), "
-                f"{ens['seconds_per_config_epoch_wall'] * 1e3:.1f} ms (incl. compilation) -> "
-                f"speed-up x{out['ratio_sklearn_steady']:.1f} (steady), "
-                f"x{out['ratio_sklearn_wall']:.1f} (incl. compilation)"
-            )
-        if args.baseline in ("jax", "both"):
-            out["jax_single"] = js = run_jax_single(data, subset, args.epochs, layer)
-            out["ratio_jax_single_steady"] = (
-                js["seconds_per_config_epoch_steady"] / ens["seconds_per_config_epoch_steady"]
-            )
-            out["ratio_jax_single_wall"] = (
-                js["seconds_per_config_epoch_wall"] / ens["seconds_per_config_epoch_wall"]
-            )
-            print(
-                f"  JAX one config at a time, {js['n_configurations']} configs: "
-                f"{js['seconds_per_config_epoch_steady'] * 1e3:.1f} ms per config-epoch "
-                f"(steady), {js['seconds_per_config_epoch_wall'] * 1e3:.1f} ms incl. "
-                f"compilation -> speed-up x{out['ratio_jax_single_steady']:.1f} (steady), "
-                f"x{out['ratio_jax_single_wall']:.1f} (incl. compilation)"
-            )
+        if args.baseline != "none":
+            print("  paired, seconds per architecture (ensemble of all its configurations, "
+                  "then one configuration):")  # fmt: skip
+            out["paired"] = p = paired(data, grid, args.epochs, args.grouping, layer, args)
+            line = f"  ensembles {_ms(p['ensemble_seconds_per_config_epoch'])} per config-epoch"
+            for name, label in (("sklearn", "scikit-learn"), ("jax_single", "single JAX")):
+                if f"ratio_{name}" in p:
+                    line += (
+                        f"; {label} {_ms(p[f'{name}_seconds_per_config_epoch'])} "
+                        f"-> x{p[f'ratio_{name}']:.1f} per configuration"
+                    )
+            print(line)
         report["layers"][str(layer)] = out
+    report["load_average_end"] = os.getloadavg()
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)

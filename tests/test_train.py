@@ -175,38 +175,68 @@ def test_layer_without_observations_is_an_error(table):
         train_layers(no_layer3, CONFIG, features)
 
 
+def small_problem():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((256, 4))
+    y = np.tanh(x[:, 0]) + 0.2 * x[:, 1]
+    return x[:200], y[:200], x[200:], y[200:]
+
+
+# Same architecture, data shapes and patience in the next two tests: one compilation serves both.
+SINGLE = Member(1, 8, 64, 5e-3)
+PATIENCE = 3
+
+
 def test_early_stopping_stops_before_max_epochs():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((300, 3))
-    y = 0.5 * x[:, 0] - 0.3 * x[:, 1]
     result = train_ensemble(
-        [Member(1, 8, 32, 1e-2)], x[:250], y[:250], x[250:], y[250:],
-        seed=0, layer=1, max_epochs=400, patience=3,
-    )  # fmt: skip
-    assert result.epochs_trained[0] < 400
-    assert result.epochs_trained[0] == result.best_epoch[0] + 1 + 3
+        [SINGLE], *small_problem(), seed=3, layer=2, max_epochs=1000, patience=PATIENCE
+    )
+    assert result.epochs_trained[0] < 1000
+    assert result.epochs_trained[0] == result.best_epoch[0] + 1 + PATIENCE
     assert len(result.epoch_seconds) == result.epochs_trained[0]
 
 
 def test_lockstep_batch_sizes_match_separate_training():
     """A member trained among other batch sizes (gradient accumulation) matches it alone."""
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((256, 4))
-    y = np.tanh(x[:, 0]) + 0.2 * x[:, 1]
-    kwargs = dict(seed=3, layer=2, max_epochs=3, patience=10)
-    target = Member(1, 8, 64, 5e-3)
-    together = train_ensemble(
-        [Member(1, 8, 16, 5e-3), target, Member(1, 8, 32, 1e-2)],
-        x[:200], y[:200], x[200:], y[200:], **kwargs,
-    )  # fmt: skip
-    alone = train_ensemble([target], x[:200], y[:200], x[200:], y[200:], **kwargs)
+    kwargs = dict(seed=3, layer=2, max_epochs=3, patience=PATIENCE)
+    members = [Member(1, 8, 16, 5e-3), SINGLE, Member(1, 8, 32, 1e-2)]
+    together = train_ensemble(members, *small_problem(), **kwargs)
+    alone = train_ensemble([SINGLE], *small_problem(), **kwargs)
     assert together.best_val_mse[1] == pytest.approx(alone.best_val_mse[0], rel=1e-4)
     np.testing.assert_allclose(together.best_params[1][0][0], alone.best_params[0][0][0], atol=1e-5)
+    assert together.best_val_mse[0] != together.best_val_mse[1]
 
 
-def test_groups_off_removes_features(table):
-    config = CONFIG.model_copy(update={"max_epochs": 1})
-    result = train_layers(table, config, groups_off=("wind", "pattern"), n_layers=1)
+def test_groups_off_removes_features(table, monkeypatch):
+    """``groups_off`` reaches the feature lists (grid search replaced by a stub: no training)."""
+    import cropsm.train.grid_search as grid_search
+
+    seen = {}
+
+    def stub(x_train, y_train, x_val, y_val, grid, **kwargs):
+        seen[kwargs["layer"]] = x_train.shape[1]
+        n = x_train.shape[1]
+        weights = [(np.zeros((n, 1), np.float32), np.zeros(1, np.float32))]
+        selected = {"hidden_layers": 0, "units": 0, "batch_size": 1, "learning_rate": 0.1}
+        frame = pd.DataFrame([{**selected, "selected": True}])
+        return grid_search.GridSearchResult(frame, selected, weights, 0.0, 0)
+
+    monkeypatch.setattr(grid_search, "run_grid_search", stub)
+    off = ("wind", "pattern")
+    result = train_layers(table, CONFIG, groups_off=off, n_layers=2)
     names = result.models[0].feature_names
     assert "wind" not in names and not any(n.startswith("pattern_") for n in names)
-    assert names == tuple(layer_feature_names(1, ("wind", "pattern")))
+    assert names == tuple(layer_feature_names(1, off))
+    assert result.models[1].feature_names == tuple(layer_feature_names(2, off))
+    assert seen == {1: len(names), 2: len(names) + 1}
+
+
+def test_parallel_ensembles_give_the_same_numbers():
+    from cropsm.train.grid_search import run_grid_search
+
+    grid = GridConfig(batch_sizes=[64], learning_rates=[5e-3], hidden_layers=[1], units=[8, 4])
+    kwargs = dict(seed=3, layer=2, max_epochs=3, patience=PATIENCE)
+    one = run_grid_search(*small_problem(), grid, parallel=1, **kwargs)
+    two = run_grid_search(*small_problem(), grid, parallel=2, **kwargs)
+    pd.testing.assert_frame_equal(one.results, two.results)
+    assert one.results["units"].tolist() == [8, 4]  # grid order, whatever finished first

@@ -148,41 +148,84 @@ def train_command(
 @_friendly_errors
 def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with trained models.")],
-    stations: Annotated[Path, typer.Option(help="Station metadata of the stations to score.")],
-    observations: Annotated[Path, typer.Option(help="Their observations (long table).")],
+    stations: Annotated[
+        Path,
+        typer.Option(help="Station metadata (csv) or the USCRN daily01 folder (uscrn)."),
+    ],
     json_out: Annotated[Path, typer.Option("--json", help="Where to write the metrics.")],
+    observations: Annotated[
+        Path | None, typer.Option(help="Their observations (long table; csv format only).")
+    ] = None,
     station_format: Annotated[
-        str, typer.Option("--format", help="Station file format: csv (CSV or Parquet).")
+        str, typer.Option("--format", help="Station format: csv (CSV or Parquet) or uscrn.")
     ] = "csv",
+    station_names: Annotated[
+        list[str] | None,
+        typer.Option("--station", help="uscrn: station name or pattern (repeatable)."),
+    ] = None,
+    first_year: Annotated[int | None, typer.Option(help="uscrn: first year to score.")] = None,
+    last_year: Annotated[int | None, typer.Option(help="uscrn: last year to score.")] = None,
 ) -> None:
-    """Apply a run's networks to other stations or years and write per-layer metrics as JSON."""
+    """Apply a run's networks (and baselines) to other stations or years; per-layer metrics."""
     from cropsm.provenance import write_json
-    from cropsm.stages import evaluate_stations
 
-    if station_format != "csv":
-        raise ValueError(f"--format {station_format!r}: supported formats are: csv")
-    result = evaluate_stations(run_dir, stations, observations)
+    if station_format == "uscrn":
+        from cropsm.realdata import evaluate_uscrn
+
+        result = evaluate_uscrn(
+            run_dir,
+            stations,
+            stations=station_names or (),
+            first_year=first_year,
+            last_year=last_year,
+        )
+    elif station_format == "csv":
+        from cropsm.stages import evaluate_stations
+
+        if observations is None:
+            raise ValueError("--observations is required with --format csv")
+        result = evaluate_stations(run_dir, stations, observations)
+    else:
+        raise ValueError(f"--format {station_format!r}: supported formats are: csv, uscrn")
     write_json(json_out, result)
     table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
     for col in ("layer", "R2", "RMSE", "ubRMSE", "bias", "n"):
         table.add_column(col, justify="right")
-    for key, value in result.items():
-        if key.startswith("layer"):
-            m = value["test"]
-            table.add_row(
-                key[5:],
-                f"{m['r2']:.3f}",
-                f"{m['rmse']:.4f}",
-                f"{m['ubrmse']:.4f}",
-                f"{m['bias']:+.4f}",
-                str(m["n"]),
-            )
+    layers = sorted(k for k in result if k.startswith("layer"))
+    for key in layers:
+        m = result[key]["test"]
+        table.add_row(
+            key[5:],
+            f"{m['r2']:.3f}",
+            f"{m['rmse']:.4f}",
+            f"{m['ubrmse']:.4f}",
+            f"{m['bias']:+.4f}",
+            str(m["n"]),
+        )
     stdout.print(table)
+    if "baselines" in result:
+        base = Table(title="baselines on the same rows: R2 (ubRMSE) per layer")
+        base.add_column("baseline")
+        for key in layers:
+            base.add_column(key, justify="right")
+        for name, by_layer in result["baselines"].items():
+            cells = []
+            for key in layers:
+                m = by_layer.get(key, {}).get("test", {})
+                r2, ub = m.get("r2"), m.get("ubrmse")
+                cells.append("-" if r2 is None else f"{r2:.3f} ({ub:.4f})")
+            base.add_row(name, *cells)
+        stdout.print(base)
     stdout.print(f"metrics written to {json_out}")
 
 
 # Commands of later stages live beside their stage; each module defines ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "cropsm.predict.commands",
+    "cropsm.attribute.commands",
+    "cropsm.analyze.commands",
+    "cropsm.report.commands",
+)
 
 
 def _register_stage_commands() -> None:

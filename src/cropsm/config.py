@@ -24,7 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from cropsm.attribute.config import AttributeConfig
 from cropsm.errors import ConfigError
+from cropsm.io.uscrn import UscrnInput
+from cropsm.predict.config import PredictConfig
 from cropsm.train.config import TrainConfig
 
 
@@ -59,11 +62,13 @@ class FileInputs(StrictModel):
 class InputsSection(StrictModel):
     twin: TwinInput | None = None
     files: FileInputs | None = None
+    uscrn: UscrnInput | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InputsSection:
-        if (self.twin is None) == (self.files is None):
-            raise ValueError("give exactly one of [inputs.twin] or [inputs.files]")
+        given = [n for n in ("twin", "files", "uscrn") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of [inputs.twin], [inputs.files] or [inputs.uscrn]")
         return self
 
 
@@ -85,9 +90,16 @@ class RunConfig(StrictModel):
     inputs: InputsSection
     features: FeaturesSection = Field(default_factory=FeaturesSection)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    attribute: AttributeConfig = Field(default_factory=AttributeConfig)
 
     def resolve_paths(self, base: Path) -> RunConfig:
         """Copy with every relative input path made absolute against ``base``."""
+        if self.inputs.uscrn is not None:
+            uscrn = self.inputs.uscrn.resolve_paths(base)
+            return self.model_copy(
+                update={"inputs": self.inputs.model_copy(update={"uscrn": uscrn})}
+            )
         files = self.inputs.files
         if files is None:
             return self

@@ -41,6 +41,24 @@ class Stage:
 
 STAGES: dict[str, Stage] = {}
 
+PIPELINE_ORDER: tuple[str, ...] = (
+    "inputs",
+    "features",
+    "train",
+    "predict",
+    "attribute",
+    "analyze",
+    "report",
+)
+"""The order stages run in, whatever order their modules were imported in."""
+
+
+def ordered_stages() -> list[Stage]:
+    """Registered stages in pipeline order (unknown names last, in registration order)."""
+    known = [STAGES[n] for n in PIPELINE_ORDER if n in STAGES]
+    extra = [st for n, st in STAGES.items() if n not in PIPELINE_ORDER]
+    return known + extra
+
 
 def stage(name: str, purpose: str, config_keys: tuple[str, ...] = ()):
     """Register a pipeline stage; ``config_keys`` are the config sections it depends on."""
@@ -88,13 +106,16 @@ def run_pipeline(
     if config.inputs.twin is not None:
         seeds["twin"] = config.inputs.twin.seed
     write_provenance(run_dir, config_to_dict(config), seeds)
-    wanted = list(STAGES) if not stages else stages
-    unknown = [s for s in wanted if s not in STAGES]
+    pipeline = ordered_stages()
+    names = [st.name for st in pipeline]
+    wanted = names if not stages else stages
+    unknown = [s for s in wanted if s not in names]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
+        raise ValueError(f"unknown stage(s) {unknown}; expected some of {names}")
     keys: tuple[str, ...] = ()
     summary = {}
-    for name, st in STAGES.items():
+    for st in pipeline:
+        name = st.name
         keys = tuple(dict.fromkeys(keys + st.config_keys))
         if name not in wanted:
             continue

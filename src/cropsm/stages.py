@@ -44,6 +44,17 @@ def input_paths(ctx: RunContext) -> dict:
 def inputs_stage(ctx: RunContext) -> dict:
     from cropsm.twin.generate import GENERATOR_VERSION, generate_twin, read_twin_summary
 
+    if ctx.config.inputs.uscrn is not None:
+        from cropsm.provenance import write_json
+        from cropsm.realdata import read_uscrn_inputs
+
+        report = read_uscrn_inputs(ctx.config.inputs.uscrn)["report"]
+        write_json(ctx.run_dir / "inputs" / "uscrn_report.json", report)
+        return {
+            "files": report["files"],
+            "stations": report["stations_with_observations"],
+            "observations": report["observations"],
+        }
     twin = ctx.config.inputs.twin
     if twin is None:
         from cropsm.io.check import check_inputs
@@ -93,15 +104,21 @@ def features_stage(ctx: RunContext) -> dict:
     )
     from cropsm.provenance import write_json
 
-    data = load_run_inputs(ctx)
-    if data["static"] is None:
-        raise ValueError(
-            "the station table needs static fields (soil, elevation): give [inputs.files] static "
-            "or switch the soil and elevation groups off"
+    groups_off = ctx.config.features.groups_off
+    if ctx.config.inputs.uscrn is not None:
+        from cropsm.realdata import build_uscrn_station_table
+
+        table, report, _ = build_uscrn_station_table(ctx.config.inputs.uscrn, groups_off)
+    else:
+        data = load_run_inputs(ctx)
+        if data["static"] is None:
+            raise ValueError(
+                "the station table needs static fields (soil, elevation): give [inputs.files] "
+                "static or switch the soil and elevation groups off"
+            )
+        table, report = build_station_table(
+            data["stations"], data["climate"], data["static"], groups_off=groups_off
         )
-    table, report = build_station_table(
-        data["stations"], data["climate"], data["static"], groups_off=ctx.config.features.groups_off
-    )
     path = write_station_table(table, station_table_path(ctx.run_dir))
     write_json(path.with_name("station_table_report.json"), report)
     kept = sum(report["observations_out_by_layer"].values())
@@ -130,6 +147,15 @@ def train_stage(ctx: RunContext) -> dict:
         )
     write_training_outputs(chain, table, ctx.run_dir)
     write_scatter_plots(chain, table, ctx.run_dir / "figures")
+    from cropsm.train.baselines import run_baselines
+
+    run_baselines(
+        table,
+        chain,
+        ctx.run_dir,
+        groups_off=ctx.config.features.groups_off,
+        seed=ctx.config.train.seed,
+    )
     result = {
         f"layer{k}_r2_test": round(float(chain.metrics[f"layer{k}"]["test"]["r2"]), 3)
         for k in range(1, 6)
@@ -191,10 +217,19 @@ def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Pat
     for model in models:
         k = model.layer
         out[f"layer{k}"] = {"test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"])}
+    if (Path(run_dir) / "baselines" / "baselines.json").is_file():
+        from cropsm.train.baselines import load_baselines, score_baselines
+
+        out["baselines"] = score_baselines(load_baselines(run_dir), table)
     return out
 
 
 # Later stages, in pipeline order (importing registers them).
-STAGE_MODULES: tuple[str, ...] = ()
+STAGE_MODULES: tuple[str, ...] = (
+    "cropsm.predict.stage",
+    "cropsm.attribute.stage",
+    "cropsm.analyze.stage",
+    "cropsm.report.stage",
+)
 for _name in STAGE_MODULES:
     __import__(_name)

@@ -299,6 +299,161 @@ def build_station_table(
     return table, report
 
 
+def build_station_table_from_station_features(
+    stations: StationDataLike,
+    features: xr.Dataset,
+    *,
+    groups_off: Iterable[str] = (),
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The station table from STATION-LEVEL climate features (a site's own weather, no grid).
+
+    Same columns, units and row rules as :func:`build_station_table`, but every covariate is the
+    station's own: the climate features come from ``features`` at the station itself (e.g.
+    :func:`cropsm.io.station_climate.station_climate_features` of USCRN weather), and the static
+    covariates from the station metadata: ``elevation`` and, when present, the soil columns
+    ``ph_l{k}``, ``sand_l{k}``, ``silt_l{k}``, ``clay_l{k}``, ``bd_l{k}``.
+
+    ``region`` is taken from the metadata as is (ids outside the catalog, e.g. ``"US"``, become
+    extra categories). ``pattern`` is written only when every station has a catalog pattern id;
+    otherwise (no crop information, e.g. USCRN) the column is left out and the ``pattern`` group
+    must be switched off.
+
+    Rows are removed, and counted, as in :func:`build_station_table`: (a) the date is outside
+    the features' period; (b) a feature of a group that is on (or ``doy``) is NaN, soil excepted;
+    (c) per layer, the observation is masked where a soil feature of that layer is NaN (soil
+    on); (d) rows left with no observed layer.
+
+    Parameters
+    ----------
+    stations
+        Canonical stations (``meta`` indexed by ``station_id`` with ``lat``, ``lon``,
+        ``region``, ``pattern`` and ``elevation``; long ``obs``).
+    features
+        Climate features with dims ``(time, station)``; ``station`` holds the station ids.
+    groups_off
+        Feature groups switched off. A group that is on but whose inputs are missing (e.g.
+        ``wind`` for USCRN, or ``elevation`` with NaN elevations) is an
+        :class:`~cropsm.errors.InputError` naming how to switch it off.
+
+    Returns
+    -------
+    (table, report)
+        As :func:`build_station_table`; the report's ``climate`` is ``"station-level"``.
+    """
+    groups_off = validate_groups(groups_off)
+    on = active_groups(groups_off)
+    src = getattr(stations, "path", None)
+    meta, obs = _check_stations(stations)
+    meta = meta.loc[meta.index.isin(obs["station_id"])]
+    _check_station_level_sources(on, meta, features, src)
+    if "pattern" in on:
+        _check_patterns(meta, stations)
+    if "station" not in features.dims or "time" not in features.dims:
+        raise InputError(src, "station-level climate", "expected dims (time, station)")
+    time_index = pd.DatetimeIndex(features["time"].values).normalize()
+    feature_stations = pd.Index(features["station"].values.astype(str))
+    absent = ~meta.index.isin(feature_stations)
+    if absent.any():
+        raise InputError(
+            src,
+            f"station {meta.index[absent][0]!r}",
+            "has observations but no station-level climate; expected weather for every station",
+        )
+
+    wide = _pivot_observations(obs)
+    report: dict[str, Any] = {
+        "climate": "station-level",
+        "observations_in": int(len(obs)),
+        "station_dates_in": int(len(wide)),
+        "stations_in": int(obs["station_id"].nunique()),
+        "observations_in_by_layer": {c: int(wide[c].notna().sum()) for c in SM_COLUMNS},
+    }
+    station_ids = pd.Index(wide["station_id"].unique())
+    station_meta = meta.loc[station_ids]
+    row_station = station_ids.get_indexer(wide["station_id"])
+    row_time = time_index.get_indexer(wide["date"])
+    outside = row_time < 0
+    report["dropped_outside_climate_period"] = int(outside.sum())
+    wide = wide.loc[~outside].reset_index(drop=True)
+    row_time, row_station = row_time[~outside], row_station[~outside]
+    row_feature_station = feature_stations.get_indexer(station_ids)[row_station]
+    report["cells"] = int(station_ids.size)
+
+    columns: dict[str, Any] = {
+        "station_id": wide["station_id"].to_numpy(),
+        "date": wide["date"].to_numpy(),
+        "region": _categorical(station_meta["region"].to_numpy()[row_station], region_ids()),
+    }
+    patterns = station_meta["pattern"].to_numpy(dtype=object)
+    if all(isinstance(p, str) and p in pattern_ids() for p in patterns):
+        columns["pattern"] = _categorical(patterns[row_station], pattern_ids())
+    columns["lat"] = station_meta["lat"].to_numpy(dtype=np.float64)[row_station]
+    columns["lon"] = station_meta["lon"].to_numpy(dtype=np.float64)[row_station]
+    for name in CLIMATE_COLUMNS:
+        if name in features:
+            values = np.asarray(features[name].transpose("time", "station").values)
+            columns[name] = values[row_time, row_feature_station].astype(np.float64)
+    for name in SOIL_COLUMNS:
+        if name in station_meta:
+            columns[name] = station_meta[name].to_numpy(dtype=np.float64)[row_station]
+    if "elevation" in station_meta:
+        columns["elevation"] = station_meta["elevation"].to_numpy(dtype=np.float64)[row_station]
+    columns["doy"] = day_of_year(wide["date"])
+    for c in SM_COLUMNS:
+        columns[c] = wide[c].to_numpy()
+    table = pd.DataFrame(columns)
+
+    checked = [
+        c for g in on if g not in ("soil", "pattern") for c in group_columns(g) if c in table
+    ] + ["doy"]
+    nan_by_col = {c: int(table[c].isna().sum()) for c in checked}
+    has_nan = table[checked].isna().any(axis=1).to_numpy()
+    report["dropped_nan_features"] = int(has_nan.sum())
+    report["nan_features_by_column"] = {c: n for c, n in nan_by_col.items() if n}
+    table = table.loc[~has_nan].copy()
+    masked: dict[str, int] = {}
+    for k in LAYERS:
+        sm = f"sm_l{k}"
+        masked[sm] = 0
+        if "soil" in on:
+            soil_cols = [soil_column(n, k) for n in SOIL_PROPERTIES]
+            bad = table[soil_cols].isna().any(axis=1) & table[sm].notna()
+            masked[sm] = int(bad.sum())
+            table.loc[bad, sm] = np.nan
+    report["masked_nan_soil"] = masked
+    empty = table[list(SM_COLUMNS)].isna().all(axis=1)
+    report["dropped_no_layer_left"] = int(empty.sum())
+    table = table.loc[~empty].sort_values(["station_id", "date"], kind="stable")
+    table = table.reset_index(drop=True)
+    table.attrs["units"] = {c: u for c, u in TABLE_UNITS.items() if c in table}
+    report["rows_out"] = int(len(table))
+    report["stations_out"] = int(table["station_id"].nunique())
+    report["observations_out_by_layer"] = {c: int(table[c].notna().sum()) for c in SM_COLUMNS}
+    report["climate_period"] = [str(time_index[0].date()), str(time_index[-1].date())]
+    return table, report
+
+
+def _check_station_level_sources(
+    on: tuple[str, ...], meta: pd.DataFrame, features: xr.Dataset, path: str | None
+) -> None:
+    """Every group that is on has its columns in the features or the station metadata."""
+    lacking: dict[str, list[str]] = {}
+    for group in on:
+        if group == "pattern":
+            continue  # checked by _check_patterns
+        if group == "soil":
+            missing = [c for c in group_columns("soil") if c not in meta]
+        elif group == "elevation":
+            has = "elevation" in meta and np.isfinite(meta["elevation"].to_numpy(float)).all()
+            missing = [] if has else ["elevation"]
+        else:
+            missing = [c for c in group_columns(group) if c not in features]
+        if missing:
+            lacking[group] = missing
+    if lacking:
+        raise missing_group_error(lacking, path=path, what="station-level value(s)")
+
+
 def write_station_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write the station table as Parquet, atomically (temporary file + rename).
 
@@ -525,6 +680,7 @@ __all__ = [
     "STATION_TABLE_RELPATH",
     "TABLE_UNITS",
     "build_station_table",
+    "build_station_table_from_station_features",
     "nearest_cell_index",
     "read_station_table",
     "station_table_path",

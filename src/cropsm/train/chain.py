@@ -377,7 +377,8 @@ def train_layers(
         search = run_grid_search(
             x_train, y_train, x_val, y_val, config.grid,
             seed=config.seed, layer=k, max_epochs=config.max_epochs, patience=config.patience,
-            grouping=config.ensemble_grouping, target_std=target_std, progress=ensemble_done,
+            grouping=config.ensemble_grouping, target_std=target_std,
+            parallel=config.parallel_ensembles, progress=ensemble_done,
         )  # fmt: skip
         seconds[k] = search.seconds
         model = LayerModel(

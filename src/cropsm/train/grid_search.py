@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cropsm.train.config import GridConfig
-from cropsm.train.mlp import Member, NumpyParams, train_ensemble
+from cropsm.train.mlp import EnsembleResult, Member, NumpyParams, layer_sizes, train_ensemble
 
 GRID_COLUMNS = (
     "hidden_layers",
@@ -85,6 +86,12 @@ def ensemble_groups(
     return list(groups.values())
 
 
+def _cost(member: Member, n_inputs: int) -> int:
+    """Number of weights of a member's network, a proxy for its training time."""
+    sizes = layer_sizes(n_inputs, member.hidden_layers, member.units)
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
+
 def run_grid_search(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -98,6 +105,7 @@ def run_grid_search(
     patience: int,
     grouping: Literal["shape", "shape_batch"] = "shape",
     target_std: float = 1.0,
+    parallel: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> GridSearchResult:
     """Train every configuration of ``grid`` on one layer's rows and select the best.
@@ -117,23 +125,50 @@ def run_grid_search(
     target_std
         Standard deviation used to standardise the target; validation MSE is reported as
         ``mse_standardised * target_std^2`` in the target's own units.
+    parallel
+        Ensembles trained at the same time, each in its own thread (XLA releases the GIL).
+        Results do not depend on it.
     progress
-        Optional callable receiving one line of text per ensemble.
+        Optional callable receiving one line of text per finished ensemble (called from the
+        calling thread).
 
     Returns
     -------
     GridSearchResult
     """
     start = time.perf_counter()
-    rows: list[dict] = []
-    weights: list[NumpyParams] = []
-    member_epochs = 0
-    for group in ensemble_groups(grid, grouping):
+    groups = ensemble_groups(grid, grouping)
+    n_inputs = x_train.shape[1]
+
+    def train(group: list[Member]) -> tuple[EnsembleResult, float]:
         group_start = time.perf_counter()
         outcome = train_ensemble(
             group, x_train, y_train, x_val, y_val,
             seed=seed, layer=layer, max_epochs=max_epochs, patience=patience,
         )  # fmt: skip
+        return outcome, time.perf_counter() - group_start
+
+    # Largest architectures first, so that the parallel workers finish together.
+    order = sorted(range(len(groups)), key=lambda g: -_cost(groups[g][0], n_inputs))
+    outcomes: dict[int, tuple[EnsembleResult, float]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = {pool.submit(train, groups[g]): g for g in order}
+        for future in as_completed(futures):
+            g = futures[future]
+            outcomes[g] = future.result()
+            if progress is not None:
+                outcome, seconds = outcomes[g]
+                progress(
+                    f"layer {layer}: {groups[g][0].hidden_layers} x {groups[g][0].units} units, "
+                    f"{len(groups[g])} configurations, {len(outcome.epoch_seconds)} epochs, "
+                    f"{seconds:.1f} s"
+                )
+
+    rows: list[dict] = []
+    weights: list[NumpyParams] = []
+    member_epochs = 0
+    for g, group in enumerate(groups):
+        outcome, _ = outcomes[g]
         member_epochs += outcome.member_epochs
         for i, member in enumerate(group):
             mse = float(outcome.best_val_mse[i]) * target_std**2
@@ -149,12 +184,6 @@ def run_grid_search(
                 }
             )
             weights.append(outcome.best_params[i])
-        if progress is not None:
-            progress(
-                f"layer {layer}: {group[0].hidden_layers} x {group[0].units} units, "
-                f"{len(group)} configurations, {len(outcome.epoch_seconds)} epochs, "
-                f"{time.perf_counter() - group_start:.1f} s"
-            )
     results = pd.DataFrame(rows)
     best = int(np.argmin(results["validation_mse"].to_numpy()))
     results["selected"] = np.arange(len(results)) == best

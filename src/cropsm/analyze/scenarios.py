@@ -1,0 +1,495 @@
+"""Effects of cropping patterns on soil moisture (Liu et al. 2021, section 3e, Figs. 9, 10).
+
+Each of the six homogeneous-pattern products is compared with the reference product:
+
+* Fig. 9: the median annual SM of the pattern minus that of the reference, a map per pattern.
+  "The northeast is masked for the case of double cropping, which is typically inhibited by the
+  local climatic conditions." The double-cropping patterns are those that grow two crops a year,
+  read from the catalog (:func:`double_cropping_patterns`): ``ww_mz`` (winter wheat + maize) and
+  ``rs_ct`` (rapeseed + cotton/potato). ``ww_fl``, ``sw_ct``, ``fl_mz`` and ``fl_sb`` grow one
+  crop and are not masked.
+* Fig. 10: the climatological monthly difference (pattern − reference), averaged over each region
+  and over all of China (``CHN``), with the same north-east mask.
+
+On the virtual China the truth is known, so the maps can be checked against their true
+counterparts (truth pattern − truth reference, median annual): the share of cells where the signs
+agree and the Pearson correlation (:func:`agreement_with_truth`); and the product's own error
+against the truth per region and layer (:func:`error_by_region`).
+
+Pure functions over :class:`xarray.DataArray` objects; spatial dims ``(lat, lon)`` or ``(cell,)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from cropsm import catalog
+from cropsm.analyze.product import (
+    ALL_CHINA,
+    REFERENCE_SCENARIO,
+    SM_UNITS,
+    annual_mean,
+    median_annual,
+    monthly_climatology,
+    pearson_r,
+    region_labels,
+    regional_mean,
+)
+
+MASKED_REGION = "NE"
+"""Region masked for double-cropping patterns (Fig. 9 caption)."""
+
+
+def double_cropping_patterns() -> tuple[str, ...]:
+    """Patterns that grow two crops a year (two crop seasons in the catalog): ww_mz, rs_ct."""
+    return tuple(p.id for p in catalog.patterns() if len(p.seasons) >= 2)
+
+
+def pattern_scenarios(sm: xr.DataArray) -> list[str]:
+    """The pattern ids among the product's scenarios, in the catalog's order."""
+    present = {str(s) for s in sm["scenario"].values}
+    return [p for p in catalog.pattern_ids() if p in present]
+
+
+def mask_double_cropping_northeast(diff: xr.DataArray, region: xr.DataArray) -> xr.DataArray:
+    """Set the north-east to NaN for the double-cropping patterns (Fig. 9).
+
+    Parameters
+    ----------
+    diff
+        Values with a ``pattern`` dimension and the spatial dims of ``region``.
+    region
+        Region codes (1 NE … 8 SW).
+    """
+    ne_code = catalog.region_code(MASKED_REGION)
+    double = xr.DataArray(
+        np.isin(diff["pattern"].values.astype(str), double_cropping_patterns()),
+        dims="pattern",
+        coords={"pattern": diff["pattern"]},
+    )
+    masked = double & (region == ne_code)
+    out = diff.where(~masked)
+    out.attrs = dict(diff.attrs)
+    return out
+
+
+def pattern_minus_reference(sm: xr.DataArray) -> xr.DataArray:
+    """Difference of each pattern's SM from the reference's, ``pattern`` first.
+
+    .. math:: \\Delta SM_{p}(d) = SM_{p}(d) - SM_{\\mathrm{ref}}(d)
+
+    ``sm`` has a ``scenario`` dimension holding pattern ids and ``"reference"``.
+    """
+    patterns = pattern_scenarios(sm)
+    ref = sm.sel(scenario=REFERENCE_SCENARIO, drop=True)
+    diff = sm.sel(scenario=patterns) - ref
+    diff = diff.rename(scenario="pattern").assign_coords(pattern=np.array(patterns, dtype=object))
+    diff.attrs = {"long_name": "soil moisture, pattern minus reference", "units": SM_UNITS}
+    return diff
+
+
+def median_annual_differences(sm: xr.DataArray, region: xr.DataArray | None = None) -> xr.DataArray:
+    """Median annual SM of each pattern minus that of the reference (Fig. 9), from daily SM.
+
+    Parameters
+    ----------
+    sm
+        Daily SM ``(scenario, ..., time, lat, lon)`` with the patterns and ``"reference"``.
+    region
+        Region codes on the spatial dims; when given, the north-east is masked for the
+        double-cropping patterns (:func:`mask_double_cropping_northeast`).
+
+    Returns
+    -------
+    xarray.DataArray
+        See :func:`differences_from_annual`.
+    """
+    return differences_from_annual(annual_mean(sm), region)
+
+
+def differences_from_annual(
+    annual: xr.DataArray, region: xr.DataArray | None = None
+) -> xr.DataArray:
+    """Median annual SM of each pattern minus that of the reference (Fig. 9).
+
+    .. math:: \\Delta\\widetilde{SM}_p = \\operatorname{median}_y \\overline{SM}_{p,y}
+              - \\operatorname{median}_y \\overline{SM}_{\\mathrm{ref},y}
+
+    Parameters
+    ----------
+    annual
+        Annual means ``(scenario, ..., year, <spatial>)`` with the patterns and ``"reference"``.
+    region
+        Region codes on the spatial dims; when given, the north-east is masked for the
+        double-cropping patterns (:func:`mask_double_cropping_northeast`).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(pattern, ..., <spatial>)`` in m3 m-3.
+    """
+    median = median_annual(annual)
+    patterns = pattern_scenarios(annual)
+    diff = median.sel(scenario=patterns) - median.sel(scenario=REFERENCE_SCENARIO, drop=True)
+    diff = diff.rename(scenario="pattern").assign_coords(pattern=np.array(patterns, dtype=object))
+    diff.attrs = {
+        "long_name": "median annual soil moisture, pattern minus reference",
+        "units": SM_UNITS,
+    }
+    if region is not None:
+        diff = mask_double_cropping_northeast(diff, region)
+    return diff
+
+
+def monthly_differences_by_region(sm: xr.DataArray, region: xr.DataArray) -> xr.DataArray:
+    """Climatological monthly (pattern − reference) by region and for all of China (Fig. 10),
+    from daily SM; see :func:`monthly_differences_from_climatology`."""
+    return monthly_differences_from_climatology(monthly_climatology(sm), region)
+
+
+def monthly_differences_from_climatology(
+    climatology: xr.DataArray, region: xr.DataArray
+) -> xr.DataArray:
+    """Climatological monthly (pattern − reference) by region and for all of China (Fig. 10).
+
+    Each cell's climatological monthly mean (all valid days of the calendar month over the
+    years, :func:`cropsm.analyze.product.monthly_climatology`) of the pattern minus that of the
+    reference, the north-east masked for the double-cropping patterns, averaged over the
+    region's cells (area weighted, :func:`cropsm.analyze.product.regional_mean`):
+
+    .. math:: \\Delta SM_{p,r,m} = \\frac{\\sum_{c \\in r} w_c (\\overline{SM}_{p,c,m}
+              - \\overline{SM}_{\\mathrm{ref},c,m})}{\\sum_{c \\in r} w_c}
+
+    For a double-cropping pattern the ``NE`` row is NaN and ``CHN`` excludes the north-east.
+
+    Parameters
+    ----------
+    climatology
+        ``(scenario, ..., month, lat, lon)`` with the patterns and ``"reference"``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(pattern, ..., region, month)`` in m3 m-3.
+    """
+    diff = mask_double_cropping_northeast(pattern_minus_reference(climatology), region)
+    out = regional_mean(diff, region)
+    out.attrs = {
+        "long_name": "climatological monthly SM, pattern minus reference",
+        "units": SM_UNITS,
+    }
+    return out.transpose("pattern", ..., "region", "month")
+
+
+# --------------------------------------------------------------------------------------------
+# Against the truth (virtual China only)
+# --------------------------------------------------------------------------------------------
+
+
+def sign_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of cells where ``a`` and ``b`` have the same sign, over cells where both are finite.
+
+    .. math:: A = \\frac{1}{N}\\sum_c [\\operatorname{sgn} a_c = \\operatorname{sgn} b_c]
+
+    Zero counts as its own sign. NaN when no cell is valid.
+    """
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return float("nan")
+    return float((np.sign(a[ok]) == np.sign(b[ok])).mean())
+
+
+def agreement_with_truth(product_diff: xr.DataArray, truth_diff: xr.DataArray) -> pd.DataFrame:
+    """How well each Fig. 9 map matches its true counterpart.
+
+    Parameters
+    ----------
+    product_diff, truth_diff
+        ``(pattern, [layer,] <spatial>)`` from :func:`median_annual_differences` on the product
+        and on the truth, on the same cells.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pattern (and layer): ``pattern``, ``layer``, ``sign_agreement`` (share of
+        cells, :func:`sign_agreement`), ``pearson_r`` across cells, ``product_mean_m3_m-3``,
+        ``truth_mean_m3_m-3``, ``cells``.
+    """
+    if "layer" not in product_diff.dims:
+        product_diff = product_diff.expand_dims(layer=[1])
+        truth_diff = truth_diff.expand_dims(layer=[1])
+    product_diff, truth_diff = xr.align(product_diff, truth_diff, join="inner")
+    rows = []
+    for pattern in product_diff["pattern"].values:
+        for layer in product_diff["layer"].values:
+            p = product_diff.sel(pattern=pattern, layer=layer).values
+            t = truth_diff.sel(pattern=pattern, layer=layer).values
+            ok = np.isfinite(p) & np.isfinite(t)
+            rows.append(
+                {
+                    "pattern": str(pattern),
+                    "layer": int(layer),
+                    "sign_agreement": sign_agreement(p, t),
+                    "pearson_r": pearson_r(p, t),
+                    "product_mean_m3_m-3": float(p[ok].mean()) if ok.any() else np.nan,
+                    "truth_mean_m3_m-3": float(t[ok].mean()) if ok.any() else np.nan,
+                    "cells": int(ok.sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def error_by_region(
+    product: xr.DataArray, truth: xr.DataArray, region: xr.DataArray
+) -> pd.DataFrame:
+    """RMSE and bias of the product against the truth per region (and all of China) and layer.
+
+    Over every valid (cell, day) pair of the region, cells weighted equally:
+
+    .. math:: \\mathrm{bias} = \\overline{P - T}, \\qquad
+              \\mathrm{RMSE} = \\sqrt{\\overline{(P - T)^2}}
+
+    Parameters
+    ----------
+    product, truth
+        Daily SM ``([scenario,] layer, time, <spatial>)`` on the same cells; only common days
+        are used.
+    region
+        Region codes on the spatial dims.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``[scenario,] layer, region, rmse_m3_m-3, bias_m3_m-3, n`` (``n`` pairs).
+    """
+    product, truth = xr.align(product, truth, join="inner")
+    err = product - truth
+    pooled = _pooled_by_region(err, region)
+    lead = [d for d in ("scenario", "layer") if d in pooled.dims]
+    others = [d for d in pooled.dims if d not in (*lead, "region")]
+    frame = pooled.to_dataframe(dim_order=[*lead, *others, "region"]).reset_index()
+    frame["rmse_m3_m-3"] = np.sqrt(frame.pop("mse"))
+    frame = frame.rename(columns={"bias": "bias_m3_m-3"})
+    frame["n"] = frame["n"].astype(np.int64)
+    lead = [c for c in ("scenario", "layer") if c in frame.columns]
+    return frame[[*lead, "region", "rmse_m3_m-3", "bias_m3_m-3", "n"]]
+
+
+def error_table(stats: xr.Dataset) -> pd.DataFrame:
+    """:func:`error_by_region`'s table from the sums of
+    :func:`cropsm.analyze.product.product_statistics` (``error_sum``, ``squared_error_sum``,
+    ``pairs``)."""
+    n = stats["pairs"]
+    valid = n.where(n > 0)
+    pooled = xr.Dataset(
+        {"bias": stats["error_sum"] / valid, "mse": stats["squared_error_sum"] / valid, "n": n}
+    )
+    frame = pooled.to_dataframe(dim_order=["scenario", "layer", "region"]).reset_index()
+    frame["rmse_m3_m-3"] = np.sqrt(frame.pop("mse"))
+    frame = frame.rename(columns={"bias": "bias_m3_m-3"})
+    frame["n"] = frame["n"].astype(np.int64)
+    frame["scenario"] = frame["scenario"].astype(str)
+    return frame[["scenario", "layer", "region", "rmse_m3_m-3", "bias_m3_m-3", "n"]]
+
+
+def _pooled_by_region(err: xr.DataArray, region: xr.DataArray) -> xr.Dataset:
+    """Pooled bias, MSE and count over (cell, day) pairs per region."""
+    labels = region_labels()
+    spatial = list(region.dims)
+    onehot = xr.concat([(region == c) for c in labels] + [region > 0], dim="region")
+    onehot = onehot.astype(np.float64).assign_coords(region=[*labels.values(), ALL_CHINA])
+    e = err.fillna(0.0)
+    dims = [*spatial, "time"]
+    total = xr.dot(e, onehot, dim=dims)
+    square = xr.dot(e * e, onehot, dim=dims)
+    count = xr.dot(err.notnull().astype(np.float64), onehot, dim=dims)
+    n = count.where(count > 0)
+    return xr.Dataset({"bias": total / n, "mse": square / n, "n": count}).compute()
+
+
+def grid_to_cells(field: xr.DataArray, cell_lat: np.ndarray, cell_lon: np.ndarray) -> xr.DataArray:
+    """Values of a ``(…, lat, lon)`` field at the grid cells holding the given cell centres."""
+    lat = xr.DataArray(np.asarray(cell_lat, dtype=float), dims="cell")
+    lon = xr.DataArray(np.asarray(cell_lon, dtype=float), dims="cell")
+    out = field.sel(lat=lat, lon=lon, method="nearest")
+    return out.drop_vars(["lat", "lon"]).assign_coords(
+        cell_lat=("cell", lat.values), cell_lon=("cell", lon.values)
+    )
+
+
+def truth_scenarios(truth: xr.Dataset) -> xr.DataArray:
+    """The truth store as ``sm (scenario, layer, time, cell)`` with the six patterns and reference.
+
+    ``truth`` is :func:`cropsm.twin.truth_store.open_truth`: ``sm (pattern, layer, time, cell)``
+    and ``reference_sm (layer, time, cell)``.
+    """
+    patterns = truth["sm"].rename(pattern="scenario")
+    patterns = patterns.assign_coords(
+        scenario=np.array([str(p) for p in truth["pattern"].values], dtype=object)
+    )
+    ref = truth["reference_sm"].expand_dims(scenario=np.array([REFERENCE_SCENARIO], dtype=object))
+    out = xr.concat([patterns, ref], dim="scenario")
+    keep = [c for c in out.coords if c in ("scenario", "layer", "time", "cell_lat", "cell_lon")]
+    out = out.drop_vars([c for c in out.coords if c not in keep])
+    out.attrs = {"long_name": "true soil moisture", "units": SM_UNITS}
+    return out
+
+
+def cells_to_grid(
+    values: xr.DataArray,
+    cell_lat: np.ndarray,
+    cell_lon: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+) -> xr.DataArray:
+    """Scatter ``(…, cell)`` values onto a ``(…, lat, lon)`` grid (NaN where no cell)."""
+    iy = np.abs(np.asarray(lat)[None, :] - np.asarray(cell_lat)[:, None]).argmin(axis=1)
+    ix = np.abs(np.asarray(lon)[None, :] - np.asarray(cell_lon)[:, None]).argmin(axis=1)
+    index = np.full((len(lat), len(lon)), -1, dtype=np.int64)
+    index[iy, ix] = np.arange(len(iy))
+    picker = xr.DataArray(np.maximum(index, 0), dims=("lat", "lon"))
+    out = values.isel(cell=picker).where(xr.DataArray(index >= 0, dims=("lat", "lon")))
+    out = out.drop_vars([c for c in ("cell_lat", "cell_lon") if c in out.coords])
+    return out.assign_coords(lat=np.asarray(lat), lon=np.asarray(lon))
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+
+def _pattern_title(pattern_id: str) -> str:
+    names = {p.id: p.name for p in catalog.patterns()}
+    return f"{pattern_id} ({names.get(pattern_id, pattern_id)}) - ref"
+
+
+def scenario_maps_figure(
+    diff: xr.DataArray, layer: int = 1, dense_cropland: xr.DataArray | None = None
+):
+    """Fig. 9: one map of (pattern − reference) median annual SM per pattern, one colour scale."""
+    from cropsm.analyze.product import map_figure_height, map_panel, new_figure, symmetric_limit
+
+    sel = diff.sel(layer=layer) if "layer" in diff.dims else diff
+    patterns = [str(p) for p in sel["pattern"].values]
+    limit = symmetric_limit(sel.values)
+    nrow = int(np.ceil(len(patterns) / 2))
+    fig = new_figure(11.0, map_figure_height(sel, 2, nrow, 11.0))
+    axes = np.atleast_1d(fig.subplots(nrow, 2)).ravel()
+    for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
+        masked = " (NE masked)" if pattern in double_cropping_patterns() else ""
+        map_panel(
+            ax,
+            sel.sel(pattern=pattern),
+            title=f"({chr(97 + i)}) {_pattern_title(pattern)}{masked}",
+            units=SM_UNITS,
+            diverging=True,
+            dense_cropland=dense_cropland,
+            limit=limit,
+        )
+    for ax in axes[len(patterns) :]:
+        ax.set_visible(False)
+    return fig
+
+
+def monthly_differences_figure(monthly: xr.DataArray, layer: int = 1):
+    """Fig. 10: (pattern − reference) monthly SM by region (rows) and month (columns)."""
+    from cropsm.analyze.product import SM_LABEL, new_figure, symmetric_limit
+
+    sel = monthly.sel(layer=layer) if "layer" in monthly.dims else monthly
+    has_data = sel.notnull().any([d for d in sel.dims if d != "region"])
+    if bool(has_data.any()):
+        sel = sel.sel(region=has_data.values)
+    patterns = [str(p) for p in sel["pattern"].values]
+    limit = symmetric_limit(sel.values)
+    nrow = int(np.ceil(len(patterns) / 2))
+    fig = new_figure(11.0, 3.4 * nrow)
+    axes = np.atleast_1d(fig.subplots(nrow, 2)).ravel()
+    mesh = None
+    regions = [str(r) for r in sel["region"].values]
+    for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
+        grid = sel.sel(pattern=pattern).transpose("region", "month").values
+        mesh = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_yticks(range(len(regions)), regions, fontsize=8)
+        ax.set_xticks(range(12), [str(m) for m in range(1, 13)], fontsize=8)
+        ax.set_xlabel("month")
+        ax.set_title(f"({chr(97 + i)}) {_pattern_title(pattern)}", fontsize=10)
+    for ax in axes[len(patterns) :]:
+        ax.set_visible(False)
+    if mesh is not None:
+        colorbar = fig.colorbar(mesh, ax=axes[: len(patterns)].tolist(), shrink=0.8)
+        colorbar.set_label(f"SM difference ({SM_LABEL})")
+    return fig
+
+
+def truth_agreement_figure(product_diff: xr.DataArray, truth_diff: xr.DataArray, layer: int = 1):
+    """Product vs true (pattern − reference) median annual SM, one scatter per pattern."""
+    from cropsm.analyze.product import SM_LABEL, new_figure
+
+    p_all = product_diff.sel(layer=layer) if "layer" in product_diff.dims else product_diff
+    t_all = truth_diff.sel(layer=layer) if "layer" in truth_diff.dims else truth_diff
+    patterns = [str(p) for p in p_all["pattern"].values]
+    nrow = int(np.ceil(len(patterns) / 3))
+    fig = new_figure(11.0, 3.6 * nrow)
+    axes = np.atleast_1d(fig.subplots(nrow, 3)).ravel()
+    for ax, pattern in zip(axes, patterns, strict=False):
+        p = np.asarray(p_all.sel(pattern=pattern).values, dtype=float).ravel()
+        t = np.asarray(t_all.sel(pattern=pattern).values, dtype=float).ravel()
+        ok = np.isfinite(p) & np.isfinite(t)
+        ax.scatter(t[ok], p[ok], s=6, alpha=0.6, linewidths=0)
+        both = np.concatenate([p[ok], t[ok]])
+        lim = float(np.abs(both).max()) * 1.05 if both.size else 1.0
+        lim = lim if lim > 0 else 1e-6
+        ax.plot([-lim, lim], [-lim, lim], color="black", lw=1, ls="--")
+        ax.axhline(0, color="0.6", lw=0.5)
+        ax.axvline(0, color="0.6", lw=0.5)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_title(
+            f"{pattern}: sign agreement {sign_agreement(p, t):.2f}, r = {pearson_r(p, t):.2f}",
+            fontsize=9,
+        )
+        ax.set_xlabel(f"true difference ({SM_LABEL})")
+        ax.set_ylabel(f"product difference ({SM_LABEL})")
+    for ax in axes[len(patterns) :]:
+        ax.set_visible(False)
+    return fig
+
+
+def truth_error_figure(errors: pd.DataFrame, scenario: str = REFERENCE_SCENARIO):
+    """RMSE and bias of the product against the truth by region (rows) and layer (columns)."""
+    from cropsm.analyze.product import SM_LABEL, new_figure
+
+    part = errors[errors["scenario"] == scenario] if "scenario" in errors.columns else errors
+    regions = list(dict.fromkeys(part["region"]))
+    layers = sorted(part["layer"].unique())
+    fig = new_figure(10.0, 4.2)
+    axes = fig.subplots(1, 2)
+    for ax, column, cmap, diverging in (
+        (axes[0], "rmse_m3_m-3", "viridis", False),
+        (axes[1], "bias_m3_m-3", "RdBu", True),
+    ):
+        grid = (
+            part.pivot(index="region", columns="layer", values=column)
+            .reindex(index=regions, columns=layers)
+            .to_numpy(dtype=float)
+        )
+        finite = grid[np.isfinite(grid)]
+        if diverging:
+            lim = float(np.abs(finite).max()) if finite.size else 1.0
+            vmin, vmax = -(lim or 1e-6), lim or 1e-6
+        else:
+            vmin, vmax = 0.0, (float(finite.max()) if finite.size else 1.0) or 1e-6
+        image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7)
+        ax.set_yticks(range(len(regions)), regions)
+        ax.set_xticks(range(len(layers)), [str(k) for k in layers])
+        ax.set_xlabel("layer")
+        ax.set_title(f"{column.split('_')[0].upper()}: {scenario} product vs truth", fontsize=10)
+        fig.colorbar(image, ax=ax, shrink=0.85).set_label(SM_LABEL)
+    return fig

@@ -1,0 +1,431 @@
+"""The ``analyze`` stage: every analysis of a run, numbers and figures side by side.
+
+Reads the run's national product (:func:`cropsm.analyze.product.open_product`), the static region
+codes and cropland fraction, the satellite product when the run has one, and the truth on the
+virtual China; writes
+
+* ``RUN_DIR/analysis/*.nc|csv``: the numbers of every figure, so it can be redrawn and checked;
+* ``RUN_DIR/figures/*.png``: the figures (Figs. 7–10 of Liu et al. 2021, and truth checks);
+* ``RUN_DIR/analysis/analyze_summary.json``: what ran, what was skipped and why, headline numbers.
+
+The station analyses (Figs. 2, 3, S3) come from :mod:`cropsm.analyze.observations` when present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from cropsm.analyze import product as prod
+from cropsm.analyze import satellite as sat
+from cropsm.analyze import scenarios as scen
+from cropsm.pipeline import RunContext, stage
+from cropsm.progress import progress_callback
+
+ANALYSIS_DIR = "analysis"
+FIGURE_DIR = "figures"
+TOP_LAYER = 1
+SUMMARY_FILE = "analyze_summary.json"
+
+
+@dataclass
+class AnalysisInputs:
+    """What the analyses read, in canonical form; ``None`` where the run does not have it."""
+
+    sm: xr.DataArray | None  # (scenario, layer, time, lat, lon), m3 m-3
+    region: xr.DataArray | None  # (lat, lon) codes 1..8, 0 outside
+    dense_cropland: xr.DataArray | None  # (lat, lon) bool, cropland fraction > 0.5
+    satellite: xr.DataArray | None  # (time, lat, lon), m3 m-3
+    truth: xr.Dataset | None  # truth store (virtual China only)
+    notes: dict
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def _atomic_path(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_netcdf(ds: xr.Dataset, path: Path) -> Path:
+    """Write a dataset to netCDF via a temporary file (never half written)."""
+    ds = ds.copy()
+    for name in list(ds.coords) + list(ds.data_vars):
+        if ds[name].dtype == object:
+            ds[name] = ds[name].astype(str)
+    tmp = _atomic_path(path)
+    try:
+        ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a table to CSV via a temporary file, floats with 6 significant digits."""
+    tmp = _atomic_path(path)
+    try:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_figure(fig, path: Path) -> Path:
+    """Save a matplotlib figure as PNG via a temporary file."""
+    tmp = _atomic_path(path)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    return str(Path(path).relative_to(run_dir))
+
+
+# --------------------------------------------------------------------------------------------
+# the analyses, each from canonical inputs to files
+# --------------------------------------------------------------------------------------------
+
+
+def analyze_product(
+    stats: xr.Dataset, run_dir: Path, dense_cropland: xr.DataArray | None = None
+) -> dict:
+    """Fig. 7a,b for every layer of the reference, plus the cropland-mean annual series.
+
+    ``stats`` is :func:`cropsm.analyze.product.product_statistics` of the product.
+    """
+    out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
+    annual = prod.annual_means_of_statistics(stats).sel(scenario=prod.REFERENCE_SCENARIO)
+    annual = annual.drop_vars("scenario")
+    result = prod.magnitude_and_trend_from_annual(annual)
+    files = [write_netcdf(result, out_dir / "product_magnitude_trend.nc")]
+    for layer in result["layer"].values:
+        fig = prod.magnitude_trend_figure(result, int(layer), dense_cropland)
+        files.append(write_figure(fig, fig_dir / f"fig7ab_product_layer{int(layer)}.png"))
+    series = prod.national_series_from_annual(annual)
+    frame = series.to_dataframe(name="sm_m3_m-3").reset_index()[["layer", "year", "sm_m3_m-3"]]
+    files.append(write_csv(frame, out_dir / "product_national_annual.csv"))
+    national = prod.national_summary(series)
+    files.append(write_csv(national, out_dir / "product_national_summary.csv"))
+    files.append(
+        write_figure(
+            prod.national_annual_figure(series), fig_dir / "fig7_product_national_annual.png"
+        )
+    )
+    trend = result["sm_trend"]
+    weights = prod.area_weights(trend["lat"]).broadcast_like(trend.isel(layer=0, drop=True))
+    mean_trend = (trend.fillna(0) * weights).sum(("lat", "lon")) / (trend.notnull() * weights).sum(
+        ("lat", "lon")
+    )
+    return {
+        "years": result.attrs.get("years", ""),
+        "mean_cell_trend_by_layer_m3_m-3_yr-1": {
+            f"layer{int(k)}": float(v)
+            for k, v in zip(trend["layer"].values, mean_trend.values, strict=True)
+        },
+        "national_trend_layer1_m3_m-3_yr-1": float(national["sen_slope_m3_m-3_yr-1"].iloc[0]),
+        "national_top_bottom_r": float(national["pearson_r_with_layer1"].iloc[-1]),
+        "files": [_rel(f, run_dir) for f in files],
+    }
+
+
+def analyze_satellite(
+    sm: xr.DataArray,
+    satellite: xr.DataArray,
+    region: xr.DataArray | None,
+    run_dir: Path,
+    dense_cropland: xr.DataArray | None = None,
+) -> dict:
+    """Figs. 7c-f and 8: the reference top layer against the satellite product."""
+    out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
+    top = sm.sel(scenario=prod.REFERENCE_SCENARIO, layer=TOP_LAYER, drop=True)
+    comparison = sat.compare_with_satellite(top, satellite).compute()
+    summary = sat.comparison_summary(comparison)
+    files = [
+        write_netcdf(comparison, out_dir / "satellite_comparison.nc"),
+        write_csv(summary, out_dir / "satellite_comparison_summary.csv"),
+        write_figure(
+            sat.satellite_maps_figure(comparison, dense_cropland),
+            fig_dir / "fig7cf_satellite_comparison.png",
+        ),
+    ]
+    result = {
+        "magnitude_r": float(summary.loc[summary["quantity"] == "magnitude", "pearson_r"].iloc[0]),
+        "trend_r": float(summary.loc[summary["quantity"] == "trend", "pearson_r"].iloc[0]),
+    }
+    if region is not None:
+        monthly = sat.monthly_comparison_by_region(top, satellite, region)
+        files.append(write_csv(monthly, out_dir / "satellite_monthly_by_region.csv"))
+        files.append(
+            write_figure(
+                sat.monthly_by_region_figure(monthly), fig_dir / "fig8_monthly_by_region.png"
+            )
+        )
+    result["files"] = [_rel(f, run_dir) for f in files]
+    return result
+
+
+def analyze_scenarios(
+    stats: xr.Dataset,
+    region: xr.DataArray,
+    run_dir: Path,
+    dense_cropland: xr.DataArray | None = None,
+) -> tuple[dict, xr.DataArray]:
+    """Figs. 9 and 10: each pattern minus the reference, maps and monthly by region.
+
+    Returns the summary and the Fig. 9 differences ``(pattern, layer, lat, lon)``.
+    """
+    out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
+    annual = prod.annual_means_of_statistics(stats)
+    diff = scen.differences_from_annual(annual, region)
+    ds = diff.to_dataset(name="median_annual_sm_difference")
+    ds.attrs["double_cropping_patterns_ne_masked"] = " ".join(scen.double_cropping_patterns())
+    ds.attrs["years"] = prod.years_label(annual[prod.YEAR_DIM].values)
+    files = [
+        write_netcdf(ds, out_dir / "scenario_differences.nc"),
+        write_figure(
+            scen.scenario_maps_figure(diff, TOP_LAYER, dense_cropland),
+            fig_dir / "fig9_scenario_differences.png",
+        ),
+    ]
+    monthly = scen.monthly_differences_from_climatology(stats["monthly_climatology"], region)
+    frame = monthly.to_dataframe(name="sm_difference_m3_m-3").reset_index()
+    frame = frame[["pattern", "layer", "region", "month", "sm_difference_m3_m-3"]]
+    files.append(write_csv(frame, out_dir / "scenario_monthly_differences.csv"))
+    files.append(
+        write_figure(
+            scen.monthly_differences_figure(monthly, TOP_LAYER),
+            fig_dir / "fig10_scenario_monthly_differences.png",
+        )
+    )
+    top = diff.sel(layer=TOP_LAYER)
+    weights = prod.area_weights(top["lat"]).broadcast_like(top.isel(pattern=0, drop=True))
+    mean = (top.fillna(0) * weights).sum(("lat", "lon")) / (top.notnull() * weights).sum(
+        ("lat", "lon")
+    )
+    return {
+        "mean_layer1_difference_m3_m-3": {
+            str(p): float(v) for p, v in zip(mean["pattern"].values, mean.values, strict=True)
+        },
+        "ne_masked_patterns": list(scen.double_cropping_patterns()),
+        "files": [_rel(f, run_dir) for f in files],
+    }, diff
+
+
+def analyze_against_truth(
+    stats: xr.Dataset, region_cells: xr.DataArray, product_diff: xr.DataArray, run_dir: Path
+) -> dict:
+    """On the virtual China: Fig. 9 against the true effects, and the product's error by region.
+
+    ``stats`` is :func:`cropsm.analyze.product.product_statistics` computed with the truth;
+    ``region_cells`` the region code of each truth cell; ``product_diff`` the product's Fig. 9
+    differences on the grid (:func:`analyze_scenarios`).
+    """
+    out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
+    cell_lat, cell_lon = stats["cell_lat"].values, stats["cell_lon"].values
+    truth_annual = prod.annual_means_of_statistics(stats, variable="truth_annual_mean")
+    truth_diff = scen.differences_from_annual(truth_annual, region_cells)
+    product_diff_cells = scen.grid_to_cells(product_diff, cell_lat, cell_lon)
+    agreement = scen.agreement_with_truth(product_diff_cells, truth_diff)
+    truth_grid = scen.cells_to_grid(
+        truth_diff, cell_lat, cell_lon, product_diff["lat"].values, product_diff["lon"].values
+    ).to_dataset(name="true_median_annual_sm_difference")
+    errors = scen.error_table(stats)
+    files = [
+        write_csv(agreement, out_dir / "truth_scenario_agreement.csv"),
+        write_netcdf(truth_grid, out_dir / "truth_scenario_differences.nc"),
+        write_csv(errors, out_dir / "truth_product_error.csv"),
+        write_figure(
+            scen.truth_agreement_figure(product_diff_cells, truth_diff, TOP_LAYER),
+            fig_dir / "truth_scenario_agreement.png",
+        ),
+        write_figure(scen.truth_error_figure(errors), fig_dir / "truth_product_error.png"),
+    ]
+    top = agreement[agreement["layer"] == TOP_LAYER]
+    ref = errors[(errors["scenario"] == prod.REFERENCE_SCENARIO) & (errors["region"] == "CHN")]
+    return {
+        "layer1_sign_agreement": {
+            r.pattern: round(float(r.sign_agreement), 3) for r in top.itertuples()
+        },
+        "layer1_pearson_r": {r.pattern: round(float(r.pearson_r), 3) for r in top.itertuples()},
+        "reference_rmse_chn_by_layer_m3_m-3": {
+            f"layer{int(k)}": round(float(v), 4)
+            for k, v in zip(ref["layer"], ref["rmse_m3_m-3"], strict=True)
+        },
+        "files": [_rel(f, run_dir) for f in files],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# inputs of a run
+# --------------------------------------------------------------------------------------------
+
+
+def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
+    """The product, regions, dense-cropland dots, satellite and truth of a run."""
+    from cropsm.stages import input_paths, load_run_inputs
+
+    notes: dict = {}
+    try:
+        product = prod.open_product(ctx.run_dir)
+        sm = product["sm"]
+    except FileNotFoundError as err:
+        product, sm = None, None
+        notes["product"] = str(err)
+    paths = input_paths(ctx)
+    data = load_run_inputs(ctx, with_satellite=True)
+    static, satellite = data["static"], data["satellite"]
+    if satellite is None:
+        notes["satellite"] = "the run has no satellite product ([inputs.files] satellite)"
+    region = dense = None
+    if sm is not None:
+        lat, lon = sm["lat"].values, sm["lon"].values
+        if product is not None and "region" in product.data_vars:
+            region = prod.region_on_grid(product["region"].load(), lat, lon)
+        elif static is not None:
+            region = prod.region_on_grid(static["region"].load(), lat, lon)
+        fraction = None
+        if product is not None and "cropland_fraction" in product.data_vars:
+            fraction = product["cropland_fraction"]
+        elif static is not None and "cropland_fraction" in static:
+            fraction = static["cropland_fraction"]
+        if fraction is not None:
+            frac = prod.region_on_grid(fraction.load(), lat, lon)
+            dense = frac > prod.DENSE_CROPLAND_FRACTION
+    if region is None:
+        notes["region"] = "no region codes (static file); regional analyses skipped"
+    truth = None
+    if paths.get("truth") is not None and Path(paths["truth"]).exists():
+        from cropsm.twin.truth_store import open_truth
+
+        truth = open_truth(paths["truth"])
+    else:
+        notes["truth"] = "no known truth (only the virtual China has one)"
+    return AnalysisInputs(sm, region, dense, satellite, truth, notes)
+
+
+def _observations(run_dir: Path) -> dict | None:
+    """Station analyses of :mod:`cropsm.analyze.observations`, when that module exists."""
+    try:
+        from cropsm.analyze.observations import analyze_observations
+    except ModuleNotFoundError as err:
+        if err.name not in ("cropsm.analyze.observations",):
+            raise
+        return None
+    return analyze_observations(run_dir) or {}
+
+
+def run_analyses(ctx: RunContext) -> dict:
+    """Run every analysis the run's inputs allow; write the summary; return headline numbers."""
+    run_dir = Path(ctx.run_dir)
+    say = ctx.console.print
+    summary: dict = {"ran": {}, "skipped": {}}
+    observations = _observations(run_dir)
+    if observations is None:
+        summary["skipped"]["observations"] = "cropsm.analyze.observations is not installed"
+    else:
+        summary["ran"]["observations"] = observations
+    inputs = load_analysis_inputs(ctx)
+    sm = inputs.sm
+    if sm is not None and prod.REFERENCE_SCENARIO not in set(map(str, sm["scenario"].values)):
+        inputs.notes["product"] = "the product has no 'reference' scenario ([predict] scenarios)"
+        sm = None
+    if sm is None:
+        for name in ("product", "satellite", "scenarios", "truth"):
+            summary["skipped"][name] = inputs.notes["product"]
+    else:
+        truth = region_cells = None
+        if inputs.truth is not None and inputs.region is not None:
+            truth = scen.truth_scenarios(inputs.truth)
+            region_cells = scen.grid_to_cells(
+                inputs.region, truth["cell_lat"].values, truth["cell_lon"].values
+            )
+        say(
+            "  one pass over the product: annual means, monthly climatology"
+            + (", error against the truth" if truth is not None else "")
+        )
+        with progress_callback(ctx.console) as report:
+            stats = prod.product_statistics(
+                sm,
+                truth=truth,
+                truth_region=None if region_cells is None else region_cells.values,
+                progress=report,
+            )
+        say("  product: median annual SM and trend (Fig. 7a,b)")
+        summary["ran"]["product"] = analyze_product(stats, run_dir, inputs.dense_cropland)
+        if inputs.satellite is None:
+            summary["skipped"]["satellite"] = inputs.notes["satellite"]
+        else:
+            say("  satellite comparison (Figs. 7c-f, 8)")
+            summary["ran"]["satellite"] = analyze_satellite(
+                sm, inputs.satellite, inputs.region, run_dir, inputs.dense_cropland
+            )
+        if inputs.region is None or not scen.pattern_scenarios(sm):
+            reason = inputs.notes.get("region", "the product holds no pattern scenario")
+            summary["skipped"]["scenarios"] = reason
+            summary["skipped"]["truth"] = reason
+        else:
+            say("  scenarios: pattern minus reference (Figs. 9, 10)")
+            result, diff = analyze_scenarios(stats, inputs.region, run_dir, inputs.dense_cropland)
+            summary["ran"]["scenarios"] = result
+            if truth is None:
+                summary["skipped"]["truth"] = inputs.notes["truth"]
+            else:
+                say("  virtual China: product and scenario effects against the truth")
+                summary["ran"]["truth"] = analyze_against_truth(stats, region_cells, diff, run_dir)
+    from cropsm.provenance import write_json
+
+    write_json(run_dir / ANALYSIS_DIR / SUMMARY_FILE, summary)
+    return _headline(summary)
+
+
+def _headline(summary: dict) -> dict:
+    """A few numbers for the run summary table."""
+    ran = summary["ran"]
+    out: dict = {"analyses": ",".join(ran) or "none"}
+    if "product" in ran:
+        out["layer1_national_trend"] = f"{ran['product']['national_trend_layer1_m3_m-3_yr-1']:.2e}"
+    if "satellite" in ran:
+        out["satellite_r_magnitude"] = round(ran["satellite"]["magnitude_r"], 3)
+    if "truth" in ran:
+        signs = list(ran["truth"]["layer1_sign_agreement"].values())
+        out["truth_sign_agreement_mean"] = round(float(np.nanmean(signs)), 3) if signs else None
+    if summary["skipped"]:
+        out["skipped"] = ",".join(summary["skipped"])
+    return out
+
+
+def read_analysis_summary(run_dir: Path) -> dict | None:
+    """``RUN_DIR/analysis/analyze_summary.json``, or None if the stage has not run."""
+    path = Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+@stage(
+    "analyze",
+    "median annual SM and trends, satellite comparison, cropping-pattern effects (Figs. 2-3, 7-10)",
+    ("analyze",),
+)
+def analyze_stage(ctx: RunContext) -> dict:
+    return run_analyses(ctx)

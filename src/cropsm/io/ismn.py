@@ -1,0 +1,547 @@
+"""International Soil Moisture Network (ISMN) downloads into canonical five-layer stations.
+
+An ISMN download in the "Header + values" format holds ``ROOT/<NETWORK>/<STATION>/*.stm``, one
+file per sensor and variable, named
+``<CSE>_<NETWORK>_<STATION>_<variable>_<depth_from>_<depth_to>_<sensor>_<start>_<end>.stm``
+(depths in m). The first line of a file is its header::
+
+    CSE  NETWORK  STATION  LATITUDE  LONGITUDE  ELEVATION  DEPTH_FROM  DEPTH_TO  SENSOR
+
+and every other line one measurement ``YYYY/MM/DD HH:MM VALUE ISMN_FLAG PROVIDER_FLAG``
+(soil moisture in m3 m-3; ISMN quality flags: ``G`` good, ``C0x`` outside the plausible range,
+``D0x`` dubious - D01-D05 among them mark frozen soil from soil or air temperature -, ``M``
+missing). Dorigo et al. (2021), Hydrol. Earth Syst. Sci. 25, 5749-5804, describe the network
+and its flags.
+
+Files are read with the ``ismn`` package (``ismn.filehandlers.DataFile``, TU Wien) when it is
+installed (``engine="ismn"``), else with the reader of this module for the same format
+(``engine="builtin"``); ``engine="auto"`` picks the first available. Both give the same numbers
+(checked by the tests). The package's ``ISMN_Interface`` is not used because it writes metadata
+files into the data folder.
+
+From sensors to the five 10-cm layers (:func:`layer_weights`)
+--------------------------------------------------------------
+1. Daily means of each sensor's values whose ISMN flag is good (``G``; ``good_flags``) and that
+   lie within 0-0.7 m3 m-3; a day needs at least ``min_values_per_day`` such values.
+2. Each sensor covers a depth interval [a, b]. A sensor at one depth (a = b = z) counts for the
+   layers whose top <= z <= bottom (weight 1; a sensor exactly on a boundary, e.g. 10 cm, counts
+   for both layers). A sensor over an interval counts for layer [t, u] with weight equal to the
+   overlapping share of the layer, ``w = (min(b, u) - max(a, t)) / (u - t)``, when that share is
+   at least ``min_overlap_fraction`` (default 0.5).
+3. A layer's daily value is the weighted mean of the sensors that count for it and have a value
+   that day, ``theta_k = sum_i w_ik theta_i / sum_i w_ik``.
+
+Stations: ``station_id`` is ``<NETWORK>.<STATION>``; ``lat``, ``lon``, ``elevation`` from the
+headers; ``region`` is the network name; ``pattern`` is missing (ISMN has no cropping pattern):
+switch the ``pattern`` group off. ISMN has no station-level humidity or radiation, so its
+stations take their climate from a grid (``[inputs.files]``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
+from cropsm.errors import InputError
+
+Engine = Literal["auto", "ismn", "builtin"]
+
+VOLUMETRIC_RANGE = (0.0, 0.7)
+"""Plausible volumetric water content, m3 m-3; values outside are dropped."""
+
+GOOD_FLAGS: tuple[str, ...] = ("G",)
+"""ISMN quality flags kept by default."""
+
+HEADER_FIELDS = (
+    "cse",
+    "network",
+    "station",
+    "latitude",
+    "longitude",
+    "elevation",
+    "depth_from",
+    "depth_to",
+    "sensor",
+)
+"""Fields of the header line of a ``.stm`` file, in order."""
+
+
+@dataclass(frozen=True)
+class SensorSeries:
+    """One ``.stm`` file: its sensor metadata and measurements.
+
+    Attributes
+    ----------
+    path
+        The file.
+    network, station, sensor, variable
+        From the header and file name.
+    lat, lon, elevation
+        Degrees, degrees, m.
+    depth_from_cm, depth_to_cm
+        The sensor's depth interval, cm (equal for a sensor at one depth).
+    data
+        ``time`` (datetime64[ns]), ``value`` (float), ``flag`` (str).
+    """
+
+    path: Path
+    network: str
+    station: str
+    sensor: str
+    variable: str
+    lat: float
+    lon: float
+    elevation: float
+    depth_from_cm: float
+    depth_to_cm: float
+    data: pd.DataFrame
+
+
+# --------------------------------------------------------------------------------------------
+# Finding and reading files
+
+
+def find_ismn_files(
+    root: str | Path,
+    variable: str = "sm",
+    networks: list[str] | tuple[str, ...] = (),
+    stations: list[str] | tuple[str, ...] = (),
+) -> list[Path]:
+    """The ``.stm`` files of one variable under an ISMN download folder.
+
+    Parameters
+    ----------
+    root
+        The download folder (``ROOT/<NETWORK>/<STATION>/*.stm``).
+    variable
+        Variable token of the file names (``sm`` for soil moisture).
+    networks, stations
+        Keep only these networks / stations (empty: all).
+
+    Raises
+    ------
+    InputError
+        When ``root`` is missing or holds no matching files.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(
+            root, None, "ISMN folder not found; expected ROOT/<NETWORK>/<STATION>/*.stm"
+        )
+    out = []
+    for path in sorted(root.rglob("*.stm")):
+        parts = path.name.split("_")
+        if len(parts) < 9 or parts[3] != variable:
+            continue
+        rel = path.relative_to(root).parts
+        if networks and (len(rel) < 3 or rel[0] not in networks):
+            continue
+        if stations and (len(rel) < 3 or rel[1] not in stations):
+            continue
+        out.append(path)
+    if not out:
+        raise InputError(
+            root,
+            None,
+            f"holds no ISMN '{variable}' files (*_{variable}_<from>_<to>_<sensor>_*.stm) for the "
+            "chosen networks and stations",
+        )
+    return out
+
+
+def _header(path: Path, line: str) -> dict[str, Any]:
+    parts = line.split()
+    if len(parts) < len(HEADER_FIELDS):
+        raise InputError(
+            path,
+            "line 1",
+            f"{len(parts)} header fields; expected {len(HEADER_FIELDS)}: "
+            + " ".join(f.upper() for f in HEADER_FIELDS)
+            + " (ISMN 'Header + values' format)",
+        )
+    header: dict[str, Any] = dict(zip(HEADER_FIELDS[:3], parts[:3], strict=True))
+    for name, text in zip(HEADER_FIELDS[3:8], parts[3:8], strict=True):
+        try:
+            header[name] = float(text)
+        except ValueError:
+            raise InputError(
+                path, f"line 1, header field {name.upper()}", f"{text!r} is not a number"
+            ) from None
+    header["sensor"] = " ".join(parts[8:])
+    return header
+
+
+def _read_builtin(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Parse one ``.stm`` file (header line + ``date time value flag provider_flag`` lines)."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be read ({exc.strerror})") from None
+    lines = text.splitlines()
+    if not lines:
+        raise InputError(path, None, "empty; expected a header line and measurements")
+    header = _header(path, lines[0])
+    body = [(i + 2, line) for i, line in enumerate(lines[1:]) if line.strip()]
+    if not body:
+        return header, pd.DataFrame({"time": pd.to_datetime([]), "value": [], "flag": []})
+    counts = np.array([len(line.split()) for _, line in body])
+    bad = np.flatnonzero((counts < 4) | (counts > 5))
+    if bad.size:
+        number, line = body[int(bad[0])]
+        raise InputError(
+            path,
+            f"line {number}",
+            f"{counts[bad[0]]} fields; expected 'YYYY/MM/DD HH:MM VALUE FLAG PROVIDER_FLAG'",
+        )
+    frame = pd.read_csv(
+        io.StringIO("\n".join(line for _, line in body)),
+        sep=r"\s+",
+        header=None,
+        names=["date", "clock", "value", "flag", "provider_flag"],
+        dtype=str,
+        keep_default_na=False,
+    )
+    time = pd.to_datetime(
+        frame["date"] + " " + frame["clock"], format="%Y/%m/%d %H:%M", errors="coerce"
+    )
+    if time.isna().any():
+        i = int(np.flatnonzero(time.isna().to_numpy())[0])
+        raise InputError(
+            path,
+            f"line {body[i][0]}",
+            f"{frame['date'].iloc[i]} {frame['clock'].iloc[i]!s} is not a time 'YYYY/MM/DD HH:MM'",
+        )
+    value = pd.to_numeric(frame["value"], errors="coerce")
+    if value.isna().any():
+        i = int(np.flatnonzero(value.isna().to_numpy())[0])
+        raise InputError(
+            path, f"line {body[i][0]}, column VALUE", f"{frame['value'].iloc[i]!r} is not a number"
+        )
+    data = pd.DataFrame(
+        {"time": time.to_numpy(), "value": value.to_numpy(np.float64), "flag": frame["flag"]}
+    )
+    return header, data
+
+
+def _read_with_ismn(path: Path, root: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    from ismn.filehandlers import DataFile
+
+    try:
+        handle = DataFile(root, path.relative_to(root))
+        data = handle.read_data()
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the user's file
+        text = " ".join(str(exc).split())[-200:]
+        raise InputError(
+            path, None, f"cannot be read by the ismn package ({type(exc).__name__}: {text})"
+        ) from None
+    meta = handle.metadata
+    depth = meta["instrument"].depth
+    header = {
+        "cse": meta["network"].val,
+        "network": meta["network"].val,
+        "station": meta["station"].val,
+        "latitude": float(meta["latitude"].val),
+        "longitude": float(meta["longitude"].val),
+        "elevation": float(meta["elevation"].val),
+        "depth_from": float(depth.start),
+        "depth_to": float(depth.end),
+        "sensor": str(meta["instrument"].val),
+    }
+    variable = meta["variable"].val
+    frame = pd.DataFrame(
+        {
+            "time": pd.DatetimeIndex(data.index).to_numpy().astype("datetime64[ns]"),
+            "value": data[variable].to_numpy(np.float64),
+            "flag": data[f"{variable}_flag"].astype(str).to_numpy(),
+        }
+    )
+    return header, frame
+
+
+def _ismn_available() -> bool:
+    try:
+        import ismn.filehandlers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def read_ismn_file(path: str | Path, root: str | Path, engine: Engine = "auto") -> SensorSeries:
+    """Read one ISMN ``.stm`` file.
+
+    Parameters
+    ----------
+    path
+        The file, inside ``root``.
+    root
+        The download folder (the ``ismn`` package reads paths relative to it).
+    engine
+        ``ismn``, ``builtin`` or ``auto`` (``ismn`` when installed).
+
+    Raises
+    ------
+    InputError
+        A malformed header or line (naming it), or ``engine="ismn"`` without the package.
+    """
+    path, root = Path(path), Path(root)
+    if engine == "auto":
+        engine = "ismn" if _ismn_available() else "builtin"
+    if engine == "ismn":
+        if not _ismn_available():
+            raise InputError(path, None, "engine 'ismn' needs the ismn package (pip install ismn)")
+        _read_builtin_header_only(path)  # precise errors for a malformed header
+        header, data = _read_with_ismn(path, root)
+    elif engine == "builtin":
+        header, data = _read_builtin(path)
+    else:
+        raise ValueError(f"unknown engine {engine!r}; expected auto, ismn or builtin")
+    name_parts = path.name.split("_")
+    return SensorSeries(
+        path=path,
+        network=str(header["network"]),
+        station=str(header["station"]),
+        sensor=str(header["sensor"]),
+        variable=name_parts[3] if len(name_parts) > 3 else "sm",
+        lat=float(header["latitude"]),
+        lon=float(header["longitude"]),
+        elevation=float(header["elevation"]),
+        depth_from_cm=100.0 * float(header["depth_from"]),
+        depth_to_cm=100.0 * float(header["depth_to"]),
+        data=data,
+    )
+
+
+def _read_builtin_header_only(path: Path) -> None:
+    with path.open("r", encoding="ascii", errors="replace") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise InputError(path, "line 1", "empty; expected the ISMN header line")
+    _header(path, first)
+
+
+# --------------------------------------------------------------------------------------------
+# Sensors to layers
+
+
+def layer_weights(
+    depth_from_cm: float, depth_to_cm: float, min_overlap_fraction: float = 0.5
+) -> np.ndarray:
+    """Weight of one sensor in each of the five layers (module docstring, step 2).
+
+    Parameters
+    ----------
+    depth_from_cm, depth_to_cm
+        The sensor's depth interval, cm (equal for a sensor at one depth).
+    min_overlap_fraction
+        Least share of a layer an interval sensor must cover to count for it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (5,), weights >= 0 (0: the sensor does not count for that layer).
+
+    Examples
+    --------
+    >>> layer_weights(5, 5).tolist()
+    [1.0, 0.0, 0.0, 0.0, 0.0]
+    >>> layer_weights(10, 10).tolist()
+    [1.0, 1.0, 0.0, 0.0, 0.0]
+    >>> layer_weights(0, 19).round(2).tolist()
+    [1.0, 0.9, 0.0, 0.0, 0.0]
+    """
+    a, b = float(depth_from_cm), float(depth_to_cm)
+    if b < a:
+        raise ValueError(f"depth_to {b} cm is above depth_from {a} cm")
+    top = np.asarray(LAYER_TOP_CM, dtype=np.float64)
+    bottom = np.asarray(LAYER_BOTTOM_CM, dtype=np.float64)
+    if a == b:
+        return ((top <= a) & (a <= bottom)).astype(np.float64)
+    share = np.clip(np.minimum(b, bottom) - np.maximum(a, top), 0.0, None) / (bottom - top)
+    return np.where(share >= min_overlap_fraction - 1e-12, share, 0.0)
+
+
+def daily_sensor_means(
+    data: pd.DataFrame,
+    good_flags: tuple[str, ...] = GOOD_FLAGS,
+    min_values_per_day: int = 1,
+) -> pd.Series:
+    """Daily means of one sensor's good values (module docstring, step 1).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by day (datetime64[ns] at midnight), m3 m-3.
+    """
+    value = data["value"].to_numpy(np.float64)
+    keep = data["flag"].astype(str).isin(good_flags).to_numpy()
+    keep &= (value >= VOLUMETRIC_RANGE[0]) & (value <= VOLUMETRIC_RANGE[1])
+    kept = pd.Series(value[keep], index=pd.DatetimeIndex(data["time"].to_numpy()[keep]).normalize())
+    grouped = kept.groupby(level=0)
+    means = grouped.mean()
+    return means.loc[grouped.size() >= min_values_per_day]
+
+
+@dataclass(frozen=True, eq=False)
+class IsmnStations:
+    """ISMN stations in the canonical form (``docs/contracts.md``) plus the read report."""
+
+    meta: pd.DataFrame
+    obs: pd.DataFrame
+    report: dict[str, Any]
+    path: Path | None = None
+
+
+def read_ismn(
+    root: str | Path,
+    *,
+    networks: list[str] | tuple[str, ...] = (),
+    stations: list[str] | tuple[str, ...] = (),
+    first_year: int | None = None,
+    last_year: int | None = None,
+    engine: Engine = "auto",
+    good_flags: tuple[str, ...] = GOOD_FLAGS,
+    min_values_per_day: int = 1,
+    min_overlap_fraction: float = 0.5,
+    days_of_month: list[int] | tuple[int, ...] = (),
+) -> IsmnStations:
+    """Read an ISMN download into canonical stations with five-layer daily observations.
+
+    Parameters
+    ----------
+    root
+        The download folder.
+    networks, stations
+        Which networks / stations (folder names; empty: all).
+    first_year, last_year
+        Keep days in this inclusive year range.
+    engine
+        ``auto``, ``ismn`` or ``builtin`` (:func:`read_ismn_file`).
+    good_flags
+        ISMN flags whose values are used.
+    min_values_per_day
+        Least number of good values for a daily mean.
+    min_overlap_fraction
+        Least share of a layer an interval sensor must cover (:func:`layer_weights`).
+    days_of_month
+        Keep observations of these days of the month only (the paper: 8, 18, 28).
+
+    Returns
+    -------
+    IsmnStations
+        ``meta`` (``station_id`` ``<NETWORK>.<STATION>``, ``lat``, ``lon``, ``elevation``,
+        ``region`` = network, ``pattern`` None, ``first_year``, ``last_year``), ``obs``
+        (``station_id, date, layer, sm``), ``report`` (files, sensors per layer, observations).
+
+    Raises
+    ------
+    InputError
+        Malformed files, or a station whose sensors report different coordinates.
+    """
+    root = Path(root)
+    files = find_ismn_files(root, "sm", networks, stations)
+    sums: dict[str, pd.DataFrame] = {}
+    weights_sum: dict[str, pd.DataFrame] = {}
+    station_info: dict[str, dict[str, Any]] = {}
+    sensors_by_layer = np.zeros(N_LAYERS, dtype=np.int64)
+    unused = 0
+    for path in files:
+        series = read_ismn_file(path, root, engine)
+        sid = f"{series.network}.{series.station}"
+        info = station_info.setdefault(
+            sid,
+            {"lat": series.lat, "lon": series.lon, "elevation": series.elevation, "path": path,
+             "network": series.network},
+        )  # fmt: skip
+        if abs(info["lat"] - series.lat) > 1e-3 or abs(info["lon"] - series.lon) > 1e-3:
+            raise InputError(
+                path,
+                "line 1",
+                f"station {sid!r} at lat {series.lat:g}, lon {series.lon:g} here but at lat "
+                f"{info['lat']:g}, lon {info['lon']:g} in {info['path'].name}; expected one "
+                "position per station",
+            )
+        w = layer_weights(series.depth_from_cm, series.depth_to_cm, min_overlap_fraction)
+        if not w.any():
+            unused += 1
+            continue
+        sensors_by_layer += w > 0
+        daily = daily_sensor_means(series.data, good_flags, min_values_per_day)
+        if daily.empty:
+            continue
+        contribution = pd.DataFrame(
+            np.outer(daily.to_numpy(), w), index=daily.index, columns=range(1, N_LAYERS + 1)
+        )
+        present = pd.DataFrame(
+            np.outer(np.ones(daily.size), w), index=daily.index, columns=range(1, N_LAYERS + 1)
+        )
+        if sid in sums:
+            sums[sid] = sums[sid].add(contribution, fill_value=0.0)
+            weights_sum[sid] = weights_sum[sid].add(present, fill_value=0.0)
+        else:
+            sums[sid], weights_sum[sid] = contribution, present
+    parts = []
+    for sid in sums:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            layer_values = sums[sid] / weights_sum[sid].where(weights_sum[sid] > 0)
+        long = (
+            layer_values.rename_axis("date")
+            .reset_index()
+            .melt(id_vars="date", var_name="layer", value_name="sm")
+        )
+        long.insert(0, "station_id", sid)
+        parts.append(long.dropna(subset=["sm"]))
+    columns = ["station_id", "date", "layer", "sm"]
+    obs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    obs = obs[columns]
+    if first_year is not None:
+        obs = obs.loc[pd.to_datetime(obs["date"]).dt.year >= first_year]
+    if last_year is not None:
+        obs = obs.loc[pd.to_datetime(obs["date"]).dt.year <= last_year]
+    if days_of_month:
+        obs = obs.loc[pd.to_datetime(obs["date"]).dt.day.isin(list(days_of_month))]
+    obs = obs.astype({"layer": np.int64, "sm": np.float64})
+    obs["date"] = pd.to_datetime(obs["date"]).astype("datetime64[ns]")
+    obs = obs.sort_values(["station_id", "date", "layer"], kind="stable").reset_index(drop=True)
+    years = obs.groupby("station_id")["date"].agg(["min", "max"])
+    ids = sorted(station_info)
+    meta = pd.DataFrame(
+        {
+            "lat": [station_info[s]["lat"] for s in ids],
+            "lon": [station_info[s]["lon"] for s in ids],
+            "elevation": [station_info[s]["elevation"] for s in ids],
+            "region": [station_info[s]["network"] for s in ids],
+            "pattern": None,
+        },
+        index=pd.Index(ids, name="station_id"),
+    )
+    meta["first_year"] = years["min"].dt.year.reindex(meta.index).astype("Int64")
+    meta["last_year"] = years["max"].dt.year.reindex(meta.index).astype("Int64")
+    report = {
+        "files": len(files),
+        "sensors_unused_below_50cm": unused,
+        "sensors_by_layer": {f"sm_l{k + 1}": int(n) for k, n in enumerate(sensors_by_layer)},
+        "stations": len(ids),
+        "observations": int(len(obs)),
+        "observations_by_layer": {
+            f"sm_l{k}": int((obs["layer"] == k).sum()) for k in range(1, N_LAYERS + 1)
+        },
+    }
+    return IsmnStations(meta=meta, obs=obs, report=report, path=root)
+
+
+__all__ = [
+    "GOOD_FLAGS",
+    "IsmnStations",
+    "SensorSeries",
+    "daily_sensor_means",
+    "find_ismn_files",
+    "layer_weights",
+    "read_ismn",
+    "read_ismn_file",
+]

@@ -1,0 +1,115 @@
+"""Commands ``cropsm predict`` and ``cropsm export-netcdf`` (registered by ``cropsm.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
+    """Add the product commands to ``app``; ``friendly_errors`` wraps each command function."""
+
+    @app.command("predict")
+    @friendly_errors
+    def predict_command(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory with trained networks.")],
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                help="Product store to write (default RUN_DIR/product.zarr; with --models "
+                "RUN_DIR/products/<name>.zarr).",
+            ),
+        ] = None,
+        models: Annotated[
+            Path | None,
+            typer.Option(
+                "--models",
+                help="Another model set (a folder with layer1/ ... layer5/), e.g. networks "
+                "trained with feature groups switched off (control experiments).",
+            ),
+        ] = None,
+        scheduler: Annotated[
+            str | None,
+            typer.Option("--scheduler", help="Address of an existing dask scheduler."),
+        ] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                "--workers",
+                min=0,
+                help="Local worker processes (default: one per core; 0: "
+                "no cluster, run in this process).",
+            ),
+        ] = None,
+        scenarios: Annotated[
+            str | None,
+            typer.Option(
+                "--scenarios",
+                help="Comma-separated scenarios to store: pattern ids and/or 'reference' "
+                "(default: the run's setting, all seven).",
+            ),
+        ] = None,
+    ) -> None:
+        """Predict the daily five-layer soil moisture of every cropland cell (zarr product).
+
+        Six cropping patterns and their crop-area-weighted reference, with the time and
+        pattern quality flags. An interrupted run resumes: only missing blocks are computed.
+        """
+        from cropsm.predict.config import PredictConfig, parse_scenarios
+        from cropsm.predict.stage import predict_run, run_predict_config
+        from cropsm.stages import load_run_config
+
+        run_config = load_run_config(run_dir)
+        base = run_predict_config(run_config)
+        updates: dict = {}
+        if scheduler is not None:
+            updates["scheduler"] = scheduler
+        if workers is not None:
+            updates["workers"] = workers
+        if scenarios is not None:
+            updates["scenarios"] = parse_scenarios(scenarios)
+        config = PredictConfig(**{**base.model_dump(), **updates})
+        summary = predict_run(
+            run_dir,
+            out=out,
+            models_dir=models,
+            config=config,
+            console=Console(stderr=True),
+            run_config=run_config,
+        )
+        table = Table(title=f"product {summary['path']}")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        table.add_row("status", summary["status"])
+        table.add_row("period", " to ".join(summary["period"]))
+        table.add_row("cropland cells", str(summary["cells"]))
+        table.add_row("scenarios", ", ".join(summary["scenarios"]))
+        table.add_row(
+            "blocks computed / skipped",
+            f"{summary['blocks_computed']} / {summary['blocks_skipped']}",
+        )
+        if "cell_days_per_s" in summary:
+            table.add_row("cell-days per second", f"{summary['cell_days_per_s']:,.0f}")
+        for k in range(1, 6):
+            key = f"layer{k}_r2_truth"
+            if summary.get(key) is not None:
+                table.add_row(f"layer {k} R2 of the reference vs truth", f"{summary[key]:.3f}")
+        table.add_row("seconds", f"{summary['seconds']:.1f}")
+        stdout.print(table)
+
+    @app.command("export-netcdf")
+    @friendly_errors
+    def export_netcdf_command(
+        product: Annotated[Path, typer.Argument(help="A product store (product.zarr).")],
+        out: Annotated[Path, typer.Argument(help="The CF netCDF-4 file to write.")],
+    ) -> None:
+        """Write a CF netCDF copy of a product store (same variables, packing, attributes)."""
+        from cropsm.predict.export import export_netcdf
+
+        path = export_netcdf(product, out)
+        stdout.print(f"netCDF written to {path}")

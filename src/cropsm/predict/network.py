@@ -1,0 +1,309 @@
+"""The layer networks folded for fast float32 inference on many cell-days at once.
+
+A trained layer network (:class:`cropsm.train.chain.LayerModel`, paper section 2a) computes
+
+.. math::
+
+    z = \\frac{x - \\mu}{\\sigma},\\quad h_1 = g(W_1^T z + b_1),\\ \\ldots,\\quad
+    \\mathrm{SM} = m_y + s_y\\,(W_L^T h_{L-1} + b_L)
+
+with ReLU ``g`` on the hidden layers. The standardisation is folded into the first layer and the
+target scaling into the last one, so inference is plain affine maps:
+
+.. math::
+
+    W_1' = W_1 / \\sigma,\\quad b_1' = b_1 - (\\mu / \\sigma)^T W_1,\\qquad
+    W_L' = s_y W_L,\\quad b_L' = s_y b_L + m_y.
+
+The first layer's inputs split into the **shared** inputs (climate, soil, elevation, day of
+year: the same under every cropping pattern), the pattern one-hot and, for layer k >= 2, the
+chained prediction of layer k - 1 (``sm_pred_upper``). Under pattern p
+
+.. math::
+
+    W_1'^T x = \\underbrace{W_{1,s}'^T x_s + b_1'}_{\\text{once for all patterns}}
+               + W_{1,p}' + w_{1,u}'\\,\\mathrm{SM}^{(k-1)}_p
+
+so the shared product is computed once per cell-day and each pattern adds a column and a rank-1
+term. Every affine map is one float32 matrix product in "feature-major" layout
+(``(units, cell-days)``); biases ride along as a constant row of ones (augmented weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg.blas import sgemm  # imported early so that threadpool limits reach its BLAS
+
+from cropsm.features.groups import PATTERN_ONE_HOT, UPPER
+from cropsm.train.chain import LayerModel
+
+
+@dataclass(frozen=True)
+class FoldedNet:
+    """One layer network with scaler and target scaling folded in, float32.
+
+    Attributes
+    ----------
+    layer
+        Soil layer 1...5.
+    shared_names
+        Shared inputs in the order of the columns of :attr:`first` (without the bias column).
+    first
+        ``(n_first, len(shared_names) + 1)``: first affine map on the shared inputs, the last
+        column the folded bias (units of the pre-activation).
+    pattern_columns
+        ``(n_first, 6)``: what the one-hot input of each pattern (``pattern_ids()`` order) adds;
+        zeros when the network has no pattern input.
+    upper_column
+        ``(n_first,)``: weight of ``sm_pred_upper`` (m3 m-3 folded), ``None`` for layer 1.
+    hidden
+        Augmented ``(n_out, n_in + 1)`` maps after the first one; the last is the output map
+        (target scaling folded) unless :attr:`first` already is the output.
+    pattern_steps
+        ``(6, n_first, r)``: the columns that take the first pre-activation from one pattern
+        to the next, multiplying ``[1; SM_p - SM_(p-1)]`` (``r = 2``) or ``[1]`` (``r = 1``,
+        layer 1): ``[c_p - c_(p-1), upper column]`` (``c_(-1) = 0``, ``SM_(-1) = 0``).
+    first_is_output
+        True for a network without hidden layers.
+    uses_pattern
+        Whether any pattern one-hot column is an input.
+    """
+
+    layer: int
+    shared_names: tuple[str, ...]
+    first: np.ndarray
+    pattern_columns: np.ndarray
+    upper_column: np.ndarray | None
+    hidden: tuple[np.ndarray, ...]
+    pattern_steps: np.ndarray
+    first_is_output: bool
+    uses_pattern: bool
+
+    @property
+    def n_first(self) -> int:
+        return int(self.first.shape[0])
+
+
+def fold_layer_model(model: LayerModel) -> FoldedNet:
+    """Fold a trained layer network into float32 affine maps (see the module docstring).
+
+    The folding is done in float64 and rounded once to float32.
+    """
+    names = list(model.feature_names)
+    mean = np.asarray(model.scaler.mean, dtype=np.float64)
+    std = np.asarray(model.scaler.std, dtype=np.float64)
+    weights = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in model.weights]
+    w1, b1 = weights[0]
+    w1_scaled = w1 / std[:, None]  # (n_in, n_first)
+    b1_folded = b1 - (mean / std) @ w1
+    is_output = len(weights) == 1
+    if is_output:
+        w1_scaled = w1_scaled * model.target_std
+        b1_folded = b1_folded * model.target_std + model.target_mean
+    shared = [i for i, n in enumerate(names) if n not in PATTERN_ONE_HOT and n != UPPER]
+    first = np.concatenate([w1_scaled[shared].T, b1_folded[:, None]], axis=1)
+    pattern_columns = np.zeros((w1.shape[1], len(PATTERN_ONE_HOT)))
+    for j, column in enumerate(PATTERN_ONE_HOT):
+        if column in names:
+            pattern_columns[:, j] = w1_scaled[names.index(column)]
+    upper = w1_scaled[names.index(UPPER)] if UPPER in names else None
+    hidden = []
+    for i, (w, b) in enumerate(weights[1:], start=1):
+        if i == len(weights) - 1:
+            w, b = w * model.target_std, b * model.target_std + model.target_mean
+        hidden.append(np.concatenate([w.T, b[:, None]], axis=1).astype(np.float32))
+    steps = np.diff(pattern_columns.T, axis=0, prepend=0.0)  # (6, n_first): c_p - c_(p-1)
+    if upper is None:
+        per_pattern = steps[:, :, None]
+    else:
+        per_pattern = np.stack([steps, np.broadcast_to(upper, steps.shape)], axis=2)
+    return FoldedNet(
+        layer=model.layer,
+        shared_names=tuple(names[i] for i in shared),
+        first=np.ascontiguousarray(first, dtype=np.float32),
+        pattern_columns=np.ascontiguousarray(pattern_columns, dtype=np.float32),
+        upper_column=None if upper is None else upper.astype(np.float32),
+        hidden=tuple(np.ascontiguousarray(h) for h in hidden),
+        pattern_steps=np.ascontiguousarray(per_pattern, dtype=np.float32),
+        first_is_output=is_output,
+        uses_pattern=any(c in names for c in PATTERN_ONE_HOT),
+    )
+
+
+def fold_chain(models: Sequence[LayerModel]) -> tuple[FoldedNet, ...]:
+    """Fold layers 1...k (sorted, without gaps) of a model set."""
+    models = sorted(models, key=lambda m: m.layer)
+    layers = [m.layer for m in models]
+    if layers != list(range(1, len(layers) + 1)):
+        raise ValueError(f"a chain needs layers 1...k without gaps, got {layers}")
+    for m in models[1:]:
+        if UPPER not in m.feature_names:
+            raise ValueError(f"layer {m.layer}: the network lacks the {UPPER} input")
+    return tuple(fold_layer_model(m) for m in models)
+
+
+def chain_uses_pattern(nets: Sequence[FoldedNet]) -> bool:
+    """True when any layer takes the cropping pattern (else every pattern gives the same SM)."""
+    return any(net.uses_pattern for net in nets)
+
+
+def executed_flops_per_cell_day(nets: Sequence[FoldedNet], n_patterns: int) -> int:
+    """Floating-point operations :func:`forward_chain` executes per cell-day.
+
+    Matrix products count ``2 m k n`` (bias rows included); the per-pattern column, the rank-1
+    ``sm_pred_upper`` term and the ReLU count one operation per element each::
+
+        sum_k [ 2 n1 (F_k + 1) + P ( n1 (1 + 2 [k>1] + [hidden]) + sum_i 2 n_out,i (n_in,i + 1)
+                                      + sum_hidden n_out,i ) ]
+    """
+    total = 0
+    for net in nets:
+        n1, f1 = net.first.shape
+        total += 2 * n1 * f1
+        rank = 2 if net.upper_column is not None else 1
+        per_pattern = n1 * (2 * rank + 1)  # sgemm accumulate of the pattern step
+        per_pattern += 1 if net.upper_column is not None else 0  # SM_p - SM_(p-1)
+        per_pattern += 0 if net.first_is_output else n1  # ReLU
+        for i, w in enumerate(net.hidden):
+            n_out, n_in1 = w.shape
+            per_pattern += 2 * n_out * n_in1
+            if i < len(net.hidden) - 1:
+                per_pattern += n_out
+        total += n_patterns * per_pattern
+    return int(total)
+
+
+def nominal_flops_per_cell_day(models: Sequence[LayerModel], n_patterns: int) -> int:
+    """Multiply-adds (x2) of the networks as trained, evaluated once per pattern: the work a
+    direct, unshared evaluation of every pattern would do (``2 n_in n_out`` per dense map)."""
+    total = 0
+    for m in models:
+        total += sum(2 * int(w.shape[0]) * int(w.shape[1]) for w, _ in m.weights)
+    return int(total * n_patterns)
+
+
+class Workspace:
+    """Reusable float32 buffers (avoids page faults from re-allocating large temporaries)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, np.ndarray] = {}
+
+    def get(self, key, shape: tuple[int, ...], fill: float | None = None) -> np.ndarray:
+        """A buffer of ``shape`` for ``key``; ``fill`` initialises a new one (e.g. a ones row)."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = (
+                np.empty(shape, dtype=np.float32)
+                if fill is None
+                else np.full(shape, fill, dtype=np.float32)
+            )
+            self._buffers[key] = buf
+        return buf
+
+    def ones_last_row(self, key, shape: tuple[int, int]) -> np.ndarray:
+        """A ``(n + 1, B)`` buffer whose last row is ones (the bias row of augmented maps)."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, dtype=np.float32)
+            buf[-1] = 1.0
+            self._buffers[key] = buf
+        return buf
+
+
+def _relu_inplace(values: np.ndarray, zeros: np.ndarray) -> None:
+    """``max(values, 0)`` in place; NaN stays NaN (an array of zeros is much faster than a
+    scalar 0 in NumPy's broadcasting loop)."""
+    np.maximum(values, zeros[: values.shape[0]], out=values)
+
+
+def _accumulate(target: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> None:
+    """``target += columns @ rows`` in place with one BLAS call (sgemm with beta = 1).
+
+    ``target`` ``(n, B)`` and ``rows`` ``(r, B)`` are C-contiguous float32, ``columns``
+    ``(n, r)``; BLAS sees the transposes (Fortran order) so nothing is copied.
+    """
+    result = sgemm(1.0, rows.T, columns.T, beta=1.0, c=target.T, overwrite_c=1)
+    if not np.shares_memory(result, target):  # pragma: no cover - layout guard
+        target[...] = result.T
+
+
+def forward_chain(
+    nets: Sequence[FoldedNet],
+    shared_inputs: Sequence[np.ndarray],
+    n_patterns: int,
+    workspace: Workspace | None = None,
+) -> np.ndarray:
+    r"""Chained soil moisture of every layer under each pattern for a batch of cell-days.
+
+    For layer k the first pre-activation under pattern p (see the module docstring) is
+
+    .. math::
+
+        z_p = S_k + W_{1,p}' + w_{1,u}' \mathrm{SM}^{(k-1)}_p,\qquad
+        S_k = [W_{1,s}'\ b_1'] [x_s; 1]
+
+    :math:`S_k` is one matrix product for all patterns; the patterns are then visited in
+    order, each step adding :math:`[W_{1,p}' - W_{1,p-1}',\ w_{1,u}']
+    [1;\ \mathrm{SM}^{(k-1)}_p - \mathrm{SM}^{(k-1)}_{p-1}]` in place (one BLAS call, no
+    copy of :math:`S_k`), followed by the ReLU and the hidden and output maps.
+
+    Parameters
+    ----------
+    nets
+        Folded layer networks 1...L.
+    shared_inputs
+        Per layer, ``(len(net.shared_names) + 1, B)`` float32: the shared inputs of the batch in
+        :attr:`FoldedNet.shared_names` order, last row ones.
+    n_patterns
+        P: patterns 0...P-1 of ``pattern_ids()`` (1 when the chain ignores the pattern).
+    workspace
+        Buffers reused between calls.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(L, P, B)`` float32 soil moisture, m3 m-3 (a workspace buffer: copy it before the next
+        call); NaN where an input of the cell-day (or of a layer above) is NaN.
+    """
+    ws = workspace or Workspace()
+    n_rows = shared_inputs[0].shape[1]
+    widest = max(max([net.n_first, *(w.shape[0] for w in net.hidden)]) for net in nets)
+    zeros = ws.get("zeros", (widest, n_rows), fill=0.0)
+    out = ws.get("out", (len(nets), n_patterns, n_rows))
+    # rows [1; SM of the layer above] that the per-pattern columns multiply
+    pattern_rows = ws.get("pattern_rows", (2, n_rows), fill=1.0)
+    upper = None
+    for k, (net, x) in enumerate(zip(nets, shared_inputs, strict=True)):
+        n1 = net.n_first
+        # pre-activation of the first layer; stepped from pattern to pattern in place
+        act = ws.get(("act", k), (n1, n_rows))
+        np.matmul(net.first, x, out=act)
+        first = ws.ones_last_row(("first", k), (n1 + 1, n_rows))
+        for p in range(n_patterns):
+            if upper is None:
+                _accumulate(act, net.pattern_steps[p], pattern_rows[:1])
+            else:
+                if p == 0:
+                    pattern_rows[1] = upper[0]
+                else:
+                    np.subtract(upper[p], upper[p - 1], out=pattern_rows[1])
+                _accumulate(act, net.pattern_steps[p], pattern_rows)
+            if net.first_is_output:
+                out[k, p] = act[0]
+                continue
+            np.maximum(act, zeros[:n1], out=first[:n1])  # ReLU
+            h = first
+            for i, w in enumerate(net.hidden):
+                n_out = w.shape[0]
+                if i == len(net.hidden) - 1:
+                    np.matmul(w, h, out=out[k, p : p + 1])
+                    break
+                nxt = ws.ones_last_row(("hidden", k, i), (n_out + 1, n_rows))
+                np.matmul(w, h, out=nxt[:n_out])
+                _relu_inplace(nxt[:n_out], zeros)
+                h = nxt
+        upper = out[k]
+    return out

@@ -1,0 +1,722 @@
+"""The national product: every cropland cell, every day, six patterns and the reference.
+
+Paper section 2c(2): the chained layer networks are applied to every cropland cell (cropland
+fraction >= 0.1) and day under each of the six cropping patterns; the reference product is the
+crop-area-weighted sum of the pattern products (Eq. 2, weights of Eq. 1 from
+:func:`cropsm.weights.pattern_weights`)::
+
+    SM_ref(k, t, c) = sum_i weight_i(c) SM_i(k, t, c)     over patterns with weight_i(c) > 0
+
+Work is split into blocks (one time chunk x one tile of the grid, see
+:mod:`cropsm.predict.store`). A block task reads its climate (with a look-back halo for the
+accumulated precipitation), computes the features of its cropland cells, runs the folded float32
+networks over batches of cell-days (one BLAS thread), packs the result and writes its chunks
+straight into the zarr store. :func:`compute_block` is that task; :func:`predict_product` plans
+the blocks, creates or resumes the store and runs the missing blocks in this process or on a
+dask cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from cropsm import __version__, catalog
+from cropsm.features.station_table import SOIL_SOURCES
+from cropsm.predict import store as product_store
+from cropsm.predict.config import REFERENCE, PredictConfig
+from cropsm.predict.flags import (
+    FLAG_VALUES,
+    PATTERN_FLAG_MEANINGS,
+    observed_patterns,
+    pattern_flag,
+    region_observation_periods,
+    time_flag,
+)
+from cropsm.predict.grid_features import (
+    STATIC_FEATURES,
+    block_climate_features,
+    block_day_of_year,
+    climate_sources,
+    cropland_cells,
+    first_complete_day,
+    lookback_start,
+    read_tile_climate,
+    static_cell_features,
+)
+from cropsm.predict.network import (
+    FoldedNet,
+    Workspace,
+    chain_uses_pattern,
+    executed_flops_per_cell_day,
+    fold_chain,
+    forward_chain,
+)
+from cropsm.train.chain import LayerModel
+from cropsm.weights import pattern_weights
+
+ProgressCallback = Callable[[str, int, int], None]
+
+PAPER_REFERENCE = (
+    "Liu, Y., et al. (2021): A daily, multilayer soil moisture dataset for China's croplands "
+    "derived from sparse station observations with neural networks (method of sections 2a-2c)."
+)
+
+
+@dataclass(frozen=True)
+class ProductJob:
+    """Everything a block task needs; built once by the driver and sent once to each worker.
+
+    Attributes
+    ----------
+    store
+        Path of the zarr store.
+    layout
+        Axes, chunks and blocks.
+    climate
+        Canonical climate (lazy; each worker reads its blocks from the files).
+    climate_index_of_first_day
+        Index on the climate time axis of the product's first day.
+    nets
+        Folded layer networks.
+    n_patterns
+        Patterns evaluated (6, or 1 when no network takes the pattern).
+    climate_variables, climate_features, needs_halo
+        Canonical variables read, climate features built, whether the look-back halo is read.
+    cell_ilat, cell_ilon
+        Grid indices of every cropland cell.
+    cell_static
+        Static inputs per cell (only those the networks use).
+    cell_weights
+        ``(6, cell)`` crop-area weights.
+    cell_region
+        Region code per cell.
+    region_periods
+        Observation period per region code (time flag).
+    batch_cell_days
+        Cell-days per network batch.
+    """
+
+    store: str
+    layout: product_store.ProductLayout
+    climate: xr.Dataset
+    climate_index_of_first_day: int
+    nets: tuple[FoldedNet, ...]
+    n_patterns: int
+    climate_variables: tuple[str, ...]
+    climate_features: tuple[str, ...]
+    needs_halo: bool
+    cell_ilat: np.ndarray
+    cell_ilon: np.ndarray
+    cell_static: Mapping[str, np.ndarray]
+    cell_weights: np.ndarray
+    cell_region: np.ndarray
+    region_periods: np.ndarray
+    batch_cell_days: int
+
+
+def predict_cells(
+    nets: Sequence[FoldedNet],
+    n_patterns: int,
+    scenarios: Sequence[str],
+    climate_features: Mapping[str, np.ndarray],
+    static_features: Mapping[str, np.ndarray],
+    day_of_year: np.ndarray,
+    weights: np.ndarray,
+    batch_cell_days: int,
+    timings: dict | None = None,
+) -> np.ndarray:
+    """Packed soil moisture of the scenarios for the cells and days of one block.
+
+    Rows are cell-days in (day, cell) order. Per batch the shared inputs of each layer are
+    gathered, :func:`cropsm.predict.network.forward_chain` gives ``(layer, pattern, row)``, a
+    pattern scenario takes its pattern (all patterns alike when the networks ignore the
+    pattern) and the reference is Eq. 2, ``sum_i w_i SM_i`` over the patterns with ``w_i > 0``
+    (NaN, i.e. fill, when the cell has no weights).
+
+    Parameters
+    ----------
+    climate_features
+        ``(n_days, n_cells)`` float32 per climate input.
+    static_features
+        ``(n_cells,)`` per static input.
+    day_of_year
+        ``(n_days,)``.
+    weights
+        ``(6, n_cells)``.
+    timings
+        Optional dict; ``network_s`` (wall seconds of the forward passes), ``network_cpu_s``
+        (their thread CPU seconds) and ``assemble_s`` (gathering inputs, reference, packing) are
+        added to it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(scenario, layer, n_days, n_cells)`` int16 (:func:`cropsm.predict.store.encode_sm`).
+    """
+    ids = catalog.pattern_ids()
+    n_days = len(day_of_year)
+    n_cells = weights.shape[1]
+    n_rows = n_days * n_cells
+    out = np.empty((len(scenarios), len(nets), n_rows), dtype=np.int16)
+    flat = {name: np.asarray(v).reshape(-1) for name, v in climate_features.items()}
+    static32 = {name: np.asarray(v, dtype=np.float32) for name, v in static_features.items()}
+    doy = np.asarray(day_of_year, dtype=np.float32)
+    weights32 = np.asarray(weights, dtype=np.float32)
+    ws = Workspace()
+    t_net = t_asm = cpu_net = 0.0
+    for start in range(0, n_rows, batch_cell_days):
+        t0 = time.perf_counter()
+        stop = min(start + batch_cell_days, n_rows)
+        rows = np.arange(start, stop)
+        day, cell = np.divmod(rows, n_cells)
+        inputs = []
+        for k, net in enumerate(nets):
+            x = ws.ones_last_row(("x", k), (len(net.shared_names) + 1, stop - start))
+            for f, name in enumerate(net.shared_names):
+                if name in flat:
+                    x[f] = flat[name][start:stop]
+                elif name == "doy":
+                    np.take(doy, day, out=x[f])
+                else:
+                    np.take(static32[name], cell, out=x[f])
+            inputs.append(x)
+        t1 = time.perf_counter()
+        c1 = time.thread_time()
+        sm = forward_chain(nets, inputs, n_patterns, ws)  # (layer, pattern, row)
+        cpu_net += time.thread_time() - c1
+        t2 = time.perf_counter()
+        w = None
+        for s, name in enumerate(scenarios):
+            if name == REFERENCE:
+                if w is None:
+                    w = np.take(weights32, cell, axis=1)  # (6, row)
+                if n_patterns == 1:
+                    total = w.sum(axis=0)
+                    ref = np.where(total > 0, sm[:, 0] * total, np.nan)
+                else:
+                    parts = np.where(w[None] > 0, sm * w[None], 0.0)
+                    ref = parts.sum(axis=1)
+                    ref[:, ~(w > 0).any(axis=0)] = np.nan
+                out[s, :, start:stop] = product_store.encode_sm(ref)
+            else:
+                p = 0 if n_patterns == 1 else ids.index(name)
+                out[s, :, start:stop] = product_store.encode_sm(sm[:, p])
+        t3 = time.perf_counter()
+        t_net += t2 - t1
+        t_asm += (t1 - t0) + (t3 - t2)
+    if timings is not None:
+        timings["network_s"] = timings.get("network_s", 0.0) + t_net
+        timings["network_cpu_s"] = timings.get("network_cpu_s", 0.0) + cpu_net
+        timings["assemble_s"] = timings.get("assemble_s", 0.0) + t_asm
+    return out.reshape(len(scenarios), len(nets), n_days, n_cells)
+
+
+def compute_block(job: ProductJob, block_id: int) -> dict:
+    """Compute one block and write it into the store (the task run by each worker).
+
+    Returns, for the block, ``cell_days``, ``flops`` (executed by the networks) and per part
+    (``read``, ``features``, ``network``, ``assemble``, ``write``) the wall seconds ``<part>_s``
+    and the process CPU seconds ``<part>_cpu_s`` (``network_cpu_s`` is the thread CPU time of
+    the forward passes alone); ``cpu_s`` is the CPU time of the whole block.
+    """
+    from threadpoolctl import threadpool_limits
+
+    cpu0 = time.process_time()
+    with threadpool_limits(limits=1):
+        timings = _compute_block(job, block_id)
+    timings["cpu_s"] = time.process_time() - cpu0
+    return timings
+
+
+class _PartClock:
+    """Wall and process-CPU seconds per named part of a block."""
+
+    def __init__(self, timings: dict):
+        self.timings = timings
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, part: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.timings[f"{part}_s"] = self.timings.get(f"{part}_s", 0.0) + wall - self.wall
+        key = f"{part}_cpu_s"
+        self.timings[key] = self.timings.get(key, 0.0) + cpu - self.cpu
+        self.wall, self.cpu = wall, cpu
+
+
+def _compute_block(job: ProductJob, block_id: int) -> dict:
+    layout = job.layout
+    t_sl, y_sl, x_sl = layout.block(block_id)
+    dates = layout.dates[t_sl]
+    inside = (
+        (job.cell_ilat >= y_sl.start)
+        & (job.cell_ilat < y_sl.stop)
+        & (job.cell_ilon >= x_sl.start)
+        & (job.cell_ilon < x_sl.stop)
+    )
+    cells = np.flatnonzero(inside)
+    timings = {"block": int(block_id), "cells": int(cells.size), "days": int(len(dates))}
+    for part in ("read", "features", "network", "assemble", "write"):
+        timings[f"{part}_s"] = timings[f"{part}_cpu_s"] = 0.0
+    clock = _PartClock(timings)
+    if cells.size:
+        first = job.climate_index_of_first_day + t_sl.start
+        last = job.climate_index_of_first_day + t_sl.stop
+        halo = 0
+        if job.needs_halo:
+            halo = int((dates[0] - lookback_start(dates[0])) / pd.Timedelta(days=1))
+        slices = {v: slice(first, last) for v in job.climate_variables}
+        if "precipitation" in slices:
+            slices["precipitation"] = slice(first - halo, last)
+        raw = read_tile_climate(
+            job.climate,
+            job.climate_variables,
+            slices,
+            y_sl,
+            x_sl,
+            job.cell_ilat[cells],
+            job.cell_ilon[cells],
+        )
+        clock.lap("read")
+        features = block_climate_features(raw, dates, halo, job.climate_features)
+        del raw
+        static = {name: v[cells] for name, v in job.cell_static.items()}
+        clock.lap("features")
+        inner: dict = {}
+        packed = predict_cells(
+            job.nets,
+            job.n_patterns,
+            layout.scenarios,
+            features,
+            static,
+            block_day_of_year(dates),
+            job.cell_weights[:, cells],
+            job.batch_cell_days,
+            inner,
+        )
+        del features
+        flags = time_flag(dates, job.cell_region[cells], job.region_periods)
+        clock.lap("assemble")
+        # split the predict_cells time into the forward passes and the rest
+        timings["network_s"] = inner["network_s"]
+        timings["network_cpu_s"] = inner["network_cpu_s"]
+        timings["assemble_s"] -= inner["network_s"]
+        timings["assemble_cpu_s"] -= inner["network_cpu_s"]
+    else:
+        packed = np.empty((len(layout.scenarios), len(job.nets), len(dates), 0), dtype=np.int16)
+        flags = np.empty((len(dates), 0), dtype=np.int8)
+    product_store.write_block(
+        Path(job.store), layout, block_id, packed, flags, job.cell_ilat[cells], job.cell_ilon[cells]
+    )
+    clock.lap("write")
+    cell_days = int(cells.size * len(dates))
+    timings.update(
+        cell_days=cell_days,
+        flops=cell_days * executed_flops_per_cell_day(job.nets, job.n_patterns),
+    )
+    return timings
+
+
+# --------------------------------------------------------------------------------------------
+# planning
+
+
+def product_period(
+    climate_dates: pd.DatetimeIndex, start=None, end=None, needs_halo: bool = True
+) -> pd.DatetimeIndex:
+    """Days of the product: ``[start, end]``, by default from the first day with a complete
+    12-month look-back to the last climate day.
+
+    Raises
+    ------
+    ValueError
+        When the period is empty, leaves the climate, or starts before the look-back is
+        complete (with accumulated precipitation among the inputs).
+    """
+    climate_dates = pd.DatetimeIndex(climate_dates)
+    earliest = first_complete_day(climate_dates[0])
+    first = pd.Timestamp(start) if start is not None else earliest
+    last = pd.Timestamp(end) if end is not None else climate_dates[-1]
+    if needs_halo and first < earliest:
+        raise ValueError(
+            f"predict start {first.date()} is too early: the 12-month precipitation look-back "
+            f"needs climate from {lookback_start(first).date()}, but the climate starts "
+            f"{climate_dates[0].date()}; start on {earliest.date()} or later"
+        )
+    if first < climate_dates[0] or last > climate_dates[-1]:
+        raise ValueError(
+            f"predict period {first.date()} to {last.date()} leaves the climate period "
+            f"{climate_dates[0].date()} to {climate_dates[-1].date()}"
+        )
+    if last < first:
+        raise ValueError(
+            f"the product period is empty ({first.date()} to {last.date()}); the climate "
+            f"({climate_dates[0].date()} to {climate_dates[-1].date()}) must cover 12 months "
+            "of look-back before the first day"
+        )
+    return pd.date_range(first, last, freq="D")
+
+
+def _static_variables(
+    static: xr.Dataset,
+    cropland: np.ndarray,
+    weights_grid: np.ndarray,
+    pattern_flags: np.ndarray,
+    scenarios: Sequence[str],
+) -> dict:
+    region = np.asarray(static["region"].transpose("lat", "lon").values, dtype=np.int16)
+    fraction = np.asarray(
+        static["cropland_fraction"].transpose("lat", "lon").values, dtype=np.float32
+    )
+    region_meanings = " ".join(["outside"] + [r.id for r in catalog.regions()])
+    return {
+        "pattern_flag": (
+            ("scenario", "lat", "lon"),
+            pattern_flags,
+            {
+                "long_name": "cropping-pattern quality flag: the stations of the cell's region "
+                "have the scenario's pattern(s) (paper section 4c)",
+                "flag_values": FLAG_VALUES,
+                "flag_meanings": PATTERN_FLAG_MEANINGS,
+            },
+        ),
+        "weights": (
+            ("pattern", "lat", "lon"),
+            weights_grid.astype(np.float32),
+            {
+                "long_name": "crop-area weight of the cropping pattern in the reference (Eq. 1)",
+                "units": "1",
+            },
+        ),
+        "cropland_mask": (
+            ("lat", "lon"),
+            cropland.astype(np.int8),
+            {
+                "long_name": "cropland cell with a product (cropland fraction >= 0.1)",
+                "flag_values": FLAG_VALUES,
+                "flag_meanings": "not_cropland cropland",
+            },
+        ),
+        "cropland_fraction": (
+            ("lat", "lon"),
+            fraction,
+            {"long_name": "cropland fraction of the cell", "units": "1"},
+        ),
+        "region": (
+            ("lat", "lon"),
+            region,
+            {
+                "long_name": "agricultural region",
+                "flag_values": np.arange(len(catalog.regions()) + 1, dtype=np.int16),
+                "flag_meanings": region_meanings,
+            },
+        ),
+    }
+
+
+def _models_digest(models: Sequence[LayerModel]) -> str:
+    parts: list = []
+    for m in sorted(models, key=lambda m: m.layer):
+        parts += [m.layer, list(m.feature_names), m.target_mean, m.target_std]
+        parts += [m.scaler.mean, m.scaler.std]
+        for w, b in m.weights:
+            parts += [np.asarray(w), np.asarray(b)]
+    return product_store.digest(*parts)
+
+
+def plan_product(
+    out: Path,
+    climate: xr.Dataset,
+    static: xr.Dataset,
+    stations,
+    models: Sequence[LayerModel],
+    config: PredictConfig,
+    source: str = "",
+) -> tuple[ProductJob, xr.Dataset, dict, str]:
+    """Plan a product: the block job, the store template, its encoding and its fingerprint."""
+    nets = fold_chain(models)
+    uses_pattern = chain_uses_pattern(nets)
+    shared = sorted({n for net in nets for n in net.shared_names})
+    static_names = [n for n in shared if n in STATIC_FEATURES]
+    climate_names = [n for n in shared if n not in STATIC_FEATURES and n != "doy"]
+    variables, needs_halo = climate_sources(climate_names)
+    missing = [v for v in variables if v not in climate]
+    if missing:
+        raise ValueError(
+            f"the networks need climate variable(s) {', '.join(missing)}, which the climate "
+            "input lacks"
+        )
+    unknown = [n for n in climate_names if n not in _CLIMATE_FEATURE_NAMES]
+    if unknown:
+        raise ValueError(f"the networks take input(s) {unknown} that cropsm cannot grid")
+    for name in static_names:
+        source_var = "elevation" if name == "elevation" else SOIL_SOURCES[name.rsplit("_l", 1)[0]]
+        if source_var not in static:
+            raise ValueError(
+                f"the networks take {name!r}, but the static input lacks {source_var!r}"
+            )
+
+    climate_dates = pd.DatetimeIndex(climate["time"].values)
+    dates = product_period(climate_dates, config.start, config.end, needs_halo)
+    if not (
+        np.allclose(static["lat"].values, climate["lat"].values)
+        and np.allclose(static["lon"].values, climate["lon"].values)
+    ):
+        raise ValueError("static and climate grids differ; read static onto the climate grid")
+    fraction = static["cropland_fraction"].transpose("lat", "lon").values
+    ilat, ilon = cropland_cells(fraction)
+    cropland = np.zeros(fraction.shape, dtype=bool)
+    cropland[ilat, ilon] = True
+    areas = static["harvested_area"].sel(crop=list(catalog.crops())).transpose("crop", "lat", "lon")
+    region_grid = static["region"].transpose("lat", "lon").values.astype(np.int64)
+    weights_grid = pattern_weights(areas.values, region_grid)  # (6, lat, lon)
+    weights_grid = np.where(cropland[None], weights_grid, np.nan)
+    cell_weights = np.nan_to_num(weights_grid[:, ilat, ilon])
+    cell_region = region_grid[ilat, ilon]
+    periods = region_observation_periods(stations.meta, stations.obs)
+    observed = observed_patterns(stations.meta, stations.obs)
+    flags_cells = pattern_flag(cell_region, observed, cell_weights, config.scenarios)
+    flags_grid = np.full((len(config.scenarios), *fraction.shape), -1, dtype=np.int8)
+    flags_grid[:, ilat, ilon] = flags_cells
+    cell_static = static_cell_features(static, ilat, ilon, static_names)
+
+    tiles = product_store.plan_tiles(
+        cropland, config.space_chunk_cells, config.time_chunk_days, config.max_block_cell_days
+    )
+    layout = product_store.ProductLayout(
+        dates=dates,
+        lat=np.asarray(climate["lat"].values, dtype=np.float64),
+        lon=np.asarray(climate["lon"].values, dtype=np.float64),
+        scenarios=tuple(config.scenarios),
+        time_chunk_days=min(config.time_chunk_days, len(dates)),
+        space_chunk_cells=config.space_chunk_cells,
+        tiles=tiles,
+    )
+    fingerprint = product_store.digest(
+        product_store.PRODUCT_FORMAT,
+        _models_digest(models),
+        [str(dates[0]), str(dates[-1])],
+        list(layout.scenarios),
+        [layout.time_chunk_days, layout.space_chunk_cells, [list(map(list, t)) for t in tiles]],
+        layout.lat,
+        layout.lon,
+        climate.attrs.get("source_files", ""),
+        [str(climate_dates[0]), str(climate_dates[-1])],
+        ilat,
+        ilon,
+        cell_weights,
+        cell_region,
+        *[cell_static[n] for n in static_names],
+        periods.astype("int64"),
+        observed,
+    )
+    job = ProductJob(
+        store=str(out),
+        layout=layout,
+        climate=climate,
+        climate_index_of_first_day=int(climate_dates.get_loc(dates[0])),
+        nets=nets,
+        n_patterns=len(catalog.pattern_ids()) if uses_pattern else 1,
+        climate_variables=variables,
+        climate_features=tuple(climate_names),
+        needs_halo=needs_halo,
+        cell_ilat=ilat,
+        cell_ilon=ilon,
+        cell_static=cell_static,
+        cell_weights=cell_weights,
+        cell_region=cell_region,
+        region_periods=periods,
+        batch_cell_days=config.batch_cell_days,
+    )
+    attrs = {
+        "Conventions": "CF-1.8",
+        "title": "cropsm: daily five-layer (0-50 cm) cropland soil moisture under six cropping "
+        "patterns and their crop-area-weighted reference",
+        "source": f"cropsm {__version__} chained layer neural networks; {source}".strip("; "),
+        "history": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} cropsm {__version__} predict",
+        "references": PAPER_REFERENCE,
+        "comment": (
+            "sm is packed as int16 x 1e-4 m3 m-3; cells with cropland fraction < 0.1 are fill. "
+            "time_flag and pattern_flag are the quality flags of the paper's section 4c. "
+            "block_done is the resume record of the computation."
+        ),
+        "product_format": product_store.PRODUCT_FORMAT,
+        "networks_use_pattern": int(uses_pattern),
+        "period": f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
+        product_store.FINGERPRINT_ATTR: fingerprint,
+    }
+    template, encoding = product_store.product_template(
+        layout,
+        _static_variables(static, cropland, weights_grid, flags_grid, config.scenarios),
+        attrs,
+    )
+    return job, template, encoding, fingerprint
+
+
+_CLIMATE_FEATURE_NAMES = (
+    "precip",
+    "precip_1m",
+    "precip_2m",
+    "precip_3m",
+    "precip_4m",
+    "precip_5m",
+    "precip_12m",
+    "ssr",
+    "tair",
+    "vpd",
+    "wind",
+    "cloud",
+)
+
+
+def prepare_store(out: Path, template: xr.Dataset, encoding: dict, fingerprint: str) -> str:
+    """Create the store, or keep an existing one with the same fingerprint (resume).
+
+    Returns ``"created"``, ``"resumed"`` or ``"replaced"`` (an older product with another
+    fingerprint was removed). A folder that is not a cropsm product is never removed.
+    """
+    import shutil
+
+    out = Path(out)
+    status = "created"
+    if out.exists():
+        existing = product_store.read_fingerprint(out)
+        if existing == fingerprint:
+            return "resumed"
+        if existing is None:
+            raise FileExistsError(
+                f"{out} exists and is not a cropsm product; choose another --out or remove it"
+            )
+        shutil.rmtree(out)
+        status = "replaced"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    product_store.create_store(out, template, encoding)
+    return status
+
+
+def predict_product(
+    out: str | Path,
+    climate: xr.Dataset,
+    static: xr.Dataset,
+    stations,
+    models: Sequence[LayerModel],
+    config: PredictConfig | None = None,
+    *,
+    client=None,
+    progress: ProgressCallback | None = None,
+    source: str = "",
+) -> dict:
+    """Compute (or resume) the product store at ``out``.
+
+    Parameters
+    ----------
+    out
+        The zarr store to write (``.../product.zarr``).
+    climate
+        Canonical climate (lazy), covering the period plus the 12-month look-back.
+    static
+        Canonical static fields on the climate grid.
+    stations
+        Canonical station data (``meta``, ``obs``) for the quality flags.
+    models
+        Layer models 1...5 (reduced sets produce their own product the same way).
+    config
+        Chunking, period, scenarios.
+    client
+        A ``distributed.Client``; ``None`` runs the blocks one after another in this process.
+    progress
+        ``report(step, done, total)``.
+    source
+        Free text for the ``source`` attribute (e.g. the models folder).
+
+    Returns
+    -------
+    dict
+        ``path``, ``status`` (created/resumed/replaced), ``blocks``, ``blocks_computed``,
+        ``blocks_skipped``, ``cell_days`` (computed now), ``cells``, ``days``, ``scenarios``,
+        ``seconds`` and summed block timings.
+    """
+    config = config or PredictConfig()
+    out = Path(out)
+    t_start = time.perf_counter()
+    job, template, encoding, fingerprint = plan_product(
+        out, climate, static, stations, models, config, source
+    )
+    status = prepare_store(out, template, encoding, fingerprint)
+    done = product_store.completed_blocks(out, job.layout)
+    todo = [int(b) for b in np.flatnonzero(~done)]
+    n_blocks = job.layout.n_blocks
+    results = run_blocks(job, todo, client, progress, already_done=int(done.sum()))
+    totals: dict = {"cell_days": 0, "flops": 0}
+    parts = ("read", "features", "network", "assemble", "write")
+    for key in [f"{p}_s" for p in parts] + [f"{p}_cpu_s" for p in parts] + ["cpu_s"]:
+        totals[key] = round(sum(r.get(key, 0.0) for r in results), 3)
+    totals["cell_days"] = int(sum(r["cell_days"] for r in results))
+    totals["flops"] = int(sum(r["flops"] for r in results))
+    return {
+        "path": str(out),
+        "status": status,
+        "fingerprint": fingerprint,
+        "blocks": n_blocks,
+        "blocks_computed": len(todo),
+        "blocks_skipped": n_blocks - len(todo),
+        "cells": int(job.cell_ilat.size),
+        "days": int(len(job.layout.dates)),
+        "period": [str(job.layout.dates[0].date()), str(job.layout.dates[-1].date())],
+        "scenarios": list(job.layout.scenarios),
+        "networks_use_pattern": job.n_patterns > 1,
+        "seconds": round(time.perf_counter() - t_start, 3),
+        **totals,
+    }
+
+
+def run_blocks(
+    job: ProductJob,
+    block_ids: Sequence[int],
+    client=None,
+    progress: ProgressCallback | None = None,
+    already_done: int = 0,
+) -> list[dict]:
+    """Run :func:`compute_block` for ``block_ids``: in this process, or as one dask task each.
+
+    With a client the job is scattered once to every worker; tasks are submitted in block order
+    and results collected as they finish. A failing block cancels the others and re-raises its
+    error (finished blocks keep their records, so a re-run resumes).
+    """
+    total = job.layout.n_blocks
+    results: list[dict] = []
+    if progress is not None:
+        progress("predict blocks", already_done, total)
+    if client is None:
+        for b in block_ids:
+            results.append(compute_block(job, b))
+            if progress is not None:
+                progress("predict blocks", already_done + len(results), total)
+        return results
+    from distributed import as_completed
+
+    job_future = client.scatter(job, broadcast=True, hash=False)
+    futures = [
+        client.submit(
+            compute_block, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
+        )
+        for b in block_ids
+    ]
+    try:
+        for future in as_completed(futures):
+            results.append(future.result())
+            if progress is not None:
+                progress("predict blocks", already_done + len(results), total)
+    except BaseException:
+        client.cancel(futures)
+        raise
+    finally:
+        client.cancel([job_future])
+    return results

@@ -1,0 +1,214 @@
+"""Skill of the national product against the virtual China's truth, everywhere.
+
+The paper could test its networks only at stations. On the virtual China every cropland cell's
+true soil moisture is known under every pattern (``truth.zarr``), so the product itself is
+scored: per layer, over all cropland cells and all days the product and the truth share,
+
+.. math::
+
+    R^2 = 1 - \\frac{\\sum (o - s)^2}{\\sum (o - \\bar o)^2},\\qquad
+    \\mathrm{RMSE} = \\sqrt{\\tfrac{1}{n} \\sum (s - o)^2},\\qquad
+    \\mathrm{bias} = \\tfrac{1}{n} \\sum (s - o)
+
+(the definitions of :mod:`cropsm.train.metrics`), for the reference product against the true
+reference (Eq. 2 with the truth's weights) and for each pattern's product against that
+pattern's truth. The sums are accumulated over time windows, so memory stays bounded. The error
+map is the per-cell RMSE of the reference product, one panel per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
+from cropsm.features.station_table import nearest_cell_index
+from cropsm.predict.config import REFERENCE
+from cropsm.predict.store import SM_FILL, SM_SCALE
+
+WINDOW_DAYS = 92
+"""Days read at a time when scoring."""
+
+
+@dataclass
+class ErrorSums:
+    """Running sums for R2, RMSE and bias of one series pair (shifted by ``shift`` for
+    numerical stability of the total sum of squares)."""
+
+    shift: float = 0.25
+    n: int = 0
+    sum_o: float = 0.0
+    sum_o2: float = 0.0
+    sum_s: float = 0.0
+    sse: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def add(self, obs: np.ndarray, sim: np.ndarray) -> None:
+        ok = np.isfinite(obs) & np.isfinite(sim)
+        o = obs[ok].astype(np.float64) - self.shift
+        s = sim[ok].astype(np.float64) - self.shift
+        self.n += int(o.size)
+        self.sum_o += float(o.sum())
+        self.sum_o2 += float(np.dot(o, o))
+        self.sum_s += float(s.sum())
+        d = s - o
+        self.sse += float(np.dot(d, d))
+
+    def metrics(self) -> dict:
+        """``{"r2", "rmse", "bias", "n"}`` (NaN without pairs)."""
+        if self.n == 0:
+            return {"r2": float("nan"), "rmse": float("nan"), "bias": float("nan"), "n": 0}
+        sst = self.sum_o2 - self.sum_o**2 / self.n
+        return {
+            "r2": 1.0 - self.sse / sst if sst > 0 else float("nan"),
+            "rmse": float(np.sqrt(self.sse / self.n)),
+            "bias": (self.sum_s - self.sum_o) / self.n,
+            "n": self.n,
+        }
+
+
+def _decode(packed: np.ndarray) -> np.ndarray:
+    values = packed.astype(np.float32) * np.float32(SM_SCALE)
+    values[packed == SM_FILL] = np.nan
+    return values
+
+
+def product_truth_skill(
+    product_path: str | Path, truth: xr.Dataset, window_days: int = WINDOW_DAYS
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-layer R2, RMSE and bias of every stored scenario against the truth.
+
+    Parameters
+    ----------
+    product_path
+        A product store (:mod:`cropsm.predict.store`).
+    truth
+        The virtual China's truth (:func:`cropsm.twin.truth_store.open_truth`).
+    window_days
+        Days read at a time.
+
+    Returns
+    -------
+    (skill, rmse_map, lat, lon)
+        ``skill`` = ``{"what", "cells", "days", "period", "layer1": {"reference": M,
+        "by_pattern": {id: M}}, ...}``; ``rmse_map`` ``(layer, lat, lon)`` per-cell RMSE of the
+        reference (NaN outside the truth's cells), or ``None`` without a reference scenario.
+    """
+    product = xr.open_zarr(Path(product_path), consolidated=True)
+    scenarios = [str(s) for s in product["scenario"].values]
+    lat, lon = product["lat"].values, product["lon"].values
+    iy, _ = nearest_cell_index(lat, truth["cell_lat"].values, name="lat")
+    ix, _ = nearest_cell_index(lon, truth["cell_lon"].values, name="lon")
+    days = pd.DatetimeIndex(product["time"].values).intersection(
+        pd.DatetimeIndex(truth["time"].values)
+    )
+    if len(days) == 0:
+        raise ValueError("the product and the truth share no day")
+    p_index = pd.DatetimeIndex(product["time"].values).get_indexer(days)
+    t_index = pd.DatetimeIndex(truth["time"].values).get_indexer(days)
+    truth_patterns = [str(p) for p in truth["pattern"].values]
+    sm = zarr.open_array(str(Path(product_path) / "sm"), mode="r")
+    sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
+    n_cells = iy.size
+    cell_sse = np.zeros((N_LAYERS, n_cells))
+    cell_n = np.zeros((N_LAYERS, n_cells))
+    for w0 in range(0, len(days), window_days):
+        pi = p_index[w0 : w0 + window_days]
+        ti = t_index[w0 : w0 + window_days]
+        p_sl = slice(int(pi[0]), int(pi[-1]) + 1)  # consecutive days
+        t_sl = slice(int(ti[0]), int(ti[-1]) + 1)
+        for s_i, s in enumerate(scenarios):
+            packed = np.asarray(sm[s_i, :, p_sl])  # (layer, time, lat, lon)
+            sim = _decode(packed[:, :, iy, ix])  # (layer, time, cell)
+            if s == REFERENCE:
+                obs = truth["reference_sm"].isel(time=t_sl).transpose("layer", "time", "cell")
+            else:
+                obs = truth["sm"].isel(pattern=truth_patterns.index(s), time=t_sl)
+                obs = obs.transpose("layer", "time", "cell")
+            obs = np.asarray(obs.values, dtype=np.float32)
+            for k in range(N_LAYERS):
+                sums[(s, k)].add(obs[k], sim[k])
+            if s == REFERENCE:
+                err = (sim - obs).astype(np.float64)
+                ok = np.isfinite(err)
+                cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
+                cell_n += ok.sum(axis=1)
+    skill: dict = {
+        "what": "national product vs the virtual China's truth, every cropland cell and day "
+        "(reference vs true reference; each pattern vs that pattern's truth)",
+        "cells": int(n_cells),
+        "days": int(len(days)),
+        "period": [str(days[0].date()), str(days[-1].date())],
+    }
+    for k in range(N_LAYERS):
+        entry: dict = {}
+        if REFERENCE in scenarios:
+            entry[REFERENCE] = sums[(REFERENCE, k)].metrics()
+        entry["by_pattern"] = {s: sums[(s, k)].metrics() for s in scenarios if s != REFERENCE}
+        skill[f"layer{k + 1}"] = entry
+    rmse_map = None
+    if REFERENCE in scenarios:
+        rmse_map = np.full((N_LAYERS, len(lat), len(lon)), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rmse_map[:, iy, ix] = np.sqrt(cell_sse / cell_n)
+    return skill, rmse_map, lat, lon
+
+
+def write_error_map(
+    rmse_map: np.ndarray, lat: np.ndarray, lon: np.ndarray, path: str | Path, title: str = ""
+) -> Path:
+    """PNG of the per-cell RMSE of the reference product, one panel per layer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = rmse_map.shape[0]
+    fig = Figure(figsize=(3.2 * n + 1.0, 3.4), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n, sharey=True)
+    axes = np.atleast_1d(axes)
+    finite = rmse_map[np.isfinite(rmse_map)]
+    vmax = float(np.percentile(finite, 98)) if finite.size else 0.1
+    image = None
+    for k, ax in enumerate(axes):
+        image = ax.pcolormesh(lon, lat, rmse_map[k], vmin=0.0, vmax=vmax, cmap="magma_r",
+                              shading="nearest")  # fmt: skip
+        ax.set_title(f"layer {k + 1} ({LAYER_TOP_CM[k]}-{LAYER_BOTTOM_CM[k]} cm)")
+        ax.set_xlabel("longitude (deg E)")
+        ax.set_aspect("equal")
+    axes[0].set_ylabel("latitude (deg N)")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label="RMSE of the reference product (m$^3$ m$^{-3}$)")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def update_truth_skill_json(path: str | Path, key: str, value: dict) -> dict:
+    """Add ``key`` to the JSON object at ``path`` (created if absent), keeping other keys."""
+    import json
+
+    from cropsm.provenance import write_json
+
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data[key] = _finite_or_none(value)
+    write_json(path, data)
+    return data
+
+
+def _finite_or_none(obj):
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,413 @@
+"""The product store: a zarr (v3) folder written block by block, resumable.
+
+Layout (``product.zarr``; CF-1.8 attributes on every variable)::
+
+    sm            (scenario, layer, time, lat, lon) int16  soil moisture, m3 m-3 = value x 1e-4,
+                  _FillValue -32768 (not cropland, or an input missing), zstd; chunks
+                  (1, 1, time_chunk_days, space_chunk_cells, space_chunk_cells)
+    time_flag     (time, lat, lon)      int8  1 inside the observation period of the region
+    pattern_flag  (scenario, lat, lon)  int8  1 when the region's stations have the pattern(s)
+    weights       (pattern, lat, lon)   float32  crop-area weights of Eq. 1 (cropland cells)
+    cropland_mask (lat, lon)            int8  1 where the product is computed (fraction >= 0.1)
+    cropland_fraction (lat, lon)        float32
+    region        (lat, lon)            int16 region codes 1-8 (0 outside China)
+    block_done    (time_block, tile)    int8  resume record: 1 once a block's data is written
+    coordinates   scenario (six pattern ids, then "reference"), pattern, layer (1-5) with depth
+                  and depth_bounds (cm), time (daily), lat, lon
+
+A compute block is one time chunk over one tile of the grid (whole stored chunks; by default
+the tile is the whole grid). A worker writes the block's chunks of ``sm`` and ``time_flag``
+straight into the store and then sets ``block_done``; chunks of different blocks never overlap,
+so workers need no locks. An interrupted run leaves ``block_done = 0`` for every block it did
+not finish; running again recomputes exactly those blocks, and because each block is computed
+deterministically the finished store is identical, chunk for chunk, to an uninterrupted run.
+The store's ``cropsm_fingerprint`` attribute (models, inputs, period, layout) decides whether an
+existing store may be resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
+
+from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog
+from cropsm.predict.flags import FLAG_VALUES, TIME_FLAG_MEANINGS
+
+SM_SCALE = 1.0e-4
+"""Soil moisture packing: value in m3 m-3 = stored int16 x SM_SCALE."""
+SM_FILL = np.int16(-32768)
+"""Stored value of a missing soil moisture (non-cropland cell, missing input)."""
+SM_VALID_MAX = 32767
+FLAG_FILL = np.int8(-1)
+"""Stored value of a flag outside cropland."""
+ZSTD_LEVEL = 1
+"""zstd level of the chunks (level 1: half the CPU time of 3, within 2 % of its size here)."""
+SM_STANDARD_NAME = "volume_fraction_of_condensed_water_in_soil"
+FINGERPRINT_ATTR = "cropsm_fingerprint"
+PRODUCT_FORMAT = "cropsm-product/1"
+
+
+def encode_sm(values: np.ndarray) -> np.ndarray:
+    """Pack soil moisture (m3 m-3) into int16: ``round(value x 1e4)``, NaN -> -32768.
+
+    Computed in float32; rounding is half-to-even (:func:`numpy.rint`); values beyond
+    +/-3.2767 m3 m-3 are clipped (not reachable for soil moisture). Decoding is
+    ``stored x 1e-4`` (CF ``scale_factor``), so the packing error is at most 0.5e-4 m3 m-3.
+    """
+    scaled = np.multiply(values, np.float32(1.0 / SM_SCALE), dtype=np.float32)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -SM_VALID_MAX, SM_VALID_MAX, out=scaled)
+    scaled[np.isnan(scaled)] = SM_FILL
+    return scaled.astype(np.int16)
+
+
+@dataclass(frozen=True)
+class ProductLayout:
+    """Axes, chunks and compute blocks of a product.
+
+    Attributes
+    ----------
+    dates
+        The product's consecutive days.
+    lat, lon
+        Ascending cell centres of the grid, degrees.
+    scenarios
+        Stored scenarios, pattern ids then ``reference``.
+    time_chunk_days, space_chunk_cells
+        Chunk shape of ``sm`` along time and along lat/lon.
+    tiles
+        Spatial compute tiles, ``((lat_start, lat_stop), (lon_start, lon_stop))`` index
+        ranges made of whole chunks.
+    """
+
+    dates: pd.DatetimeIndex
+    lat: np.ndarray
+    lon: np.ndarray
+    scenarios: tuple[str, ...]
+    time_chunk_days: int
+    space_chunk_cells: int
+    tiles: tuple[tuple[tuple[int, int], tuple[int, int]], ...]
+
+    @property
+    def n_time_blocks(self) -> int:
+        return -(-len(self.dates) // self.time_chunk_days)
+
+    @property
+    def n_blocks(self) -> int:
+        return self.n_time_blocks * len(self.tiles)
+
+    def block(self, block_id: int) -> tuple[slice, slice, slice]:
+        """``(time, lat, lon)`` index slices of block ``block_id`` (time-major numbering)."""
+        i_time, i_tile = divmod(int(block_id), len(self.tiles))
+        t0 = i_time * self.time_chunk_days
+        t1 = min(t0 + self.time_chunk_days, len(self.dates))
+        (y0, y1), (x0, x1) = self.tiles[i_tile]
+        return slice(t0, t1), slice(y0, y1), slice(x0, x1)
+
+    def block_position(self, block_id: int) -> tuple[int, int]:
+        """``(time_block, tile)`` of a block."""
+        return divmod(int(block_id), len(self.tiles))
+
+    def chunks(self) -> tuple[int, int]:
+        """``(time, space)`` chunk sizes clipped to the axes."""
+        space = min(self.space_chunk_cells, max(len(self.lat), len(self.lon)))
+        return min(self.time_chunk_days, len(self.dates)), space
+
+
+def plan_tiles(
+    cropland: np.ndarray, space_chunk_cells: int, time_chunk_days: int, max_block_cell_days: int
+) -> tuple[tuple[tuple[int, int], tuple[int, int]], ...]:
+    """Spatial compute tiles: the whole grid when its cropland cell-days per time chunk fit
+    ``max_block_cell_days``, else square tiles of k x k chunks with the largest k that fits
+    (at least one chunk per tile).
+    """
+    n_lat, n_lon = cropland.shape
+    chunk = space_chunk_cells
+
+    def tiles_of(k: int):
+        edge = k * chunk
+        return tuple(
+            ((y, min(y + edge, n_lat)), (x, min(x + edge, n_lon)))
+            for y in range(0, n_lat, edge)
+            for x in range(0, n_lon, edge)
+        )
+
+    def largest(tiles) -> int:
+        return max(int(cropland[y0:y1, x0:x1].sum()) for (y0, y1), (x0, x1) in tiles)
+
+    if int(cropland.sum()) * time_chunk_days <= max_block_cell_days:
+        return (((0, n_lat), (0, n_lon)),)
+    k = max(1, -(-max(n_lat, n_lon) // chunk))
+    while k > 1 and largest(tiles_of(k)) * time_chunk_days > max_block_cell_days:
+        k -= 1
+    return tiles_of(k)
+
+
+def _attrs_sm() -> dict:
+    return {
+        "long_name": "volumetric soil moisture of the soil layer (neural-network product)",
+        "standard_name": SM_STANDARD_NAME,
+        "units": "m3 m-3",
+        "cell_methods": "time: mean",
+        "ancillary_variables": "time_flag pattern_flag",
+        "comment": (
+            "Daily mean volumetric soil moisture of one 10-cm layer predicted by the chained "
+            "layer networks (Liu et al. 2021, section 2c(2)); scenario = cropping pattern, "
+            "'reference' = crop-area-weighted sum over the region's patterns (Eq. 2)."
+        ),
+    }
+
+
+def _fill_encoding(dtype, fill, chunks) -> dict:
+    return {
+        "dtype": dtype,
+        "_FillValue": fill,
+        "fill_value": fill,
+        "chunks": chunks,
+        "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
+    }
+
+
+def product_template(
+    layout: ProductLayout,
+    static_vars: dict[str, tuple[tuple[str, ...], np.ndarray, dict]],
+    attrs: dict,
+) -> tuple[xr.Dataset, dict]:
+    """The store's dataset (``sm``, ``time_flag``, ``block_done`` lazy) and its encoding."""
+    n_s, n_t = len(layout.scenarios), len(layout.dates)
+    n_y, n_x = len(layout.lat), len(layout.lon)
+    tc, sc = layout.chunks()
+    cy, cx = min(sc, n_y), min(sc, n_x)
+    sm = da.zeros((n_s, N_LAYERS, n_t, n_y, n_x), chunks=(1, 1, tc, cy, cx), dtype=np.float32)
+    tflag = da.zeros((n_t, n_y, n_x), chunks=(tc, cy, cx), dtype=np.int8)
+    done = da.zeros((layout.n_time_blocks, len(layout.tiles)), chunks=(1, 1), dtype=np.int8)
+    pattern_names = {p.id: p.name for p in catalog.patterns()}
+    scenario_names = "; ".join(
+        f"{s}: {pattern_names.get(s, 'crop-area-weighted reference (Eq. 2)')}"
+        for s in layout.scenarios
+    )
+    data_vars = {
+        "sm": (("scenario", "layer", "time", "lat", "lon"), sm, _attrs_sm()),
+        "time_flag": (
+            ("time", "lat", "lon"),
+            tflag,
+            {
+                "long_name": "time quality flag: day inside the observation period of the "
+                "stations of the cell's region (paper section 4c)",
+                "flag_values": FLAG_VALUES,
+                "flag_meanings": TIME_FLAG_MEANINGS,
+            },
+        ),
+        "block_done": (
+            ("time_block", "tile"),
+            done,
+            {
+                "long_name": "resume record: 1 once the compute block's chunks are written",
+                "flag_values": FLAG_VALUES,
+                "flag_meanings": "not_written written",
+            },
+        ),
+    }
+    for name, (dims, values, var_attrs) in static_vars.items():
+        data_vars[name] = (dims, values, var_attrs)
+    coords = {
+        "scenario": (
+            "scenario",
+            np.array(layout.scenarios, dtype=object),
+            {"long_name": "cropping-pattern scenario", "scenario_names": scenario_names},
+        ),
+        "pattern": (
+            "pattern",
+            np.array(catalog.pattern_ids(), dtype=object),
+            {"long_name": "cropping pattern"},
+        ),
+        "layer": (
+            "layer",
+            np.arange(1, N_LAYERS + 1, dtype=np.int32),
+            {"long_name": "soil layer (1 = 0-10 cm ... 5 = 40-50 cm)", "units": "1"},
+        ),
+        "depth": (
+            "layer",
+            np.asarray(LAYER_MID_CM, dtype=np.float64),
+            {
+                "standard_name": "depth",
+                "long_name": "depth of the layer mid-point below the surface",
+                "units": "cm",
+                "positive": "down",
+                "axis": "Z",
+                "bounds": "depth_bounds",
+            },
+        ),
+        "depth_bounds": (
+            ("layer", "bounds"),
+            np.stack([LAYER_TOP_CM, LAYER_BOTTOM_CM], axis=1).astype(np.float64),
+            {"long_name": "top and bottom of the soil layer", "units": "cm"},
+        ),
+        "time": ("time", layout.dates.values, {"standard_name": "time", "long_name": "day"}),
+        "lat": (
+            "lat",
+            np.asarray(layout.lat, dtype=np.float64),
+            {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
+        ),
+        "lon": (
+            "lon",
+            np.asarray(layout.lon, dtype=np.float64),
+            {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+        ),
+    }
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    encoding = {
+        "sm": {
+            **_fill_encoding("int16", SM_FILL, (1, 1, tc, cy, cx)),
+            "scale_factor": SM_SCALE,
+        },
+        "time_flag": _fill_encoding("int8", FLAG_FILL, (tc, cy, cx)),
+        "block_done": {
+            "dtype": "int8",
+            "_FillValue": None,
+            "fill_value": np.int8(0),
+            "chunks": (1, 1),
+        },
+        "time": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
+    }
+    for name, (dims, values, _) in static_vars.items():
+        chunks = tuple({"scenario": 1, "pattern": 1}.get(d, min(sc, ds.sizes[d])) for d in dims)
+        if np.issubdtype(values.dtype, np.floating):
+            encoding[name] = {"chunks": chunks, "compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
+        else:
+            fill = FLAG_FILL if name == "pattern_flag" else None
+            encoding[name] = {
+                "chunks": chunks,
+                "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
+                "_FillValue": fill,
+            }
+            if fill is not None:
+                encoding[name]["fill_value"] = fill
+    return ds, encoding
+
+
+def create_store(path: Path, dataset: xr.Dataset, encoding: dict) -> None:
+    """Write the store's metadata, coordinates and static variables (no ``sm`` chunks yet).
+
+    Built under ``PATH.partial`` and renamed, so a store at ``path`` always has its full
+    skeleton; consolidated metadata is added for fast opening.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    dataset.to_zarr(
+        tmp, mode="w", compute=False, encoding=encoding, zarr_format=3, consolidated=False
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(tmp))
+    tmp.rename(path)
+
+
+def read_fingerprint(path: Path) -> str | None:
+    """The ``cropsm_fingerprint`` of an existing store, ``None`` when there is none."""
+    meta = Path(path) / "zarr.json"
+    if not meta.is_file():
+        return None
+    attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+    return attrs.get(FINGERPRINT_ATTR)
+
+
+def completed_blocks(path: Path, layout: ProductLayout) -> np.ndarray:
+    """Boolean ``(n_blocks,)``: blocks whose resume record says they are written."""
+    done = zarr.open_array(str(Path(path) / "block_done"), mode="r")[...]
+    return np.asarray(done, dtype=bool).reshape(-1)[: layout.n_blocks]
+
+
+def write_block(
+    path: Path,
+    layout: ProductLayout,
+    block_id: int,
+    sm_packed: np.ndarray,
+    time_flags: np.ndarray,
+    cell_ilat: np.ndarray,
+    cell_ilon: np.ndarray,
+) -> None:
+    """Write one block's ``sm`` and ``time_flag`` chunks, then its resume record.
+
+    Parameters
+    ----------
+    sm_packed
+        ``(scenario, layer, n_days, n_cells)`` int16 (see :func:`encode_sm`).
+    time_flags
+        ``(n_days, n_cells)`` int8.
+    cell_ilat, cell_ilon
+        Absolute grid indices of the block's cells.
+    """
+    t_sl, y_sl, x_sl = layout.block(block_id)
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    ly = np.asarray(cell_ilat) - y_sl.start
+    lx = np.asarray(cell_ilon) - x_sl.start
+    shape = (t_sl.stop - t_sl.start, y_sl.stop - y_sl.start, x_sl.stop - x_sl.start)
+    sm = group["sm"]
+    grid = np.empty(shape, dtype=np.int16)
+    for s in range(sm_packed.shape[0]):
+        for k in range(sm_packed.shape[1]):
+            grid.fill(SM_FILL)
+            grid[:, ly, lx] = sm_packed[s, k]
+            sm[s, k, t_sl, y_sl, x_sl] = grid
+    flags = np.full(shape, FLAG_FILL, dtype=np.int8)
+    flags[:, ly, lx] = time_flags
+    group["time_flag"][t_sl, y_sl, x_sl] = flags
+    i_time, i_tile = layout.block_position(block_id)
+    group["block_done"][i_time, i_tile] = np.int8(1)
+
+
+def digest(*parts) -> str:
+    """SHA-256 (hex, 16 characters) of arrays, strings and JSON-able values."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str(part.dtype).encode())
+            h.update(str(part.shape).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, bytes):
+            h.update(part)
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def open_product(path: str | Path, **kwargs) -> xr.Dataset:
+    """Open a product store lazily with :func:`xarray.open_zarr` (decoded: ``sm`` in m3 m-3).
+
+    Uses the consolidated metadata the store is created with, else reads the metadata of each
+    array.
+    """
+    path = Path(path)
+    if "consolidated" in kwargs:
+        return xr.open_zarr(path, **kwargs)
+    meta = path / "zarr.json"
+    consolidated = meta.is_file() and "consolidated_metadata" in json.loads(
+        meta.read_text(encoding="utf-8")
+    )
+    return xr.open_zarr(path, consolidated=consolidated, **kwargs)
+
+
+def chunk_files(path: str | Path, variables: Sequence[str] = ("sm", "time_flag")) -> dict:
+    """``{relative path: bytes}`` of every stored chunk of ``variables`` (for comparisons)."""
+    root = Path(path)
+    out = {}
+    for name in variables:
+        for f in sorted((root / name).rglob("*")):
+            if f.is_file() and f.name != "zarr.json":
+                out[str(f.relative_to(root))] = f.read_bytes()
+    return out

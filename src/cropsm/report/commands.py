@@ -1,0 +1,30 @@
+"""``cropsm report RUN_DIR``: (re)write the run's report page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
+    """Add ``cropsm report RUN_DIR`` to ``app``."""
+
+    @app.command("report")
+    @friendly_errors
+    def report_command(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    ) -> None:
+        """Write RUN_DIR/report/index.html: one self-contained page with every figure and table.
+
+        Always rebuilt from what the run directory holds now; sections whose inputs are missing
+        say so. The run's provenance.json and run_summary.json are left as they are.
+        """
+        from cropsm.report.html import report_summary, write_report
+
+        path = write_report(run_dir)
+        info = report_summary(path)
+        stdout.print(f"{info['figures']} figures, {info['size_mb']} MB")
+        stdout.print(f"report: {path}")

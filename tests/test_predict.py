@@ -1,0 +1,376 @@
+"""The national product: equals the networks at a cell, Eq. 2, weights, flags, dask, resume, CF.
+
+The session's tiny virtual China run (``tiny_run``: 159 cropland cells, 2012-2013, networks of
+a 2-configuration grid) is linked into a private run directory, and the product is made once
+through ``cropsm predict`` (in this process); the tests inspect it. A short period is computed
+again on a two-worker ``LocalCluster`` and once interrupted, to compare stores chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+import xarray as xr
+from rich.console import Console
+from typer.testing import CliRunner
+
+from cropsm import catalog
+from cropsm.features.station_table import build_station_table
+from cropsm.io.stations import StationData
+from cropsm.predict import product as product_module
+from cropsm.predict.commands import register
+from cropsm.predict.config import PredictConfig, parse_scenarios
+from cropsm.predict.flags import observed_patterns, region_observation_periods
+from cropsm.predict.grid_features import first_complete_day
+from cropsm.predict.network import Workspace, fold_chain, forward_chain
+from cropsm.predict.stage import load_product_inputs
+from cropsm.predict.store import chunk_files, encode_sm, plan_tiles
+from cropsm.train import load_models, predict_chain, save_models
+from cropsm.train.chain import LayerModel
+from cropsm.weights import pattern_weights
+
+HALF_QUANTUM = 0.5e-4 + 2e-6  # int16 packing (1e-4) plus float32 forward passes
+SHORT = {"start": "2012-05-01", "end": "2012-07-04", "time_chunk_days": 24}  # 3 blocks
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+    register(app, lambda f: f, Console(width=120))
+    return app
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_run, tmp_path_factory) -> Path:
+    """A private run directory sharing the session run's inputs and networks (links)."""
+    source, _ = tiny_run
+    mine = tmp_path_factory.mktemp("predict") / "run"
+    mine.mkdir()
+    for name in ("inputs", "models", "features"):
+        (mine / name).symlink_to(source / name, target_is_directory=True)
+    shutil.copy(source / "config.resolved.toml", mine)
+    skill = json.loads((source / "truth_skill.json").read_text())
+    (mine / "truth_skill.json").write_text(json.dumps({**skill, "earlier": {"kept": True}}))
+    return mine
+
+
+@pytest.fixture(scope="module")
+def product(run_dir) -> dict:
+    """The full product made by ``cropsm predict RUN_DIR --workers 0``."""
+    result = CliRunner().invoke(make_app(), ["predict", str(run_dir), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    ds = xr.open_dataset(run_dir / "product.zarr", engine="zarr", consolidated=True)
+    return {"ds": ds, "output": result.output, "path": run_dir / "product.zarr"}
+
+
+@pytest.fixture(scope="module")
+def inputs(run_dir) -> dict:
+    from cropsm.pipeline import RunContext
+    from cropsm.stages import load_run_config
+
+    ctx = RunContext(config=load_run_config(run_dir), run_dir=run_dir)
+    return load_product_inputs(ctx)
+
+
+def pseudo_stations(ds: xr.Dataset, cells: list[tuple[int, int]], patterns) -> StationData:
+    """One station per cell centre and pattern, 'observed' on every product day."""
+    dates = pd.DatetimeIndex(ds["time"].values)
+    metas, obs = [], []
+    for i, (iy, ix) in enumerate(cells):
+        for p in patterns:
+            sid = f"c{i}_{p}"
+            metas.append(
+                {"station_id": sid, "lat": float(ds["lat"][iy]), "lon": float(ds["lon"][ix]),
+                 "elevation": 0.0, "region": "N", "pattern": p, "first_year": 2012,
+                 "last_year": 2013}
+            )  # fmt: skip
+            obs.append(pd.DataFrame({"station_id": sid, "date": dates, "layer": 1, "sm": 0.2}))
+    return StationData(pd.DataFrame(metas).set_index("station_id"), pd.concat(obs))
+
+
+def test_cell_product_equals_networks_on_station_features(product, inputs, run_dir):
+    ds = product["ds"]
+    mask = ds["cropland_mask"].values == 1
+    cells = [tuple(c) for c in np.argwhere(mask)[[0, 57, 130]]]
+    ids = catalog.pattern_ids()
+    table, _ = build_station_table(
+        pseudo_stations(ds, cells, ids), inputs["climate"], inputs["static"]
+    )
+    expected = predict_chain(load_models(run_dir / "models"), table)
+    for i, (iy, ix) in enumerate(cells):
+        for p in ids:
+            rows = (table["station_id"] == f"c{i}_{p}").to_numpy()
+            assert rows.sum() == ds.sizes["time"]
+            got = ds["sm"].sel(scenario=p).isel(lat=iy, lon=ix).values.T  # (time, layer)
+            want = expected.loc[rows].to_numpy()
+            assert np.isfinite(got).all()
+            np.testing.assert_allclose(got, want, rtol=0, atol=HALF_QUANTUM)
+
+
+def test_reference_is_the_weighted_sum_of_the_patterns(product):
+    ds = product["ds"]
+    sm = ds["sm"].values  # (scenario, layer, time, lat, lon)
+    weights = ds["weights"].values  # (pattern, lat, lon)
+    patterns = sm[:6]
+    w = np.nan_to_num(weights)[:, None, None]
+    mixed = np.where(w > 0, patterns * w, 0.0).sum(axis=0)
+    ref = sm[6]
+    cropland = ds["cropland_mask"].values == 1
+    assert np.isfinite(ref[..., cropland]).all()
+    assert np.isnan(ref[..., ~cropland]).all()
+    # both sides are packed to 1e-4: the difference is at most one quantum
+    np.testing.assert_allclose(ref[..., cropland], mixed[..., cropland], rtol=0, atol=1.05e-4)
+
+
+def test_weights_sum_to_one_where_crops_exist(product, inputs):
+    ds = product["ds"]
+    weights = ds["weights"].values
+    cropland = ds["cropland_mask"].values == 1
+    static = inputs["static"]
+    areas = static["harvested_area"].sel(crop=list(catalog.crops())).values
+    region = static["region"].values
+    expected = pattern_weights(areas, region)
+    has_crops = cropland & (region > 0)
+    np.testing.assert_allclose(weights.sum(axis=0)[has_crops], 1.0, atol=1e-6)
+    np.testing.assert_allclose(weights[:, has_crops], expected[:, has_crops], atol=1e-6)
+    assert np.isnan(weights[:, ~cropland]).all()
+    assert (ds["cropland_mask"].values == (static["cropland_fraction"].values >= 0.1)).all()
+
+
+def test_flags_match_their_definitions(product, inputs):
+    ds = product["ds"]
+    meta, obs = inputs["stations"].meta, inputs["stations"].obs
+    cropland = ds["cropland_mask"].values == 1
+    region = ds["region"].values
+    codes = {r.id: r.code for r in catalog.regions()}
+    obs = obs.assign(region=obs["station_id"].map(meta["region"]).map(codes))
+    days = pd.DatetimeIndex(ds["time"].values)
+    tflag = ds["time_flag"].values
+    for code in np.unique(region[cropland]):
+        here = cropland & (region == code)
+        dates = obs.loc[obs["region"] == code, "date"]
+        want = (days >= dates.min()) & (days <= dates.max()) if len(dates) else days < days[0]
+        np.testing.assert_array_equal(tflag[:, here], np.repeat(want[:, None], here.sum(), 1))
+    assert np.isnan(tflag[:, ~cropland]).all()
+    assert 0 < np.nansum(tflag) < tflag[:, cropland].size  # both values occur
+
+    observed = meta.loc[meta.index.isin(obs["station_id"].unique())]
+    pflag = ds["pattern_flag"].values
+    weights = np.nan_to_num(ds["weights"].values)
+    for iy, ix in np.argwhere(cropland):
+        code = region[iy, ix]
+        pairs = zip(observed["region"], observed["pattern"], strict=True)
+        have = {p for r, p in pairs if codes[r] == code}
+        for s, p in enumerate(catalog.pattern_ids()):
+            assert pflag[s, iy, ix] == (p in have)
+        used = [p for j, p in enumerate(catalog.pattern_ids()) if weights[j, iy, ix] > 0]
+        assert pflag[6, iy, ix] == (bool(used) and all(p in have for p in used))
+    assert np.isnan(pflag[:, ~cropland]).all()
+    assert (
+        ds["time_flag"].attrs["flag_meanings"].split() and "flag_values" in ds["pattern_flag"].attrs
+    )
+
+
+def test_local_cluster_with_two_workers_equals_single_process(inputs, run_dir, tmp_path):
+    from cropsm.predict.cluster import dask_client
+
+    models = load_models(run_dir / "models")
+    args = (inputs["climate"], inputs["static"], inputs["stations"], models)
+    single = product_module.predict_product(
+        tmp_path / "single.zarr", *args, PredictConfig(workers=0, **SHORT)
+    )
+    with dask_client(None, 2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        multi = product_module.predict_product(
+            tmp_path / "multi.zarr", *args, PredictConfig(**SHORT), client=client
+        )
+    assert single["blocks_computed"] == multi["blocks_computed"] == 3
+    a, b = chunk_files(tmp_path / "single.zarr"), chunk_files(tmp_path / "multi.zarr")
+    assert a and a.keys() == b.keys()
+    assert all(a[k] == b[k] for k in a)
+
+
+def test_resume_after_interruption_gives_identical_store(inputs, run_dir, tmp_path, monkeypatch):
+    models = load_models(run_dir / "models")
+    args = (inputs["climate"], inputs["static"], inputs["stations"], models)
+    config = PredictConfig(workers=0, **SHORT)
+    product_module.predict_product(tmp_path / "whole.zarr", *args, config)
+
+    real = product_module.compute_block
+    calls = []
+
+    def dies_in_third_block(job, block_id):
+        calls.append(block_id)
+        if len(calls) == 3:  # half-written block: garbage in one chunk, no completion record
+            import zarr
+
+            zarr.open_group(job.store, mode="r+")["sm"][0, 0, 48:72, :8, :8] = np.int16(7)
+            raise RuntimeError("killed")
+        return real(job, block_id)
+
+    monkeypatch.setattr(product_module, "compute_block", dies_in_third_block)
+    with pytest.raises(RuntimeError, match="killed"):
+        product_module.predict_product(tmp_path / "resumed.zarr", *args, config)
+    monkeypatch.setattr(product_module, "compute_block", real)
+    again = product_module.predict_product(tmp_path / "resumed.zarr", *args, config)
+    assert again["status"] == "resumed"
+    assert (again["blocks_computed"], again["blocks_skipped"]) == (1, 2)
+    a, b = chunk_files(tmp_path / "whole.zarr"), chunk_files(tmp_path / "resumed.zarr")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    done = product_module.predict_product(tmp_path / "resumed.zarr", *args, config)
+    assert done["blocks_computed"] == 0
+
+
+def test_zarr_and_netcdf_open_with_cf_attributes(product, tmp_path):
+    out = tmp_path / "product.nc"
+    result = CliRunner().invoke(make_app(), ["export-netcdf", str(product["path"]), str(out)])
+    assert result.exit_code == 0, result.output
+    zarr_ds = xr.open_dataset(product["path"], engine="zarr")
+    nc_ds = xr.open_dataset(out)
+    for ds in (zarr_ds, nc_ds):
+        sm = ds["sm"]
+        assert sm.dims == ("scenario", "layer", "time", "lat", "lon")
+        assert sm.attrs["units"] == "m3 m-3"
+        assert sm.attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
+        assert sm.attrs["long_name"]
+        assert sm.encoding["dtype"] == np.int16
+        assert sm.encoding["scale_factor"] == pytest.approx(1e-4)
+        assert sm.encoding["_FillValue"] == -32768
+        assert ds.attrs["Conventions"].startswith("CF-") and ds.attrs["history"]
+        assert list(ds["scenario"].values) == [*catalog.pattern_ids(), "reference"]
+        assert ds["depth"].attrs["units"] == "cm" and ds["depth"].attrs["bounds"] == "depth_bounds"
+        np.testing.assert_array_equal(ds["depth_bounds"].values[:, 0], [0, 10, 20, 30, 40])
+        assert ds["lat"].attrs["units"] == "degrees_north"
+        for flag in ("time_flag", "pattern_flag"):
+            np.testing.assert_array_equal(ds[flag].attrs["flag_values"], [0, 1])
+            assert len(ds[flag].attrs["flag_meanings"].split()) == 2
+        assert ds["weights"].attrs["units"] == "1"
+    assert "block_done" not in nc_ds
+    np.testing.assert_allclose(nc_ds["sm"].values, zarr_ds["sm"].values, rtol=0, atol=1e-6)
+
+
+def test_truth_skill_and_error_map_written(product, run_dir):
+    skill = json.loads((run_dir / "truth_skill.json").read_text())
+    assert skill["earlier"] == {"kept": True} and "layer1" in skill  # other keys kept
+    entry = skill["product"]
+    assert entry["cells"] == 159 and entry["days"] == 731
+    for k in range(1, 6):
+        layer = entry[f"layer{k}"]
+        assert layer["reference"]["n"] == 159 * 731
+        assert 0.0 < layer["reference"]["r2"] < 1.0 and 0 < layer["reference"]["rmse"] < 0.2
+        assert set(layer["by_pattern"]) == set(catalog.pattern_ids())
+    assert (run_dir / "figures" / "product_error_map.png").stat().st_size > 10_000
+    assert "R2 of the reference vs truth" in product["output"]
+
+
+def test_reduced_model_set_gives_its_own_reference_product(product, inputs, run_dir):
+    """A set without the pattern group (its feature names say so) -> reference-only store."""
+    from cropsm.features.groups import PATTERN_ONE_HOT
+
+    reduced = []
+    for m in load_models(run_dir / "models"):
+        keep = [i for i, n in enumerate(m.feature_names) if n not in PATTERN_ONE_HOT]
+        (w0, b0), *rest = m.weights
+        reduced.append(
+            LayerModel(m.layer, tuple(m.feature_names[i] for i in keep),
+                       type(m.scaler)(m.scaler.mean[keep], m.scaler.std[keep]),
+                       m.target_mean, m.target_std, [(w0[keep], b0), *rest])
+        )  # fmt: skip
+    models_dir = save_models(reduced, run_dir / "attribution" / "no_pattern")
+    result = CliRunner().invoke(
+        make_app(),
+        ["predict", str(run_dir), "--models", str(models_dir), "--scenarios", "reference",
+         "--workers", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    path = run_dir / "products" / "no_pattern.zarr"
+    ds = xr.open_dataset(path, engine="zarr")
+    assert list(ds["scenario"].values) == ["reference"] and ds.attrs["networks_use_pattern"] == 0
+    cell = tuple(np.argwhere(ds["cropland_mask"].values == 1)[20])
+    table, _ = build_station_table(
+        pseudo_stations(ds, [cell], ["ww_fl"]), inputs["climate"], inputs["static"]
+    )
+    want = predict_chain(reduced, table).to_numpy()
+    got = ds["sm"].sel(scenario="reference").isel(lat=cell[0], lon=cell[1]).values.T
+    np.testing.assert_allclose(got, want, rtol=0, atol=HALF_QUANTUM)
+    assert "product_no_pattern" in json.loads((run_dir / "truth_skill.json").read_text())
+
+
+def test_forward_chain_matches_predict_chain_with_nan_rows():
+    from cropsm.predict.synthetic import table2_models
+
+    models = table2_models(
+        seed=3, architectures={1: (3, 8), 2: (0, 1), 3: (1, 4), 4: (2, 4), 5: (1, 2)}
+    )
+    nets = fold_chain(models)
+    rng = np.random.default_rng(0)
+    names = sorted({n for net in nets for n in net.shared_names})
+    table = pd.DataFrame({n: rng.normal(1.0, 3.0, 50) for n in names})
+    table.loc[7, "tair"] = np.nan
+    inputs = [
+        np.vstack([table[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, 50), "f4")])
+        for net in nets
+    ]
+    got = forward_chain(nets, inputs, 6, Workspace()).copy()
+    for p, pid in enumerate(catalog.pattern_ids()):
+        want = predict_chain(models, table.assign(pattern=pid)).to_numpy().T
+        np.testing.assert_allclose(got[:, p], want, rtol=1e-5, atol=1e-6)
+        assert np.isnan(got[:, p, 7]).all()
+
+
+def test_packing_period_tiles_and_config():
+    packed = encode_sm(np.array([0.12344, 0.12356, np.nan, -0.00004, 5.0]))
+    np.testing.assert_array_equal(packed, [1234, 1236, -32768, 0, 32767])
+    assert first_complete_day("2011-01-01") == pd.Timestamp("2012-01-01")
+    assert first_complete_day("2012-02-29") == pd.Timestamp("2013-03-01")
+    mask = np.zeros((10, 10), dtype=bool)
+    mask[:, :5] = True
+    assert plan_tiles(mask, 4, 10, 10_000) == (((0, 10), (0, 10)),)
+    tiles = plan_tiles(mask, 4, 10, 200)
+    assert all((y1 - y0) % 4 == 0 or y1 == 10 for (y0, y1), _ in tiles)
+    assert max(mask[y0:y1, x0:x1].sum() for (y0, y1), (x0, x1) in tiles) * 10 <= 200
+    assert parse_scenarios("reference") == ("reference",)
+    assert parse_scenarios("fl_sb,ww_fl") == ("ww_fl", "fl_sb")
+    with pytest.raises(ValueError, match="unknown scenario"):
+        PredictConfig(scenarios=("maize",))
+    with pytest.raises(ValueError):
+        PredictConfig(chunks=3)
+
+
+def test_period_before_the_lookback_is_an_error(inputs, run_dir, tmp_path):
+    models = load_models(run_dir / "models")
+    with pytest.raises(ValueError, match="look-back"):
+        product_module.predict_product(
+            tmp_path / "p.zarr", inputs["climate"], inputs["static"], inputs["stations"], models,
+            PredictConfig(workers=0, start="2011-06-01"),
+        )  # fmt: skip
+    periods = region_observation_periods(inputs["stations"].meta, inputs["stations"].obs)
+    assert periods.shape == (9, 2) and np.isnat(periods[0]).all()
+    assert observed_patterns(inputs["stations"].meta, inputs["stations"].obs).any()
+
+
+def test_existing_folder_that_is_not_a_product_is_not_removed(inputs, run_dir, tmp_path):
+    (tmp_path / "x.zarr").mkdir()
+    (tmp_path / "x.zarr" / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(
+        make_app(), ["predict", str(run_dir), "--workers", "0", "--out", str(tmp_path / "x.zarr")]
+    )
+    assert result.exit_code != 0
+    assert (tmp_path / "x.zarr" / "keep.txt").exists()
+
+
+def test_stage_is_registered_and_paths_are_named(run_dir):
+    from cropsm.pipeline import STAGES
+    from cropsm.predict.stage import default_product_path, run_predict_config
+
+    assert STAGES["predict"].config_keys == ("predict",)
+    assert run_predict_config(object()) == PredictConfig()
+    assert default_product_path(run_dir) == run_dir / "product.zarr"
+    assert default_product_path(run_dir, run_dir / "models") == run_dir / "product.zarr"
+    other = run_dir / "attribution" / "models_no_soil"
+    assert default_product_path(run_dir, other) == run_dir / "products" / "models_no_soil.zarr"

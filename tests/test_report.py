@@ -1,0 +1,268 @@
+"""The report page: built from full, minimal and broken run directories; rendered in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cropsm.report import reference
+from cropsm.report.html import render_report, report_summary, write_report
+
+HOSTILE_NAME = 'tiny <script>alert("x")</script> & co'
+
+
+def save_png(path: Path, colour: str = "tab:blue") -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.0, 1.5), dpi=50)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [0, 1, 0], color=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def layer_metrics(r2: float) -> dict:
+    m = {"r2": r2, "rmse": 0.05, "ubrmse": 0.049, "bias": 0.001, "r": 0.9, "n": 100}
+    return {"train": m, "validation": m, "test": m}
+
+
+@pytest.fixture
+def full_run(tmp_path) -> Path:
+    """A run directory with (small stand-ins for) every file the report reads."""
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    (run / "config.resolved.toml").write_text(
+        f'[run]\nname = "{HOSTILE_NAME.replace(chr(34), "")}"\n'
+    )
+    write_json(
+        run / "provenance.json",
+        {
+            "cropsm_version": "0.1.0",
+            "git_commit": "abc123",
+            "seeds": {"run": 0, "twin": 0},
+            "versions": {"numpy": "2.0"},
+            "command": "cropsm run x.toml",
+            "started_at": "2026-01-01",
+            "host": {"cpus": 2},
+        },
+    )
+    for name, seconds in (("inputs", 2.0), ("train", 10.0)):
+        write_json(run / "stages" / f"{name}.json", {"fingerprint": "f", "seconds": seconds})
+    write_json(run / "run_summary.json", {"inputs": {"status": "ran", "seconds": 2.0}})
+    write_json(
+        run / "inputs" / "twin-tiny-seed0" / "twin.json",
+        {
+            "preset": "tiny",
+            "seed": 0,
+            "grid": {"n_lat": 2, "n_lon": 2, "resolution_deg": 0.5},
+            "period": {"climate": ["2011-01-01", "2013-12-31"]},
+            "stations": 30,
+            "stations_by_region": {"HHH": 21, "C": 9},
+        },
+    )
+    (run / "table2.csv").write_text(
+        "layer,hidden_layers,units,batch_size,learning_rate,r2_train,r2_validation,r2_test\n"
+        + "".join(f"{k},2,32,128,0.005,0.8{k},0.7,0.7{k}\n" for k in range(1, 6))
+    )
+    metrics = {"split": "random", **{f"layer{k}": layer_metrics(0.7) for k in range(1, 6)}}
+    metrics["baselines"] = {
+        "climatology": {f"layer{k}": layer_metrics(0.6) for k in range(1, 6)},
+        "linear": {f"layer{k}": layer_metrics(0.4) for k in range(1, 6)},
+    }
+    write_json(run / "metrics.json", metrics)
+    write_json(
+        run / "truth_skill.json",
+        {
+            "what": "pseudo-stations",
+            "cells": 10,
+            "dates": 5,
+            "layer1": {
+                "reference": {"r2": 0.71, "rmse": 0.06, "bias": 0.0, "n": 50},
+                "all_patterns": {"r2": 0.63, "rmse": 0.07},
+            },
+        },
+    )
+    analysis = run / "analysis"
+    analysis.mkdir()
+    (analysis / "truth_product_error.csv").write_text(
+        "scenario,layer,region,rmse_m3_m-3,bias_m3_m-3,n\n"
+        "reference,1,HHH,0.015,0.001,100\nreference,2,HHH,0.012,0.0,100\n"
+        "reference,1,NE,,,0\nreference,2,NE,,,0\n"
+    )
+    (analysis / "truth_scenario_agreement.csv").write_text(
+        "pattern,layer,sign_agreement,pearson_r,product_mean_m3_m-3,truth_mean_m3_m-3,cells\n"
+        "ww_fl,1,0.93,0.88,-0.01,-0.012,150\n"
+    )
+    (analysis / "observations_summary.json").write_text(
+        json.dumps({"mean_trend_all_layers_m3_m-3_yr-1": -0.0012, "top_bottom_r": 0.8})
+    )
+    (analysis / "product_national_summary.csv").write_text(
+        "layer,mean_sm_m3_m-3,sen_slope_m3_m-3_yr-1,pearson_r_with_layer1,n_years\n"
+        "1,0.2,-0.001,1.0,10\n5,0.25,-0.002,0.9,10\n"
+    )
+    (run / "attribution").mkdir()
+    (run / "attribution" / "station_r2_loss.csv").write_text(
+        "layer,group,label,r2_loss_train,r2_loss_test,rank\n1,precipitation,P,0.12,0.1,1\n"
+        "1,soil,Soil,0.1,0.09,2\n2,soil,Soil,0.2,0.2,1\n"
+    )
+    for name in (
+        "scatter_layer1",
+        "scatter_layer2",
+        "fig5_r2_loss_layer1",
+        "fig7ab_product_layer1",
+        "fig7cf_satellite_comparison",
+        "fig9_scenario_differences",
+        "truth_product_error",
+        "zzz_custom_plot",
+    ):
+        save_png(run / "figures" / f"{name}.png")
+    return run
+
+
+def test_report_from_a_full_run(full_run):
+    path = write_report(full_run)
+    assert path == full_run / "report" / "index.html"
+    page = path.read_text(encoding="utf-8")
+    n_png = len(list((full_run / "figures").glob("*.png")))
+    assert page.count("<img ") == n_png == report_summary(path)["figures"]
+    assert page.count('src="data:image/png;base64,') == n_png
+    # each figure once, in its section; leftovers under 'Other figures'
+    assert page.index("scatter_layer2.png") < page.index('id="observations"')
+    assert page.index("zzz_custom_plot.png") > page.index('id="other"')
+    # the paper's numbers beside ours
+    assert "0.650" in page and "0.640" in page  # Table 2 layer 1
+    assert f"{reference.MEAN_TREND_M3_M3_PER_YEAR:.2e}" in page
+    assert f"{reference.TOP_BOTTOM_R:.3f}" in page
+    assert reference.FIG5_NOTES["precipitation"] in page
+    assert "random split" in page.lower() or "split is random" in page
+    assert "climatology R² test" in page
+    assert "truth_skill.json" in page and "0.930" in page  # sign agreement
+    assert "abc123" in page and "seconds (last run of the stage)" in page
+    # escaped, self-contained
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert" in page
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+def test_report_from_an_empty_run_dir_says_what_is_missing(tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    page = write_report(run).read_text(encoding="utf-8")
+    assert "<img " not in page
+    for text in (
+        "No table2.csv",
+        "No metrics.json",
+        "No inputs summary",
+        "No provenance.json",
+        "No truth to compare with",
+        "No satellite comparison",
+        "No scenario analyses",
+    ):
+        assert text in page, text
+    with pytest.raises(FileNotFoundError):
+        write_report(tmp_path / "nowhere")
+
+
+def test_a_broken_input_costs_only_its_section(full_run):
+    (full_run / "metrics.json").write_text("{not json", encoding="utf-8")
+    (full_run / "analysis" / "analyze_summary.json").write_text(
+        json.dumps({"ran": {}, "skipped": {"satellite": "the run has no satellite product"}})
+    )
+    page = render_report(full_run)
+    assert "This section could not be built" in page
+    assert "the run has no satellite product" in page
+    assert page.count("<img ") == len(list((full_run / "figures").glob("*.png")))
+
+
+def test_report_command(full_run):
+    import typer
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from cropsm.report.commands import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """test app"""
+
+    register(app, lambda f: f, Console(width=200))
+    result = CliRunner().invoke(app, ["report", str(full_run)])
+    assert result.exit_code == 0, result.output
+    assert (full_run / "report" / "index.html").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# In a real browser
+# ------------------------------------------------------------------------------------------
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+CHROMIUM = find_chromium()
+
+
+def dump_dom(page: Path, profile: Path) -> str:
+    """The page's DOM after its load event, from headless Chromium (no network, no sync)."""
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def render_counts(dom: str) -> tuple[int, int, list[str]]:
+    summary = re.search(r'id="render-summary"[^>]*', dom)
+    assert summary, "the render check script did not run"
+    images = int(re.search(r'data-images="(\d+)"', summary.group(0)).group(1))
+    rendered = int(re.search(r'data-rendered="(\d+)"', summary.group(0)).group(1))
+    failed = re.findall(r'<img[^>]*data-file="([^"]+)"[^>]*data-loaded="no"', dom)
+    failed += re.findall(r'<img[^>]*data-loaded="no"[^>]*data-file="([^"]+)"', dom)
+    return images, rendered, failed
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
+def test_every_figure_renders_in_chromium(full_run, tmp_path):
+    page = write_report(full_run)
+    n_png = len(list((full_run / "figures").glob("*.png")))
+    images, rendered, failed = render_counts(dump_dom(page, tmp_path / "profile"))
+    assert failed == []
+    assert images == rendered == n_png
+    # the check can fail: a figure that is not a PNG does not render
+    (full_run / "figures" / "fig9_scenario_differences.png").write_bytes(b"not a png at all")
+    images, rendered, failed = render_counts(dump_dom(write_report(full_run), tmp_path / "p2"))
+    assert images == n_png and rendered == n_png - 1
+    assert failed == ["fig9_scenario_differences.png"]
