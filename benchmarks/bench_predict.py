@@ -212,8 +212,7 @@ def main() -> dict:
             "gflops_per_worker_thread_wall": round(wall_gflops, 2),
             "matmul_peak_gflops_1_thread_cpu_time": round(peak_1, 2),
             "ratio_to_peak": round(per_thread_gflops / peak_1, 3),
-            "gflops_all_workers": round(per_thread_gflops * threads, 2),
-            f"matmul_peak_gflops_{threads}_threads": round(peak_n, 2),
+            f"matmul_peak_gflops_{threads}_threads_wall": round(peak_n, 2),
         },
         "peak_rss_mb": {
             "all_processes": round(rss.peak_total / 2**20, 1),
@@ -269,13 +268,6 @@ def _print(r: dict) -> None:
         f"{n['matmul_peak_gflops_1_thread_cpu_time']:.1f} GFLOP/s (1 thread, CPU time): ratio "
         f"{n['ratio_to_peak']:.2f}"
     )
-    peak_key = [k for k in n if k.startswith("matmul_peak_gflops_") and "1_thread" not in k]
-    peak_key = [k for k in peak_key if k.endswith("_threads")]
-    if peak_key:
-        print(
-            f"network, all workers: {n['gflops_all_workers']:.1f} GFLOP/s vs matmul peak "
-            f"{n[peak_key[0]]:.1f} GFLOP/s ({peak_key[0].split('_')[-2]} threads)"
-        )
     m = r["peak_rss_mb"]
     print(
         f"peak RSS: {m['all_processes']:,.0f} MB all processes together, "

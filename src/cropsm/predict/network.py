@@ -25,8 +25,9 @@ chained prediction of layer k - 1 (``sm_pred_upper``). Under pattern p
                + W_{1,p}' + w_{1,u}'\\,\\mathrm{SM}^{(k-1)}_p
 
 so the shared product is computed once per cell-day and each pattern adds a column and a rank-1
-term. Every affine map is one float32 matrix product in "feature-major" layout
-(``(units, cell-days)``); biases ride along as a constant row of ones (augmented weights).
+term (applied as a step from the previous pattern, :func:`forward_chain`). Every affine map is
+one float32 matrix product in "feature-major" layout (``(units, cell-days)``, one BLAS thread);
+biases ride along as a constant row of ones (augmented weights).
 """
 
 from __future__ import annotations
@@ -153,11 +154,16 @@ def chain_uses_pattern(nets: Sequence[FoldedNet]) -> bool:
 def executed_flops_per_cell_day(nets: Sequence[FoldedNet], n_patterns: int) -> int:
     """Floating-point operations :func:`forward_chain` executes per cell-day.
 
-    Matrix products count ``2 m k n`` (bias rows included); the per-pattern column, the rank-1
-    ``sm_pred_upper`` term and the ReLU count one operation per element each::
+    Matrix products count ``2 m k n`` with the bias row included (the pattern step is an
+    ``n1 x r`` by ``r x B`` product accumulated into the pre-activation: ``2 r + 1`` per unit,
+    ``r = 2`` with ``sm_pred_upper``, else 1); ReLU and the ``SM_p - SM_(p-1)`` difference count
+    one operation per element::
 
-        sum_k [ 2 n1 (F_k + 1) + P ( n1 (1 + 2 [k>1] + [hidden]) + sum_i 2 n_out,i (n_in,i + 1)
-                                      + sum_hidden n_out,i ) ]
+        sum_k [ 2 n1 (F_k + 1)
+                + P ( n1 (2 r_k + 1) + [k > 1] + n1 [hidden]
+                      + sum_i 2 n_out,i (n_in,i + 1) + sum_(i hidden) n_out,i ) ]
+
+    ``F_k`` shared inputs of layer k, ``n1`` its first-layer units, ``P`` patterns.
     """
     total = 0
     for net in nets:

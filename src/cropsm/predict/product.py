@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from cropsm import __version__, catalog
+from cropsm.features.climate import FEATURE_ATTRS
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.predict import store as product_store
 from cropsm.predict.config import REFERENCE, PredictConfig
@@ -440,7 +441,32 @@ def plan_product(
     config: PredictConfig,
     source: str = "",
 ) -> tuple[ProductJob, xr.Dataset, dict, str]:
-    """Plan a product: the block job, the store template, its encoding and its fingerprint."""
+    """Plan a product: the block job, the store template, its encoding and its fingerprint.
+
+    Folds the networks, works out which inputs they take (their feature names: a reduced model
+    set reads only what it uses), the period, the cropland cells (fraction >= 0.1), the
+    crop-area weights of Eq. 1 (:func:`cropsm.weights.pattern_weights`), the flags' inputs
+    (section 4c) and the blocks.
+
+    Parameters
+    ----------
+    out
+        The store path.
+    climate, static, stations, models, config
+        As for :func:`predict_product`.
+    source
+        Free text for the ``source`` attribute.
+
+    Returns
+    -------
+    (job, template, encoding, fingerprint)
+
+    Raises
+    ------
+    ValueError
+        When the networks need an input the data lack, the grids differ or the period is
+        impossible.
+    """
     nets = fold_chain(models)
     uses_pattern = chain_uses_pattern(nets)
     shared = sorted({n for net in nets for n in net.shared_names})
@@ -560,20 +586,8 @@ def plan_product(
     return job, template, encoding, fingerprint
 
 
-_CLIMATE_FEATURE_NAMES = (
-    "precip",
-    "precip_1m",
-    "precip_2m",
-    "precip_3m",
-    "precip_4m",
-    "precip_5m",
-    "precip_12m",
-    "ssr",
-    "tair",
-    "vpd",
-    "wind",
-    "cloud",
-)
+_CLIMATE_FEATURE_NAMES = tuple(FEATURE_ATTRS)
+"""Climate inputs the grid can provide (the station table's climate columns)."""
 
 
 def prepare_store(out: Path, template: xr.Dataset, encoding: dict, fingerprint: str) -> str:

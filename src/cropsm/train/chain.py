@@ -42,7 +42,7 @@ def prediction_column(layer: int) -> str:
     return f"sm_pred_l{layer}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerModel:
     """The selected network of one soil layer with everything needed to apply it.
 

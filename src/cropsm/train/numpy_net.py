@@ -14,7 +14,7 @@ NumpyParams = list[tuple[np.ndarray, np.ndarray]]
 """Weights ``W`` ``(n_in, n_out)`` and biases ``b`` ``(n_out,)`` of each layer, as NumPy."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scaler:
     """Per-column standardisation ``z = (x - mean) / std`` with statistics of the training rows.
 
