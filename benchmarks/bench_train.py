@@ -16,12 +16,15 @@ Phases (the machine may be shared, so the comparison is *paired*):
 
 1. cold: the whole grid as in ``train_layers`` (``--parallel`` ensembles at a time), including
    the XLA compilations -> seconds per epoch over all configurations incl. compilation;
-2. warm: the same again, reusing the compiled code -> steady seconds per epoch;
+2. warm: the same again, reusing the compiled code -> steady seconds per epoch (the fastest
+   of ``--repeats`` runs);
 3. paired: for each architecture in turn, its ensemble (20 configurations, alone), then the
    subset's configuration of that architecture with scikit-learn and with single JAX, so that
    the baseline and the ensemble run under the same machine load. The speed ratio is
    ``baseline seconds per configuration-epoch / ensemble seconds per configuration-epoch``
-   (ensembles one at a time here, which is conservative).
+   (ensembles one at a time here, which is conservative; each timing is the fastest of
+   ``--repeats`` interleaved repetitions). The full-grid steady time is also compared with the
+   scikit-learn time.
 
 Usage::
 
@@ -204,17 +207,23 @@ def paired(data: dict, grid, epochs: int, grouping: str, layer: int, args) -> di
         groups = ensemble_groups(grid, grouping)
         shapes = sorted({g[0].shape for g in groups})
         for shape in shapes:
-            row = {"hidden_layers": shape[0], "units": shape[1], "ensemble_seconds": 0.0}
-            for group in (g for g in groups if g[0].shape == shape):
-                row["ensemble_seconds"] += time_ensemble(data, group, epochs, layer)
-            row["ensemble_configs"] = sum(len(g) for g in groups if g[0].shape == shape)
+            shape_groups = [g for g in groups if g[0].shape == shape]
             member = subset[shape]
-            row["baseline_batch_size"] = member.batch_size
-            if sklearn is not None:
-                row["sklearn_seconds"] = sklearn.fit_seconds(member)
             if args.baseline in ("jax", "both"):
                 time_ensemble(data, [member], 2, layer)  # compile
-                row["jax_single_seconds"] = time_ensemble(data, [member], epochs, layer)
+            row = {"hidden_layers": shape[0], "units": shape[1]}
+            row["ensemble_configs"] = sum(len(g) for g in shape_groups)
+            row["baseline_batch_size"] = member.batch_size
+            timings: dict[str, list[float]] = {}
+            for _ in range(args.repeats):  # interleaved; the minimum filters out load bursts
+                seconds = sum(time_ensemble(data, g, epochs, layer) for g in shape_groups)
+                timings.setdefault("ensemble_seconds", []).append(seconds)
+                if sklearn is not None:
+                    timings.setdefault("sklearn_seconds", []).append(sklearn.fit_seconds(member))
+                if args.baseline in ("jax", "both"):
+                    seconds = time_ensemble(data, [member], epochs, layer)
+                    timings.setdefault("jax_single_seconds", []).append(seconds)
+            row.update({name: min(values) for name, values in timings.items()})
             rows.append(row)
             print(f"    {shape[0]} x {shape[1]:>2}: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in row.items() if k.endswith("seconds")
@@ -252,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--sklearn-threads", default="1", help="BLAS threads of scikit-learn ('default': as is)"
     )
+    parser.add_argument("--repeats", type=int, default=2, help="timings repeated, the minimum kept")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--sklearn-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -285,7 +295,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"layer {layer}: {n_train} training rows, {len(data['y_val'])} validation rows, "
               f"{n_inputs} inputs, {args.epochs} epochs per configuration")  # fmt: skip
         cold = time_grid(data, grid, args.epochs, args.grouping, args.parallel, layer)
-        warm = time_grid(data, grid, args.epochs, args.grouping, args.parallel, layer)
+        warm = min(
+            time_grid(data, grid, args.epochs, args.grouping, args.parallel, layer)
+            for _ in range(args.repeats)
+        )
         out: dict = {
             "n_train": n_train,
             "n_inputs": n_inputs,
@@ -313,6 +326,14 @@ def main(argv: list[str] | None = None) -> dict:
                         f"-> x{p[f'ratio_{name}']:.1f} per configuration"
                     )
             print(line)
+            if "sklearn_seconds_per_config_epoch" in p:
+                out["ratio_sklearn_full_grid"] = p["sklearn_seconds_per_config_epoch"] / (
+                    warm / args.epochs / n_configs
+                )
+                print(
+                    f"  full grid ({args.parallel} ensembles at a time, steady) against "
+                    f"scikit-learn: x{out['ratio_sklearn_full_grid']:.1f} per configuration"
+                )
         report["layers"][str(layer)] = out
     report["load_average_end"] = os.getloadavg()
     print(f"load average at end {os.getloadavg()[0]:.2f}")

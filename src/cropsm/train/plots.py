@@ -25,8 +25,9 @@ def _panel(ax, obs: np.ndarray, sim: np.ndarray, title: str, limits: tuple[float
     ok = np.isfinite(obs) & np.isfinite(sim)
     obs, sim = obs[ok], sim[ok]
     if obs.size > HEXBIN_ABOVE:
-        ax.hexbin(obs, sim, gridsize=60, bins="log", mincnt=1, cmap="viridis",
-                  extent=(*limits, *limits))  # fmt: skip
+        bins = ax.hexbin(obs, sim, gridsize=60, bins="log", mincnt=1, cmap="viridis",
+                         extent=(*limits, *limits))  # fmt: skip
+        ax.figure.colorbar(bins, ax=ax, shrink=0.8, label="observations per bin")
     else:
         ax.scatter(obs, sim, s=6, alpha=0.4, color="tab:blue", linewidths=0)
     ax.plot(limits, limits, color="black", lw=1, ls="--", label="1:1")
