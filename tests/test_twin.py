@@ -145,9 +145,10 @@ def test_same_seed_same_files_other_seed_differs(tiny_twin, tmp_path):
     a = pd.read_csv(root / "stations" / "observations.csv")
     b = pd.read_csv(again / "stations" / "observations.csv")
     pd.testing.assert_frame_equal(a, b)
-    with xr.open_dataset(root / "climate" / "era5_daily_2012.nc") as x, xr.open_dataset(
-        again / "climate" / "era5_daily_2012.nc"
-    ) as y:
+    with (
+        xr.open_dataset(root / "climate" / "era5_daily_2012.nc") as x,
+        xr.open_dataset(again / "climate" / "era5_daily_2012.nc") as y,
+    ):
         assert np.array_equal(x["tp"].values, y["tp"].values)
     other = tmp_path / "other"
     generate_twin(other, "tiny", seed=1)

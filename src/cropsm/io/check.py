@@ -37,9 +37,7 @@ def load_inputs(paths: dict, validate: bool = True) -> dict:
     check_stations_in_grid(
         stations.meta, climate["lat"].values, climate["lon"].values, Path(paths["stations"])
     )
-    satellite = (
-        read_cci(paths["satellite"], validate=validate) if paths.get("satellite") else None
-    )
+    satellite = read_cci(paths["satellite"], validate=validate) if paths.get("satellite") else None
     return {"stations": stations, "climate": climate, "static": static, "satellite": satellite}
 
 

@@ -12,7 +12,15 @@ members are dropped when at most half remain. Measured on 2 CPU cores with ~56,0
 and three architectures, early stopping on (30 epochs, patience 4): 52 s, against 77 s for one
 ensemble per (architecture, batch size) (``grouping="shape_batch"``) and 85 s for ``shape``
 without dropping stopped members. A configuration's result does not depend on the grouping
-beyond float32 round-off.
+beyond float32 round-off. Two ensembles train at the same time in threads (``parallel``),
+measured 10-20 % faster than one at a time on 2 cores.
+
+Throughput (``benchmarks/bench_train.py``, 2 shared CPU cores, 53,928 training rows, 25 inputs,
+no early stopping): the 240 configurations take 4.2 s per epoch together on an idle machine
+(17 ms per configuration-epoch; 9-11 s under a load average of 4-6), against 116-155 ms per
+configuration-epoch for scikit-learn's MLPRegressor one configuration at a time. Large
+architectures are compute-bound (~60 GFLOP/s), so the gain comes mostly from small networks and
+small batches, and from compiling 12 programs instead of 240.
 """
 
 from __future__ import annotations
