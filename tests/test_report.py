@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cropsm.report import reference
+from cropsm import paper as reference
 from cropsm.report.html import render_report, report_summary, write_report
 
 HOSTILE_NAME = 'tiny <script>alert("x")</script> & co'

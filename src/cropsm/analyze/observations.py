@@ -35,7 +35,7 @@ import pandas as pd
 import pymannkendall
 from matplotlib.figure import Figure
 
-from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, paper
 
 MIN_YEARS_FOR_TREND = 5
 """Fewest annual means a station needs for a trend (years need not be consecutive)."""
@@ -48,12 +48,11 @@ does not say). Stations sample every ~10 days in the growing season, so a regula
 SIGNIFICANCE_LEVEL = 0.05
 """Mann-Kendall test level for calling a trend significant."""
 
-PAPER_MEAN_TREND_M3_M3_PER_YEAR = -1.5e-3
-"""Average trend of the annual mean SM across the 273 stations, all five layers (section 3a,
-Fig. 3): "an average trend of -1.5 x 10^-3 m3 m-3 yr-1"."""
+PAPER_MEAN_TREND_M3_M3_PER_YEAR = paper.MEAN_TREND_M3_M3_PER_YEAR
+"""Average trend of the annual mean SM across the 273 stations (Fig. 3; :mod:`cropsm.paper`)."""
 
-PAPER_TOP_BOTTOM_R = 0.85
-"""Correlation between the top- and bottom-layer annual mean series (section 3a, Fig. 3)."""
+PAPER_TOP_BOTTOM_R = paper.TOP_BOTTOM_R
+"""Correlation between the top- and bottom-layer annual mean series (Fig. 3)."""
 
 SM_COLUMN = "sm_annual_mean_m3_m-3"
 TREND_COLUMN = "sen_slope_m3_m-3_yr-1"

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
 from cropsm.features.groups import FEATURE_GROUPS, layer_feature_names, validate_groups
 from cropsm.train.chain import (
     LayerModel,
@@ -63,37 +63,10 @@ GROUP_LABELS: dict[str, str] = {
 }
 """Short label of every feature group, as on the paper's Fig. 5 axis."""
 
-PAPER_FIG5_R2_LOSS_LAYER1: dict[str, float | None] = {
-    "precipitation": 0.15,
-    "soil": 0.15,
-    "elevation": 0.09,
-    "temperature": 0.07,
-    "vpd": 0.07,
-    "pattern": 0.07,
-    "ssr": None,
-    "wind": None,
-    "cloud": None,
-}
-"""The paper's training R2 loss per omitted group for the 0-10 cm layer (Fig. 5).
+PAPER_FIG5_R2_LOSS_LAYER1 = paper.FIG5_R2_LOSS_LAYER1
+"""The paper's training R2 loss per omitted group, 0-10 cm (Fig. 5; see :mod:`cropsm.paper`)."""
 
-Read off the text of section 3c, which describes Fig. 5: "The R2 difference between the full and
-the two reduced models omitting P and soil properties are both 0.15 ... elevation ... 0.09.
-Excluding air temperature T or VPD or cropping patterns in the inputs results in an R2 loss ~0.07
-for all ... SSR, cloud cover, and wind speed tend to have lower impacts on SM." The text gives no
-number for SSR, wind and cloud (``None``); :data:`PAPER_FIG5_NOTES` says what it does give.
-"""
-
-PAPER_FIG5_NOTES: dict[str, str] = {
-    "precipitation": "0.15",
-    "soil": "0.15",
-    "elevation": "0.09",
-    "temperature": "~0.07",
-    "vpd": "~0.07",
-    "pattern": "~0.07",
-    "ssr": "lower (< 0.07, no number)",
-    "wind": "lower (< 0.07, no number)",
-    "cloud": "lower (< 0.07, no number)",
-}
+PAPER_FIG5_NOTES = paper.FIG5_NOTES
 """How the paper states each layer-1 R2 loss (section 3c), for tables beside ours."""
 
 HYPERPARAMETER_KEYS: tuple[str, ...] = ("hidden_layers", "units", "batch_size", "learning_rate")

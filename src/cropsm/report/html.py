@@ -6,7 +6,7 @@ every figure under ``figures/`` (embedded as base64 PNG, grouped by the paper's 
 captioned), the analyses' numbers (``analysis/``), the attribution tables (``attribution/``),
 the skill against the virtual China's truth (``truth_skill.json``, ``analysis/truth_*.csv``) and
 the provenance (``config.resolved.toml``, ``provenance.json``, ``run_summary.json``). The
-paper's numbers (:mod:`cropsm.report.reference`) stand beside ours.
+paper's numbers (:mod:`cropsm.paper`) stand beside ours.
 
 The page has no external resources (CSS inline, no fonts, no network). A tiny inline script marks
 each ``<img>`` with ``data-loaded="yes"`` once decoded and writes the count into
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cropsm.report import reference as paper
+from cropsm import paper
 
 REPORT_DIR = "report"
 REPORT_FILE = "index.html"

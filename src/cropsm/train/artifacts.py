@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cropsm import paper
 from cropsm.train.chain import LayerModel, TrainedChain, target_column
 from cropsm.train.numpy_net import Scaler
 from cropsm.train.splits import split_membership
@@ -33,15 +34,18 @@ from cropsm.train.splits import split_membership
 MODEL_FORMAT = "cropsm-layer-mlp/1"
 
 PAPER_TABLE2 = pd.DataFrame(
-    {
-        "layer": [1, 2, 3, 4, 5],
-        "hidden_layers": [3, 2, 3, 3, 2],
-        "units": [32, 16, 16, 16, 16],
-        "batch_size": [128, 128, 128, 128, 128],
-        "learning_rate": [5e-4, 5e-4, 1e-3, 5e-4, 5e-4],
-        "r2_train": [0.65, 0.67, 0.68, 0.69, 0.70],
-        "r2_test": [0.64, 0.66, 0.67, 0.69, 0.69],
-    }
+    [
+        {
+            "layer": row.layer,
+            "hidden_layers": row.hidden_layers,
+            "units": row.units,
+            "batch_size": row.batch_size,
+            "learning_rate": row.learning_rate,
+            "r2_train": row.r2_train,
+            "r2_test": row.r2_test,
+        }
+        for row in paper.TABLE2
+    ]
 )
 """The paper's Table 2: selected hyperparameters and R2 per soil layer."""
 

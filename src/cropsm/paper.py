@@ -1,8 +1,8 @@
-"""The paper's reference numbers the report puts beside a run's (Liu et al. 2021).
+"""The paper's reference numbers that tables, figures and the report put beside a run's.
 
-One place for every number of the paper the report quotes, with where it comes from. Values are
-read off the paper's text and tables; where the paper gives no number (e.g. the R2 loss of SSR,
-wind and cloud in Fig. 5) the entry is ``None`` with a note.
+One place for every number of Liu et al. (2021) that cropsm quotes, with where it comes from.
+Values are read off the paper's text and tables; where the paper gives no number (e.g. the R2
+loss of SSR, wind and cloud in Fig. 5) the entry is ``None`` with a note.
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ FIG5_NOTES: dict[str, str] = {
     "temperature": "~0.07",
     "vpd": "~0.07",
     "pattern": "~0.07",
-    "ssr": "lower (no number)",
-    "wind": "lower (no number)",
-    "cloud": "lower (no number)",
+    "ssr": "lower (< 0.07, no number)",
+    "wind": "lower (< 0.07, no number)",
+    "cloud": "lower (< 0.07, no number)",
 }
 """How the paper states each Fig. 5 loss, for display."""
 
