@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +32,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
-from cropsm.features.groups import FEATURE_GROUPS, layer_feature_names, validate_groups
-from cropsm.train.chain import (
-    LayerModel,
-    TrainedChain,
-    _check_table,
-    _layer_inputs,
-    _layer_names,
-    target_column,
-    with_pattern_one_hot,
-)
+from cropsm.features.groups import FEATURE_GROUPS, validate_groups
+from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
-from cropsm.train.metrics import all_metrics
-from cropsm.train.numpy_net import fit_scaler
-from cropsm.train.splits import SPLIT_NAMES, make_split
+from cropsm.train.splits import make_split
 
 ProgressCallback = Callable[[str, int, int], None]
 """``report(step, done, total)``, as :func:`cropsm.progress.progress_callback` yields."""
@@ -216,84 +206,23 @@ def train_chain_fixed(
     -------
     TrainedChain
     """
-    from cropsm.train.grid_search import run_grid_search  # imports JAX
-
     groups_off = tuple(groups_off)
     layers = sorted(int(k) for k in hyperparameters)
     if layers != list(range(1, len(layers) + 1)):
         raise ValueError(f"hyperparameters must cover layers 1...n without gaps, got {layers}")
-    table = with_pattern_one_hot(table)
-    names_of = {
-        k: _layer_names(lambda layer: layer_feature_names(layer, groups_off), k) for k in layers
-    }
-    _check_table(table, layers, names_of)
-    membership = split.reindex(table.index).to_numpy()
 
-    models: list[LayerModel] = []
-    grid_tables: list[pd.DataFrame] = []
-    upper_inputs: dict[int, pd.Series] = {}
-    counts: list[dict] = []
-    seconds: dict[int, float] = {}
-    upper: np.ndarray | None = None
-    for k in layers:
-        names = names_of[k]
-        x = _layer_inputs(table, names, upper, k)
-        y = pd.to_numeric(table[target_column(k)], errors="coerce").to_numpy(np.float64)
-        observed = np.isfinite(y)
-        used = observed & np.isfinite(x).all(axis=1)
-        sets = {name: used & (membership == name) for name in SPLIT_NAMES}
-        row_count = {
-            "layer": k,
-            "observed": int(observed.sum()),
-            "dropped_nan": int((observed & ~used).sum()),
-            **{name: int(mask.sum()) for name, mask in sets.items()},
-        }
-        counts.append(row_count)
-        for name in ("train", "validation"):
-            if not sets[name].any():
-                raise ValueError(f"layer {k}: no {name} rows left for the control experiment")
-        scaler = fit_scaler(x[sets["train"]])
-        target_mean = float(np.mean(y[sets["train"]]))
-        target_std = float(np.std(y[sets["train"]])) or 1.0
-        search = run_grid_search(
-            scaler.transform(x[sets["train"]]), (y[sets["train"]] - target_mean) / target_std,
-            scaler.transform(x[sets["validation"]]),
-            (y[sets["validation"]] - target_mean) / target_std,
-            single_configuration_grid(hyperparameters[k]),
-            seed=config.seed, layer=k, max_epochs=config.max_epochs, patience=config.patience,
-            grouping=config.ensemble_grouping, target_std=target_std,
-        )  # fmt: skip
-        seconds[k] = search.seconds
-        model = LayerModel(
-            layer=k,
-            feature_names=tuple(names),
-            scaler=scaler,
-            target_mean=target_mean,
-            target_std=target_std,
-            weights=search.weights,
-            hyperparameters=dict(search.selected),
-            row_counts={key: v for key, v in row_count.items() if key != "layer"},
-        )
-        prediction = model.predict_array(x)
-        metrics = {name: all_metrics(y[mask], prediction[mask]) for name, mask in sets.items()}
-        models.append(replace(model, metrics=metrics))
-        grid_tables.append(search.results.assign(layer=k))
-        if k >= 2:
-            upper_inputs[k] = pd.Series(x[used, -1], index=table.index[used], name="sm_pred_upper")
-        upper = prediction
+    def layer_trained(_step: str, _done: int, _total: int) -> None:
         if progress is not None:
             progress()
 
-    return TrainedChain(
-        models=models,
-        split=pd.Series(membership, index=table.index, name="split"),
-        split_kind=config.split,
-        grid_search=pd.concat(grid_tables, ignore_index=True),
-        upper_inputs=upper_inputs,
-        row_counts=pd.DataFrame(counts).set_index("layer"),
-        config=config,
+    return train_layers(
+        table,
+        config,
+        progress=layer_trained,
         groups_off=groups_off,
-        seconds=seconds,
+        n_layers=len(layers),
+        split=split,
+        grid_for_layer=lambda layer: single_configuration_grid(hyperparameters[layer]),
     )
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.features.groups import PATTERN_ONE_HOT, UPPER, layer_feature_names, pattern_one_hot
-from cropsm.train.config import TrainConfig
+from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.metrics import all_metrics
 from cropsm.train.numpy_net import NumpyParams, Scaler, fit_scaler, numpy_forward
 from cropsm.train.splits import SPLIT_NAMES, make_split
@@ -269,6 +269,8 @@ def train_layers(
     groups_off: Iterable[str] = (),
     n_layers: int = N_LAYERS,
     log: Callable[[str], None] | None = None,
+    split: pd.Series | None = None,
+    grid_for_layer: Callable[[int], GridConfig] | None = None,
 ) -> TrainedChain:
     """Grid-search and train the networks of layers 1...``n_layers``, chained top to bottom.
 
@@ -290,6 +292,13 @@ def train_layers(
         Train layers 1...n_layers (default all five).
     log
         Optional callable receiving one line of text per event (rows dropped, selection).
+    split
+        Train / validation / test membership of the table's rows (index-aligned); default the
+        split of ``config`` (:func:`cropsm.train.splits.make_split`). The control experiments
+        pass the full model's split.
+    grid_for_layer
+        ``f(layer) -> GridConfig``; default ``config.grid`` for every layer. The control
+        experiments pass each layer's winning configuration as a one-configuration grid.
 
     Returns
     -------
@@ -316,12 +325,22 @@ def train_layers(
     names_of = {k: _layer_names(feature_names_for_layer, k) for k in layers}
     _check_table(table, layers, names_of)
 
-    split = make_split(
-        table, config.split, config.seed, config.test_fraction, config.validation_fraction
-    )
+    if split is None:
+        split = make_split(
+            table, config.split, config.seed, config.test_fraction, config.validation_fraction
+        )
+    else:
+        split = split.reindex(table.index).rename("split")
     membership = split.to_numpy()
-    n_ensembles = len(ensemble_groups(config.grid, config.ensemble_grouping))
-    total_steps = n_ensembles * len(layers)
+    if grid_for_layer is None:
+
+        def grid_for_layer(layer: int) -> GridConfig:
+            return config.grid
+
+    n_ensembles_of = {
+        k: len(ensemble_groups(grid_for_layer(k), config.ensemble_grouping)) for k in layers
+    }
+    total_steps = sum(n_ensembles_of.values())
 
     models: list[LayerModel] = []
     grid_tables: list[pd.DataFrame] = []
@@ -364,7 +383,7 @@ def train_layers(
         x_val = scaler.transform(x[sets["validation"]])
         y_val = (y[sets["validation"]] - target_mean) / target_std
 
-        done_before = (k - 1) * n_ensembles
+        done_before = sum(n_ensembles_of[j] for j in layers if j < k)
         counter = {"done": 0}
 
         def ensemble_done(_message: str, done_before=done_before, counter=counter) -> None:
@@ -375,7 +394,7 @@ def train_layers(
                 log(_message)
 
         search = run_grid_search(
-            x_train, y_train, x_val, y_val, config.grid,
+            x_train, y_train, x_val, y_val, grid_for_layer(k),
             seed=config.seed, layer=k, max_epochs=config.max_epochs, patience=config.patience,
             grouping=config.ensemble_grouping, target_std=target_std,
             parallel=config.parallel_ensembles, progress=ensemble_done,
