@@ -261,42 +261,7 @@ def build_station_table(
         columns[c] = wide[c].to_numpy()
     table = pd.DataFrame(columns)
 
-    # (b) NaN in a feature of a group that is on (soil handled per layer below)
-    checked = [
-        c for g in on if g not in ("soil", "pattern") for c in group_columns(g) if c in table
-    ] + ["doy"]
-    nan_by_col = {c: int(table[c].isna().sum()) for c in checked}
-    has_nan = table[checked].isna().any(axis=1).to_numpy()
-    report["dropped_nan_features"] = int(has_nan.sum())
-    report["nan_features_by_column"] = {c: n for c, n in nan_by_col.items() if n}
-    table = table.loc[~has_nan].copy()
-
-    # (c) soil of layer k NaN -> that layer's observation cannot be used
-    masked: dict[str, int] = {}
-    for k in LAYERS:
-        sm = f"sm_l{k}"
-        if "soil" in on:
-            soil_cols = [soil_column(n, k) for n in SOIL_PROPERTIES]
-            bad = table[soil_cols].isna().any(axis=1) & table[sm].notna()
-            masked[sm] = int(bad.sum())
-            if bad.any():
-                table.loc[bad, sm] = np.nan
-        else:
-            masked[sm] = 0
-    report["masked_nan_soil"] = masked
-
-    # (d) rows with no observation left
-    empty = table[list(SM_COLUMNS)].isna().all(axis=1)
-    report["dropped_no_layer_left"] = int(empty.sum())
-    table = table.loc[~empty].sort_values(["station_id", "date"], kind="stable")
-    table = table.reset_index(drop=True)
-    table.attrs["units"] = {c: u for c, u in TABLE_UNITS.items() if c in table}
-
-    report["rows_out"] = int(len(table))
-    report["stations_out"] = int(table["station_id"].nunique())
-    report["observations_out_by_layer"] = {c: int(table[c].notna().sum()) for c in SM_COLUMNS}
-    report["climate_period"] = [str(time_index[0].date()), str(time_index[-1].date())]
-    return table, report
+    return _finish_table(table, report, on, time_index)
 
 
 def build_station_table_from_station_features(
@@ -403,34 +368,7 @@ def build_station_table_from_station_features(
         columns[c] = wide[c].to_numpy()
     table = pd.DataFrame(columns)
 
-    checked = [
-        c for g in on if g not in ("soil", "pattern") for c in group_columns(g) if c in table
-    ] + ["doy"]
-    nan_by_col = {c: int(table[c].isna().sum()) for c in checked}
-    has_nan = table[checked].isna().any(axis=1).to_numpy()
-    report["dropped_nan_features"] = int(has_nan.sum())
-    report["nan_features_by_column"] = {c: n for c, n in nan_by_col.items() if n}
-    table = table.loc[~has_nan].copy()
-    masked: dict[str, int] = {}
-    for k in LAYERS:
-        sm = f"sm_l{k}"
-        masked[sm] = 0
-        if "soil" in on:
-            soil_cols = [soil_column(n, k) for n in SOIL_PROPERTIES]
-            bad = table[soil_cols].isna().any(axis=1) & table[sm].notna()
-            masked[sm] = int(bad.sum())
-            table.loc[bad, sm] = np.nan
-    report["masked_nan_soil"] = masked
-    empty = table[list(SM_COLUMNS)].isna().all(axis=1)
-    report["dropped_no_layer_left"] = int(empty.sum())
-    table = table.loc[~empty].sort_values(["station_id", "date"], kind="stable")
-    table = table.reset_index(drop=True)
-    table.attrs["units"] = {c: u for c, u in TABLE_UNITS.items() if c in table}
-    report["rows_out"] = int(len(table))
-    report["stations_out"] = int(table["station_id"].nunique())
-    report["observations_out_by_layer"] = {c: int(table[c].notna().sum()) for c in SM_COLUMNS}
-    report["climate_period"] = [str(time_index[0].date()), str(time_index[-1].date())]
-    return table, report
+    return _finish_table(table, report, on, time_index)
 
 
 def _check_station_level_sources(
@@ -452,6 +390,47 @@ def _check_station_level_sources(
             lacking[group] = missing
     if lacking:
         raise missing_group_error(lacking, path=path, what="station-level value(s)")
+
+
+def _finish_table(
+    table: pd.DataFrame, report: dict, on: tuple[str, ...], time_index: pd.DatetimeIndex
+) -> tuple[pd.DataFrame, dict]:
+    """Drop and mask rows the networks cannot use, counting each reason in ``report``.
+
+    (b) rows with a NaN in a feature of a group that is on (soil handled per layer) are dropped;
+    (c) where the soil of layer k is NaN only that layer's observation is blanked;
+    (d) rows left with no observed layer are dropped.
+    """
+    checked = [
+        c for g in on if g not in ("soil", "pattern") for c in group_columns(g) if c in table
+    ] + ["doy"]
+    nan_by_col = {c: int(table[c].isna().sum()) for c in checked}
+    has_nan = table[checked].isna().any(axis=1).to_numpy()
+    report["dropped_nan_features"] = int(has_nan.sum())
+    report["nan_features_by_column"] = {c: n for c, n in nan_by_col.items() if n}
+    table = table.loc[~has_nan].copy()
+
+    masked: dict[str, int] = {}
+    for k in LAYERS:
+        sm = f"sm_l{k}"
+        masked[sm] = 0
+        if "soil" in on:
+            soil_cols = [soil_column(n, k) for n in SOIL_PROPERTIES]
+            bad = table[soil_cols].isna().any(axis=1) & table[sm].notna()
+            masked[sm] = int(bad.sum())
+            table.loc[bad, sm] = np.nan
+    report["masked_nan_soil"] = masked
+
+    empty = table[list(SM_COLUMNS)].isna().all(axis=1)
+    report["dropped_no_layer_left"] = int(empty.sum())
+    table = table.loc[~empty].sort_values(["station_id", "date"], kind="stable")
+    table = table.reset_index(drop=True)
+    table.attrs["units"] = {c: u for c, u in TABLE_UNITS.items() if c in table}
+    report["rows_out"] = int(len(table))
+    report["stations_out"] = int(table["station_id"].nunique())
+    report["observations_out_by_layer"] = {c: int(table[c].notna().sum()) for c in SM_COLUMNS}
+    report["climate_period"] = [str(time_index[0].date()), str(time_index[-1].date())]
+    return table, report
 
 
 def write_station_table(table: pd.DataFrame, path: str | Path) -> Path:
