@@ -34,9 +34,11 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
     def analyze_command(
         run_dir: Annotated[Path, typer.Argument(help="A run directory (after predict).")],
     ) -> None:
-        """Station trends, product magnitude and trend, satellite comparison, cropping-pattern
-        effects and (virtual China) the truth checks: CSV/netCDF in RUN_DIR/analysis, PNG in
-        RUN_DIR/figures."""
+        """Trends, product maps, satellite comparison, cropping-pattern effects (Figs. 2-3, 7-10).
+
+        Numbers go to RUN_DIR/analysis (CSV/netCDF) and figures to RUN_DIR/figures (PNG); on the
+        virtual China also the checks against the truth.
+        """
         from cropsm.analyze.stage import read_analysis_summary
 
         run_analyze(run_dir, console=Console(stderr=True))

@@ -65,8 +65,7 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         run_dir: Annotated[Path, typer.Argument(help="A run directory with trained networks.")],
         force: Annotated[bool, typer.Option(help="Re-run even when current.")] = False,
     ) -> None:
-        """Control experiments: R2 lost by omitting each feature group (Fig. 5), national maps
-        (Fig. 6)."""
+        """Control experiments: R2 lost without each feature group; national maps (Figs. 5-6)."""
         summary = run_attribute_stage(run_dir, force=force, console=Console(stderr=True))
         record = summary.get("attribute", {})
         table = r2_loss_rich_table(run_dir, layer=1)
