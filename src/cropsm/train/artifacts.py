@@ -74,14 +74,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """Replace NaN and infinities by None and NumPy scalars by Python ones (strict JSON)."""
     if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     if isinstance(obj, np.integer | bool | np.bool_):
         return obj.item() if isinstance(obj, np.generic) else obj
     if isinstance(obj, float | np.floating):
@@ -91,7 +91,7 @@ def _json_safe(obj):
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
+    path.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
 
 
 def _float_or_nan(value) -> float:

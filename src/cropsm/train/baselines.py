@@ -43,7 +43,6 @@ scikit-learn at fit time), and ``baselines/baselines.json`` describing them. Sco
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.features.groups import UPPER, layer_feature_names
+from cropsm.train.artifacts import json_safe
 from cropsm.train.metrics import all_metrics
 from cropsm.train.splits import SPLIT_NAMES
 
@@ -629,23 +629,8 @@ def score_baselines(baselines: Baselines, table: pd.DataFrame) -> dict:
 # Files
 
 
-def _json_safe(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.integer | np.bool_):
-        return obj.item()
-    if isinstance(obj, float | np.floating):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    return obj
-
-
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
+    path.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
 
 
 def save_baselines(baselines: Baselines, out_dir: str | Path) -> Path:
@@ -746,7 +731,7 @@ def add_baselines_to_metrics(metrics_path: str | Path, baselines_metrics: Mappin
     """
     path = Path(metrics_path)
     metrics = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    metrics["baselines"] = _json_safe(dict(baselines_metrics))
+    metrics["baselines"] = json_safe(dict(baselines_metrics))
     _write_json(path, metrics)
     return path
 
