@@ -29,10 +29,12 @@ from cropsm.predict.config import PredictConfig, parse_scenarios
 from cropsm.predict.flags import observed_patterns, region_observation_periods
 from cropsm.predict.grid_features import first_complete_day
 from cropsm.predict.network import Workspace, fold_chain, forward_chain
+from cropsm.predict.skill import product_truth_skill
 from cropsm.predict.stage import load_product_inputs
 from cropsm.predict.store import chunk_files, encode_sm, plan_tiles
 from cropsm.train import load_models, predict_chain, save_models
 from cropsm.train.chain import LayerModel
+from cropsm.twin.truth_store import open_truth
 from cropsm.weights import pattern_weights
 
 HALF_QUANTUM = 0.5e-4 + 2e-6  # int16 packing (1e-4) plus float32 forward passes
@@ -189,10 +191,25 @@ def test_local_cluster_with_two_workers_equals_single_process(inputs, run_dir, t
         multi = product_module.predict_product(
             tmp_path / "multi.zarr", *args, PredictConfig(**SHORT), client=client
         )
+        # the truth skill scored window by window on the workers (4 windows of 20 days)
+        truth = open_truth(inputs["truth"])
+        on_workers = product_truth_skill(tmp_path / "multi.zarr", truth, 20, client=client)
     assert single["blocks_computed"] == multi["blocks_computed"] == 3
     a, b = chunk_files(tmp_path / "single.zarr"), chunk_files(tmp_path / "multi.zarr")
     assert a and a.keys() == b.keys()
     assert all(a[k] == b[k] for k in a)
+    here = product_truth_skill(tmp_path / "multi.zarr", truth, 20)
+    assert on_workers[0]["days"] == here[0]["days"] == 65
+    for k in range(1, 6):
+        a_layer, b_layer = on_workers[0][f"layer{k}"], here[0][f"layer{k}"]
+        for x, y in [
+            (a_layer["reference"], b_layer["reference"]),
+            (a_layer["by_pattern"]["ww_mz"], b_layer["by_pattern"]["ww_mz"]),
+        ]:
+            assert x["n"] == y["n"] > 0
+            assert x["r2"] == pytest.approx(y["r2"], rel=1e-12)
+            assert x["rmse"] == pytest.approx(y["rmse"], rel=1e-12)
+    np.testing.assert_array_equal(on_workers[1], here[1])
 
 
 def test_resume_after_interruption_gives_identical_store(inputs, run_dir, tmp_path, monkeypatch):
@@ -374,3 +391,18 @@ def test_stage_is_registered_and_paths_are_named(run_dir):
     assert default_product_path(run_dir, run_dir / "models") == run_dir / "product.zarr"
     other = run_dir / "attribution" / "models_no_soil"
     assert default_product_path(run_dir, other) == run_dir / "products" / "models_no_soil.zarr"
+
+
+def test_netcdf_chunk_cache_is_limited_for_files_opened_later():
+    """Block tasks call this first: workers read each climate chunk once per block, and a small
+    HDF5 cache per variable stops the caches of the yearly files left open from piling up."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    from cropsm.io import NETCDF_CHUNK_CACHE_BYTES, limit_netcdf_chunk_cache
+
+    before = netCDF4.get_chunk_cache()
+    try:
+        netCDF4.set_chunk_cache(64 << 20, before[1], before[2])
+        limit_netcdf_chunk_cache()
+        assert netCDF4.get_chunk_cache()[0] == NETCDF_CHUNK_CACHE_BYTES
+    finally:
+        netCDF4.set_chunk_cache(*before)

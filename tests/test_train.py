@@ -240,3 +240,60 @@ def test_parallel_ensembles_give_the_same_numbers():
     two = run_grid_search(*small_problem(), grid, parallel=2, **kwargs)
     pd.testing.assert_frame_equal(one.results, two.results)
     assert one.results["units"].tolist() == [8, 4]  # grid order, whatever finished first
+
+
+def test_trainer_resumed_in_steps_equals_one_run():
+    """Advancing an ensemble 2 + 3 epochs gives exactly what 5 epochs in one go give."""
+    from cropsm.train.mlp import EnsembleTrainer
+
+    members = [Member(1, 8, 16, 5e-3), SINGLE]
+    kwargs = dict(seed=3, layer=2, patience=PATIENCE)
+    whole = EnsembleTrainer(members, *small_problem(), **kwargs)
+    whole.advance(5)
+    steps = EnsembleTrainer(members, *small_problem(), **kwargs)
+    steps.advance(2)
+    steps.advance(5)
+    a, b = whole.result(), steps.result()
+    np.testing.assert_array_equal(a.best_val_mse, b.best_val_mse)
+    np.testing.assert_array_equal(a.epochs_trained, b.epochs_trained)
+    np.testing.assert_array_equal(a.best_params[1][0][0], b.best_params[1][0][0])
+
+
+def test_successive_halving_keeps_the_best_share():
+    from cropsm.train.grid_search import successive_halving_losers
+
+    labels = ["a", "b", "c", "d", "e", "f", "g"]
+    mse = [0.5, 0.1, np.nan, 0.3, 0.1, 0.9, 0.2]
+    # ceil(7 / 3) = 3 kept: b and e (0.1, tie kept in grid order) and g (0.2); NaN ranks last.
+    assert successive_halving_losers(mse, 1 / 3, labels) == ["a", "c", "d", "f"]
+    assert successive_halving_losers(mse, 1.0, labels) == []
+    assert successive_halving_losers([0.4], 1 / 3, ["only"]) == []
+    with pytest.raises(ValueError, match="keep fraction"):
+        successive_halving_losers(mse, 0.0, labels)
+
+
+def test_grid_search_with_pruning_stops_the_worst_at_each_rung():
+    from cropsm.train.grid_search import run_grid_search
+
+    grid = GridConfig(
+        batch_sizes=[32, 64], learning_rates=[5e-3, 5e-4, 5e-5], hidden_layers=[1], units=[8, 4]
+    )  # 12 configurations, 2 ensembles
+    kwargs = dict(seed=3, layer=2, max_epochs=8, patience=100)
+    full = run_grid_search(*small_problem(), grid, **kwargs).results
+    pruned = run_grid_search(
+        *small_problem(), grid, prune_at_epochs=[2, 4], prune_keep_fraction=0.5, **kwargs
+    ).results
+    assert (full["pruned_at_epoch"] == 0).all() and (full["epochs_trained"] == 8).all()
+    # 12 -> 6 go on after epoch 2 -> 3 after epoch 4.
+    assert (pruned["pruned_at_epoch"] == 2).sum() == 6
+    assert (pruned["pruned_at_epoch"] == 4).sum() == 3
+    assert (pruned.loc[pruned["pruned_at_epoch"] == 0, "epochs_trained"] == 8).all()
+    stopped = pruned["pruned_at_epoch"] > 0
+    assert (pruned.loc[stopped, "epochs_trained"] == pruned.loc[stopped, "pruned_at_epoch"]).all()
+    # Survivors trained exactly like in the exhaustive search (pruning changes nobody else).
+    survivors = ~stopped
+    np.testing.assert_allclose(
+        pruned.loc[survivors, "validation_mse"], full.loc[survivors, "validation_mse"], rtol=1e-5
+    )
+    assert pruned["selected"].sum() == 1
+    assert pruned.loc[pruned["selected"], "validation_mse"].item() == pruned["validation_mse"].min()

@@ -230,6 +230,9 @@ def compute_block(job: ProductJob, block_id: int) -> dict:
     """
     from threadpoolctl import threadpool_limits
 
+    from cropsm.io import limit_netcdf_chunk_cache
+
+    limit_netcdf_chunk_cache()  # before this process opens a climate file (see its docstring)
     cpu0 = time.process_time()
     with threadpool_limits(limits=1):
         timings = _compute_block(job, block_id)

@@ -59,6 +59,16 @@ class ErrorSums:
         d = s - o
         self.sse += float(np.dot(d, d))
 
+    def merge(self, other: ErrorSums) -> None:
+        """Add the sums of ``other`` (same ``shift``) to these."""
+        if other.shift != self.shift:
+            raise ValueError("cannot merge error sums with different shifts")
+        self.n += other.n
+        self.sum_o += other.sum_o
+        self.sum_o2 += other.sum_o2
+        self.sum_s += other.sum_s
+        self.sse += other.sse
+
     def metrics(self) -> dict:
         """``{"r2", "rmse", "bias", "n"}`` (NaN without pairs)."""
         if self.n == 0:
@@ -78,8 +88,55 @@ def _decode(packed: np.ndarray) -> np.ndarray:
     return values
 
 
+def window_error_sums(
+    product_path: str | Path,
+    truth: xr.Dataset,
+    scenarios: list[str],
+    iy: np.ndarray,
+    ix: np.ndarray,
+    product_days: slice,
+    truth_days: slice,
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Error sums of one window of consecutive days (the task of :func:`product_truth_skill`).
+
+    Returns
+    -------
+    (sums, cell_sse, cell_n)
+        :class:`ErrorSums` per ``(scenario, layer index)``; squared errors and counts of the
+        reference per ``(layer, cell)`` (zeros without a reference scenario).
+    """
+    import dask
+
+    sm = zarr.open_array(str(Path(product_path) / "sm"), mode="r")
+    truth_patterns = [str(p) for p in truth["pattern"].values]
+    sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
+    cell_sse = np.zeros((N_LAYERS, iy.size))
+    cell_n = np.zeros((N_LAYERS, iy.size))
+    with dask.config.set(scheduler="synchronous"):
+        for s_i, s in enumerate(scenarios):
+            packed = np.asarray(sm[s_i, :, product_days])  # (layer, time, lat, lon)
+            sim = _decode(packed[:, :, iy, ix])  # (layer, time, cell)
+            del packed
+            if s == REFERENCE:
+                obs = truth["reference_sm"].isel(time=truth_days)
+            else:
+                obs = truth["sm"].isel(pattern=truth_patterns.index(s), time=truth_days)
+            obs = np.asarray(obs.transpose("layer", "time", "cell").values, dtype=np.float32)
+            for k in range(N_LAYERS):
+                sums[(s, k)].add(obs[k], sim[k])
+            if s == REFERENCE:
+                err = (sim - obs).astype(np.float64)
+                ok = np.isfinite(err)
+                cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
+                cell_n += ok.sum(axis=1)
+    return sums, cell_sse, cell_n
+
+
 def product_truth_skill(
-    product_path: str | Path, truth: xr.Dataset, window_days: int = WINDOW_DAYS
+    product_path: str | Path,
+    truth: xr.Dataset,
+    window_days: int = WINDOW_DAYS,
+    client=None,
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Per-layer R2, RMSE and bias of every stored scenario against the truth.
 
@@ -90,7 +147,10 @@ def product_truth_skill(
     truth
         The virtual China's truth (:func:`cropsm.twin.truth_store.open_truth`).
     window_days
-        Days read at a time.
+        Days read at a time (one task each).
+    client
+        A ``distributed.Client`` whose workers score the windows in parallel; ``None``: one
+        window after another in this process. The sums are added in window order either way.
 
     Returns
     -------
@@ -111,33 +171,30 @@ def product_truth_skill(
         raise ValueError("the product and the truth share no day")
     p_index = pd.DatetimeIndex(product["time"].values).get_indexer(days)
     t_index = pd.DatetimeIndex(truth["time"].values).get_indexer(days)
-    truth_patterns = [str(p) for p in truth["pattern"].values]
-    sm = zarr.open_array(str(Path(product_path) / "sm"), mode="r")
+    windows = []
+    for w0 in range(0, len(days), window_days):
+        pi = p_index[w0 : w0 + window_days]
+        ti = t_index[w0 : w0 + window_days]
+        # consecutive days
+        windows.append((slice(int(pi[0]), int(pi[-1]) + 1), slice(int(ti[0]), int(ti[-1]) + 1)))
+    args = (str(product_path), truth, scenarios, iy, ix)
+    if client is None:
+        parts = [window_error_sums(*args, p_sl, t_sl) for p_sl, t_sl in windows]
+    else:
+        shared = client.scatter(args, broadcast=True, hash=False)
+        futures = [
+            client.submit(_window_task, shared, p_sl, t_sl, pure=False) for p_sl, t_sl in windows
+        ]
+        parts = client.gather(futures)
     sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
     n_cells = iy.size
     cell_sse = np.zeros((N_LAYERS, n_cells))
     cell_n = np.zeros((N_LAYERS, n_cells))
-    for w0 in range(0, len(days), window_days):
-        pi = p_index[w0 : w0 + window_days]
-        ti = t_index[w0 : w0 + window_days]
-        p_sl = slice(int(pi[0]), int(pi[-1]) + 1)  # consecutive days
-        t_sl = slice(int(ti[0]), int(ti[-1]) + 1)
-        for s_i, s in enumerate(scenarios):
-            packed = np.asarray(sm[s_i, :, p_sl])  # (layer, time, lat, lon)
-            sim = _decode(packed[:, :, iy, ix])  # (layer, time, cell)
-            if s == REFERENCE:
-                obs = truth["reference_sm"].isel(time=t_sl).transpose("layer", "time", "cell")
-            else:
-                obs = truth["sm"].isel(pattern=truth_patterns.index(s), time=t_sl)
-                obs = obs.transpose("layer", "time", "cell")
-            obs = np.asarray(obs.values, dtype=np.float32)
-            for k in range(N_LAYERS):
-                sums[(s, k)].add(obs[k], sim[k])
-            if s == REFERENCE:
-                err = (sim - obs).astype(np.float64)
-                ok = np.isfinite(err)
-                cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
-                cell_n += ok.sum(axis=1)
+    for part_sums, part_sse, part_n in parts:
+        for key, value in part_sums.items():
+            sums[key].merge(value)
+        cell_sse += part_sse
+        cell_n += part_n
     skill: dict = {
         "what": "national product vs the virtual China's truth, every cropland cell and day "
         "(reference vs true reference; each pattern vs that pattern's truth)",
@@ -157,6 +214,10 @@ def product_truth_skill(
         with np.errstate(invalid="ignore", divide="ignore"):
             rmse_map[:, iy, ix] = np.sqrt(cell_sse / cell_n)
     return skill, rmse_map, lat, lon
+
+
+def _window_task(shared: tuple, product_days: slice, truth_days: slice):
+    return window_error_sums(*shared, product_days, truth_days)
 
 
 def write_error_map(

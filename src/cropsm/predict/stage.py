@@ -9,6 +9,7 @@ product store and, on the virtual China, scores the product against the truth
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -123,10 +124,10 @@ def predict_run(
                 progress=report,
                 source=f"networks from {models_path}",
             )
-    if summary["blocks_computed"] and summary["seconds"] > 0:
-        summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)
-    if data["truth"] is not None and Path(data["truth"]).exists():
-        summary.update(_score_against_truth(run_dir, out, data["truth"], label))
+        if summary["blocks_computed"] and summary["seconds"] > 0:
+            summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)
+        if data["truth"] is not None and Path(data["truth"]).exists():
+            summary.update(_score_against_truth(run_dir, out, data["truth"], label, client))
     return summary
 
 
@@ -138,12 +139,16 @@ def _describe(client) -> str:
     return f"{n} worker{'s' if n != 1 else ''}"
 
 
-def _score_against_truth(run_dir: Path, product: Path, truth_path, label: str | None) -> dict:
+def _score_against_truth(
+    run_dir: Path, product: Path, truth_path, label: str | None, client=None
+) -> dict:
     from cropsm.predict.skill import product_truth_skill, update_truth_skill_json, write_error_map
     from cropsm.twin.truth_store import open_truth
 
     key = "product" if label is None else f"product_{label}"
-    skill, rmse_map, lat, lon = product_truth_skill(product, open_truth(truth_path))
+    started = time.perf_counter()
+    skill, rmse_map, lat, lon = product_truth_skill(product, open_truth(truth_path), client=client)
+    skill["seconds"] = round(time.perf_counter() - started, 1)
     skill["product"] = str(product)
     update_truth_skill_json(run_dir / "truth_skill.json", key, skill)
     out = {"skill_key": key}

@@ -89,6 +89,11 @@ class TrainConfig(BaseModel):
     parallel_ensembles
         How many ensembles train at the same time in threads; measured faster than one at a
         time on 2 cores. Does not change the numbers.
+    prune_at_epochs, prune_keep_fraction
+        Successive halving over the grid: after each listed epoch only the best
+        ``prune_keep_fraction`` of the configurations still in play (by best validation MSE
+        so far, across all ensembles) go on training. Empty (default): the exhaustive grid
+        search, every configuration trained until early stopping or ``max_epochs``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,6 +117,21 @@ class TrainConfig(BaseModel):
     parallel_ensembles: int = Field(
         2, ge=1, description="Ensembles trained at the same time (threads); same results."
     )
+
+    prune_at_epochs: list[int] = Field(
+        default_factory=list,
+        description="Epochs after which the worst configurations stop (empty: exhaustive).",
+    )
+    prune_keep_fraction: float = Field(
+        1.0 / 3.0, gt=0.0, le=1.0, description="Share of configurations kept at each rung."
+    )
+
+    @field_validator("prune_at_epochs")
+    @classmethod
+    def _rungs_increase(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values) or values != sorted(set(values)):
+            raise ValueError(f"prune_at_epochs must be increasing positive epochs, got {values}")
+        return values
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> TrainConfig:

@@ -45,6 +45,7 @@ Params = list[tuple[jax.Array, jax.Array]]
 
 __all__ = [
     "EnsembleResult",
+    "EnsembleTrainer",
     "Member",
     "NumpyParams",
     "Scaler",
@@ -345,103 +346,175 @@ def train_ensemble(
     -------
     EnsembleResult
     """
-    shapes = {m.shape for m in members}
-    if len(shapes) != 1:
-        raise ValueError(f"an ensemble needs one architecture, got {sorted(shapes)}")
-    hidden_layers, units = shapes.pop()
-    n_train, n_inputs = x_train.shape
-    if n_train == 0:
-        raise ValueError("no training rows")
-    if len(x_val) == 0:
-        raise ValueError("no validation rows for early stopping")
-    if max_epochs < 1 or patience < 1:
-        raise ValueError("max_epochs and patience must be at least 1")
+    trainer = EnsembleTrainer(
+        members, x_train, y_train, x_val, y_val,
+        seed=seed, layer=layer, patience=patience, compact=compact,
+    )  # fmt: skip
+    trainer.advance(max_epochs, epoch_callback)
+    return trainer.result()
 
-    n_members = len(members)
-    keys = jnp.stack([member_key(seed, layer, m) for m in members])
-    params = _init_members(keys, n_inputs, hidden_layers, units)
-    state = EnsembleState(
-        params=params,
-        opt_state=jax.vmap(_ADAM.init)(params),
-        best_params=jax.tree_util.tree_map(jnp.copy, params),
-        best_val_mse=jnp.full((n_members,), jnp.inf, jnp.float32),
-        best_epoch=jnp.full((n_members,), -1, jnp.int32),
-        epochs_trained=jnp.zeros((n_members,), jnp.int32),
-        active=jnp.ones((n_members,), bool),
-    )
-    xt = jnp.asarray(x_train, jnp.float32)
-    yt = jnp.asarray(y_train, jnp.float32)
-    xv = jnp.asarray(x_val, jnp.float32)
-    yv = jnp.asarray(y_val, jnp.float32)
 
-    finished: dict[int, tuple] = {}
-    current = list(range(n_members))  # original index of each row of `state`
+class EnsembleTrainer:
+    """An ensemble being trained, which can be advanced epoch by epoch and told to stop members.
 
-    def collect(rows: Sequence[int]) -> None:
-        host = jax.device_get(
-            (state.best_params, state.best_val_mse, state.best_epoch, state.epochs_trained)
+    :func:`train_ensemble` is ``advance(max_epochs)`` followed by ``result()``; the grid search
+    uses the pieces to rank configurations across ensembles at fixed epochs and stop the worst
+    (successive halving, :func:`cropsm.train.grid_search.run_grid_search`). Stopping a member
+    keeps its best parameters so far. Same parameters and data as :func:`train_ensemble`.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        seed: int,
+        layer: int,
+        patience: int,
+        compact: bool = True,
+    ) -> None:
+        shapes = {m.shape for m in members}
+        if len(shapes) != 1:
+            raise ValueError(f"an ensemble needs one architecture, got {sorted(shapes)}")
+        hidden_layers, units = shapes.pop()
+        n_train, n_inputs = x_train.shape
+        if n_train == 0:
+            raise ValueError("no training rows")
+        if len(x_val) == 0:
+            raise ValueError("no validation rows for early stopping")
+        if patience < 1:
+            raise ValueError("max_epochs and patience must be at least 1")
+
+        self.members = list(members)
+        self.seed, self.layer, self.patience, self.compact = seed, layer, patience, compact
+        self.n_train = n_train
+        n_members = len(members)
+        keys = jnp.stack([member_key(seed, layer, m) for m in members])
+        params = _init_members(keys, n_inputs, hidden_layers, units)
+        self.state = EnsembleState(
+            params=params,
+            opt_state=jax.vmap(_ADAM.init)(params),
+            best_params=jax.tree_util.tree_map(jnp.copy, params),
+            best_val_mse=jnp.full((n_members,), jnp.inf, jnp.float32),
+            best_epoch=jnp.full((n_members,), -1, jnp.int32),
+            epochs_trained=jnp.zeros((n_members,), jnp.int32),
+            active=jnp.ones((n_members,), bool),
         )
-        best, val, best_epoch, trained = host
+        self.data = tuple(jnp.asarray(a, jnp.float32) for a in (x_train, y_train, x_val, y_val))
+        self.finished: dict[int, tuple] = {}
+        self.current = list(range(n_members))  # original index of each row of `state`
+        self.plan = self._schedule(self.current)
+        self.epoch = 0
+        self.epoch_seconds: list[float] = []
+        self.member_epochs = 0
+
+    @property
+    def n_active(self) -> int:
+        """Members still training."""
+        return int(np.asarray(self.state.active).sum())
+
+    def best_val_mse(self) -> np.ndarray:
+        """Best validation MSE so far of every member, in the order of ``members``."""
+        values = np.full(len(self.members), np.inf)
+        for index, outcome in self.finished.items():
+            values[index] = outcome[1]
+        current = np.asarray(self.state.best_val_mse, dtype=np.float64)
+        values[self.current] = current
+        return values
+
+    def stop(self, indices: Sequence[int]) -> None:
+        """Stop the members at these positions of ``members`` (they keep their best so far)."""
+        wanted = set(indices)
+        rows = [row for row, index in enumerate(self.current) if index in wanted]
+        if not rows:
+            return
+        active = np.asarray(self.state.active).copy()
+        active[rows] = False
+        self.state = self.state._replace(active=jnp.asarray(active))
+        self._maybe_compact(final=False)
+
+    def advance(
+        self, until_epoch: int, epoch_callback: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Train epochs ``epoch ... until_epoch - 1`` (fewer when every member has stopped)."""
+        if until_epoch < 1:
+            raise ValueError("max_epochs and patience must be at least 1")
+        x_train, y_train, x_val, y_val = self.data
+        while self.epoch < until_epoch and self.n_active > 0:
+            start = time.perf_counter()
+            self.state = _train_epoch(
+                self.state, x_train, y_train, x_val, y_val,
+                epoch_key(self.seed, self.layer, self.epoch), jnp.int32(self.epoch),
+                patience=self.patience, **self.plan,
+            )  # fmt: skip
+            n_active = self.n_active
+            self.epoch_seconds.append(time.perf_counter() - start)
+            self.member_epochs += len(self.current)
+            if epoch_callback is not None:
+                epoch_callback(self.epoch, n_active)
+            self.epoch += 1
+            self._maybe_compact(final=self.epoch >= until_epoch)
+
+    def result(self) -> EnsembleResult:
+        """Every member's best parameters and history, in the order of ``members``."""
+        self._collect(range(len(self.current)))
+        ordered = [self.finished[i] for i in range(len(self.members))]
+        return EnsembleResult(
+            best_params=[o[0] for o in ordered],
+            best_val_mse=np.array([o[1] for o in ordered], dtype=np.float64),
+            best_epoch=np.array([o[2] for o in ordered], dtype=np.int64),
+            epochs_trained=np.array([o[3] for o in ordered], dtype=np.int64),
+            epoch_seconds=list(self.epoch_seconds),
+            member_epochs=self.member_epochs,
+        )
+
+    def _collect(self, rows: Sequence[int]) -> None:
+        best, val, best_epoch, trained = jax.device_get(
+            (
+                self.state.best_params,
+                self.state.best_val_mse,
+                self.state.best_epoch,
+                self.state.epochs_trained,
+            )
+        )
         for row in rows:
             weights = [(np.asarray(w[row]), np.asarray(b[row])) for w, b in best]
-            finished[current[row]] = (weights, val[row], best_epoch[row], trained[row])
+            self.finished[self.current[row]] = (weights, val[row], best_epoch[row], trained[row])
 
-    def schedule(rows: Sequence[int]) -> dict:
-        batch_sizes, micro = effective_batch_sizes([members[i].batch_size for i in rows], n_train)
+    def _maybe_compact(self, *, final: bool) -> None:
+        """Continue with the active members only, once at most half of them are active."""
+        active = np.asarray(self.state.active)
+        n_active = int(active.sum())
+        if (
+            not self.compact
+            or final
+            or n_active == 0
+            or len(self.current) < 4
+            or 2 * n_active > len(self.current)
+        ):
+            return
+        self._collect([row for row in range(len(self.current)) if not active[row]])
+        keep = np.flatnonzero(active)
+        self.state = jax.tree_util.tree_map(lambda a: a[keep], self.state)
+        self.current = [self.current[row] for row in keep]
+        self.plan = self._schedule(self.current)
+
+    def _schedule(self, rows: Sequence[int]) -> dict:
+        batch_sizes, micro = effective_batch_sizes(
+            [self.members[i].batch_size for i in rows], self.n_train
+        )
         steps_per_update = np.array([b // micro for b in batch_sizes], dtype=np.int32)
-        updates_per_epoch = np.array([n_train // b for b in batch_sizes], dtype=np.int32)
+        updates_per_epoch = np.array([self.n_train // b for b in batch_sizes], dtype=np.int32)
         return {
-            "learning_rates": jnp.asarray([members[i].learning_rate for i in rows], jnp.float32),
+            "learning_rates": jnp.asarray(
+                [self.members[i].learning_rate for i in rows], jnp.float32
+            ),
             "steps_per_update": jnp.asarray(steps_per_update),
             "updates_per_epoch": jnp.asarray(updates_per_epoch),
             "n_micro_steps": int(np.max(steps_per_update * updates_per_epoch)),
             "micro": micro,
             "accumulate": bool(np.any(steps_per_update != 1)),
         }
-
-    plan = schedule(current)
-    epoch_seconds: list[float] = []
-    member_epochs = 0
-    for epoch in range(max_epochs):
-        start = time.perf_counter()
-        state = _train_epoch(
-            state,
-            xt,
-            yt,
-            xv,
-            yv,
-            epoch_key(seed, layer, epoch),
-            jnp.int32(epoch),
-            patience=patience,
-            **plan,
-        )
-        active = np.asarray(state.active)
-        epoch_seconds.append(time.perf_counter() - start)
-        member_epochs += len(current)
-        n_active = int(active.sum())
-        if epoch_callback is not None:
-            epoch_callback(epoch, n_active)
-        if n_active == 0:
-            break
-        if (
-            compact
-            and len(current) >= 4
-            and 2 * n_active <= len(current)
-            and epoch + 1 < max_epochs
-        ):
-            collect([row for row in range(len(current)) if not active[row]])
-            keep = np.flatnonzero(active)
-            state = jax.tree_util.tree_map(lambda a, keep=keep: a[keep], state)
-            current = [current[row] for row in keep]
-            plan = schedule(current)
-    collect(range(len(current)))
-
-    ordered = [finished[i] for i in range(n_members)]
-    return EnsembleResult(
-        best_params=[o[0] for o in ordered],
-        best_val_mse=np.array([o[1] for o in ordered], dtype=np.float64),
-        best_epoch=np.array([o[2] for o in ordered], dtype=np.int64),
-        epochs_trained=np.array([o[3] for o in ordered], dtype=np.int64),
-        epoch_seconds=epoch_seconds,
-        member_epochs=member_epochs,
-    )
