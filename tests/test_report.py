@@ -266,3 +266,19 @@ def test_every_figure_renders_in_chromium(full_run, tmp_path):
     images, rendered, failed = render_counts(dump_dom(write_report(full_run), tmp_path / "p2"))
     assert images == n_png and rendered == n_png - 1
     assert failed == ["fig9_scenario_differences.png"]
+
+
+def test_grid_search_sentence_counts_pruned_configurations():
+    import pandas as pd
+
+    from cropsm.report.html import grid_search_sentence
+
+    grid = pd.DataFrame({"layer": [1] * 6 + [2] * 6, "pruned_at_epoch": [0, 5, 5, 5, 15, 0] * 2})
+    text = grid_search_sentence(grid)
+    assert "6 configurations per layer" in text
+    assert "3 after epoch 5, 1 after epoch 15, and 2 trained" in text
+    exhaustive = grid_search_sentence(grid.assign(pruned_at_epoch=0))
+    assert "every configuration trained" in exhaustive
+    assert "every configuration trained" in grid_search_sentence(
+        grid.drop(columns="pruned_at_epoch")
+    )

@@ -434,6 +434,9 @@ def section_networks(run_dir: Path, shelf: FigureShelf) -> str:
             "paper: R² test",
         ]
         parts.append(table(rows, header, "Table 2: selected hyperparameters and R² per layer"))
+    grid = _read_csv(run_dir / "grid_search.csv")
+    if grid is not None:
+        parts.append(paragraph(grid_search_sentence(grid)))
     metrics = _read_json(run_dir / "metrics.json")
     if metrics is None:
         parts.append(missing("No metrics.json (the train stage has not run)."))
@@ -609,6 +612,28 @@ def section_scenarios(run_dir: Path, shelf: FigureShelf) -> str:
         )
     parts.append(figures_html(shelf.take(["fig9*", "fig10*"]), "scenario (Figs. 9, 10)"))
     return "".join(parts)
+
+
+def grid_search_sentence(grid: pd.DataFrame) -> str:
+    """One sentence on how the grid search went (``grid_search.csv``)."""
+    per_layer = grid.groupby("layer").size()
+    sizes = sorted(set(per_layer.tolist()))
+    text = (
+        f"Grid search (grid_search.csv): {'/'.join(map(str, sizes))} configurations per layer, "
+        f"selected by validation MSE"
+    )
+    pruned = grid["pruned_at_epoch"] if "pruned_at_epoch" in grid else None
+    if pruned is None or not (pruned > 0).any():
+        return text + "; every configuration trained until early stopping or the epoch limit."
+    steps = ", ".join(
+        f"{count / len(per_layer):g} after epoch {epoch}"
+        for epoch, count in pruned[pruned > 0].value_counts().sort_index().items()
+    )
+    finished = int((pruned == 0).sum() / len(per_layer))
+    return (
+        text + f"; successive halving stopped on average per layer {steps}, and {finished} "
+        "trained until early stopping or the epoch limit."
+    )
 
 
 def section_truth(run_dir: Path, shelf: FigureShelf) -> str:
