@@ -91,3 +91,15 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
     text = tomli_w.dumps(config_to_dict(cfg))
     again = RunConfig.model_validate(tomllib.loads(text))
     assert again == cfg
+
+
+def test_pruning_rungs_must_increase(tmp_path):
+    path = write(tmp_path, '[inputs.twin]\npreset = "tiny"\n[train]\nprune_at_epochs = [15, 5]\n')
+    with pytest.raises(ConfigError, match="train.prune_at_epochs"):
+        load_config(path)
+    path = write(tmp_path, '[inputs.twin]\npreset = "tiny"\n[train]\nprune_keep_fraction = 0\n')
+    with pytest.raises(ConfigError, match="train.prune_keep_fraction"):
+        load_config(path)
+    ok = load_config(write(tmp_path, '[inputs.twin]\npreset = "tiny"\n'))
+    assert ok.train.prune_at_epochs == []  # exhaustive by default
+    assert load_config(EXAMPLES / "paper.toml").train.prune_at_epochs == [5, 15, 40]
