@@ -297,3 +297,25 @@ def test_grid_search_with_pruning_stops_the_worst_at_each_rung():
     )
     assert pruned["selected"].sum() == 1
     assert pruned.loc[pruned["selected"], "validation_mse"].item() == pruned["validation_mse"].min()
+
+
+def test_selection_tolerance_prefers_the_smallest_near_best_network():
+    from cropsm.train.grid_search import run_grid_search, select_configuration
+
+    mse = [0.100, 0.102, 0.130, np.nan, 0.1005]
+    weights = [900, 300, 50, 10, 300]
+    assert select_configuration(mse, weights) == 0  # the paper's rule
+    assert select_configuration(mse, weights, 0.01) == 4  # 300 weights; 0.1005 < 0.102
+    assert select_configuration(mse, weights, 0.5) == 2  # 50 weights, NaN never chosen
+    with pytest.raises(ValueError, match="tolerance"):
+        select_configuration(mse, weights, -0.1)
+
+    grid = GridConfig(batch_sizes=[64], learning_rates=[5e-3], hidden_layers=[1], units=[8, 4])
+    kwargs = dict(seed=3, layer=2, max_epochs=3, patience=PATIENCE)
+    loose = run_grid_search(*small_problem(), grid, selection_tolerance=1.0, **kwargs).results
+    best = loose["validation_mse"].min()
+    chosen = loose.loc[loose["selected"]].iloc[0]
+    assert chosen["validation_mse"] <= 2.0 * best
+    assert (
+        chosen["units"] == 4 or loose.loc[loose["units"] == 4, "validation_mse"].item() > 2 * best
+    )

@@ -398,7 +398,8 @@ def train_layers(
             seed=config.seed, layer=k, max_epochs=config.max_epochs, patience=config.patience,
             grouping=config.ensemble_grouping, target_std=target_std,
             parallel=config.parallel_ensembles, prune_at_epochs=config.prune_at_epochs,
-            prune_keep_fraction=config.prune_keep_fraction, progress=ensemble_done,
+            prune_keep_fraction=config.prune_keep_fraction,
+            selection_tolerance=config.selection_tolerance, progress=ensemble_done,
         )  # fmt: skip
         seconds[k] = search.seconds
         model = LayerModel(

@@ -94,6 +94,9 @@ class TrainConfig(BaseModel):
         ``prune_keep_fraction`` of the configurations still in play (by best validation MSE
         so far, across all ensembles) go on training. Empty (default): the exhaustive grid
         search, every configuration trained until early stopping or ``max_epochs``.
+    selection_tolerance
+        0 (default, the paper): select the lowest validation MSE. Otherwise the smallest
+        network within ``1 + selection_tolerance`` of it (cheaper national product).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -124,6 +127,13 @@ class TrainConfig(BaseModel):
     )
     prune_keep_fraction: float = Field(
         1.0 / 3.0, gt=0.0, le=1.0, description="Share of configurations kept at each rung."
+    )
+
+    selection_tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Pick the smallest network within this relative margin of the best MSE.",
     )
 
     @field_validator("prune_at_epochs")

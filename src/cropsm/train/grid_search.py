@@ -131,6 +131,29 @@ def successive_halving_losers(
     return [labels[i] for i in sorted(ranked[n_keep:])]
 
 
+def select_configuration(
+    validation_mse: Sequence[float], n_weights: Sequence[int], tolerance: float = 0.0
+) -> int:
+    """Index of the selected configuration.
+
+    With ``tolerance = 0`` the lowest validation MSE (ties: first in grid order), the paper's
+    rule (section 2a). With ``tolerance > 0`` the configuration with the fewest weights among
+    those whose validation MSE is at most ``(1 + tolerance) * min(MSE)`` (ties: lower MSE, then
+    grid order) -- a parsimony rule in the spirit of the one-standard-error rule: the product's
+    cost grows with the network (every cell-day runs it six times), while near-best
+    configurations differ in validation MSE by less than their run-to-run noise.
+    """
+    if tolerance < 0:
+        raise ValueError(f"selection tolerance must be >= 0, got {tolerance}")
+    values = np.asarray(validation_mse, dtype=np.float64)
+    values = np.where(np.isfinite(values), values, np.inf)
+    best = int(np.argmin(values))
+    if tolerance == 0 or not np.isfinite(values[best]):
+        return best
+    within = np.flatnonzero(values <= values[best] * (1.0 + tolerance))
+    return int(min(within, key=lambda i: (n_weights[i], values[i], i)))
+
+
 def run_grid_search(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -147,6 +170,7 @@ def run_grid_search(
     parallel: int = 2,
     prune_at_epochs: Sequence[int] = (),
     prune_keep_fraction: float = 1.0 / 3.0,
+    selection_tolerance: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> GridSearchResult:
     """Train every configuration of ``grid`` on one layer's rows and select the best.
@@ -176,6 +200,10 @@ def run_grid_search(
         keep their best parameters and are marked ``pruned_at_epoch`` in the results. Empty
         (default): every configuration trains until early stopping or ``max_epochs``, an
         exhaustive grid search.
+    selection_tolerance
+        0 (default): the configuration with the lowest validation MSE, the paper's rule.
+        Otherwise the smallest network among those within ``1 + selection_tolerance`` of the
+        lowest validation MSE (:func:`select_configuration`).
     progress
         Optional callable receiving one line of text per finished ensemble (called from the
         calling thread).
@@ -255,7 +283,8 @@ def run_grid_search(
             )
             weights.append(outcome.best_params[i])
     results = pd.DataFrame(rows)
-    best = int(np.argmin(results["validation_mse"].to_numpy()))
+    costs = [_cost(member, n_inputs) for group in groups for member in group]
+    best = select_configuration(results["validation_mse"].to_numpy(), costs, selection_tolerance)
     results["selected"] = np.arange(len(results)) == best
     results = results.loc[:, list(GRID_COLUMNS)]
     selected = results.iloc[best].drop("selected").to_dict()
