@@ -282,3 +282,20 @@ def test_grid_search_sentence_counts_pruned_configurations():
     assert "every configuration trained" in grid_search_sentence(
         grid.drop(columns="pruned_at_epoch")
     )
+
+
+def test_grid_search_sentence_names_a_selection_tolerance():
+    import pandas as pd
+
+    from cropsm.report.html import grid_search_sentence
+
+    grid = pd.DataFrame(
+        {
+            "layer": [1] * 3 + [2] * 3,
+            "validation_mse": [1.0, 1.01, 1.2] * 2,
+            "selected": [True, False, False] * 2,
+        }
+    )
+    assert "tolerance" not in grid_search_sentence(grid)
+    grid["selected"] = [False, True, False, True, False, False]  # layer 1: 1.0 % above the best
+    assert "at most 1.0 % above the best" in grid_search_sentence(grid)

@@ -622,6 +622,15 @@ def grid_search_sentence(grid: pd.DataFrame) -> str:
         f"Grid search (grid_search.csv): {'/'.join(map(str, sizes))} configurations per layer, "
         f"selected by validation MSE"
     )
+    if {"selected", "validation_mse"} <= set(grid.columns):
+        best = grid.groupby("layer")["validation_mse"].transform("min")
+        chosen = grid["selected"].astype(bool)
+        gaps = (grid.loc[chosen, "validation_mse"] / best[chosen] - 1.0).to_numpy()
+        if gaps.size and gaps.max() > 0:
+            text += (
+                " within a tolerance (the smallest network whose validation MSE is at most "
+                f"{100 * gaps.max():.1f} % above the best, [train] selection_tolerance)"
+            )
     pruned = grid["pruned_at_epoch"] if "pruned_at_epoch" in grid else None
     if pruned is None or not (pruned > 0).any():
         return text + "; every configuration trained until early stopping or the epoch limit."
