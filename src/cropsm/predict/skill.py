@@ -181,9 +181,10 @@ def product_truth_skill(
     if client is None:
         parts = [window_error_sums(*args, p_sl, t_sl) for p_sl, t_sl in windows]
     else:
-        shared = client.scatter(args, broadcast=True, hash=False)
+        shared = client.scatter(list(args), broadcast=True, hash=False)  # one future each
         futures = [
-            client.submit(_window_task, shared, p_sl, t_sl, pure=False) for p_sl, t_sl in windows
+            client.submit(window_error_sums, *shared, p_sl, t_sl, pure=False)
+            for p_sl, t_sl in windows
         ]
         parts = client.gather(futures)
     sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
@@ -214,10 +215,6 @@ def product_truth_skill(
         with np.errstate(invalid="ignore", divide="ignore"):
             rmse_map[:, iy, ix] = np.sqrt(cell_sse / cell_n)
     return skill, rmse_map, lat, lon
-
-
-def _window_task(shared: tuple, product_days: slice, truth_days: slice):
-    return window_error_sums(*shared, product_days, truth_days)
 
 
 def write_error_map(

@@ -244,12 +244,13 @@ def run_grid_search(
         if until_epoch < max_epochs:
             in_play = [pos for pos in positions if not pruned_at[pos]]
             best = {g: trainers[g].best_val_mse() for g in range(len(groups))}
-            for position in successive_halving_losers(
+            losers = successive_halving_losers(
                 [best[g][i] for g, i in in_play], prune_keep_fraction, in_play
-            ):
+            )
+            for position in losers:
                 pruned_at[position] = until_epoch
             for g in range(len(groups)):
-                trainers[g].stop([i for (h, i), at in pruned_at.items() if h == g and at])
+                trainers[g].stop([i for h, i in losers if h == g])
         for g in order:  # ensembles that finished, reported once, largest first
             if g not in reported and (trainers[g].n_active == 0 or until_epoch == max_epochs):
                 reported.add(g)
