@@ -150,41 +150,56 @@ def reference_et_mm(air_temperature_c, net_solar_mj_m2_day, elevation_m=None) ->
 
 
 def run_bucket(
-    precip_mm, et0_mm, kc, capacity_mm, initial_water_mm
-) -> tuple[np.ndarray, np.ndarray]:
-    """Daily bucket of the module docstring over ``(time, column)`` arrays.
+    precip_mm, et0_mm, kc, capacity_mm, initial_water_mm, *, keep_relative: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Daily bucket of the module docstring over ``(time, ...)`` arrays.
+
+    The day slices of ``precip_mm``, ``et0_mm`` and ``kc`` and the ``capacity_mm`` broadcast
+    against each other to the shape of the state (e.g. ``(station,)``, or ``(pattern, cell)``
+    from ``precip (time, 1, cell)`` and ``kc (time, pattern, 1)``), so no input is copied per
+    pattern; the arithmetic per element is the same whatever the shapes.
 
     Parameters
     ----------
     precip_mm, et0_mm
-        ``(time, column)`` daily precipitation and reference ET, mm (NaN counts as 0).
+        ``(time, ...)`` daily precipitation and reference ET, mm (NaN counts as 0).
     kc
-        ``(time, column)`` or ``(time, 1)`` crop coefficient.
+        ``(time, ...)`` crop coefficient, or one value for every day.
     capacity_mm
-        ``(column,)`` or scalar capacity C, mm.
+        Capacity C, mm (broadcastable to the state).
     initial_water_mm
-        ``(column,)`` water W at the start of the first day, mm.
+        Water W at the start of the first day, mm (broadcastable to the state).
+    keep_relative
+        Return the daily relative water (else only the final state, to save memory).
 
     Returns
     -------
     (relative, final_water_mm)
-        ``(time, column)`` relative water ``W / C`` at the end of each day, and ``(column,)`` W
-        at the end of the last day (the state for the next period).
+        ``(time, *state)`` relative water ``W / C`` at the end of each day (None without
+        ``keep_relative``), and W at the end of the last day (the state for the next period).
     """
-    precip = np.nan_to_num(np.asarray(precip_mm, dtype=np.float64), nan=0.0)
-    demand_rate = np.nan_to_num(np.asarray(et0_mm, dtype=np.float64), nan=0.0) * np.asarray(
-        kc, dtype=np.float64
-    )
+    precip = np.asarray(precip_mm)
+    et0 = np.asarray(et0_mm)
     n_days = precip.shape[0]
-    capacity = np.broadcast_to(np.asarray(capacity_mm, dtype=np.float64), precip.shape[1:])
-    water = np.array(np.broadcast_to(initial_water_mm, precip.shape[1:]), dtype=np.float64)
+    kc = np.asarray(kc, dtype=np.float64)
+    if kc.ndim == 0:
+        kc = np.full(n_days, float(kc))
+    capacity = np.asarray(capacity_mm, dtype=np.float64)
+    shape = np.broadcast_shapes(
+        precip.shape[1:], et0.shape[1:], kc.shape[1:], capacity.shape, np.shape(initial_water_mm)
+    )
+    capacity = np.broadcast_to(capacity, shape)
+    water = np.array(np.broadcast_to(initial_water_mm, shape), dtype=np.float64)
     threshold = (1.0 - DEPLETION_FRACTION) * capacity
-    relative = np.empty(precip.shape, dtype=np.float64)
+    relative = np.empty((n_days, *shape), dtype=np.float64) if keep_relative else None
     for t in range(n_days):
-        water = np.minimum(water + precip[t], capacity)
+        rain = np.nan_to_num(precip[t].astype(np.float64), nan=0.0)
+        demand_rate = np.nan_to_num(et0[t].astype(np.float64), nan=0.0) * kc[t]
+        water = np.minimum(water + rain, capacity)
         stress = np.minimum(water / threshold, 1.0)
-        water = np.maximum(water - stress * demand_rate[t], 0.0)
-        relative[t] = water / capacity
+        water = np.maximum(water - stress * demand_rate, 0.0)
+        if relative is not None:
+            relative[t] = water / capacity
     return relative, water
 
 

@@ -43,7 +43,7 @@ from cropsm.features.water_balance import (
 BUCKET_VARIABLES: tuple[str, ...] = ("precipitation", "air_temperature", "net_solar_radiation")
 """Canonical climate variables the bucket and the climate descriptors are made from."""
 
-PREPASS_PIECE_DAYS = 92
+PREPASS_PIECE_DAYS = 366
 """Days of climate read at a time by :func:`bucket_prepass`."""
 
 
@@ -94,15 +94,16 @@ def _run_patterns(
     dates: pd.DatetimeIndex,
     soil: Mapping[str, np.ndarray],
     start_water: np.ndarray | None,
+    keep_relative: bool = True,
 ) -> dict:
-    """Buckets of all six patterns over a piece: columns are (pattern, cell) pattern-major.
+    """Buckets of all six patterns over a piece, state ``(pattern, cell)``.
 
     The same arithmetic as :func:`cropsm.features.water_balance.pattern_bucket_inputs` (which
-    the station table uses), with the reference ET computed once per cell.
+    the station table uses), with the reference ET computed once per cell and the patterns'
+    Kc broadcast against the cells' weather (nothing copied per pattern).
     """
     n_cells = climate_piece["precipitation"].shape[1]
-    n_patterns = len(catalog.pattern_ids())
-    kc = np.repeat(pattern_kc(dates), n_cells, axis=1)  # (day, pattern * cell)
+    kc = pattern_kc(dates)[:, :, None]  # (day, pattern, 1)
     et0 = reference_et_mm(
         climate_piece["air_temperature"],
         climate_piece["net_solar_radiation"],
@@ -113,12 +114,15 @@ def _run_patterns(
         (n_cells,),
     )
     capacity = np.where(np.isfinite(capacity), capacity, BUCKET_DEPTH_MM * DEFAULT_AVAILABLE_WATER)
-    capacity_tiled = np.tile(capacity, n_patterns)
     if start_water is None:
-        start_water = INITIAL_RELATIVE_WATER * capacity_tiled
-    precip = np.tile(np.asarray(climate_piece["precipitation"], dtype=np.float64), (1, n_patterns))
+        start_water = INITIAL_RELATIVE_WATER * capacity
     relative, water = run_bucket(
-        precip, np.tile(et0, (1, n_patterns)), kc, capacity_tiled, start_water.reshape(-1)
+        np.asarray(climate_piece["precipitation"])[:, None, :],
+        et0[:, None, :],
+        kc,
+        capacity,
+        start_water,
+        keep_relative=keep_relative,
     )
     return {"wb_rel": relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
 
@@ -161,18 +165,17 @@ def bucket_prepass(
     edges = sorted({0, n_days, *starts, *range(0, n_days, PREPASS_PIECE_DAYS)})
     pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
     for done, (a, b) in enumerate(pieces):
-        piece = {k: np.asarray(v, np.float64) for k, v in read_piece(slice(a, b)).items()}
-        n_cells = piece["precipitation"].shape[1]
+        piece = read_piece(slice(a, b))
         if water is not None and a in starts:
-            saved[a] = water.reshape(n_patterns, n_cells).copy()
-        result = _run_patterns(piece, climate_dates[a:b], soil, water)
+            saved[a] = np.array(water)
+        result = _run_patterns(piece, climate_dates[a:b], soil, water, keep_relative=False)
         if water is None and 0 in starts:
             saved[0] = np.tile(INITIAL_RELATIVE_WATER * result["capacity_mm"], (n_patterns, 1))
         water = result["water_mm"]
         capacity = result["capacity_mm"]
         et0 = result["et0_mm"]
         piece_sums = {
-            "precip_sum": np.nansum(piece["precipitation"], axis=0),
+            "precip_sum": np.nansum(np.asarray(piece["precipitation"], np.float64), axis=0),
             "et0_sum": np.nansum(et0, axis=0),
             "days": np.sum(np.isfinite(piece["precipitation"]), axis=0).astype(np.float64),
         }
@@ -226,11 +229,9 @@ def block_pattern_inputs(
             ).astype(np.float32)
     by_cell_day = {}
     if any(name in names for name in WATER_BALANCE_FEATURES):
-        n_patterns = len(catalog.pattern_ids())
         piece = {k: block_climate[k] for k in BUCKET_VARIABLES}
-        n_cells = piece["precipitation"].shape[1]
         result = _run_patterns(piece, dates, soil, start_water_mm)
-        relative = result["wb_rel"].reshape(len(dates), n_patterns, n_cells).transpose(1, 0, 2)
+        relative = result["wb_rel"].transpose(1, 0, 2)  # (pattern, day, cell)
         by_cell_day["wb_rel"] = np.ascontiguousarray(relative, dtype=np.float32)
     return by_day, by_cell_day
 
