@@ -224,3 +224,13 @@ def test_tiny_twin_true_effects_have_more_spatial_structure(tiny_twin):
     assert wheat["sowing_doy_sd_cells"] > 2.0
     assert wheat["season_days_sd_cells"] > 5.0
     assert calendars["fl_mz"]["spring_maize"]["sowing_doy_sd_years"] > 1.0
+
+
+def test_trailing_mean_uses_the_carried_tail():
+    rng = np.random.default_rng(0)
+    x, tail = rng.normal(size=(40, 3)), rng.normal(size=(6, 3))
+    full = np.concatenate([tail, x])
+    expected = np.array([full[i : i + 7].mean(axis=0) for i in range(40)])
+    np.testing.assert_allclose(cal.trailing_mean(x, 7, tail), expected)
+    first = np.array([x[max(i - 6, 0) : i + 1].mean(axis=0) for i in range(40)])
+    np.testing.assert_allclose(cal.trailing_mean(x, 7), first)

@@ -444,11 +444,18 @@ def trailing_mean(values: np.ndarray, window: int, tail: np.ndarray | None = Non
         lead = len(tail)
     else:
         full, lead = values, 0
-    csum = np.cumsum(full, axis=0)
-    csum = np.concatenate([np.zeros((1,) + full.shape[1:]), csum], axis=0)
-    end = np.arange(lead, lead + len(values)) + 1
+    csum = np.empty((len(full) + 1,) + full.shape[1:])
+    csum[0] = 0.0
+    np.cumsum(full, axis=0, out=csum[1:])
+    end = np.arange(lead + 1, lead + len(values) + 1)  # sums over rows [start, end) of full
     start = np.maximum(end - window, 0)
-    return (csum[end] - csum[start]) / (end - start).reshape((-1,) + (1,) * (full.ndim - 1))
+    out = csum[end[0] : end[-1] + 1].copy() if len(end) else np.zeros((0,) + full.shape[1:])
+    later = np.flatnonzero(start > 0)
+    if later.size:  # start = end - window there: one contiguous block of csum
+        k = later[0]
+        out[k:] -= csum[start[k] : start[-1] + 1]
+    out /= (end - start).reshape((-1,) + (1,) * (full.ndim - 1))
+    return out
 
 
 @dataclass
@@ -536,6 +543,52 @@ class CalendarYear:
     state: CalendarState
 
 
+# rows of the per-column parameter table of a season (see _season_columns)
+(_BASE, _UPPER, _B1, _B2, _B3, _B4, _KC_INI, _KC_MID, _KC_END, _ZR_MAX, _MAX_DAYS, _TENDER) = range(
+    12
+)
+_FALLOW_COLUMNS = np.array(
+    [0.0, 0.0, np.inf, np.inf, np.inf, np.inf, 0.0, 0.0, 0.0, 0.0, np.inf, 0.0]
+)
+
+
+def _season_columns(plan: ThermalPlan, traits: SeasonTraits, n: int) -> np.ndarray:
+    """A season's parameters for each column, ``(12, n)``: base and upper temperature, the
+    cumulative stage thermal times ``B_1..B_4`` (x thermal factor), Kc ini/mid (x factor)/end,
+    Zr_max (x factor), the longest season (d), and 1 when a killing frost (trailing 7-day mean
+    below ``FROST_KILL_C``) ends it, else 0."""
+    stages = np.cumsum(plan.stage_gdd)[:, None] * np.broadcast_to(traits.thermal_factor, (n,))
+    kc_ini, kc_mid, kc_end = plan.season.kc
+    rows = [
+        np.full(n, plan.rule.base_temperature_c),
+        np.full(n, plan.rule.upper_temperature_c),
+        *stages,
+        np.full(n, kc_ini),
+        kc_mid * np.broadcast_to(traits.kc_mid_factor, (n,)),
+        np.full(n, kc_end),
+        plan.season.root_depth_max_cm * np.broadcast_to(traits.root_factor, (n,)),
+        np.full(n, plan.max_days),
+        np.full(n, 0.0 if plan.rule.frost_hardy else 1.0),
+    ]
+    return np.stack(rows).astype(float)
+
+
+def _kc_and_root(thermal_time: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`thermal_kc_and_root` on a per-column parameter table ``p`` (``_season_columns``)."""
+    g = thermal_time
+    with np.errstate(invalid="ignore", divide="ignore"):
+        develop = np.clip((g - p[_B1]) / (p[_B2] - p[_B1]), 0.0, 1.0)
+        late = np.clip((g - p[_B3]) / (p[_B4] - p[_B3]), 0.0, 1.0)
+        rooting = np.clip(g / p[_B2], 0.0, 1.0)
+    kc = np.where(
+        g < p[_B2],
+        p[_KC_INI] + develop * (p[_KC_MID] - p[_KC_INI]),
+        p[_KC_MID] + late * (p[_KC_END] - p[_KC_MID]),
+    )
+    root = SOWING_ROOT_DEPTH_CM + (p[_ZR_MAX] - SOWING_ROOT_DEPTH_CM) * rooting
+    return kc, root
+
+
 def pattern_calendar_year(
     pattern_id: str,
     day_of_year,
@@ -595,22 +648,19 @@ def pattern_calendar_year(
     n_days, n = tair.shape
     st = initial_calendar_state(pattern_id, n) if state is None else state.copy()
     plans = [season_thermal_plan(s, climate=climate) for s in pattern.seasons]
-    cell = [traits[s.name] for s in pattern.seasons]
     fallow = catalog.fallow()
     fallow_kc, fallow_root = float(fallow["kc"]), float(fallow["root_depth_cm"])
+    # every season's per-column parameters, rows (season, column)
+    per_season = np.stack([_season_columns(p, traits[p.season.name], n) for p in plans], axis=1)
+    names = [p.season.name for p in plans]
 
     t7 = trailing_mean(tair, SOWING_MEAN_DAYS, st.temperature_tail)
     p10 = trailing_mean(precip, SOWING_RAIN_DAYS, st.precipitation_tail) * SOWING_RAIN_DAYS
-    gdd = [
-        growing_degree_days(tair, p.rule.base_temperature_c, p.rule.upper_temperature_c)
-        for p in plans
-    ]
-    total = [p.total_gdd * c.thermal_factor for p, c in zip(plans, cell, strict=True)]
 
     kc = np.empty((n_days, n), dtype=np.float32)
     root = np.empty((n_days, n), dtype=np.float32)
-    sowing = {p.season.name: np.full(n, np.nan) for p in plans}
-    lengths = {p.season.name: np.full(n, np.nan) for p in plans}
+    sowing = {name: np.full(n, np.nan) for name in names}
+    lengths = {name: np.full(n, np.nan) for name in names}
     active, g, days, free_days, sown = (
         st.active,
         st.thermal_time,
@@ -618,23 +668,31 @@ def pattern_calendar_year(
         st.days_free,
         st.sown,
     )
+    # the parameters of the crop in the field, per column (fallow: never harvested, no GDD)
+    current = _FALLOW_COLUMNS[:, None].repeat(n, axis=1)
+    for s in range(len(plans)):
+        np.copyto(current, per_season[:, s], where=active == s)
     for d in range(n_days):
         day = int(doy[d])
+        growing = active >= 0
         # 1-2: grow and harvest the crop in the field
-        for s, plan in enumerate(plans):
-            here = active == s
-            if not here.any():
-                continue
-            g[here] += gdd[s][d, here]
-            days[here] += 1.0
-            done = here & ((g >= total[s]) | (days >= plan.max_days))
-            if not plan.rule.frost_hardy:
-                done |= here & (t7[d] < FROST_KILL_C)
-            if done.any():
-                lengths[plan.season.name][done] = days[done]
-                active[done] = -1
-                free_days[done] = 0.0
-        free_days[active < 0] += 1.0
+        gdd_d = np.clip(tair[d] - current[_BASE], 0.0, current[_UPPER] - current[_BASE])
+        g += gdd_d * growing
+        days += growing
+        done = growing & (
+            (g >= current[_B4])
+            | (days >= current[_MAX_DAYS])
+            | ((current[_TENDER] > 0) & (t7[d] < FROST_KILL_C))
+        )
+        if done.any():
+            for s, name in enumerate(names):
+                ended = done & (active == s)
+                lengths[name][ended] = days[ended]
+            active[done] = -1
+            free_days[done] = 0.0
+            current[:, done] = _FALLOW_COLUMNS[:, None]
+            growing &= ~done
+        free_days += ~growing
         # 3: sowing
         for s, plan in enumerate(plans):
             if day == plan.first_sowing_doy:
@@ -646,41 +704,32 @@ def pattern_calendar_year(
                 ready = t7[d] >= plan.sowing_threshold_c
                 if rule.sowing_rain_mm > 0:
                     ready &= p10[d] >= rule.sowing_rain_mm
+                available = ~growing | ((active != s) & (g >= current[_B3]))
             elif rule.sowing == "cooling":
                 ready = t7[d] <= plan.sowing_threshold_c
+                available = ~growing | ((active != s) & (g >= current[_B3]))
             else:  # after the previous crop's harvest, never cutting it short
-                ready = (active < 0) & (free_days >= rule.gap_days)
-            # the field is free, or its crop is in its late season and is harvested for this one
-            late = np.zeros(n, dtype=bool)
-            for other, other_plan in enumerate(plans):
-                if other != s:
-                    mature = other_plan.stage_gdd[:3]
-                    late |= (active == other) & (g >= sum(mature) * cell[other].thermal_factor)
-            available = (active < 0) | late
+                ready = free_days >= rule.gap_days
+                available = ~growing
             sow = ~sown[s] & ((available & ready) | (day == plan.last_sowing_doy))
             if not sow.any():
                 continue
-            ending = sow & (active >= 0)
-            for other, other_plan in enumerate(plans):
+            ending = sow & growing
+            for other, name in enumerate(names):
                 cut = ending & (active == other)
-                lengths[other_plan.season.name][cut] = days[cut]
+                lengths[name][cut] = days[cut]
             active[sow] = s
             free_days[sow] = 0.0
             g[sow] = 0.0
             days[sow] = 0.0
             sown[s, sow] = True
             sowing[plan.season.name][sow] = day
-        # 4: Kc and rooting depth
-        kc_d = np.full(n, fallow_kc)
-        root_d = np.full(n, fallow_root)
-        for s, plan in enumerate(plans):
-            here = np.flatnonzero(active == s)
-            if here.size:
-                kc_s, root_s = thermal_kc_and_root(g[here], plan, cell[s].take(here))
-                kc_d[here] = kc_s
-                root_d[here] = root_s
-        kc[d] = kc_d
-        root[d] = root_d
+            np.copyto(current, per_season[:, s], where=sow)
+            growing = active >= 0
+        # 4: Kc and rooting depth (thermal_kc_and_root on the current parameters)
+        kc_d, root_d = _kc_and_root(g, current)
+        kc[d] = np.where(growing, kc_d, fallow_kc)
+        root[d] = np.where(growing, root_d, fallow_root)
 
     keep_t = max(SOWING_MEAN_DAYS - 1, 0)
     keep_p = max(SOWING_RAIN_DAYS - 1, 0)
