@@ -132,3 +132,55 @@ def test_report_table_puts_flag_one_beside_flag_zero():
     assert "flag 0: cells" in html and "2 of 2 flag-1 maps meet" in html
     old = pd.DataFrame({"pattern": ["ww_fl"], "layer": [1], "sign_agreement": [0.9]})
     assert "ww_fl" in scenario_agreement_html(old)
+
+
+def test_tiny_run_scores_every_pattern_and_layer_by_flag(tiny_run, tmp_path):
+    """predict + analyze on the tiny virtual China: the table, the flags, run summary numbers."""
+    import json
+    import shutil
+
+    import typer
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from cropsm import catalog
+    from cropsm.analyze.commands import run_analyze
+    from cropsm.analyze.product import open_product
+    from cropsm.predict.commands import register
+
+    source, _ = tiny_run
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("inputs", "models", "features"):
+        (run / name).symlink_to(source / name, target_is_directory=True)
+    shutil.copy(source / "config.resolved.toml", run)
+    app = typer.Typer()
+    register(app, lambda f: f, Console(width=120))
+    result = CliRunner().invoke(app, ["predict", str(run), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    headline = run_analyze(run, console=Console(quiet=True))
+
+    table = pd.read_csv(run / "analysis" / "truth_scenario_agreement.csv")
+    assert len(table) == 6 * 5 * 3
+    assert set(table["pattern_flag"].astype(str)) == {"1", "0", "all"}
+    flags = table[table["pattern_flag"].astype(str) != "all"]
+    cells = flags.groupby(["pattern", "layer"])["cells"].sum().to_numpy()
+    total = table[table["pattern_flag"].astype(str) == "all"]["cells"].to_numpy()
+    np.testing.assert_array_equal(cells, total)  # flag 1 and flag 0 split every cell
+    # the flag-1 cells are those whose region has stations with the pattern
+    product = open_product(run)
+    stations = pd.read_csv(run / "inputs" / "twin-tiny-seed0" / "stations" / "stations.csv")
+    for pattern in catalog.pattern_ids():
+        n1 = table[(table["pattern"] == pattern) & (table["pattern_flag"].astype(str) == "1")]
+        if pattern not in set(stations["pattern"]):
+            assert (n1["cells"] == 0).all()
+        flag_map = product["pattern_flag"].sel(scenario=pattern)
+        assert int((flag_map == 1).sum()) >= n1["cells"].iloc[0]
+    scored = table[table["cells"] > 2]
+    assert scored["pearson_r"].between(-1, 1).all()
+    assert (scored["rmse_m3_m-3"] >= 0).all() and (scored["true_sd_m3_m-3"] > 0).all()
+    summary = json.loads((run / "analysis" / "analyze_summary.json").read_text())
+    nested = summary["ran"]["truth"]["scenario_agreement"]
+    assert nested == headline["truth_scenario_agreement"]  # what run_summary.json receives
+    assert set(nested) == {"flag1", "flag0", "all"}
+    assert set(nested["all"]["maps"]) == set(catalog.pattern_ids())
