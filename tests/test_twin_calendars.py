@@ -187,6 +187,13 @@ def test_kc_and_root_follow_thermal_time_and_traits():
     assert root0 == pytest.approx([10.0, 10.0])
     kc_end, _ = cal.thermal_kc_and_root(np.array([b4, b4]), plan, traits)
     assert kc_end == pytest.approx([0.5, 0.5])
+    # the calendar's per-column table gives the same curve
+    g = np.linspace(0, 1.1 * b4, 50)
+    two = cal.SeasonTraits(*(np.full(50, v) for v in (1.1, 1.2, 0.9)))
+    table = cal._season_columns(plan, two, 50)
+    mine, reference = cal._kc_and_root(g, table), cal.thermal_kc_and_root(g, plan, two)
+    np.testing.assert_allclose(mine[0], reference[0])
+    np.testing.assert_allclose(mine[1], reference[1])
 
 
 def test_expected_degree_days_matches_a_monte_carlo_estimate():

@@ -60,6 +60,7 @@ __all__ = [
     "REFERENCE_CLIMATE",
     "SEASON_RULES",
     "CalendarState",
+    "CalendarYear",
     "ReferenceClimate",
     "SeasonRule",
     "SeasonTraits",
@@ -72,6 +73,7 @@ __all__ = [
     "reference_temperature_c",
     "season_thermal_plan",
     "smooth_random_field",
+    "take_traits",
     "thermal_kc_and_root",
     "trailing_mean",
 ]
@@ -544,9 +546,8 @@ class CalendarYear:
 
 
 # rows of the per-column parameter table of a season (see _season_columns)
-(_BASE, _UPPER, _B1, _B2, _B3, _B4, _KC_INI, _KC_MID, _KC_END, _ZR_MAX, _MAX_DAYS, _TENDER) = range(
-    12
-)
+_BASE, _UPPER, _B1, _B2, _B3, _B4 = range(6)
+_KC_INI, _KC_MID, _KC_END, _ZR_MAX, _MAX_DAYS, _TENDER = range(6, 12)
 _FALLOW_COLUMNS = np.array(
     [0.0, 0.0, np.inf, np.inf, np.inf, np.inf, 0.0, 0.0, 0.0, 0.0, np.inf, 0.0]
 )
