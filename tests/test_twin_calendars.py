@@ -215,7 +215,7 @@ def test_effect_spatial_sd_formula():
 
 # Measured on the tiny preset, seed 0 (cropsm twin ... --preset tiny --seed 0): the mean over the
 # 30 maps (6 patterns x 5 layers) of the true effect's spatial SD was 0.0061 m3 m-3 with one
-# national calendar (generator version 1) and 0.0083 with the true calendars (version 2).
+# national calendar (generator version 1) and 0.0079 with the true calendars (version 2).
 TINY_MEAN_EFFECT_SD_BEFORE = 0.0061
 
 
@@ -241,3 +241,39 @@ def test_trailing_mean_uses_the_carried_tail():
     np.testing.assert_allclose(cal.trailing_mean(x, 7, tail), expected)
     first = np.array([x[max(i - 6, 0) : i + 1].mean(axis=0) for i in range(40)])
     np.testing.assert_allclose(cal.trailing_mean(x, 7), first)
+
+
+def test_fao56_kc_mid_climate_adjustment():
+    # Eq. 62 is zero in the sub-humid climate the tables hold for (u2 = 2 m/s, RHmin = 45 %)
+    assert cal.kc_mid_climate_adjustment(2.0, 45.0, 2.0) == pytest.approx(0.0)
+    # a dry, windy place: u2 = 3.3 m/s, RHmin = 25 %, h = 2 m -> about +0.12
+    expected = (0.04 * 1.3 - 0.004 * -20) * (2 / 3) ** 0.3
+    assert cal.kc_mid_climate_adjustment(3.3, 25.0, 2.0) == pytest.approx(expected)
+    assert expected == pytest.approx(0.116, abs=0.002)
+    # the equation's ranges: u2 1-6 m/s, RHmin 20-80 %
+    assert cal.kc_mid_climate_adjustment(9.0, 5.0, 1.0) == cal.kc_mid_climate_adjustment(
+        6.0, 20.0, 1.0
+    )
+    # RHmin from the dewpoint (FAO-56 Eqs. 11 and 63): dew point = T_max gives 100 %
+    assert cal.minimum_relative_humidity_pct(15.0, 20.0) == pytest.approx(100.0)
+    assert cal.wind_speed_2m(10.0) == pytest.approx(7.48, abs=0.01)
+    # a dry, windy column gets a higher maize Kc_mid than a humid, calm one
+    t = smooth_climate([0.0, 0.0])
+    dewpoint = t - np.array([15.0, 3.0])
+    wind = np.tile([4.0, 1.5], (365, 1))
+    offsets = cal.kc_mid_offsets("fl_mz", DOY, t, dewpoint, wind)["spring_maize"]
+    assert offsets[0] > 0.05 > 0 > offsets[1]
+    years = [
+        cal.pattern_calendar_year(
+            "fl_mz",
+            DOY,
+            t,
+            np.full_like(t, WET),
+            neutral_traits(2),
+            kc_mid_offset={"spring_maize": offsets},
+        )
+    ]
+    peak = years[0].kc.max(axis=0)
+    assert peak == pytest.approx(1.2 + offsets, abs=1e-5)
+    mid = cal.nominal_mid_season(catalog.seasons()["spring_maize"], DOY)
+    assert mid.sum() == 45 and DOY[mid][0] == 121 + 25 + 40

@@ -24,6 +24,10 @@ field and from year to year"):
 * **Per-cell traits.** Kc_mid (x 1 +- 8 %), the maximum rooting depth (x 1 +- 20 %) and the
   thermal-time requirement (the cultivar, x 1 +- 8 %) vary smoothly in space: seeded random fields
   of 300-1500 km wavelength (:func:`smooth_random_field`), one per season and trait.
+* **Kc_mid follows the climate** (FAO-56 Eq. 62, :func:`kc_mid_offsets`): the tabulated Kc_mid
+  holds for a sub-humid climate (RHmin 45 %, u2 2 m s-1); each year and cell, the mean wind and
+  minimum humidity of the crop's nominal mid-season raise it where it is dry and windy and lower
+  it where it is humid and calm.
 
 The thermal-time requirements and sowing thresholds are *calibrated* so that a cell with the
 reference climate (:data:`REFERENCE_CLIMATE`, a North China Plain annual cycle) sows on the nominal
@@ -69,6 +73,10 @@ __all__ = [
     "expected_degree_days",
     "growing_degree_days",
     "initial_calendar_state",
+    "kc_mid_climate_adjustment",
+    "kc_mid_offsets",
+    "minimum_relative_humidity_pct",
+    "nominal_mid_season",
     "pattern_calendar_year",
     "reference_temperature_c",
     "season_thermal_plan",
@@ -76,6 +84,7 @@ __all__ = [
     "take_traits",
     "thermal_kc_and_root",
     "trailing_mean",
+    "wind_speed_2m",
 ]
 
 SOWING_MEAN_DAYS = 7
@@ -138,6 +147,8 @@ class SeasonRule:
         ``after_previous``: days between the previous harvest and sowing.
     frost_hardy : bool
         False: the crop dies when the trailing 7-day mean falls below :data:`FROST_KILL_C`.
+    crop_height_m : float
+        Mid-season crop height ``h`` of the FAO-56 Kc_mid climate adjustment (Table 12), m.
     """
 
     sowing: Literal["warming", "cooling", "after_previous"]
@@ -147,18 +158,29 @@ class SeasonRule:
     sowing_rain_mm: float = 0.0
     gap_days: int = 0
     frost_hardy: bool = True
+    crop_height_m: float = 1.0
 
 
 SEASON_RULES: dict[str, SeasonRule] = {
     # base temperatures: wheat 0 degC, rapeseed 5 degC, maize/soybean 10 degC, cotton 12 degC
     # (McMaster & Wilhelm 1997; typical crop-model values); upper cut-offs 30-32 degC
+    # crop heights of FAO-56 Table 12: wheat 1 m, maize 2 m, soybean 0.75 m, rapeseed 0.6 m,
+    # cotton 1.35 m
     "winter_wheat": SeasonRule("cooling", 0.0, 30.0, 30),
     "spring_wheat": SeasonRule("warming", 0.0, 30.0, 30),
-    "summer_maize": SeasonRule("after_previous", 10.0, 30.0, 30, gap_days=5, frost_hardy=False),
-    "spring_maize": SeasonRule("warming", 10.0, 30.0, 30, sowing_rain_mm=5.0, frost_hardy=False),
-    "soybean": SeasonRule("warming", 10.0, 30.0, 30, sowing_rain_mm=5.0, frost_hardy=False),
-    "rapeseed": SeasonRule("cooling", 5.0, 30.0, 30),
-    "summer_cotton": SeasonRule("after_previous", 12.0, 32.0, 30, gap_days=2, frost_hardy=False),
+    "summer_maize": SeasonRule(
+        "after_previous", 10.0, 30.0, 30, gap_days=5, frost_hardy=False, crop_height_m=2.0
+    ),
+    "spring_maize": SeasonRule(
+        "warming", 10.0, 30.0, 30, sowing_rain_mm=5.0, frost_hardy=False, crop_height_m=2.0
+    ),
+    "soybean": SeasonRule(
+        "warming", 10.0, 30.0, 30, sowing_rain_mm=5.0, frost_hardy=False, crop_height_m=0.75
+    ),
+    "rapeseed": SeasonRule("cooling", 5.0, 30.0, 30, crop_height_m=0.6),
+    "summer_cotton": SeasonRule(
+        "after_previous", 12.0, 32.0, 30, gap_days=2, frost_hardy=False, crop_height_m=1.35
+    ),
 }
 """The truth's phenology rule of every catalog season (keys of ``cropsm.catalog.seasons()``)."""
 
@@ -382,6 +404,82 @@ def take_traits(traits: dict[str, SeasonTraits], index) -> dict[str, SeasonTrait
 
 
 # --------------------------------------------------------------------------------------------
+# FAO-56 climate adjustment of Kc_mid
+# --------------------------------------------------------------------------------------------
+
+DIURNAL_RANGE_C = 10.0
+"""Diurnal temperature range assumed to estimate the daily maximum from the daily mean, degC."""
+
+
+def wind_speed_2m(wind_speed_10m) -> np.ndarray:
+    """Wind speed at 2 m from 10 m, FAO-56 Eq. 47: ``u2 = u10 4.87 / ln(67.8 x 10 - 5.42)``."""
+    return np.asarray(wind_speed_10m, dtype=float) * 4.87 / np.log(67.8 * 10.0 - 5.42)
+
+
+def saturation_vapour_pressure_kpa(temperature_c) -> np.ndarray:
+    """FAO-56 Eq. 11: ``e0(T) = 0.6108 exp(17.27 T / (T + 237.3))`` kPa."""
+    t = np.asarray(temperature_c, dtype=float)
+    return 0.6108 * np.exp(17.27 * t / (t + 237.3))
+
+
+def minimum_relative_humidity_pct(air_temperature_c, dewpoint_c) -> np.ndarray:
+    """Daily minimum relative humidity, FAO-56 Eq. 63: ``RHmin = 100 e0(T_dew) / e0(T_max)``.
+
+    The daily maximum is estimated as ``T_max = T + DIURNAL_RANGE_C / 2`` from the daily mean
+    (the weather holds daily means only). Capped at 100 %.
+    """
+    t_max = np.asarray(air_temperature_c, dtype=float) + 0.5 * DIURNAL_RANGE_C
+    ratio = saturation_vapour_pressure_kpa(dewpoint_c) / saturation_vapour_pressure_kpa(t_max)
+    return np.minimum(100.0 * ratio, 100.0)
+
+
+def kc_mid_climate_adjustment(wind_speed_2m_m_s, rh_min_pct, crop_height_m: float):
+    """FAO-56 Eq. 62: the change of the tabulated Kc_mid for a climate other than sub-humid.
+
+    ``dKc = [0.04 (u2 - 2) - 0.004 (RHmin - 45)] (h / 3)^0.3`` with ``u2`` (m s-1) and
+    ``RHmin`` (%) the mid-season means, limited to the equation's ranges 1-6 m s-1 and 20-80 %
+    (Allen et al. 1998, p. 121). Tabulated Kc values hold for ``u2 = 2`` and ``RHmin = 45``;
+    arid, windy places get a higher Kc_mid, humid, calm ones a lower one.
+    """
+    u2 = np.clip(np.asarray(wind_speed_2m_m_s, dtype=float), 1.0, 6.0)
+    rh = np.clip(np.asarray(rh_min_pct, dtype=float), 20.0, 80.0)
+    return (0.04 * (u2 - 2.0) - 0.004 * (rh - 45.0)) * (crop_height_m / 3.0) ** 0.3
+
+
+def nominal_mid_season(season: catalog.CropSeason, day_of_year) -> np.ndarray:
+    """True on the days of year inside the season's nominal mid-season stage (FAO-56 dates).
+
+    ``L_ini + L_dev <= (doy - sow_doy) mod 365 < L_ini + L_dev + L_mid``.
+    """
+    t = np.mod(np.asarray(day_of_year, dtype=int) - season.sow_doy, 365)
+    start = season.stage_days[0] + season.stage_days[1]
+    return (t >= start) & (t < start + season.stage_days[2])
+
+
+def kc_mid_offsets(
+    pattern_id: str, day_of_year, air_temperature_c, dewpoint_c, wind_speed_10m
+) -> dict[str, np.ndarray]:
+    """Eq. 62 adjustment of each season of a pattern in each column, from one year's weather.
+
+    Means over the season's nominal mid-season days of that year (:func:`nominal_mid_season`)
+    of ``u2`` (:func:`wind_speed_2m`) and ``RHmin`` (:func:`minimum_relative_humidity_pct`),
+    then :func:`kc_mid_climate_adjustment`. Arrays ``(n_days, n)``; returns season -> ``(n,)``.
+    """
+    u2 = wind_speed_2m(wind_speed_10m)
+    rh = minimum_relative_humidity_pct(air_temperature_c, dewpoint_c)
+    out = {}
+    for season in _pattern(pattern_id).seasons:
+        mid = nominal_mid_season(season, day_of_year)
+        if not mid.any():
+            out[season.name] = np.zeros(u2.shape[1])
+            continue
+        out[season.name] = kc_mid_climate_adjustment(
+            u2[mid].mean(axis=0), rh[mid].mean(axis=0), SEASON_RULES[season.name].crop_height_m
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Kc and rooting depth from thermal time
 # --------------------------------------------------------------------------------------------
 
@@ -553,11 +651,13 @@ _FALLOW_COLUMNS = np.array(
 )
 
 
-def _season_columns(plan: ThermalPlan, traits: SeasonTraits, n: int) -> np.ndarray:
+def _season_columns(
+    plan: ThermalPlan, traits: SeasonTraits, n: int, kc_mid_offset=0.0
+) -> np.ndarray:
     """A season's parameters for each column, ``(12, n)``: base and upper temperature, the
-    cumulative stage thermal times ``B_1..B_4`` (x thermal factor), Kc ini/mid (x factor)/end,
-    Zr_max (x factor), the longest season (d), and 1 when a killing frost (trailing 7-day mean
-    below ``FROST_KILL_C``) ends it, else 0."""
+    cumulative stage thermal times ``B_1..B_4`` (x thermal factor), Kc ini, Kc_mid (x factor,
+    + ``kc_mid_offset``, the climate adjustment), Kc end, Zr_max (x factor), the longest season
+    (d), and 1 when a killing frost (trailing 7-day mean below ``FROST_KILL_C``) ends it, else 0."""
     stages = np.cumsum(plan.stage_gdd)[:, None] * np.broadcast_to(traits.thermal_factor, (n,))
     kc_ini, kc_mid, kc_end = plan.season.kc
     rows = [
@@ -565,7 +665,7 @@ def _season_columns(plan: ThermalPlan, traits: SeasonTraits, n: int) -> np.ndarr
         np.full(n, plan.rule.upper_temperature_c),
         *stages,
         np.full(n, kc_ini),
-        kc_mid * np.broadcast_to(traits.kc_mid_factor, (n,)),
+        kc_mid * np.broadcast_to(traits.kc_mid_factor, (n,)) + kc_mid_offset,
         np.full(n, kc_end),
         plan.season.root_depth_max_cm * np.broadcast_to(traits.root_factor, (n,)),
         np.full(n, plan.max_days),
@@ -598,6 +698,7 @@ def pattern_calendar_year(
     traits: dict[str, SeasonTraits],
     state: CalendarState | None = None,
     climate: ReferenceClimate = REFERENCE_CLIMATE,
+    kc_mid_offset: dict[str, np.ndarray] | None = None,
 ) -> CalendarYear:
     """One year of a pattern's true daily Kc and rooting depth in every column.
 
@@ -632,6 +733,9 @@ def pattern_calendar_year(
         The previous year's final state; None for a fallow start.
     climate
         The reference climate of the calibration (:func:`season_thermal_plan`).
+    kc_mid_offset
+        Season name -> ``(n,)`` added to each column's Kc_mid this year, e.g. the FAO-56 climate
+        adjustment :func:`kc_mid_offsets`; none by default.
 
     Returns
     -------
@@ -652,7 +756,14 @@ def pattern_calendar_year(
     fallow = catalog.fallow()
     fallow_kc, fallow_root = float(fallow["kc"]), float(fallow["root_depth_cm"])
     # every season's per-column parameters, rows (season, column)
-    per_season = np.stack([_season_columns(p, traits[p.season.name], n) for p in plans], axis=1)
+    offsets = kc_mid_offset or {}
+    per_season = np.stack(
+        [
+            _season_columns(p, traits[p.season.name], n, offsets.get(p.season.name, 0.0))
+            for p in plans
+        ],
+        axis=1,
+    )
     names = [p.season.name for p in plans]
 
     t7 = trailing_mean(tair, SOWING_MEAN_DAYS, st.temperature_tail)

@@ -283,15 +283,25 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
             doy = dates.dayofyear.to_numpy()
             kc = np.empty((len(dates), cols.n), dtype=np.float32)
             root = np.empty_like(kc)
+            dewpoint = np.asarray(cells["dewpoint_temperature"].values, dtype=np.float32)
+            wind = np.asarray(cells["wind_speed"].values, dtype=np.float32)
             for p, pid in enumerate(pattern_ids):
                 cells_p = calendar_cells[p]
                 weather_p = (tair[:, cells_p], precip[:, cells_p])
+                offsets_p = calendars.kc_mid_offsets(
+                    pid, doy, tair[:, cells_p], dewpoint[:, cells_p], wind[:, cells_p]
+                )
                 if calendar_states[p] is None:  # cyclic spin-up: the first year once, to start
                     calendar_states[p] = calendars.pattern_calendar_year(
-                        pid, doy, *weather_p, calendar_traits[p]
+                        pid, doy, *weather_p, calendar_traits[p], kc_mid_offset=offsets_p
                     ).state
                 year_p = calendars.pattern_calendar_year(
-                    pid, doy, *weather_p, calendar_traits[p], calendar_states[p]
+                    pid,
+                    doy,
+                    *weather_p,
+                    calendar_traits[p],
+                    calendar_states[p],
+                    kc_mid_offset=offsets_p,
                 )
                 calendar_states[p] = year_p.state
                 block = slice(p * n_crop, (p + 1) * n_crop)
