@@ -577,7 +577,8 @@ def monthly_differences_figure(monthly: xr.DataArray, layer: int = 1):
 
 
 def truth_agreement_figure(product_diff: xr.DataArray, truth_diff: xr.DataArray, layer: int = 1):
-    """Product vs true (pattern − reference) median annual SM, one scatter per pattern."""
+    """Product vs true (pattern − reference) median annual SM, one scatter per pattern; titles:
+    sign agreement where |true| > 0.005 m3 m-3, Pearson r, OLS slope (all cells)."""
     from cropsm.analyze.product import SM_LABEL, new_figure
 
     p_all = product_diff.sel(layer=layer) if "layer" in product_diff.dims else product_diff
@@ -600,7 +601,8 @@ def truth_agreement_figure(product_diff: xr.DataArray, truth_diff: xr.DataArray,
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_title(
-            f"{pattern}: sign agreement {sign_agreement(p, t):.2f}, r = {pearson_r(p, t):.2f}",
+            f"{pattern}: sign {sign_agreement_where_large(t, p):.2f}, r = {pearson_r(p, t):.2f}, "
+            f"slope {effect_slope(t, p):.2f}",
             fontsize=9,
         )
         ax.set_xlabel(f"true difference ({SM_LABEL})")
