@@ -128,7 +128,9 @@ def run_command(
     table.add_column("status")
     table.add_column("details")
     for name, rec in summary.items():
-        details = ", ".join(f"{k}={v}" for k, v in rec.items() if k not in ("status",))
+        details = ", ".join(  # nested tables stay in run_summary.json
+            f"{k}={v}" for k, v in rec.items() if k != "status" and not isinstance(v, dict)
+        )
         table.add_row(name, rec["status"], details)
     stdout.print(table)
 

@@ -45,6 +45,7 @@ class AnalysisInputs:
     satellite: xr.DataArray | None  # (time, lat, lon), m3 m-3
     truth: xr.Dataset | None  # truth store (virtual China only)
     notes: dict
+    pattern_flag: xr.DataArray | None = None  # (scenario, lat, lon) 1/0, the product's flag
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,20 +235,31 @@ def analyze_scenarios(
 
 
 def analyze_against_truth(
-    stats: xr.Dataset, region_cells: xr.DataArray, product_diff: xr.DataArray, run_dir: Path
+    stats: xr.Dataset,
+    region_cells: xr.DataArray,
+    product_diff: xr.DataArray,
+    run_dir: Path,
+    pattern_flag: xr.DataArray | None = None,
 ) -> dict:
     """On the virtual China: Fig. 9 against the true effects, and the product's error by region.
 
     ``stats`` is :func:`cropsm.analyze.product.product_statistics` computed with the truth;
     ``region_cells`` the region code of each truth cell; ``product_diff`` the product's Fig. 9
-    differences on the grid (:func:`analyze_scenarios`).
+    differences on the grid (:func:`analyze_scenarios`); ``pattern_flag`` the product's pattern
+    flag ``(scenario, lat, lon)``, to score each map on the flag-1 and flag-0 cells apart
+    (:func:`cropsm.analyze.scenarios.agreement_with_truth`).
     """
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
     cell_lat, cell_lon = stats["cell_lat"].values, stats["cell_lon"].values
     truth_annual = prod.annual_means_of_statistics(stats, variable="truth_annual_mean")
     truth_diff = scen.differences_from_annual(truth_annual, region_cells)
     product_diff_cells = scen.grid_to_cells(product_diff, cell_lat, cell_lon)
-    agreement = scen.agreement_with_truth(product_diff_cells, truth_diff)
+    flag_cells = None
+    if pattern_flag is not None:
+        patterns = [str(p) for p in truth_diff["pattern"].values]
+        flag = pattern_flag.rename(scenario="pattern").sel(pattern=patterns)
+        flag_cells = scen.grid_to_cells(flag, cell_lat, cell_lon)
+    agreement = scen.agreement_with_truth(product_diff_cells, truth_diff, flag_cells)
     truth_grid = scen.cells_to_grid(
         truth_diff, cell_lat, cell_lon, product_diff["lat"].values, product_diff["lon"].values
     ).to_dataset(name="true_median_annual_sm_difference")
@@ -262,19 +274,23 @@ def analyze_against_truth(
         ),
         write_figure(scen.truth_error_figure(errors), fig_dir / "truth_product_error.png"),
     ]
-    top = agreement[agreement["layer"] == TOP_LAYER]
+    top = agreement[(agreement["layer"] == TOP_LAYER) & (agreement["pattern_flag"] == "all")]
     ref = errors[(errors["scenario"] == prod.REFERENCE_SCENARIO) & (errors["region"] == "CHN")]
     return {
-        "layer1_sign_agreement": {
-            r.pattern: round(float(r.sign_agreement), 3) for r in top.itertuples()
-        },
-        "layer1_pearson_r": {r.pattern: round(float(r.pearson_r), 3) for r in top.itertuples()},
+        "layer1_sign_agreement": {r.pattern: _rounded(r.sign_agreement) for r in top.itertuples()},
+        "layer1_pearson_r": {r.pattern: _rounded(r.pearson_r) for r in top.itertuples()},
         "reference_rmse_chn_by_layer_m3_m-3": {
             f"layer{int(k)}": round(float(v), 4)
             for k, v in zip(ref["layer"], ref["rmse_m3_m-3"], strict=True)
         },
+        "scenario_agreement": scen.agreement_summary(agreement),
         "files": [_rel(f, run_dir) for f in files],
     }
+
+
+def _rounded(value, digits: int = 3) -> float | None:
+    """A number for a JSON summary: rounded, None when not finite."""
+    return round(float(value), digits) if np.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,7 +314,9 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
     static, satellite = data["static"], data["satellite"]
     if satellite is None:
         notes["satellite"] = "the run has no satellite product ([inputs.files] satellite)"
-    region = dense = None
+    region = dense = pattern_flag = None
+    if product is not None and sm is not None and "pattern_flag" in product.data_vars:
+        pattern_flag = product["pattern_flag"].load()
     if sm is not None:
         lat, lon = sm["lat"].values, sm["lon"].values
         if product is not None and "region" in product.data_vars:
@@ -322,7 +340,7 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
         truth = open_truth(paths["truth"])
     else:
         notes["truth"] = "no known truth (only the virtual China has one)"
-    return AnalysisInputs(sm, region, dense, satellite, truth, notes)
+    return AnalysisInputs(sm, region, dense, satellite, truth, notes, pattern_flag)
 
 
 def _observations(run_dir: Path) -> dict | None:
@@ -393,7 +411,9 @@ def run_analyses(ctx: RunContext) -> dict:
                 summary["skipped"]["truth"] = inputs.notes["truth"]
             else:
                 say("  virtual China: product and scenario effects against the truth")
-                summary["ran"]["truth"] = analyze_against_truth(stats, region_cells, diff, run_dir)
+                summary["ran"]["truth"] = analyze_against_truth(
+                    stats, region_cells, diff, run_dir, inputs.pattern_flag
+                )
     from cropsm.provenance import write_json
 
     write_json(run_dir / ANALYSIS_DIR / SUMMARY_FILE, summary)
@@ -409,8 +429,10 @@ def _headline(summary: dict) -> dict:
     if "satellite" in ran:
         out["satellite_r_magnitude"] = round(ran["satellite"]["magnitude_r"], 3)
     if "truth" in ran:
-        signs = list(ran["truth"]["layer1_sign_agreement"].values())
-        out["truth_sign_agreement_mean"] = round(float(np.nanmean(signs)), 3) if signs else None
+        signs = [v for v in ran["truth"]["layer1_sign_agreement"].values() if v is not None]
+        out["truth_sign_agreement_mean"] = round(float(np.mean(signs)), 3) if signs else None
+        # every pattern and layer by pattern flag (analysis/truth_scenario_agreement.csv)
+        out["truth_scenario_agreement"] = ran["truth"].get("scenario_agreement", {})
     if summary["skipped"]:
         out["skipped"] = ",".join(summary["skipped"])
     return out

@@ -711,18 +711,84 @@ def section_truth(run_dir: Path, shelf: FigureShelf) -> str:
     else:
         parts.append(missing("No analysis/truth_product_error.csv."))
     if agreement is not None:
-        top = agreement[agreement["layer"] == 1] if "layer" in agreement else agreement
-        parts.append(
-            frame_table(
-                top,
-                "Fig. 9 maps against their true counterparts (0-10 cm): "
-                "share of cells with the same sign and correlation",
-            )
-        )
+        parts.append(scenario_agreement_html(agreement))
     else:
         parts.append(missing("No analysis/truth_scenario_agreement.csv."))
     parts.append(figures_html(shelf.take(["truth*"]), "truth"))
     return "".join(parts)
+
+
+def scenario_agreement_html(agreement: pd.DataFrame) -> str:
+    """Pattern effects against the truth, every pattern and layer, flag-1 cells beside flag-0.
+
+    ``agreement`` is ``analysis/truth_scenario_agreement.csv``
+    (:func:`cropsm.analyze.scenarios.agreement_with_truth`); a table without the
+    ``pattern_flag`` column (older runs) is shown as it is, layer 1 only.
+    """
+    if "pattern_flag" not in agreement:
+        top = agreement[agreement["layer"] == 1] if "layer" in agreement else agreement
+        return frame_table(
+            top,
+            "Fig. 9 maps against their true counterparts (0-10 cm): "
+            "share of cells with the same sign and correlation",
+        )
+    flags = agreement["pattern_flag"].astype(str)
+    one = agreement[flags == "1"].set_index(["pattern", "layer"])
+    zero = agreement[flags == "0"].set_index(["pattern", "layer"])
+    keys = list(dict.fromkeys(zip(agreement["pattern"], agreement["layer"], strict=True)))
+
+    def value(frame: pd.DataFrame, key, column: str):
+        if key not in frame.index or frame.loc[key, "cells"] == 0:
+            return None
+        v = _plain(frame.loc[key, column])
+        return None if isinstance(v, float) and math.isnan(v) else v
+
+    rows = []
+    met = scored = 0
+    for key in keys:
+        sign, r, slope = (value(one, key, c) for c in ("sign_agreement", "pearson_r", "slope"))
+        if value(one, key, "cells") is not None:
+            scored += 1
+            met += int(
+                None not in (sign, r, slope) and sign >= 0.9 and r >= 0.7 and 0.7 <= slope <= 1.3
+            )
+        rows.append(
+            [
+                key[0],
+                key[1],
+                value(one, key, "cells"),
+                sign,
+                r,
+                slope,
+                value(one, key, "rmse_m3_m-3"),
+                value(one, key, "true_sd_m3_m-3"),
+                value(zero, key, "cells"),
+                value(zero, key, "sign_agreement"),
+                value(zero, key, "pearson_r"),
+                value(zero, key, "slope"),
+            ]
+        )
+    header = [
+        "pattern",
+        "layer",
+        "flag 1: cells",
+        "sign",
+        "r",
+        "slope",
+        "RMSE (m3 m-3)",
+        "true SD (m3 m-3)",
+        "flag 0: cells",
+        "sign",
+        "r",
+        "slope",
+    ]
+    caption = (
+        "Pattern minus reference, median annual SM, product against truth, by pattern flag "
+        "(1: the cell's region has stations with the pattern). Sign: share of cells with "
+        "|true| > 0.005 m3 m-3 where the signs agree; slope: OLS of product on truth; "
+        f"{met} of {scored} flag-1 maps meet sign >= 0.9, r >= 0.7, slope 0.7-1.3"
+    )
+    return table(rows, header, caption)
 
 
 def section_other_figures(run_dir: Path, shelf: FigureShelf) -> str:
