@@ -24,7 +24,12 @@ from cropsm.features.water_balance import (
     porosity_m3_m3,
     run_bucket,
 )
-from cropsm.predict.crop_inputs import block_pattern_inputs, bucket_prepass, pattern_kc
+from cropsm.predict.crop_inputs import (
+    block_pattern_inputs,
+    bucket_prepass,
+    pattern_kc,
+    pattern_root_cm,
+)
 from cropsm.predict.network import Workspace, fold_chain, forward_chain
 from cropsm.predict.synthetic import table2_models
 from cropsm.train import predict_chain
@@ -57,11 +62,11 @@ def test_feature_sets_and_groups():
     crop = layer_feature_names(2, feature_set="crop")
     assert set(PATTERN_ONE_HOT) <= set(paper) and "doy" in paper
     assert not set(PATTERN_ONE_HOT) & set(crop)
-    assert {"cal_kc", "wb_rel", "clim_aridity", "doy_sin", "doy_cos"} <= set(crop)
+    assert {"cal_kc", "wb_top", "wb_sub", "clim_aridity", "doy_sin", "doy_cos"} <= set(crop)
     assert crop[-1] == "sm_pred_upper" and "doy" not in crop
     assert "water_balance" in feature_groups("crop") and "water_balance" not in feature_groups()
     off = layer_feature_names(1, ["pattern", "water_balance"], feature_set="crop")
-    assert "cal_kc" not in off and "wb_rel" not in off and "precip" in off
+    assert "cal_kc" not in off and "wb_top" not in off and "precip" in off
     assert active_groups(["water_balance"], "paper") == tuple(feature_groups("paper"))
     with pytest.raises(ValueError, match="unknown feature group 'bucket'"):
         validate_groups(["bucket"])
@@ -70,15 +75,25 @@ def test_feature_sets_and_groups():
 
 
 def test_bucket_arithmetic_pinned():
-    # C = 100 mm, W0 = 50 mm, no rain, ET0 = 5 mm, Kc = 1: stress starts below 50 mm
-    precip = np.zeros((3, 1))
-    et0 = np.full((3, 1), 5.0)
-    relative, water = run_bucket(precip, et0, np.ones((3, 1)), 100.0, np.array([50.0]))
-    np.testing.assert_allclose(relative[:, 0], [0.45, 0.405, 0.3645])
-    assert water[0] == pytest.approx(36.45)
-    # a large storm fills the bucket and no more
-    relative, _ = run_bucket(np.array([[500.0]]), np.array([[0.0]]), 1.0, 100.0, np.array([10.0]))
-    assert relative[0, 0] == 1.0
+    # C = 250 mm: top store 100 mm, subsoil 150 mm, both half full; no rain, ET0 = 5 mm, Kc = 1,
+    # roots 60 cm: share from the top 1 - (1 - 20/60)^2 = 5/9
+    precip = np.zeros((2, 1))
+    et0 = np.full((2, 1), 5.0)
+    relative, water = run_bucket(precip, et0, 1.0, 60.0, 250.0, np.array([[50.0], [75.0]]))
+    top_day1 = 50.0 - 5.0 * 5 / 9  # not stressed yet (50 >= 0.5 x 100)
+    sub_day1 = 75.0 - 5.0 * 4 / 9
+    top_day2 = top_day1 - 5.0 * 5 / 9 * (top_day1 / 50.0)  # stressed: Ks = W / 50
+    np.testing.assert_allclose(relative["wb_top"][:, 0], [top_day1 / 100, top_day2 / 100])
+    np.testing.assert_allclose(relative["wb_sub"][0, 0], sub_day1 / 150)
+    assert water.shape == (2, 1)
+    # a storm fills the top, then the subsoil, and drains the rest
+    relative, water = run_bucket(
+        np.array([[400.0]]), np.array([[0.0]]), 1.0, 60.0, 250.0, np.array([[10.0], [10.0]])
+    )
+    assert relative["wb_top"][0, 0] == 1.0 and relative["wb_sub"][0, 0] == 1.0
+    # a fallow field (15 cm roots) takes everything from the top store
+    relative, _ = run_bucket(precip, et0, 0.2, 15.0, 250.0, np.array([[50.0], [75.0]]))
+    assert relative["wb_sub"][-1, 0] == 0.5 and relative["wb_top"][-1, 0] < 0.5
 
 
 def test_bucket_stays_within_zero_and_capacity_and_depends_on_the_pattern():
@@ -89,13 +104,21 @@ def test_bucket_stays_within_zero_and_capacity_and_depends_on_the_pattern():
     ssr = 14 + 6 * np.sin(2 * np.pi * (np.arange(n_days) - 80) / 365)[:, None] + np.zeros(3)
     dates = pd.date_range("2011-01-01", periods=n_days)
     kc = pattern_kc(dates)  # (day, 6)
-    fallow_summer = pattern_bucket_inputs(precip, tair, ssr, np.repeat(kc[:, [0]], 3, axis=1))
-    maize_summer = pattern_bucket_inputs(precip, tair, ssr, np.repeat(kc[:, [1]], 3, axis=1))
+    root = pattern_root_cm(dates)
+
+    def bucket(p):
+        return pattern_bucket_inputs(
+            precip, tair, ssr, np.repeat(kc[:, [p]], 3, axis=1), np.repeat(root[:, [p]], 3, axis=1)
+        )
+
+    fallow_summer, maize_summer = bucket(0), bucket(1)
     for result in (fallow_summer, maize_summer):
-        assert (result["wb_rel"] >= 0).all() and (result["wb_rel"] <= 1).all()
+        for name in ("wb_top", "wb_sub"):
+            assert (result[name] >= 0).all() and (result[name] <= 1).all()
     august = (dates.month == 8) & (dates.year == 2012)
-    # ww_fl leaves the field fallow in summer, ww_mz grows maize: the fallow bucket is wetter
-    assert fallow_summer["wb_rel"][august].mean() > maize_summer["wb_rel"][august].mean() + 0.05
+    # ww_fl leaves the field fallow in summer, ww_mz grows deep-rooted maize: the fallow
+    # subsoil is wetter
+    assert fallow_summer["wb_sub"][august].mean() > maize_summer["wb_sub"][august].mean() + 0.05
     climate = climate_descriptors(precip, fallow_summer["et0_mm"])
     np.testing.assert_allclose(climate["clim_precip_mm_yr"], 365.25 * precip.mean(axis=0))
 
@@ -123,19 +146,21 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
             climate["air_temperature"],
             climate["net_solar_radiation"],
             np.repeat(pattern_kc(dates)[:, [p]], n_cells, axis=1),
+            np.repeat(pattern_root_cm(dates)[:, [p]], n_cells, axis=1),
             elevation_m=soil["elevation"],
             sand_by_layer_pct=soil["sand"],
             clay_by_layer_pct=soil["clay"],
-        )["wb_rel"]
+        )
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else n_days
             block = {k: v[start:stop] for k, v in climate.items()}
             _, by_cell_day = block_pattern_inputs(
-                block, dates[start:stop], soil, states.start_water_mm[i], ["wb_rel"]
+                block, dates[start:stop], soil, states.start_water_mm[i], ["wb_top", "wb_sub"]
             )
-            np.testing.assert_allclose(
-                by_cell_day["wb_rel"][p], whole[start:stop], rtol=0, atol=1e-6, err_msg=pid
-            )
+            for name in ("wb_top", "wb_sub"):
+                np.testing.assert_allclose(
+                    by_cell_day[name][p], whole[name][start:stop], rtol=0, atol=1e-6, err_msg=pid
+                )
 
 
 def test_pedotransfer_and_porosity():

@@ -71,8 +71,9 @@ CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 
 The cropping pattern enters as its nominal daily crop calendar (``cal_kc``, ``cal_root_cm``,
 ``cal_crop_on``, :mod:`cropsm.features.calendar`) instead of a constant one-hot code; a
-pattern-aware bucket (``wb_rel``, :mod:`cropsm.features.water_balance`) and the cell's long-term
-climate (``clim_precip_mm_yr``, ``clim_aridity``) are added; day of year enters as sin/cos.
+pattern-aware two-store bucket (``wb_top``, ``wb_sub``, :mod:`cropsm.features.water_balance`)
+and the cell's long-term climate (``clim_precip_mm_yr``, ``clim_aridity``) are added; day of
+year enters as sin/cos.
 """
 
 FEATURE_SETS: dict[str, dict[str, tuple[str, ...]]] = {

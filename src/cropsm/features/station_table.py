@@ -25,7 +25,11 @@ import xarray as xr
 from cropsm import N_LAYERS
 from cropsm.catalog import pattern_ids, region_ids
 from cropsm.errors import InputError
-from cropsm.features.calendar import CALENDAR_ATTRS, calendar_features_by_pattern, nominal_kc
+from cropsm.features.calendar import (
+    CALENDAR_ATTRS,
+    calendar_features,
+    calendar_features_by_pattern,
+)
 from cropsm.features.climate import (
     DIRECT_FEATURES,
     FEATURE_ATTRS,
@@ -43,7 +47,13 @@ from cropsm.features.groups import (
     validate_groups,
 )
 from cropsm.features.water_balance import FEATURE_ATTRS as WATER_BALANCE_ATTRS
-from cropsm.features.water_balance import REFERENCE_KC, climate_descriptors, pattern_bucket_inputs
+from cropsm.features.water_balance import (
+    REFERENCE_KC,
+    REFERENCE_ROOT_CM,
+    WATER_BALANCE_FEATURES,
+    climate_descriptors,
+    pattern_bucket_inputs,
+)
 
 LAYERS: tuple[int, ...] = tuple(range(1, N_LAYERS + 1))
 
@@ -315,8 +325,9 @@ def crop_aware_columns(
     * ``doy_sin``, ``doy_cos``: :func:`cropsm.features.climate.cyclic_day_of_year`;
     * ``cal_kc``, ``cal_root_cm``, ``cal_crop_on``: the nominal calendar of the station's
       pattern (:mod:`cropsm.features.calendar`), when the station has one;
-    * ``wb_rel``, ``clim_precip_mm_yr``, ``clim_aridity``: the bucket run over the whole climate
-      record with the station pattern's nominal Kc (Kc = 1 without a pattern) and the long-term
+    * ``wb_top``, ``wb_sub``, ``clim_precip_mm_yr``, ``clim_aridity``: the bucket run over the
+      whole climate record with the station pattern's nominal Kc and rooting depth (Kc = 1 and
+      50 cm without a pattern) and the long-term
       climate (:func:`cropsm.features.water_balance.pattern_bucket_inputs`), when daily
       precipitation, air temperature and net solar radiation exist.
 
@@ -345,19 +356,24 @@ def crop_aware_columns(
         return out
     doy = day_of_year(dates)
     kc = np.full(station_series["precip"].shape, REFERENCE_KC)
+    root = np.full(station_series["precip"].shape, REFERENCE_ROOT_CM)
     for s, pid in enumerate(station_patterns):
         if has_pattern[s]:
-            kc[:, s] = nominal_kc(pid, doy)
+            calendar = calendar_features(pid, doy)
+            kc[:, s] = calendar["cal_kc"]
+            root[:, s] = calendar["cal_root_cm"]
     bucket = pattern_bucket_inputs(
         station_series["precip"],
         station_series["tair"],
         station_series["ssr"],
         kc,
+        root,
         elevation_m=station_static.get("elevation"),
         sand_by_layer_pct=station_static.get("sand"),
         clay_by_layer_pct=station_static.get("clay"),
     )
-    out["wb_rel"] = bucket["wb_rel"][row_time, row_station]
+    for name in WATER_BALANCE_FEATURES:
+        out[name] = bucket[name][row_time, row_station]
     climate = climate_descriptors(station_series["precip"], bucket["et0_mm"])
     for name, values in climate.items():
         out[name] = values[row_station]

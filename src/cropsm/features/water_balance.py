@@ -7,19 +7,26 @@ what a station at its centre would get.
 
 Bucket
 ------
-One 0-50 cm store ``W`` (mm) per column with capacity ``C = 500 mm x (theta_33 - theta_1500)``
-(texture-derived available water, Saxton & Rawls 2006, Eqs. 1-2, mean of the five layers, organic
-matter 2 %), started at ``W = C / 2`` on the first day of the climate record. Each day::
+Two stores per column, 0-20 cm (``W1``) and 20-50 cm (``W2``), with capacities
+``C1 = 0.4 C`` and ``C2 = 0.6 C``, ``C = 500 mm x (theta_33 - theta_1500)`` (texture-derived
+available water, Saxton & Rawls 2006, Eqs. 1-2, mean of the five layers, organic matter 2 %),
+both started half full on the first day of the climate record. Each day::
 
-    W' = min(W + P, C)                                  # rain in, excess lost
-    Ks = min(1, W' / ((1 - p) C)),  p = 0.5             # FAO-56 Eq. 84 stress, RAW = p TAW
-    W  = max(W' - Ks Kc ET0, 0)                         # crop water use
+    W1' = W1 + P;  excess = max(W1' - C1, 0);  W1' -= excess   # rain fills the top first
+    W2' = min(W2 + excess, C2)                                 # then the subsoil; the rest drains
+    D   = Kc ET0                                               # the pattern's water use
+    s1  = 1 - (1 - min(20, Zr) / Zr)^2                         # share of uptake from 0-20 cm
+    Ks_i = min(1, W_i' / ((1 - p) C_i)),  p = 0.5              # FAO-56 Eq. 84 stress per store
+    W1 = max(W1' - s1 D Ks_1, 0);  W2 = max(W2' - (1 - s1) D Ks_2, 0)
 
-with ``Kc`` the pattern's *nominal* FAO-56 crop coefficient (:mod:`cropsm.features.calendar`)
-and ``ET0`` the Makkink reference evapotranspiration from air temperature and incoming solar
-radiation (``pyet.makkink``; incoming = net / (1 - 0.23), FAO-56 albedo). The input is the
-relative water ``W / C`` at the end of the day (``wb_rel``). It is deliberately cruder than the
-virtual China's five-layer physics (no snow, frost, drainage or layering; nominal calendars).
+with ``Kc`` and the rooting depth ``Zr`` the pattern's *nominal* FAO-56 values
+(:mod:`cropsm.features.calendar`; the root-length density decreases linearly with depth, the
+40-30-20-10 % rule) and ``ET0`` the Makkink reference evapotranspiration from air temperature
+and incoming solar radiation (``pyet.makkink``; incoming = net / (1 - 0.23), FAO-56 albedo). A
+fallow field (shallow roots) dries the top, a deep-rooted crop the subsoil too. The inputs are
+the relative waters ``wb_top = W1 / C1`` and ``wb_sub = W2 / C2`` at the end of the day. The
+bucket is deliberately cruder than the virtual China's five-layer physics (no snow, frost,
+capillary rise or layer-by-layer drainage; nominal calendars).
 
 Long-term climate
 -----------------
@@ -35,16 +42,20 @@ import numpy as np
 import pyet
 import xarray as xr
 
-WATER_BALANCE_FEATURES: tuple[str, ...] = ("wb_rel",)
-"""Per-pattern daily bucket input."""
+WATER_BALANCE_FEATURES: tuple[str, ...] = ("wb_top", "wb_sub")
+"""Per-pattern daily bucket inputs (relative water of the 0-20 and 20-50 cm stores)."""
 
 CLIMATE_DESCRIPTORS: tuple[str, ...] = ("clim_precip_mm_yr", "clim_aridity")
 """Per-cell long-term climate inputs."""
 
 FEATURE_ATTRS: dict[str, dict[str, str]] = {
-    "wb_rel": {
+    "wb_top": {
         "units": "1",
-        "long_name": "relative water of a 0-50 cm bucket under the pattern's nominal Kc",
+        "long_name": "relative water of the 0-20 cm store of the pattern's bucket",
+    },
+    "wb_sub": {
+        "units": "1",
+        "long_name": "relative water of the 20-50 cm store of the pattern's bucket",
     },
     "clim_precip_mm_yr": {"units": "mm yr-1", "long_name": "mean annual precipitation"},
     "clim_aridity": {"units": "1", "long_name": "aridity index P / ET0 (Makkink)"},
@@ -52,6 +63,12 @@ FEATURE_ATTRS: dict[str, dict[str, str]] = {
 
 BUCKET_DEPTH_MM = 500.0
 """Depth of the bucket: the five 10-cm layers, mm."""
+
+TOP_DEPTH_CM = 20.0
+"""Depth of the bucket's top store, cm (the rest, to 50 cm, is the subsoil store)."""
+
+TOP_SHARE = TOP_DEPTH_CM * 10.0 / BUCKET_DEPTH_MM
+"""Share of the capacity in the top store."""
 
 DEPLETION_FRACTION = 0.5
 """FAO-56 depletion fraction p: no stress while ``W > (1 - p) C`` (Table 22, typical crops)."""
@@ -149,58 +166,99 @@ def reference_et_mm(air_temperature_c, net_solar_mj_m2_day, elevation_m=None) ->
     return np.asarray(et0.transpose("time", "cell").values, dtype=np.float64)
 
 
-def run_bucket(
-    precip_mm, et0_mm, kc, capacity_mm, initial_water_mm, *, keep_relative: bool = True
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """Daily bucket of the module docstring over ``(time, ...)`` arrays.
+def uptake_share_top(root_depth_cm) -> np.ndarray:
+    """Share of root water uptake from 0-20 cm: ``1 - (1 - min(20, Zr) / Zr)^2``.
 
-    The day slices of ``precip_mm``, ``et0_mm`` and ``kc`` and the ``capacity_mm`` broadcast
-    against each other to the shape of the state (e.g. ``(station,)``, or ``(pattern, cell)``
-    from ``precip (time, 1, cell)`` and ``kc (time, pattern, 1)``), so no input is copied per
-    pattern; the arithmetic per element is the same whatever the shapes.
+    Root-length density decreasing linearly from the surface to ``Zr`` (the 40-30-20-10 % rule
+    of a four-quarter root zone); roots shallower than 20 cm take everything from the top.
+    """
+    zr = np.maximum(np.asarray(root_depth_cm, dtype=np.float64), 1.0)
+    return 1.0 - (1.0 - np.minimum(TOP_DEPTH_CM, zr) / zr) ** 2
+
+
+def run_bucket(
+    precip_mm,
+    et0_mm,
+    kc,
+    root_depth_cm,
+    capacity_mm,
+    initial_water_mm,
+    *,
+    keep_relative: bool = True,
+) -> tuple[dict[str, np.ndarray] | None, np.ndarray]:
+    """The two-store daily bucket of the module docstring over ``(time, ...)`` arrays.
+
+    The day slices of the inputs and ``capacity_mm`` broadcast against each other to the shape
+    of the state (e.g. ``(station,)``, or ``(pattern, cell)`` from ``precip (time, 1, cell)`` and
+    ``kc (time, pattern, 1)``), so nothing is copied per pattern; the arithmetic per element is
+    the same whatever the shapes.
 
     Parameters
     ----------
     precip_mm, et0_mm
         ``(time, ...)`` daily precipitation and reference ET, mm (NaN counts as 0).
-    kc
-        ``(time, ...)`` crop coefficient, or one value for every day.
+    kc, root_depth_cm
+        ``(time, ...)`` crop coefficient and rooting depth (cm), or one value for every day.
     capacity_mm
-        Capacity C, mm (broadcastable to the state).
+        Total capacity C of the two stores, mm (broadcastable to the state).
     initial_water_mm
-        Water W at the start of the first day, mm (broadcastable to the state).
+        ``(2, ...)`` water of the top and subsoil stores at the start of the first day, mm.
     keep_relative
-        Return the daily relative water (else only the final state, to save memory).
+        Return the daily relative waters (else only the final state, to save memory).
 
     Returns
     -------
     (relative, final_water_mm)
-        ``(time, *state)`` relative water ``W / C`` at the end of each day (None without
-        ``keep_relative``), and W at the end of the last day (the state for the next period).
+        ``{"wb_top": (time, *state), "wb_sub": (time, *state)}`` relative waters at the end of
+        each day (None without ``keep_relative``), and ``(2, *state)`` water at the end of the
+        last day (the state for the next period).
     """
     precip = np.asarray(precip_mm)
     et0 = np.asarray(et0_mm)
     n_days = precip.shape[0]
-    kc = np.asarray(kc, dtype=np.float64)
-    if kc.ndim == 0:
-        kc = np.full(n_days, float(kc))
+
+    def daily(values):
+        values = np.asarray(values, dtype=np.float64)
+        return np.full(n_days, float(values)) if values.ndim == 0 else values
+
+    kc, root = daily(kc), daily(root_depth_cm)
     capacity = np.asarray(capacity_mm, dtype=np.float64)
+    initial = np.asarray(initial_water_mm, dtype=np.float64)
     shape = np.broadcast_shapes(
-        precip.shape[1:], et0.shape[1:], kc.shape[1:], capacity.shape, np.shape(initial_water_mm)
-    )
-    capacity = np.broadcast_to(capacity, shape)
-    water = np.array(np.broadcast_to(initial_water_mm, shape), dtype=np.float64)
-    threshold = (1.0 - DEPLETION_FRACTION) * capacity
-    relative = np.empty((n_days, *shape), dtype=np.float64) if keep_relative else None
+        precip.shape[1:], et0.shape[1:], kc.shape[1:], root.shape[1:], capacity.shape,
+        initial.shape[1:],
+    )  # fmt: skip
+    cap_top = np.broadcast_to(TOP_SHARE * capacity, shape)
+    cap_sub = np.broadcast_to((1.0 - TOP_SHARE) * capacity, shape)
+    top = np.array(np.broadcast_to(initial[0], shape))
+    sub = np.array(np.broadcast_to(initial[1], shape))
+    threshold_top = (1.0 - DEPLETION_FRACTION) * cap_top
+    threshold_sub = (1.0 - DEPLETION_FRACTION) * cap_sub
+    relative = None
+    if keep_relative:
+        relative = {name: np.empty((n_days, *shape)) for name in WATER_BALANCE_FEATURES}
     for t in range(n_days):
         rain = np.nan_to_num(precip[t].astype(np.float64), nan=0.0)
-        demand_rate = np.nan_to_num(et0[t].astype(np.float64), nan=0.0) * kc[t]
-        water = np.minimum(water + rain, capacity)
-        stress = np.minimum(water / threshold, 1.0)
-        water = np.maximum(water - stress * demand_rate, 0.0)
+        demand = np.nan_to_num(et0[t].astype(np.float64), nan=0.0) * kc[t]
+        share_top = uptake_share_top(root[t])
+        top = top + rain
+        excess = np.maximum(top - cap_top, 0.0)
+        top = top - excess
+        sub = np.minimum(sub + excess, cap_sub)
+        stress_top = np.minimum(top / threshold_top, 1.0)
+        stress_sub = np.minimum(sub / threshold_sub, 1.0)
+        top = np.maximum(top - share_top * demand * stress_top, 0.0)
+        sub = np.maximum(sub - (1.0 - share_top) * demand * stress_sub, 0.0)
         if relative is not None:
-            relative[t] = water / capacity
-    return relative, water
+            relative["wb_top"][t] = top / cap_top
+            relative["wb_sub"][t] = sub / cap_sub
+    return relative, np.stack([top, sub])
+
+
+def initial_water_mm_of(capacity_mm) -> np.ndarray:
+    """``(2, ...)`` start state of the two stores: both half full."""
+    capacity = np.asarray(capacity_mm, dtype=np.float64)
+    return INITIAL_RELATIVE_WATER * np.stack([TOP_SHARE * capacity, (1 - TOP_SHARE) * capacity])
 
 
 def climate_descriptors(precip_mm, et0_mm) -> dict[str, np.ndarray]:
@@ -250,12 +308,16 @@ def porosity_m3_m3(bulk_density_g_cm3, particle_density_g_cm3: float = 2.65) -> 
 REFERENCE_KC = 1.0
 """Crop coefficient of the bucket for a station without a cropping pattern (reference surface)."""
 
+REFERENCE_ROOT_CM = 50.0
+"""Rooting depth of the bucket for a station without a cropping pattern, cm."""
+
 
 def pattern_bucket_inputs(
     precip_mm,
     air_temperature_c,
     net_solar_mj_m2_day,
     kc,
+    root_depth_cm,
     *,
     elevation_m=None,
     sand_by_layer_pct=None,
@@ -271,20 +333,20 @@ def pattern_bucket_inputs(
     ----------
     precip_mm, air_temperature_c, net_solar_mj_m2_day
         ``(time, column)`` daily climate.
-    kc
-        ``(time, column)`` nominal crop coefficient of each column's pattern.
+    kc, root_depth_cm
+        ``(time, column)`` nominal crop coefficient and rooting depth of each column's pattern.
     elevation_m
         ``(column,)`` elevation or None.
     sand_by_layer_pct, clay_by_layer_pct
         ``(5, column)`` texture or None (default capacity).
     initial_water_mm
-        ``(column,)`` bucket water at the start, default half the capacity.
+        ``(2, column)`` water of the two stores at the start, default half full.
 
     Returns
     -------
     dict
-        ``wb_rel`` ``(time, column)``; ``water_mm`` ``(column,)`` at the end; ``et0_mm``
-        ``(time, column)``; ``capacity_mm`` ``(column,)``.
+        ``wb_top``, ``wb_sub`` ``(time, column)``; ``water_mm`` ``(2, column)`` at the end;
+        ``et0_mm`` ``(time, column)``; ``capacity_mm`` ``(column,)``.
     """
     precip = np.asarray(precip_mm, dtype=np.float64)
     et0 = reference_et_mm(air_temperature_c, net_solar_mj_m2_day, elevation_m)
@@ -294,6 +356,6 @@ def pattern_bucket_inputs(
     )
     capacity = np.where(np.isfinite(capacity), capacity, BUCKET_DEPTH_MM * DEFAULT_AVAILABLE_WATER)
     if initial_water_mm is None:
-        initial_water_mm = INITIAL_RELATIVE_WATER * capacity
-    relative, water = run_bucket(precip, et0, kc, capacity, initial_water_mm)
-    return {"wb_rel": relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
+        initial_water_mm = initial_water_mm_of(capacity)
+    relative, water = run_bucket(precip, et0, kc, root_depth_cm, capacity, initial_water_mm)
+    return {**relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}

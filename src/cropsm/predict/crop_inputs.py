@@ -32,10 +32,10 @@ from cropsm.features.water_balance import (
     BUCKET_DEPTH_MM,
     CLIMATE_DESCRIPTORS,
     DEFAULT_AVAILABLE_WATER,
-    INITIAL_RELATIVE_WATER,
     WATER_BALANCE_FEATURES,
     bucket_capacity_mm,
     descriptors_from_sums,
+    initial_water_mm_of,
     reference_et_mm,
     run_bucket,
 )
@@ -54,7 +54,8 @@ class BucketStates:
     Attributes
     ----------
     start_water_mm
-        ``(n_starts, 6, n_cells)``: bucket water at the start of each requested day.
+        ``(n_starts, 2, 6, n_cells)``: water of the two stores at the start of each requested
+        day.
     capacity_mm
         ``(n_cells,)`` bucket capacity.
     elevation_m
@@ -71,8 +72,17 @@ class BucketStates:
 
 def pattern_kc(dates) -> np.ndarray:
     """``(n_days, 6)`` nominal crop coefficient of every pattern on ``dates``."""
+    return _pattern_calendar_column(dates, 0)
+
+
+def pattern_root_cm(dates) -> np.ndarray:
+    """``(n_days, 6)`` nominal rooting depth (cm) of every pattern on ``dates``."""
+    return _pattern_calendar_column(dates, 1)
+
+
+def _pattern_calendar_column(dates, column: int) -> np.ndarray:
     doy = day_of_year(dates).astype(np.int64)
-    return np.stack([calendar_table(p)[doy - 1, 0] for p in catalog.pattern_ids()], axis=1)
+    return np.stack([calendar_table(p)[doy - 1, column] for p in catalog.pattern_ids()], axis=1)
 
 
 def cell_soil(static: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> dict:
@@ -104,6 +114,7 @@ def _run_patterns(
     """
     n_cells = climate_piece["precipitation"].shape[1]
     kc = pattern_kc(dates)[:, :, None]  # (day, pattern, 1)
+    root = pattern_root_cm(dates)[:, :, None]
     et0 = reference_et_mm(
         climate_piece["air_temperature"],
         climate_piece["net_solar_radiation"],
@@ -115,16 +126,17 @@ def _run_patterns(
     )
     capacity = np.where(np.isfinite(capacity), capacity, BUCKET_DEPTH_MM * DEFAULT_AVAILABLE_WATER)
     if start_water is None:
-        start_water = INITIAL_RELATIVE_WATER * capacity
+        start_water = initial_water_mm_of(capacity)[:, None, :]  # (store, 1, cell)
     relative, water = run_bucket(
         np.asarray(climate_piece["precipitation"])[:, None, :],
         et0[:, None, :],
         kc,
+        root,
         capacity,
         start_water,
         keep_relative=keep_relative,
     )
-    return {"wb_rel": relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
+    return {"relative": relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
 
 
 def bucket_prepass(
@@ -170,7 +182,8 @@ def bucket_prepass(
             saved[a] = np.array(water)
         result = _run_patterns(piece, climate_dates[a:b], soil, water, keep_relative=False)
         if water is None and 0 in starts:
-            saved[0] = np.tile(INITIAL_RELATIVE_WATER * result["capacity_mm"], (n_patterns, 1))
+            initial = initial_water_mm_of(result["capacity_mm"])  # (store, cell)
+            saved[0] = np.repeat(initial[:, None, :], n_patterns, axis=1)
         water = result["water_mm"]
         capacity = result["capacity_mm"]
         et0 = result["et0_mm"]
@@ -204,13 +217,13 @@ def block_pattern_inputs(
     ----------
     block_climate
         :data:`BUCKET_VARIABLES` as ``(n_days, n_cells)`` arrays of the block's days (needed only
-        when ``wb_rel`` is among ``names``).
+        when ``wb_top`` or ``wb_sub`` is among ``names``).
     dates
         The block's days.
     soil
         The block cells' ``elevation``, ``sand``, ``clay`` (:func:`cell_soil`).
     start_water_mm
-        ``(6, n_cells)`` bucket water at the block's first day.
+        ``(2, 6, n_cells)`` water of the two stores at the block's first day.
     names
         Pattern inputs wanted.
 
@@ -218,7 +231,7 @@ def block_pattern_inputs(
     -------
     (by_day, by_cell_day)
         ``{name: (6, n_days) float32}`` for calendar inputs and
-        ``{name: (6, n_days, n_cells) float32}`` for ``wb_rel``.
+        ``{name: (6, n_days, n_cells) float32}`` for ``wb_top`` and ``wb_sub``.
     """
     doy = day_of_year(dates).astype(np.int64)
     by_day = {}
@@ -231,8 +244,10 @@ def block_pattern_inputs(
     if any(name in names for name in WATER_BALANCE_FEATURES):
         piece = {k: block_climate[k] for k in BUCKET_VARIABLES}
         result = _run_patterns(piece, dates, soil, start_water_mm)
-        relative = result["wb_rel"].transpose(1, 0, 2)  # (pattern, day, cell)
-        by_cell_day["wb_rel"] = np.ascontiguousarray(relative, dtype=np.float32)
+        for name in WATER_BALANCE_FEATURES:
+            if name in names:
+                relative = result["relative"][name].transpose(1, 0, 2)  # (pattern, day, cell)
+                by_cell_day[name] = np.ascontiguousarray(relative, dtype=np.float32)
     return by_day, by_cell_day
 
 

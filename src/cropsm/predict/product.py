@@ -112,9 +112,10 @@ class ProductJob:
         Cell-days per network batch.
     pattern_input_names
         Inputs that depend on the pattern and the day (crop-aware set: nominal calendar,
-        ``wb_rel``), for any layer.
+        ``wb_top``, ``wb_sub``), for any layer.
     bucket_start_water
-        ``(n_time_blocks, 6, n_cells)`` pattern-bucket water on each time block's first day
+        ``(n_time_blocks, 2, 6, n_cells)`` water of the pattern buckets' two stores on each time
+        block's first day
         (:func:`cropsm.predict.crop_inputs.bucket_prepass`), or None.
     cell_soil
         Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` for the buckets, or None.
@@ -194,7 +195,7 @@ def predict_cells(
         added to it.
     pattern_by_day, pattern_by_cell_day
         Pattern inputs of the crop-aware set: ``(6, n_days)`` (nominal calendar) and
-        ``(6, n_days, n_cells)`` (``wb_rel``) per name (:func:`block_pattern_inputs`).
+        ``(6, n_days, n_cells)`` (``wb_top``, ``wb_sub``) per name (:func:`block_pattern_inputs`).
 
     Returns
     -------
@@ -352,7 +353,7 @@ def _block_pattern_inputs(
     start_water = None
     if job.bucket_start_water is not None:
         i_time = t_sl.start // job.layout.time_chunk_days
-        start_water = job.bucket_start_water[i_time][:, cells]
+        start_water = job.bucket_start_water[i_time][..., cells]
     block_climate = {v: raw[v][-n_days:] for v in BUCKET_VARIABLES if v in raw}
     return block_pattern_inputs(block_climate, dates, soil, start_water, job.pattern_input_names)
 

@@ -126,10 +126,17 @@ def synthetic_station_table(
     table["doy_sin"], table["doy_cos"] = cyclic_day_of_year(doy)
     for name, values in calendar_features_by_pattern(table["pattern"].to_numpy(), doy).items():
         table[name] = values
-    table["wb_rel"] = np.clip(
+    table["wb_top"] = np.clip(
         0.5
         + 0.3 * np.tanh((table["precip_1m"].to_numpy() - 60.0) / 40.0)
         - 0.2 * (table["cal_kc"].to_numpy() - 0.6),
+        0.0,
+        1.0,
+    )
+    table["wb_sub"] = np.clip(
+        0.5
+        + 0.3 * np.tanh((table["precip_3m"].to_numpy() - 150.0) / 80.0)
+        - 0.002 * (table["cal_root_cm"].to_numpy() - 50.0),
         0.0,
         1.0,
     )
