@@ -660,8 +660,7 @@ def north_drying_factor(lat_deg, year: int):
 
     References
     ----------
-    Liu, Y., et al. (2021). A neural-network based daily multilayer soil moisture dataset of
-    China's croplands (the seed paper), section 3; Jia, B., et al. (2018). Soil moisture decline
+    Liu et al. (2021), section 3 (the paper; full citation in :data:`cropsm.paper.CITATION`); Jia, B., et al. (2018). Soil moisture decline
     due to afforestation across the Loess Plateau, China. J. Hydrology 546, 113-122.
     """
     north = np.clip((np.asarray(lat_deg, dtype=np.float64) - 32.0) / 8.0, 0.0, 1.0)
