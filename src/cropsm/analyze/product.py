@@ -866,9 +866,7 @@ def magnitude_trend_figure(
     return fig
 
 
-def magnitude_trend_layers_figure(
-    result: xr.Dataset, dense_cropland: xr.DataArray | None = None
-):
+def magnitude_trend_layers_figure(result: xr.Dataset, dense_cropland: xr.DataArray | None = None):
     """Fig. 7a,b for every layer in one figure: median annual SM (top row) and its Sen's slope
     (bottom row), one colour scale per row so the layers compare at a glance.
 
