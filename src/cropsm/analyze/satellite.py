@@ -272,8 +272,15 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
         symmetric_limit,
     )
 
-    fig = new_figure(11.0, map_figure_height(comparison, 2, 3, 11.0))
-    axes = fig.subplots(3, 2)
+    from cropsm.analyze import MIN_YEARS_FOR_TREND
+
+    has_trend = bool(np.isfinite(comparison["product_sm_trend"].values).any())
+    if not has_trend:  # the trend column would be empty maps: magnitude only, and say why
+        fig = new_figure(16.0, map_figure_height(comparison, 3, 1, 16.0) + 0.4)
+        axes = fig.subplots(1, 3)
+    else:
+        fig = new_figure(11.0, map_figure_height(comparison, 2, 3, 11.0))
+        axes = fig.subplots(3, 2)
     years = comparison.attrs.get("years", "")
     magnitude = percentile_range(
         comparison["product_median_annual_sm"], comparison["satellite_median_annual_sm"]
@@ -318,6 +325,12 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
         ),
         ("sm_trend_difference", "(f) NN minus satellite, trend", TREND_UNITS, True, {}),
     ]
+    if not has_trend:
+        panels = [p for p in panels if "trend" not in p[0]]
+        fig.suptitle(
+            f"Reference product (0-10 cm) and satellite, {years}: no trend maps (fewer than "
+            f"{MIN_YEARS_FOR_TREND} years)"
+        )
     for ax, (name, title, units, diverging, scale) in zip(axes.ravel(), panels, strict=True):
         map_panel(
             ax,

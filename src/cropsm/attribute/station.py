@@ -452,6 +452,51 @@ def r2_loss_figure(losses: pd.DataFrame, layer: int) -> Figure:
     return fig
 
 
+def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
+    """Fig. 5 for every layer in one chart: R2 loss per omitted group, one panel per layer.
+
+    Groups stand in one fixed order (:data:`FEATURE_GROUPS`, the paper's) in every panel and
+    the panels share the y axis, so a group's bar compares across layers at a glance. Bars: our
+    training-row loss (the paper's measure) and test-row loss; black diamonds (layer 1): the
+    paper's values where its text gives a number.
+    """
+    from cropsm.maps import new_figure
+
+    layers = sorted(int(k) for k in losses["layer"].unique())
+    order = [g for g in FEATURE_GROUPS if g in set(losses["group"])]
+    fig = new_figure((3.0 * max(1, len(layers)) + 1.0, 4.6))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(layers)), sharex=True, sharey=True))
+    width = 0.38
+    y = np.arange(len(order))
+    for ax, layer in zip(axes, layers, strict=False):
+        rows = losses[losses["layer"] == layer].set_index("group").reindex(order)
+        ax.barh(y - width / 2, rows["r2_loss_train"], width, color="tab:blue",
+                label="ours, training rows")  # fmt: skip
+        ax.barh(y + width / 2, rows["r2_loss_test"], width, color="tab:orange",
+                label="ours, test rows")  # fmt: skip
+        paper = rows["paper_r2_loss"].to_numpy(dtype=np.float64) if layer == 1 else None
+        if paper is not None and np.isfinite(paper).any():
+            ok = np.isfinite(paper)
+            ax.scatter(paper[ok], y[ok] - width / 2, marker="D", color="black", zorder=3,
+                       label="paper (Fig. 5, training)")  # fmt: skip
+        ax.axvline(0.0, color="black", lw=0.8)
+        top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
+        full = rows.dropna(subset=["r2_full_train"])
+        subtitle = (
+            f"full model R$^2$ train {full['r2_full_train'].iloc[0]:.2f}, "
+            f"test {full['r2_full_test'].iloc[0]:.2f}"
+            if len(full)
+            else ""
+        )
+        ax.set_title(f"layer {layer} ({top}-{bottom} cm)\n{subtitle}", fontsize=10)
+        ax.set_xlabel("R$^2$ loss")
+    axes[0].set_yticks(y, [GROUP_LABELS.get(g, g) for g in order])
+    axes[0].invert_yaxis()
+    axes[0].legend(frameon=False, fontsize="x-small", loc="lower right")
+    fig.suptitle("R$^2$ loss when one feature group is left out (full minus reduced model)")
+    return fig
+
+
 def r2_loss_overview_figure(losses: pd.DataFrame) -> Figure:
     """Training R2 loss of every group (rows) in every layer (columns) as an annotated heat map."""
     from cropsm.maps import new_figure
@@ -536,7 +581,7 @@ def station_attribution(
     * ``RUN_DIR/attribution/station_attribution.json`` (hyperparameters, skipped groups, the
       retrained full model's R2 against the run's, timings),
     * ``RUN_DIR/attribution/models_no_<group>/layer{k}/`` for the national groups,
-    * ``RUN_DIR/figures/fig5_r2_loss_layer{k}.png`` and ``fig5_r2_loss_all_layers.png``.
+    * ``RUN_DIR/figures/fig5_r2_loss_all_layers.png`` (every layer, one chart).
 
     Parameters
     ----------
@@ -605,13 +650,12 @@ def station_attribution(
                 )
 
     figures = []
-    for layer in sorted(losses["layer"].unique()):
-        fig = r2_loss_figure(losses, int(layer))
-        figures.append(save_figure(fig, run_dir / "figures" / f"fig5_r2_loss_layer{layer}.png"))
-    if not losses.empty:
+    for stale in (run_dir / "figures").glob("fig5_r2_loss_layer*.png"):  # one per layer before
+        stale.unlink()
+    if not losses.empty:  # one chart, every layer, groups in one order
         figures.append(
             save_figure(
-                r2_loss_overview_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
+                r2_loss_layers_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
             )
         )
 

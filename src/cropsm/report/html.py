@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from cropsm import paper
+from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
 
 REPORT_DIR = "report"
 REPORT_FILE = "index.html"
@@ -82,13 +83,62 @@ def table(rows: Sequence[Sequence], header: Sequence[str], caption: str | None =
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+HEADER_NAMES = {
+    "group": "feature group",
+    "label": "omitted",
+    "r2_loss_train": "R² loss, training",
+    "r2_loss_test": "R² loss, test",
+    "rank": "rank",
+    "quantity": "quantity",
+    "ours": "this run",
+    "paper": "paper",
+    "units": "units",
+    "layer": "layer",
+    "mean_sm_m3_m-3": "mean SM (m3 m-3)",
+    "sen_slope_m3_m-3_yr-1": "Sen's slope (m3 m-3 yr-1)",
+    "pearson_r_with_layer1": "r with layer 1",
+    "n_years": "years",
+    "cells": "cells",
+    "pearson_r": "r across cells",
+    "product_mean": "product mean",
+    "satellite_mean": "satellite mean",
+    "mean_difference": "mean difference",
+    "same_sign_share": "share of cells with the same sign",
+    "sign_agreement": "share of cells with the same sign",
+    "product_mean_m3_m-3": "product effect (m3 m-3)",
+    "truth_mean_m3_m-3": "true effect (m3 m-3)",
+    "pattern": "cropping pattern",
+    "area": "area",
+}
+"""Table headers a reader understands, for the CSV column names the analyses write."""
+
+
+def human_header(column: str) -> str:
+    """The header of a CSV column: :data:`HEADER_NAMES`, else units moved into brackets
+    (``x_m3_m-3_yr-1`` → ``x (m3 m-3 yr-1)``) and underscores made spaces."""
+    if column in HEADER_NAMES:
+        return HEADER_NAMES[column]
+    for suffix in ("_m3_m-3_yr-1", "_m3_m-3", "_mm", "_days"):
+        if column.endswith(suffix):
+            units = suffix[1:].replace("_", " ")
+            return f"{column[: -len(suffix)].replace('_', ' ')} ({units})"
+    return column.replace("_", " ")
+
+
 def frame_table(frame: pd.DataFrame, caption: str | None = None, max_rows: int = 200) -> str:
-    """A DataFrame as an escaped table (at most ``max_rows`` rows, with a note if cut)."""
+    """A DataFrame as an escaped table (at most ``max_rows`` rows, with a note if cut), with
+    human headers (:func:`human_header`) and cropping patterns spelled out."""
+    from cropsm.report.key_results import pattern_label
+
+    frame = frame.copy()
+    for column in ("pattern", "scenario"):
+        if column in frame.columns:
+            frame[column] = [pattern_label(str(v)) for v in frame[column]]
     rows = [
         [None if (isinstance(v, float) and math.isnan(v)) else _plain(v) for v in row]
         for row in frame.head(max_rows).itertuples(index=False)
     ]
-    out = table(rows, [str(c) for c in frame.columns], caption)
+    out = table(rows, [human_header(str(c)) for c in frame.columns], caption)
     if len(frame) > max_rows:
         out += missing(f"{len(frame) - max_rows} more rows in the CSV file")
     return out
@@ -147,16 +197,30 @@ def _layer_of(stem: str) -> str:
 
 
 FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
+    "scatter_all_layers": lambda s: (
+        "Fig. 4: predicted against observed SM, training and testing, every layer on the same "
+        "axes. Look for the spread around the 1:1 line and whether high and low values are "
+        "pulled towards the mean."
+    ),
     "scatter_layer*": lambda s: (
         f"Fig. 4: predicted against observed SM in training and testing{_layer_of(s)}."
     ),
     "fig2*": lambda s: "Fig. 2: trend of the annual mean SM at each station (Sen's slope).",
     "fig3*": lambda s: "Fig. 3: annual mean SM across stations for each layer.",
     "figS3*": lambda s: "Fig. S3: station trends by cropping pattern.",
-    "fig5_r2_loss_all_layers": lambda s: "Fig. 5: R² loss of the reduced models, every layer.",
+    "fig5_r2_loss_all_layers": lambda s: (
+        "Fig. 5: R² loss of each reduced model (one feature group left out), every layer, "
+        "groups in one fixed order. The tallest bars are the inputs the networks rely on; the "
+        "paper finds precipitation and soil first (0.15), then elevation (0.09)."
+    ),
     "fig5*": lambda s: f"Fig. 5: R² loss of each reduced model against the full one{_layer_of(s)}.",
     "fig6*": lambda s: (
         "Fig. 6: median annual SM of the reduced national products minus the reference."
+    ),
+    "fig7ab_product_all_layers": lambda s: (
+        "Fig. 7a,b: median annual SM of the reference product (top) and its trend (bottom, "
+        "only with enough years), every layer on one colour scale per row; grey dots: "
+        "cropland fraction > 0.5. Look for the north-south gradient and how it fades with depth."
     ),
     "fig7ab_product_layer*": lambda s: (
         "Fig. 7a,b: median annual SM of the reference product "
@@ -189,6 +253,14 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
     "truth_product_error": lambda s: (
         "Virtual China: RMSE and bias of the reference product "
         "against the true reference, by region and layer (all days)."
+    ),
+    "product_error_map": lambda s: (
+        "Virtual China: error of the reference product against the true reference, cell by "
+        "cell (every day). Look for where the error is largest: far from stations?"
+    ),
+    "product_models_no_*_error_map": lambda s: (
+        "Virtual China: the same error map for the control product without "
+        f"{s.removeprefix('product_models_no_').removesuffix('_error_map')} (Fig. 6's networks)."
     ),
 }
 
@@ -815,7 +887,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[Path, FigureShelf], str]], ...] = (
 
 STYLE = """
 body{font-family:sans-serif;margin:0 auto;max-width:1200px;padding:0 1.5em 3em;color:#222}
-h1{border-bottom:2px solid #444;padding-bottom:.3em}
+h1{border-bottom:2px solid #444;padding-bottom:.2em;margin:.5em 0 .2em;font-size:1.7em}
+.intro{color:#555;font-size:.8em;margin:.3em 0}
 h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
 caption{text-align:left;font-weight:bold;padding:.3em 0}
@@ -831,7 +904,7 @@ figcaption{font-size:.9em;color:#333}
 .error{color:#7a1f1f}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}
 nav ol{columns:2}
-#render-summary{color:#555;font-size:.85em}
+#render-summary{color:#555}
 """
 
 RENDER_CHECK_SCRIPT = """
@@ -884,18 +957,25 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
         f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in built
     )
     name = _run_name(run_dir)
+    try:
+        key = key_results_html(run_dir, esc)
+    except Exception as err:  # noqa: BLE001 - one broken input must not lose the report
+        key = f'<p class="error">{esc(f"Key results could not be built: {err!r}")}</p>'
     intro = (
         f"Run directory {run_dir.resolve()}; report made {when} by cropsm {__version__}. "
-        f"Reference: {paper.PAPER}."
+        f"Reference: {paper.CITATION}."
     )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(f'cropsm report: {name}')}</title><style>{STYLE}</style></head><body>"
+        f"<title>{esc(f'cropsm report: {name}')}</title>"
+        f"<style>{STYLE}{KEY_RESULTS_STYLE}</style></head><body>"
         f"<h1>{esc(f'cropsm report: {name}')}</h1>"
-        f"<p>{esc(intro)}</p>"
-        f'<p id="render-summary" data-images="" data-rendered="">figures not yet checked</p>'
+        f"{key}"
+        f'<p class="intro">{esc(intro)} '
+        f'<span id="render-summary" data-images="" data-rendered="">figures not yet checked'
+        "</span></p>"
         f"<nav><ol>{toc}</ol></nav>{sections}"
         f"<script>{RENDER_CHECK_SCRIPT}</script></body></html>\n"
     )
