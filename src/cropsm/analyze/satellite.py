@@ -262,6 +262,7 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
 
     The two magnitude maps share one colour scale, as do the two trend maps.
     """
+    from cropsm.analyze import MIN_YEARS_FOR_TREND
     from cropsm.analyze.product import (
         SM_UNITS,
         TREND_UNITS,
@@ -271,8 +272,6 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
         percentile_range,
         symmetric_limit,
     )
-
-    from cropsm.analyze import MIN_YEARS_FOR_TREND
 
     has_trend = bool(np.isfinite(comparison["product_sm_trend"].values).any())
     if not has_trend:  # the trend column would be empty maps: magnitude only, and say why
