@@ -8,9 +8,11 @@ the skill against the virtual China's truth (``truth_skill.json``, ``analysis/tr
 the provenance (``config.resolved.toml``, ``provenance.json``, ``run_summary.json``). The
 paper's numbers (:mod:`cropsm.paper`) stand beside ours.
 
-The page has no external resources (CSS inline, no fonts, no network). A tiny inline script marks
-each ``<img>`` with ``data-loaded="yes"`` once decoded and writes the count into
-``#render-summary`` (used by the browser test). Every text from the run directory is escaped.
+The page opens on the key results (:mod:`cropsm.report.key_results`). It has no external
+resources (CSS inline, no fonts, no network). A tiny inline script marks each ``<img>`` with
+``data-loaded="yes"`` once decoded, writes the count into ``#render-summary`` and the page
+position of the key-results box into its ``data-top``/``data-bottom`` (used by the browser
+test). Every text from the run directory is escaped.
 A section whose inputs are missing says so; one that cannot be read shows the error instead of
 stopping the report.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from cropsm import paper
+from cropsm.analyze import MIN_YEARS_FOR_TREND
 from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
 
 REPORT_DIR = "report"
@@ -206,7 +209,11 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
         f"Fig. 4: predicted against observed SM in training and testing{_layer_of(s)}."
     ),
     "fig2*": lambda s: "Fig. 2: trend of the annual mean SM at each station (Sen's slope).",
-    "fig3*": lambda s: "Fig. 3: annual mean SM across stations for each layer.",
+    "fig3*": lambda s: (
+        "Fig. 3: annual mean SM across stations for each layer, with each layer's trend when "
+        f"there are at least {MIN_YEARS_FOR_TREND} years. Look at whether the layers move "
+        "together (the paper: r = 0.85 between top and bottom) and at the sign of the trends."
+    ),
     "figS3*": lambda s: "Fig. S3: station trends by cropping pattern.",
     "fig5_r2_loss_all_layers": lambda s: (
         "Fig. 5: R² loss of each reduced model (one feature group left out), every layer, "
@@ -235,20 +242,24 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
         "matched days: magnitude, trend and their differences."
     ),
     "fig8*": lambda s: (
-        "Fig. 8: climatological monthly SM by region, reference product and "
-        "satellite, matched days."
+        "Fig. 8: climatological monthly SM by region, reference product and satellite, matched "
+        "days. Look for whether the seasonal cycles have the same shape and timing; regions with "
+        "too few cells are not drawn."
     ),
     "fig9*": lambda s: (
-        "Fig. 9: median annual SM of each cropping pattern minus the reference "
-        "(0-10 cm); the north-east is masked for the double-cropping patterns."
+        "Fig. 9: median annual SM of each cropping pattern minus the reference (0-10 cm), one "
+        "colour scale; the north-east is masked for the double-cropping patterns. Red: the "
+        "pattern dries the soil; the paper finds winter wheat + fallow wetter in most of China."
     ),
     "fig10*": lambda s: (
-        "Fig. 10: climatological monthly SM difference (pattern minus reference) "
-        "by region and for all of China (0-10 cm)."
+        "Fig. 10: climatological monthly SM difference (pattern minus reference) by region and "
+        "for all of China (0-10 cm). Look for the months where a pattern differs most: fallow "
+        "seasons; regions with too few cells are not drawn."
     ),
     "truth_scenario_agreement": lambda s: (
-        "Virtual China: the product's Fig. 9 differences "
-        "against the true ones, cell by cell (0-10 cm)."
+        "Virtual China: the product's Fig. 9 differences against the true ones, cell by cell "
+        "(0-10 cm). Points on the 1:1 line are right; a cloud steeper than it means exaggerated "
+        "effects, points in the off-diagonal quadrants the wrong sign."
     ),
     "truth_product_error": lambda s: (
         "Virtual China: RMSE and bias of the reference product "
@@ -432,11 +443,14 @@ def section_headline(run_dir: Path, shelf: FigureShelf) -> str:
     )
     national = _read_csv(run_dir / "analysis" / "product_national_summary.csv")
     if national is not None and len(national):
-        mean_trend = float(national["sen_slope_m3_m-3_yr-1"].mean())
+        slopes = national["sen_slope_m3_m-3_yr-1"].dropna()
+        years = int(national["n_years"].max()) if "n_years" in national else None
         rows.append(
             (
                 "mean trend of the product's cropland-mean annual SM, all layers (m3 m-3 yr-1)",
-                mean_trend,
+                float(slopes.mean())
+                if len(slopes)
+                else f"none: {years} years, fewer than the {MIN_YEARS_FOR_TREND} a trend needs",
                 paper.MEAN_TREND_M3_M3_PER_YEAR,
             )
         )
@@ -564,7 +578,9 @@ def section_networks(run_dir: Path, shelf: FigureShelf) -> str:
         else:
             parts.append(missing("No baselines in metrics.json."))
     parts.append("<h3>Fig. 4: predicted against observed</h3>")
-    parts.append(figures_html(shelf.take(["scatter_layer*"]), "scatter (Fig. 4)"))
+    parts.append(
+        figures_html(shelf.take(["scatter_all_layers", "scatter_layer*"]), "scatter (Fig. 4)")
+    )
     return "".join(parts)
 
 
@@ -598,6 +614,9 @@ def section_observations(run_dir: Path, shelf: FigureShelf) -> str:
     else:
         parts.append(missing("No station analyses (analysis/observations_*; analyze stage)."))
     parts.append(figures_html(shelf.take(["fig2*", "fig3*", "figS3*"]), "station (Figs. 2, 3)"))
+    summary = _read_json(run_dir / "analysis" / "observations_summary.json") or {}
+    for stem, reason in (summary.get("figures_absent") or {}).items():
+        parts.append(missing(f"{caption_for(stem).split(':')[0]} is not drawn: {reason}."))
     return "".join(parts)
 
 
@@ -793,7 +812,11 @@ def section_truth(run_dir: Path, shelf: FigureShelf) -> str:
         )
     else:
         parts.append(missing("No analysis/truth_scenario_agreement.csv."))
-    parts.append(figures_html(shelf.take(["truth*"]), "truth"))
+    parts.append(
+        figures_html(
+            shelf.take(["truth*", "product_error_map", "product_models_*_error_map"]), "truth"
+        )
+    )
     return "".join(parts)
 
 
@@ -801,13 +824,10 @@ def section_other_figures(run_dir: Path, shelf: FigureShelf) -> str:
     left = shelf.leftovers()
     if not left:
         return paragraph("None: every figure appears above.")
-    groups: dict[str, list[Path]] = {}
-    for path in left:
-        groups.setdefault(path.stem.split("_")[0], []).append(path)
     shelf.used.update(left)
-    return "".join(
-        f"<h3>{esc(prefix)}</h3>" + figures_html(paths, prefix) for prefix, paths in groups.items()
-    )
+    return paragraph(
+        "Figures in figures/ that no section above shows (e.g. drawn by your own code):"
+    ) + figures_html(left, "other")
 
 
 def section_provenance(run_dir: Path, shelf: FigureShelf) -> str:
@@ -920,6 +940,12 @@ window.addEventListener("load", function () {
   summary.setAttribute("data-images", String(images.length));
   summary.setAttribute("data-rendered", String(rendered));
   summary.textContent = rendered + " of " + images.length + " figures rendered";
+  var key = document.getElementById("key-results");
+  if (key) {
+    var box = key.getBoundingClientRect();
+    key.setAttribute("data-top", String(Math.round(box.top + window.scrollY)));
+    key.setAttribute("data-bottom", String(Math.round(box.bottom + window.scrollY)));
+  }
 });
 """
 

@@ -237,7 +237,7 @@ def warnings_for_run(
     if beaten:
         names = sorted({BASELINE_NAMES.get(s.best_baseline, s.best_baseline) for s in beaten})
         detail = ", ".join(
-            f"layer {s.layer}: {s.best_baseline_r2_test:.2f} vs {s.r2_test:.2f}" for s in beaten
+            f"layer {s.layer}: {s.best_baseline_r2_test:.3f} vs {s.r2_test:.3f}" for s in beaten
         )
         out.append(
             f"A baseline beats the networks on the test rows: {' and '.join(names)} (R² {detail})."
@@ -251,7 +251,7 @@ def warnings_for_run(
     ]
     if gaps:
         detail = ", ".join(
-            f"layer {s.layer}: {s.r2_test:.2f} at test rows, {s.truth_r2_networks:.2f} vs truth"
+            f"layer {s.layer}: {s.r2_test:.3f} at test rows, {s.truth_r2_networks:.3f} vs truth"
             for s in gaps
         )
         out.append(
@@ -300,7 +300,8 @@ def _beats(baseline: float | None, network: float | None) -> bool:
 
 
 def _r2(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
+    """R² as everywhere in the report (three decimals)."""
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _signed(value: float | None) -> str:
