@@ -391,5 +391,5 @@ background:#f7fafc}
 .kr-warnings{grid-column:1 / -1}
 .kr-warnings ul{margin:.2em 0;padding-left:1.2em;font-size:.86em;color:#7a1f1f}
 td.bad{color:#a01818;font-weight:bold}
-#key-results td:last-child{text-align:left}
+#key-results td.verdict{text-align:left}
 """
