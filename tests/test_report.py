@@ -401,3 +401,17 @@ def test_grid_search_sentence_names_a_selection_tolerance():
     assert "tolerance" not in grid_search_sentence(grid)
     grid["selected"] = [False, True, False, True, False, False]  # layer 1: 1.0 % above the best
     assert "at most 1.0 % above the best" in grid_search_sentence(grid)
+
+
+def test_the_paper_is_cited_one_way(full_run):
+    """README, report, product attributes and code cite the paper from cropsm.paper.CITATION."""
+    from cropsm.predict.product import PAPER_REFERENCE
+
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    assert reference.CITATION in readme
+    assert html.escape(reference.CITATION, quote=True) in render_report(full_run)
+    assert PAPER_REFERENCE.startswith(reference.CITATION)
+    for path in [root / "README.md", *sorted((root / "src").rglob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        assert "Liu, Y." not in text, path  # no second spelling of the reference

@@ -596,12 +596,15 @@ def _baselines_table(metrics: Mapping, baselines: Mapping) -> str:
         for name in names:
             row.append(baselines.get(name, {}).get(key, {}).get("test", {}).get("rmse"))
         rows.append(row)
+    from cropsm.report.key_results import BASELINE_NAMES
+
+    shown = [BASELINE_NAMES.get(n, n.replace("_", " ")) for n in names]
     header = [
         "layer",
         "network R² test",
-        *[f"{n} R² test" for n in names],
-        "network RMSE test",
-        *[f"{n} RMSE test" for n in names],
+        *[f"{n} R² test" for n in shown],
+        "network RMSE test (m3 m-3)",
+        *[f"{n} RMSE test (m3 m-3)" for n in shown],
     ]
     return table(rows, header, "Networks against the baselines (same rows, same split)")
 
