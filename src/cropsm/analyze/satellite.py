@@ -355,7 +355,7 @@ def monthly_by_region_figure(frame: pd.DataFrame):
     ncol = 3
     nrow = int(np.ceil(len(regions) / ncol))
     fig = new_figure(11.0, 2.8 * nrow)
-    axes = np.atleast_1d(fig.subplots(nrow, ncol, sharex=True)).ravel()
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, sharex=True, sharey=True)).ravel()
     for ax, region in zip(axes, regions, strict=False):
         part = frame[frame["region"] == region].sort_values("month")
         ax.plot(part["month"], part["product_sm_m3_m-3"], marker="o", ms=3, label=PRODUCT_LABEL)
