@@ -145,7 +145,7 @@ def test_report_from_a_full_run(full_run):
     assert page.index("zzz_custom_plot.png") > page.index('id="other"')
     # the paper's numbers beside ours
     assert "0.650" in page and "0.640" in page  # Table 2 layer 1
-    assert f"{reference.MEAN_TREND_M3_M3_PER_YEAR:.2e}" in page
+    assert "-0.00150" in page  # the paper's mean trend, in the report's one number format
     assert f"{reference.TOP_BOTTOM_R:.3f}" in page
     assert reference.FIG5_NOTES["precipitation"] in page
     assert "random split" in page.lower() or "split is random" in page
@@ -224,6 +224,14 @@ def test_key_results_come_first_with_skill_verdicts_and_warnings(full_run):
         assert html.escape(w, quote=True) in box
     # the product's two-year trend is not shown as a result beside the paper's
     assert "none: 2 years, fewer than the 5 a trend needs" in page
+
+
+def test_one_number_format():
+    from cropsm.report.html import fmt
+
+    assert [fmt(v) for v in (0.8193, 0.0651, -0.0015, 6.51e-3, 68.5, 12, 3e-6, 2.5e6)] == [
+        "0.819", "0.0651", "-0.00150", "0.00651", "68.500", "12", "3.00e-06", "2.50e+06",
+    ]  # fmt: skip
 
 
 def test_scenario_verdicts():

@@ -52,7 +52,9 @@ def esc(value) -> str:
 
 
 def fmt(value) -> str:
-    """A number for a table: integers as is, floats with 3 decimals or in scientific notation."""
+    """A number for the report, one format everywhere: integers as is; floats in fixed notation
+    with three significant digits but at least three decimals (``0.819``, ``0.0651``,
+    ``-0.00150``, ``68.500``); scientific only outside 1e-4 to 1e5."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -66,8 +68,9 @@ def fmt(value) -> str:
             return "–"
         if value == 0:
             return "0"
-        if 0.01 <= abs(value) < 1e5:
-            return f"{value:.3f}"
+        if 1e-4 <= abs(value) < 1e5:
+            decimals = max(3, 2 - math.floor(math.log10(abs(value))))
+            return f"{value:.{decimals}f}"
         return f"{value:.2e}"
     try:
         number = float(value)

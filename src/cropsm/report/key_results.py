@@ -231,13 +231,14 @@ def warnings_for_run(
             + (f" ({label})" if label else "")
             + f", fewer than the {MIN_YEARS_FOR_TREND} a trend needs; no trend is shown as a "
             f"result (stations, product, satellite), and the paper's "
-            f"{paper.MEAN_TREND_M3_M3_PER_YEAR:.1e} m3 m-3 yr-1 has no counterpart here."
+            f"{_number(paper.MEAN_TREND_M3_M3_PER_YEAR)} m3 m-3 yr-1 has no counterpart here."
         )
     beaten = [s for s in skill if _beats(s.best_baseline_r2_test, s.r2_test)]
     if beaten:
         names = sorted({BASELINE_NAMES.get(s.best_baseline, s.best_baseline) for s in beaten})
         detail = ", ".join(
-            f"layer {s.layer}: {s.best_baseline_r2_test:.3f} vs {s.r2_test:.3f}" for s in beaten
+            f"layer {s.layer}: {_number(s.best_baseline_r2_test)} vs {_number(s.r2_test)}"
+            for s in beaten
         )
         out.append(
             f"A baseline beats the networks on the test rows: {' and '.join(names)} (R² {detail})."
@@ -251,7 +252,8 @@ def warnings_for_run(
     ]
     if gaps:
         detail = ", ".join(
-            f"layer {s.layer}: {s.r2_test:.3f} at test rows, {s.truth_r2_networks:.3f} vs truth"
+            f"layer {s.layer}: {_number(s.r2_test)} at test rows, "
+            f"{_number(s.truth_r2_networks)} vs truth"
             for s in gaps
         )
         out.append(
@@ -299,13 +301,19 @@ def _beats(baseline: float | None, network: float | None) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _number(value: float | None) -> str:
+    """A number in the report's one format (:func:`cropsm.report.html.fmt`)."""
+    from cropsm.report.html import fmt
+
+    return fmt(value)
+
+
 def _r2(value: float | None) -> str:
-    """R² as everywhere in the report (three decimals)."""
-    return "–" if value is None else f"{value:.3f}"
+    return "–" if value is None else _number(value)
 
 
 def _signed(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.3f}"
+    return "–" if value is None else ("+" if value > 0 else "") + _number(value)
 
 
 def key_results_html(run_dir: str | Path, esc) -> str:
