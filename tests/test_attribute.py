@@ -61,6 +61,8 @@ seed = 0
 [inputs.twin]
 preset = "tiny"
 seed = 0
+[features]
+set = "paper"
 [train]
 seed = 3
 max_epochs = 20

@@ -23,7 +23,7 @@ def test_training_outputs(tiny_run):
     for k in range(1, 6):
         assert (run_dir / "models" / f"layer{k}" / "weights.npz").exists()
         meta = json.loads((run_dir / "models" / f"layer{k}" / "model.json").read_text())
-        assert meta["feature_names"][-1] == ("sm_pred_upper" if k > 1 else "doy")
+        assert meta["feature_names"][-1] == ("sm_pred_upper" if k > 1 else "doy_cos")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["split"] == "random"
     for k in range(1, 6):

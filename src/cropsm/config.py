@@ -76,6 +76,14 @@ class InputsSection(StrictModel):
 
 
 class FeaturesSection(StrictModel):
+    set: Literal["paper", "crop"] = Field(
+        "crop",
+        description=(
+            "Feature set: 'paper' = Table 1 of the paper exactly; 'crop' = the crop-aware set "
+            "(nominal crop calendar of the pattern, a pattern-aware bucket, long-term climate, "
+            "day of year as sin/cos)."
+        ),
+    )
     groups_off: tuple[str, ...] = Field(
         (), description="Feature groups switched off (e.g. for data that lacks wind)."
     )

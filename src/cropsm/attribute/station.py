@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
-from cropsm.features.groups import FEATURE_GROUPS, validate_groups
+from cropsm.features.groups import ALL_GROUPS, feature_groups, validate_groups
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.splits import make_split
@@ -178,6 +178,7 @@ def train_chain_fixed(
     *,
     groups_off: Iterable[str] = (),
     progress: Callable[[], None] | None = None,
+    feature_set: str = "paper",
 ) -> TrainedChain:
     """Train the chained layer networks with fixed per-layer hyperparameters and a given split.
 
@@ -223,6 +224,7 @@ def train_chain_fixed(
         n_layers=len(layers),
         split=split,
         grid_for_layer=lambda layer: single_configuration_grid(hyperparameters[layer]),
+        feature_set=feature_set,
     )
 
 
@@ -235,7 +237,7 @@ class ControlExperiments:
     full
         Retrained full chain (all groups of the run).
     reduced
-        ``{group: chain without that group}``, in :data:`FEATURE_GROUPS` order.
+        ``{group: chain without that group}``, in the feature set's order.
     hyperparameters
         The fixed per-layer hyperparameters every chain was trained with.
     skipped
@@ -257,10 +259,11 @@ def run_control_experiments(
     hyperparameters: Mapping[int, Mapping],
     split: pd.Series,
     *,
-    groups: Iterable[str] = tuple(FEATURE_GROUPS),
+    groups: Iterable[str] = ALL_GROUPS,
     groups_off: Iterable[str] = (),
     progress: ProgressCallback | None = None,
     log: Callable[[str], None] | None = None,
+    feature_set: str = "paper",
 ) -> ControlExperiments:
     """Train the full chain and one reduced chain per feature group (section 2c(1)).
 
@@ -292,7 +295,8 @@ def run_control_experiments(
     skipped = {
         g: "switched off in the run ([features] groups_off)" for g in groups if g in groups_off
     }
-    to_run = [g for g in FEATURE_GROUPS if g in groups and g not in groups_off]
+    in_set = feature_groups(feature_set)
+    to_run = [g for g in in_set if g in groups and g not in groups_off]
     n_layers = len(hyperparameters)
     total = (1 + len(to_run)) * n_layers
     counter = {"done": 0}
@@ -305,8 +309,9 @@ def run_control_experiments(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     full = train_chain_fixed(
-        table, config, hyperparameters, split, groups_off=groups_off, progress=layer_done
-    )
+        table, config, hyperparameters, split, groups_off=groups_off, progress=layer_done,
+        feature_set=feature_set,
+    )  # fmt: skip
     seconds["full"] = time.perf_counter() - start
     if log is not None:
         log(f"full model: R2 train layer 1 {full.models[0].metrics['train']['r2']:.3f}")
@@ -315,7 +320,7 @@ def run_control_experiments(
         start = time.perf_counter()
         reduced[group] = train_chain_fixed(
             table, config, hyperparameters, split,
-            groups_off=(*groups_off, group), progress=layer_done,
+            groups_off=(*groups_off, group), progress=layer_done, feature_set=feature_set,
         )  # fmt: skip
         seconds[group] = time.perf_counter() - start
         if log is not None:
@@ -455,7 +460,7 @@ def r2_loss_figure(losses: pd.DataFrame, layer: int) -> Figure:
 def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
     """Fig. 5 for every layer in one chart: R2 loss per omitted group, one panel per layer.
 
-    Groups stand in one fixed order (:data:`FEATURE_GROUPS`, the paper's) in every panel and
+    Groups stand in one fixed order (:data:`cropsm.features.groups.ALL_GROUPS`) in every panel and
     the panels share the y axis, so a group's bar compares across layers at a glance. Bars: our
     training-row loss (the paper's measure) and test-row loss; black diamonds (layer 1): the
     paper's values where its text gives a number.
@@ -463,7 +468,7 @@ def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
     from cropsm.maps import new_figure
 
     layers = sorted(int(k) for k in losses["layer"].unique())
-    order = [g for g in FEATURE_GROUPS if g in set(losses["group"])]
+    order = [g for g in ALL_GROUPS if g in set(losses["group"])]
     fig = new_figure((3.0 * max(1, len(layers)) + 1.0, 4.6))
     axes = np.atleast_1d(fig.subplots(1, max(1, len(layers)), sharex=True, sharey=True))
     width = 0.38
@@ -502,7 +507,7 @@ def r2_loss_overview_figure(losses: pd.DataFrame) -> Figure:
     from cropsm.maps import new_figure
 
     table = losses.pivot(index="group", columns="layer", values="r2_loss_train")
-    order = [g for g in FEATURE_GROUPS if g in table.index]
+    order = [g for g in ALL_GROUPS if g in table.index]
     table = table.loc[order]
     fig = new_figure((6.0, 0.45 * len(order) + 1.8))
     ax = fig.add_subplot(1, 1, 1)
@@ -627,6 +632,7 @@ def station_attribution(
     experiments = run_control_experiments(
         table, config.train, hyperparameters, split,
         groups=settings.groups, groups_off=groups_off, progress=progress, log=log,
+        feature_set=config.features.set,
     )  # fmt: skip
     losses = r2_loss_table(
         chain_r2(experiments.full),

@@ -169,10 +169,15 @@ def _attrs_sm() -> dict:
         "units": "m3 m-3",
         "cell_methods": "time: mean",
         "ancillary_variables": "time_flag pattern_flag",
+        # packed units (CF 8.1): 0 ... 1 m3 m-3; each value also lies below its cell's porosity
+        "valid_min": np.int16(0),
+        "valid_max": np.int16(round(1.0 / SM_SCALE)),
         "comment": (
             "Daily mean volumetric soil moisture of one 10-cm layer predicted by the chained "
             f"layer networks ({paper.CITATION_SHORT}, section 2c(2)); scenario = cropping pattern, "
-            "'reference' = crop-area-weighted sum over the region's patterns (Eq. 2)."
+            "'reference' = crop-area-weighted sum over the region's patterns (Eq. 2). "
+            "Networks with a bounded output keep every value between 0 and the porosity "
+            "1 - bulk_density / 2.65 of the cell's layer."
         ),
     }
 
