@@ -837,35 +837,6 @@ def symmetric_limit(values: np.ndarray | xr.DataArray, percentile: float = 98.0)
     return limit if limit > 0 else 1e-6
 
 
-def magnitude_trend_figure(
-    result: xr.Dataset, layer: int, dense_cropland: xr.DataArray | None = None
-):
-    """Fig. 7a,b for one layer: median annual SM and its Sen's slope."""
-    from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM
-
-    depth = f"{LAYER_TOP_CM[layer - 1]}-{LAYER_BOTTOM_CM[layer - 1]} cm"
-    fig = new_figure(11.0, map_figure_height(result, 2, 1, 11.0))
-    ax_mag, ax_trend = fig.subplots(1, 2)
-    sel = result.sel(layer=layer)
-    years = result.attrs.get("years", "")
-    map_panel(
-        ax_mag,
-        sel["median_annual_sm"],
-        title=f"(a) median annual SM, {depth} ({years})",
-        units=SM_UNITS,
-        dense_cropland=dense_cropland,
-    )
-    map_panel(
-        ax_trend,
-        sel["sm_trend"],
-        title=f"(b) trend of annual SM, {depth}",
-        units=TREND_UNITS,
-        diverging=True,
-        dense_cropland=dense_cropland,
-    )
-    return fig
-
-
 def magnitude_trend_layers_figure(result: xr.Dataset, dense_cropland: xr.DataArray | None = None):
     """Fig. 7a,b for every layer in one figure: median annual SM (top row) and its Sen's slope
     (bottom row), one colour scale per row so the layers compare at a glance.

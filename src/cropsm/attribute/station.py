@@ -410,53 +410,6 @@ def r2_loss_table(
 # --------------------------------------------------------------------------------------------
 
 
-def r2_loss_figure(losses: pd.DataFrame, layer: int) -> Figure:
-    """Bar chart of one layer's R2 loss per omitted group, largest first (the paper's Fig. 5).
-
-    Bars: our training-row loss (the paper's measure) and test-row loss; black diamonds: the
-    paper's layer-1 values where the text gives a number (:data:`PAPER_FIG5_R2_LOSS_LAYER1`).
-
-    Parameters
-    ----------
-    losses
-        :func:`r2_loss_table` output (any layers; ``layer`` selects).
-    layer
-        Soil layer 1...5.
-    """
-    from cropsm.maps import new_figure
-
-    rows = losses[losses["layer"] == layer].sort_values("rank", kind="stable")
-    fig = new_figure((7.5, 4.5))
-    ax = fig.add_subplot(1, 1, 1)
-    x = np.arange(len(rows))
-    width = 0.38
-    ax.bar(x - width / 2, rows["r2_loss_train"], width, label="ours, training rows",
-           color="tab:blue")  # fmt: skip
-    ax.bar(x + width / 2, rows["r2_loss_test"], width, label="ours, test rows",
-           color="tab:orange")  # fmt: skip
-    paper = rows["paper_r2_loss"].to_numpy(dtype=np.float64)
-    if np.isfinite(paper).any():
-        ax.scatter(x[np.isfinite(paper)] - width / 2, paper[np.isfinite(paper)], marker="D",
-                   color="black", zorder=3, label="paper (Fig. 5, training)")  # fmt: skip
-    ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_xticks(x, rows["label"].tolist())
-    ax.set_ylabel("R$^2$ loss = R$^2_{full}$ - R$^2_{reduced}$")
-    ax.set_xlabel("omitted feature group")
-    top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
-    if len(rows):
-        full = rows.iloc[0]
-        subtitle = (
-            f"full model R$^2$ train {full['r2_full_train']:.2f}, test {full['r2_full_test']:.2f}"
-        )
-    else:
-        subtitle = "no experiments"
-    ax.set_title(
-        f"Soil layer {layer} ({top}-{bottom} cm): R$^2$ loss per omitted group\n{subtitle}"
-    )
-    ax.legend(frameon=False, fontsize="small")
-    return fig
-
-
 def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
     """Fig. 5 for every layer in one chart: R2 loss per omitted group, one panel per layer.
 
@@ -499,28 +452,6 @@ def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
     axes[0].invert_yaxis()
     axes[0].legend(frameon=False, fontsize="x-small", loc="lower right")
     fig.suptitle("R$^2$ loss when one feature group is left out (full minus reduced model)")
-    return fig
-
-
-def r2_loss_overview_figure(losses: pd.DataFrame) -> Figure:
-    """Training R2 loss of every group (rows) in every layer (columns) as an annotated heat map."""
-    from cropsm.maps import new_figure
-
-    table = losses.pivot(index="group", columns="layer", values="r2_loss_train")
-    order = [g for g in ALL_GROUPS if g in table.index]
-    table = table.loc[order]
-    fig = new_figure((6.0, 0.45 * len(order) + 1.8))
-    ax = fig.add_subplot(1, 1, 1)
-    values = table.to_numpy(dtype=np.float64)
-    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize="small")
-    ax.set_xticks(range(values.shape[1]), [f"layer {k}" for k in table.columns])
-    ax.set_yticks(range(values.shape[0]), [GROUP_LABELS.get(g, g) for g in table.index])
-    ax.set_title("R$^2$ loss (training rows) per omitted group and layer")
-    fig.colorbar(image, ax=ax, label="R$^2$ loss")
     return fig
 
 

@@ -97,33 +97,6 @@ def scatter_layers_figure(panels: dict[int, tuple[np.ndarray, ...]]) -> Figure:
     return fig
 
 
-def scatter_figure(
-    obs_train: np.ndarray,
-    sim_train: np.ndarray,
-    obs_test: np.ndarray,
-    sim_test: np.ndarray,
-    layer: int,
-) -> Figure:
-    """Two panels, training and testing, of predicted against observed SM with a 1:1 line.
-
-    The title of each panel gives ``R2 = 1 - SSE/SST`` (:func:`cropsm.train.metrics.r2`).
-    """
-    values = np.concatenate([obs_train, sim_train, obs_test, sim_test]).astype(np.float64)
-    values = values[np.isfinite(values)]
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.6)
-    pad = 0.02 * (high - low or 1.0)
-    limits = (low - pad, high + pad)
-    fig = Figure(figsize=(9.0, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax_train, ax_test = fig.subplots(1, 2)
-    _panel(ax_train, np.asarray(obs_train, float), np.asarray(sim_train, float), "training",
-           limits)  # fmt: skip
-    _panel(ax_test, np.asarray(obs_test, float), np.asarray(sim_test, float), "testing", limits)
-    top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
-    fig.suptitle(f"Soil layer {layer} ({top}-{bottom} cm)")
-    return fig
-
-
 def write_scatter_plots(
     chain: TrainedChain, table: pd.DataFrame, figures_dir: str | Path
 ) -> list[Path]:
