@@ -31,6 +31,12 @@ COMMANDS = (
 )  # fmt: skip
 
 
+def test_top_level_help_has_an_example():
+    text = help_text()
+    assert "Example: cropsm twin /tmp/vc --preset tiny; cropsm run examples/tiny.toml" in text
+    assert "<bool>" not in text
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_an_example_and_no_bare_type_tags(command):
     text = help_text(command)

@@ -20,6 +20,11 @@ app = typer.Typer(
         "Daily five-layer (0-50 cm) cropland soil moisture from sparse station observations "
         "with neural networks, under six cropping patterns."
     ),
+    epilog=(
+        "Example: cropsm twin /tmp/vc --preset tiny; cropsm run examples/tiny.toml --out "
+        "runs/tiny (then open runs/tiny/report/index.html). COMMAND --help shows each "
+        "command's options and an example."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
