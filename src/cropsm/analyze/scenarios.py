@@ -530,19 +530,28 @@ def scenario_maps_figure(
     nrow = int(np.ceil(len(patterns) / 2))
     fig = new_figure(11.0, map_figure_height(sel, 2, nrow, 11.0))
     axes = np.atleast_1d(fig.subplots(nrow, 2)).ravel()
+    names = {p.id: p.name for p in catalog.patterns()}
+    mesh = None
     for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
-        masked = " (NE masked)" if pattern in double_cropping_patterns() else ""
-        map_panel(
+        masked = ", NE masked" if pattern in double_cropping_patterns() else ""
+        mesh = map_panel(
             ax,
             sel.sel(pattern=pattern),
-            title=f"({chr(97 + i)}) {_pattern_title(pattern)}{masked}",
+            # two short lines, so no title is clipped by its neighbour
+            title=f"({chr(97 + i)}) {names.get(pattern, pattern)}\n({pattern}) minus reference"
+            f"{masked}",
             units=SM_UNITS,
             diverging=True,
             dense_cropland=dense_cropland,
             limit=limit,
+            colorbar=False,
         )
     for ax in axes[len(patterns) :]:
         ax.set_visible(False)
+    if mesh is not None:  # one colour scale for every panel
+        from cropsm.maps import colorbar
+
+        colorbar(fig, mesh, axes[: len(patterns)].tolist(), SM_UNITS, "pattern minus reference")
     return fig
 
 
@@ -617,7 +626,8 @@ def truth_error_figure(errors: pd.DataFrame, scenario: str = REFERENCE_SCENARIO)
     from cropsm.analyze.product import SM_LABEL, new_figure
 
     part = errors[errors["scenario"] == scenario] if "scenario" in errors.columns else errors
-    regions = list(dict.fromkeys(part["region"]))
+    with_data = part.groupby("region", sort=False)["rmse_m3_m-3"].apply(lambda v: v.notna().any())
+    regions = [r for r in dict.fromkeys(part["region"]) if with_data.get(r, False)]
     layers = sorted(part["layer"].unique())
     fig = new_figure(10.0, 4.2)
     axes = fig.subplots(1, 2)

@@ -46,6 +46,7 @@ class AnalysisInputs:
     truth: xr.Dataset | None  # truth store (virtual China only)
     notes: dict
     pattern_flag: xr.DataArray | None = None  # (scenario, lat, lon) 1/0, the product's flag
+    cropland: xr.DataArray | None = None  # (lat, lon) bool, cells with a product
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,9 +122,10 @@ def analyze_product(
     annual = annual.drop_vars("scenario")
     result = prod.magnitude_and_trend_from_annual(annual)
     files = [write_netcdf(result, out_dir / "product_magnitude_trend.nc")]
-    for layer in result["layer"].values:
-        fig = prod.magnitude_trend_figure(result, int(layer), dense_cropland)
-        files.append(write_figure(fig, fig_dir / f"fig7ab_product_layer{int(layer)}.png"))
+    for stale in fig_dir.glob("fig7ab_product_layer*.png"):  # one figure per layer before
+        stale.unlink()
+    fig = prod.magnitude_trend_layers_figure(result, dense_cropland)
+    files.append(write_figure(fig, fig_dir / "fig7ab_product_all_layers.png"))
     series = prod.national_series_from_annual(annual)
     frame = series.to_dataframe(name="sm_m3_m-3").reset_index()[["layer", "year", "sm_m3_m-3"]]
     files.append(write_csv(frame, out_dir / "product_national_annual.csv"))
@@ -157,8 +159,10 @@ def analyze_satellite(
     region: xr.DataArray | None,
     run_dir: Path,
     dense_cropland: xr.DataArray | None = None,
+    small_regions: dict | None = None,
 ) -> dict:
-    """Figs. 7c-f and 8: the reference top layer against the satellite product."""
+    """Figs. 7c-f and 8: the reference top layer against the satellite product (regions in
+    ``small_regions``, with too few cells, get no regional mean)."""
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
     top = sm.sel(scenario=prod.REFERENCE_SCENARIO, layer=TOP_LAYER, drop=True)
     comparison = sat.compare_with_satellite(top, satellite).compute()
@@ -177,6 +181,7 @@ def analyze_satellite(
     }
     if region is not None:
         monthly = sat.monthly_comparison_by_region(top, satellite, region)
+        monthly = prod.drop_small_regions(monthly, small_regions or {})
         files.append(write_csv(monthly, out_dir / "satellite_monthly_by_region.csv"))
         files.append(
             write_figure(
@@ -192,9 +197,11 @@ def analyze_scenarios(
     region: xr.DataArray,
     run_dir: Path,
     dense_cropland: xr.DataArray | None = None,
+    small_regions: dict | None = None,
 ) -> tuple[dict, xr.DataArray]:
     """Figs. 9 and 10: each pattern minus the reference, maps and monthly by region.
 
+    Regions in ``small_regions`` (too few cells) get no regional mean (NaN, not plotted).
     Returns the summary and the Fig. 9 differences ``(pattern, layer, lat, lon)``.
     """
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
@@ -211,6 +218,7 @@ def analyze_scenarios(
         ),
     ]
     monthly = scen.monthly_differences_from_climatology(stats["monthly_climatology"], region)
+    monthly = prod.drop_small_regions(monthly, small_regions or {})
     frame = monthly.to_dataframe(name="sm_difference_m3_m-3").reset_index()
     frame = frame[["pattern", "layer", "region", "month", "sm_difference_m3_m-3"]]
     files.append(write_csv(frame, out_dir / "scenario_monthly_differences.csv"))
@@ -240,6 +248,7 @@ def analyze_against_truth(
     product_diff: xr.DataArray,
     run_dir: Path,
     pattern_flag: xr.DataArray | None = None,
+    small_regions: dict | None = None,
 ) -> dict:
     """On the virtual China: Fig. 9 against the true effects, and the product's error by region.
 
@@ -263,7 +272,7 @@ def analyze_against_truth(
     truth_grid = scen.cells_to_grid(
         truth_diff, cell_lat, cell_lon, product_diff["lat"].values, product_diff["lon"].values
     ).to_dataset(name="true_median_annual_sm_difference")
-    errors = scen.error_table(stats)
+    errors = prod.drop_small_regions(scen.error_table(stats), small_regions or {})
     files = [
         write_csv(agreement, out_dir / "truth_scenario_agreement.csv"),
         write_netcdf(truth_grid, out_dir / "truth_scenario_differences.nc"),
@@ -340,7 +349,10 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
         truth = open_truth(paths["truth"])
     else:
         notes["truth"] = "no known truth (only the virtual China has one)"
-    return AnalysisInputs(sm, region, dense, satellite, truth, notes, pattern_flag)
+    cropland = None
+    if product is not None and sm is not None and "cropland_mask" in product.data_vars:
+        cropland = prod.region_on_grid(product["cropland_mask"].load(), lat, lon) == 1
+    return AnalysisInputs(sm, region, dense, satellite, truth, notes, pattern_flag, cropland)
 
 
 def _observations(run_dir: Path) -> dict | None:
@@ -374,6 +386,11 @@ def run_analyses(ctx: RunContext) -> dict:
             summary["skipped"][name] = inputs.notes["product"]
     else:
         truth = region_cells = None
+        small: dict = {}  # regions with too few cells: not averaged as regions (CHN keeps them)
+        if inputs.region is not None:
+            small = prod.small_regions(inputs.region, inputs.cropland)
+            summary["small_regions"] = small
+            summary["min_region_cells"] = prod.MIN_REGION_CELLS
         if inputs.truth is not None and inputs.region is not None:
             truth = scen.truth_scenarios(inputs.truth)
             region_cells = scen.grid_to_cells(
@@ -397,7 +414,7 @@ def run_analyses(ctx: RunContext) -> dict:
         else:
             say("  satellite comparison (Figs. 7c-f, 8)")
             summary["ran"]["satellite"] = analyze_satellite(
-                sm, inputs.satellite, inputs.region, run_dir, inputs.dense_cropland
+                sm, inputs.satellite, inputs.region, run_dir, inputs.dense_cropland, small
             )
         if inputs.region is None or not scen.pattern_scenarios(sm):
             reason = inputs.notes.get("region", "the product holds no pattern scenario")
@@ -405,14 +422,16 @@ def run_analyses(ctx: RunContext) -> dict:
             summary["skipped"]["truth"] = reason
         else:
             say("  scenarios: pattern minus reference (Figs. 9, 10)")
-            result, diff = analyze_scenarios(stats, inputs.region, run_dir, inputs.dense_cropland)
+            result, diff = analyze_scenarios(
+                stats, inputs.region, run_dir, inputs.dense_cropland, small
+            )
             summary["ran"]["scenarios"] = result
             if truth is None:
                 summary["skipped"]["truth"] = inputs.notes["truth"]
             else:
                 say("  virtual China: product and scenario effects against the truth")
                 summary["ran"]["truth"] = analyze_against_truth(
-                    stats, region_cells, diff, run_dir, inputs.pattern_flag
+                    stats, region_cells, diff, run_dir, inputs.pattern_flag, small
                 )
     from cropsm.provenance import write_json
 

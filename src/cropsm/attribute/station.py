@@ -410,72 +410,48 @@ def r2_loss_table(
 # --------------------------------------------------------------------------------------------
 
 
-def r2_loss_figure(losses: pd.DataFrame, layer: int) -> Figure:
-    """Bar chart of one layer's R2 loss per omitted group, largest first (the paper's Fig. 5).
+def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
+    """Fig. 5 for every layer in one chart: R2 loss per omitted group, one panel per layer.
 
-    Bars: our training-row loss (the paper's measure) and test-row loss; black diamonds: the
-    paper's layer-1 values where the text gives a number (:data:`PAPER_FIG5_R2_LOSS_LAYER1`).
-
-    Parameters
-    ----------
-    losses
-        :func:`r2_loss_table` output (any layers; ``layer`` selects).
-    layer
-        Soil layer 1...5.
+    Groups stand in one fixed order (:data:`cropsm.features.groups.ALL_GROUPS`) in every panel and
+    the panels share the y axis, so a group's bar compares across layers at a glance. Bars: our
+    training-row loss (the paper's measure) and test-row loss; black diamonds (layer 1): the
+    paper's values where its text gives a number.
     """
     from cropsm.maps import new_figure
 
-    rows = losses[losses["layer"] == layer].sort_values("rank", kind="stable")
-    fig = new_figure((7.5, 4.5))
-    ax = fig.add_subplot(1, 1, 1)
-    x = np.arange(len(rows))
+    layers = sorted(int(k) for k in losses["layer"].unique())
+    order = [g for g in ALL_GROUPS if g in set(losses["group"])]
+    fig = new_figure((3.0 * max(1, len(layers)) + 1.0, 4.6))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(layers)), sharex=True, sharey=True))
     width = 0.38
-    ax.bar(x - width / 2, rows["r2_loss_train"], width, label="ours, training rows",
-           color="tab:blue")  # fmt: skip
-    ax.bar(x + width / 2, rows["r2_loss_test"], width, label="ours, test rows",
-           color="tab:orange")  # fmt: skip
-    paper = rows["paper_r2_loss"].to_numpy(dtype=np.float64)
-    if np.isfinite(paper).any():
-        ax.scatter(x[np.isfinite(paper)] - width / 2, paper[np.isfinite(paper)], marker="D",
-                   color="black", zorder=3, label="paper (Fig. 5, training)")  # fmt: skip
-    ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_xticks(x, rows["label"].tolist())
-    ax.set_ylabel("R$^2$ loss = R$^2_{full}$ - R$^2_{reduced}$")
-    ax.set_xlabel("omitted feature group")
-    top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
-    if len(rows):
-        full = rows.iloc[0]
+    y = np.arange(len(order))
+    for ax, layer in zip(axes, layers, strict=False):
+        rows = losses[losses["layer"] == layer].set_index("group").reindex(order)
+        ax.barh(y - width / 2, rows["r2_loss_train"], width, color="tab:blue",
+                label="ours, training rows")  # fmt: skip
+        ax.barh(y + width / 2, rows["r2_loss_test"], width, color="tab:orange",
+                label="ours, test rows")  # fmt: skip
+        paper = rows["paper_r2_loss"].to_numpy(dtype=np.float64) if layer == 1 else None
+        if paper is not None and np.isfinite(paper).any():
+            ok = np.isfinite(paper)
+            ax.scatter(paper[ok], y[ok] - width / 2, marker="D", color="black", zorder=3,
+                       label="paper (Fig. 5, training)")  # fmt: skip
+        ax.axvline(0.0, color="black", lw=0.8)
+        top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
+        full = rows.dropna(subset=["r2_full_train"])
         subtitle = (
-            f"full model R$^2$ train {full['r2_full_train']:.2f}, test {full['r2_full_test']:.2f}"
+            f"full model R$^2$ train {full['r2_full_train'].iloc[0]:.2f}, "
+            f"test {full['r2_full_test'].iloc[0]:.2f}"
+            if len(full)
+            else ""
         )
-    else:
-        subtitle = "no experiments"
-    ax.set_title(
-        f"Soil layer {layer} ({top}-{bottom} cm): R$^2$ loss per omitted group\n{subtitle}"
-    )
-    ax.legend(frameon=False, fontsize="small")
-    return fig
-
-
-def r2_loss_overview_figure(losses: pd.DataFrame) -> Figure:
-    """Training R2 loss of every group (rows) in every layer (columns) as an annotated heat map."""
-    from cropsm.maps import new_figure
-
-    table = losses.pivot(index="group", columns="layer", values="r2_loss_train")
-    order = [g for g in ALL_GROUPS if g in table.index]
-    table = table.loc[order]
-    fig = new_figure((6.0, 0.45 * len(order) + 1.8))
-    ax = fig.add_subplot(1, 1, 1)
-    values = table.to_numpy(dtype=np.float64)
-    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize="small")
-    ax.set_xticks(range(values.shape[1]), [f"layer {k}" for k in table.columns])
-    ax.set_yticks(range(values.shape[0]), [GROUP_LABELS.get(g, g) for g in table.index])
-    ax.set_title("R$^2$ loss (training rows) per omitted group and layer")
-    fig.colorbar(image, ax=ax, label="R$^2$ loss")
+        ax.set_title(f"layer {layer} ({top}-{bottom} cm)\n{subtitle}", fontsize=10)
+        ax.set_xlabel("R$^2$ loss")
+    axes[0].set_yticks(y, [GROUP_LABELS.get(g, g) for g in order])
+    axes[0].invert_yaxis()
+    axes[0].legend(frameon=False, fontsize="x-small", loc="lower right")
+    fig.suptitle("R$^2$ loss when one feature group is left out (full minus reduced model)")
     return fig
 
 
@@ -541,7 +517,7 @@ def station_attribution(
     * ``RUN_DIR/attribution/station_attribution.json`` (hyperparameters, skipped groups, the
       retrained full model's R2 against the run's, timings),
     * ``RUN_DIR/attribution/models_no_<group>/layer{k}/`` for the national groups,
-    * ``RUN_DIR/figures/fig5_r2_loss_layer{k}.png`` and ``fig5_r2_loss_all_layers.png``.
+    * ``RUN_DIR/figures/fig5_r2_loss_all_layers.png`` (every layer, one chart).
 
     Parameters
     ----------
@@ -611,13 +587,12 @@ def station_attribution(
                 )
 
     figures = []
-    for layer in sorted(losses["layer"].unique()):
-        fig = r2_loss_figure(losses, int(layer))
-        figures.append(save_figure(fig, run_dir / "figures" / f"fig5_r2_loss_layer{layer}.png"))
-    if not losses.empty:
+    for stale in (run_dir / "figures").glob("fig5_r2_loss_layer*.png"):  # one per layer before
+        stale.unlink()
+    if not losses.empty:  # one chart, every layer, groups in one order
         figures.append(
             save_figure(
-                r2_loss_overview_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
+                r2_loss_layers_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
             )
         )
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cropsm import __version__, catalog
+from cropsm import __version__, catalog, paper
 from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.features.water_balance import CLIMATE_DESCRIPTORS, WATER_BALANCE_FEATURES
@@ -72,10 +72,7 @@ from cropsm.weights import pattern_weights
 
 ProgressCallback = Callable[[str, int, int], None]
 
-PAPER_REFERENCE = (
-    "Liu, Y., et al. (2021): A daily, multilayer soil moisture dataset for China's croplands "
-    "derived from sparse station observations with neural networks (method of sections 2a-2c)."
-)
+PAPER_REFERENCE = paper.CITATION + " (method of sections 2a-2c)"
 
 
 @dataclass(frozen=True)
@@ -697,8 +694,7 @@ def plan_product(
         "references": PAPER_REFERENCE,
         "comment": (
             "sm is packed as int16 x 1e-4 m3 m-3; cells with cropland fraction < 0.1 are fill. "
-            "time_flag and pattern_flag are the quality flags of the paper's section 4c. "
-            "block_done is the resume record of the computation."
+            "time_flag and pattern_flag are the quality flags of the paper's section 4c."
         ),
         "product_format": product_store.PRODUCT_FORMAT,
         "networks_use_pattern": int(uses_pattern),
