@@ -140,6 +140,17 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
     }
     starts = [200, 300, 450]
     states = bucket_prepass(lambda sl: {k: v[sl] for k, v in climate.items()}, dates, soil, starts)
+    fallow = catalog.fallow()
+    bare = pattern_bucket_inputs(
+        climate["precipitation"],
+        climate["air_temperature"],
+        climate["net_solar_radiation"],
+        fallow["kc"],
+        fallow["root_depth_cm"],
+        elevation_m=soil["elevation"],
+        sand_by_layer_pct=soil["sand"],
+        clay_by_layer_pct=soil["clay"],
+    )
     for p, pid in enumerate(catalog.pattern_ids()):
         whole = pattern_bucket_inputs(
             climate["precipitation"],
@@ -154,12 +165,16 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else n_days
             block = {k: v[start:stop] for k, v in climate.items()}
-            _, by_cell_day = block_pattern_inputs(
-                block, dates[start:stop], soil, states.start_water_mm[i], ["wb_top", "wb_sub"]
+            names = ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare"]
+            _, by_cell_day, shared = block_pattern_inputs(
+                block, dates[start:stop], soil, states.start_water_mm[i], names
             )
             for name in ("wb_top", "wb_sub"):
                 np.testing.assert_allclose(
                     by_cell_day[name][p], whole[name][start:stop], rtol=0, atol=1e-6, err_msg=pid
+                )
+                np.testing.assert_allclose(
+                    shared[f"{name}_bare"], bare[name][start:stop], rtol=0, atol=1e-6
                 )
 
 

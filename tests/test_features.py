@@ -279,7 +279,7 @@ CONTRACT_COLUMNS = (
     + [f"{s}_l{k}" for k in range(1, 6) for s in ("ph", "sand", "silt", "clay", "bd")]
     + ["elevation", "doy"]
     + ["doy_sin", "doy_cos", "cal_kc", "cal_root_cm", "cal_crop_on"]
-    + ["wb_top", "wb_sub", "clim_precip_mm_yr", "clim_aridity"]
+    + ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare", "clim_precip_mm_yr", "clim_aridity"]
     + [f"sm_l{k}" for k in range(1, 6)]
 )
 

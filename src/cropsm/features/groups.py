@@ -30,7 +30,11 @@ from cropsm import N_LAYERS
 from cropsm.catalog import pattern_ids
 from cropsm.errors import InputError
 from cropsm.features.calendar import CALENDAR_FEATURES
-from cropsm.features.water_balance import CLIMATE_DESCRIPTORS, WATER_BALANCE_FEATURES
+from cropsm.features.water_balance import (
+    BARE_BUCKET_FEATURES,
+    CLIMATE_DESCRIPTORS,
+    WATER_BALANCE_FEATURES,
+)
 
 PRECIPITATION_ACCUMULATION_MONTHS: tuple[int, ...] = (1, 2, 3, 4, 5, 12)
 """Look-back periods of the accumulated-precipitation features, in calendar months (section 2a)."""
@@ -61,7 +65,7 @@ CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "temperature": ("tair",),
     "vpd": ("vpd",),
     "pattern": CALENDAR_FEATURES,
-    "water_balance": WATER_BALANCE_FEATURES,
+    "water_balance": WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES,
     "climate_normals": CLIMATE_DESCRIPTORS,
     "ssr": ("ssr",),
     "wind": ("wind",),

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from cropsm import N_LAYERS
+from cropsm.catalog import fallow as catalog_fallow
 from cropsm.catalog import pattern_ids, region_ids
 from cropsm.errors import InputError
 from cropsm.features.calendar import (
@@ -50,7 +51,6 @@ from cropsm.features.water_balance import FEATURE_ATTRS as WATER_BALANCE_ATTRS
 from cropsm.features.water_balance import (
     REFERENCE_KC,
     REFERENCE_ROOT_CM,
-    WATER_BALANCE_FEATURES,
     climate_descriptors,
     pattern_bucket_inputs,
 )
@@ -372,8 +372,21 @@ def crop_aware_columns(
         sand_by_layer_pct=station_static.get("sand"),
         clay_by_layer_pct=station_static.get("clay"),
     )
-    for name in WATER_BALANCE_FEATURES:
+    for name in ("wb_top", "wb_sub"):
         out[name] = bucket[name][row_time, row_station]
+    fallow = catalog_fallow()
+    bare = pattern_bucket_inputs(
+        station_series["precip"],
+        station_series["tair"],
+        station_series["ssr"],
+        float(fallow["kc"]),
+        float(fallow["root_depth_cm"]),
+        elevation_m=station_static.get("elevation"),
+        sand_by_layer_pct=station_static.get("sand"),
+        clay_by_layer_pct=station_static.get("clay"),
+    )
+    out["wb_top_bare"] = bare["wb_top"][row_time, row_station]
+    out["wb_sub_bare"] = bare["wb_sub"][row_time, row_station]
     climate = climate_descriptors(station_series["precip"], bucket["et0_mm"])
     for name, values in climate.items():
         out[name] = values[row_station]

@@ -45,6 +45,11 @@ import xarray as xr
 WATER_BALANCE_FEATURES: tuple[str, ...] = ("wb_top", "wb_sub")
 """Per-pattern daily bucket inputs (relative water of the 0-20 and 20-50 cm stores)."""
 
+BARE_BUCKET_FEATURES: tuple[str, ...] = ("wb_top_bare", "wb_sub_bare")
+"""The same stores under a fallow field (the catalog's fallow Kc and rooting depth): the
+weather's part of the water state, the same under every pattern, so that the pattern inputs
+carry what the crops change."""
+
 CLIMATE_DESCRIPTORS: tuple[str, ...] = ("clim_precip_mm_yr", "clim_aridity")
 """Per-cell long-term climate inputs."""
 
@@ -57,6 +62,8 @@ FEATURE_ATTRS: dict[str, dict[str, str]] = {
         "units": "1",
         "long_name": "relative water of the 20-50 cm store of the pattern's bucket",
     },
+    "wb_top_bare": {"units": "1", "long_name": "wb_top of a fallow field"},
+    "wb_sub_bare": {"units": "1", "long_name": "wb_sub of a fallow field"},
     "clim_precip_mm_yr": {"units": "mm yr-1", "long_name": "mean annual precipitation"},
     "clim_aridity": {"units": "1", "long_name": "aridity index P / ET0 (Makkink)"},
 }
@@ -236,7 +243,7 @@ def run_bucket(
     threshold_sub = (1.0 - DEPLETION_FRACTION) * cap_sub
     relative = None
     if keep_relative:
-        relative = {name: np.empty((n_days, *shape)) for name in WATER_BALANCE_FEATURES}
+        relative = {name: np.empty((n_days, *shape)) for name in ("wb_top", "wb_sub")}
     for t in range(n_days):
         rain = np.nan_to_num(precip[t].astype(np.float64), nan=0.0)
         demand = np.nan_to_num(et0[t].astype(np.float64), nan=0.0) * kc[t]

@@ -29,6 +29,7 @@ from cropsm import catalog
 from cropsm.features.calendar import CALENDAR_FEATURES, calendar_table
 from cropsm.features.climate import day_of_year
 from cropsm.features.water_balance import (
+    BARE_BUCKET_FEATURES,
     BUCKET_DEPTH_MM,
     CLIMATE_DESCRIPTORS,
     DEFAULT_AVAILABLE_WATER,
@@ -85,6 +86,13 @@ def _pattern_calendar_column(dates, column: int) -> np.ndarray:
     return np.stack([calendar_table(p)[doy - 1, column] for p in catalog.pattern_ids()], axis=1)
 
 
+def _with_fallow(values: np.ndarray, column: int) -> np.ndarray:
+    """``(day, 7)``: the six patterns and a fallow field (the bare bucket) last."""
+    fallow = catalog.fallow()
+    value = float(fallow["kc"] if column == 0 else fallow["root_depth_cm"])
+    return np.concatenate([values, np.full((values.shape[0], 1), value)], axis=1)
+
+
 def cell_soil(static: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> dict:
     """Elevation ``(cell,)`` and texture ``(5, cell)`` of cells, as the station table takes them."""
     out: dict = {}
@@ -113,8 +121,8 @@ def _run_patterns(
     Kc broadcast against the cells' weather (nothing copied per pattern).
     """
     n_cells = climate_piece["precipitation"].shape[1]
-    kc = pattern_kc(dates)[:, :, None]  # (day, pattern, 1)
-    root = pattern_root_cm(dates)[:, :, None]
+    kc = _with_fallow(pattern_kc(dates), 0)[:, :, None]  # (day, pattern + fallow, 1)
+    root = _with_fallow(pattern_root_cm(dates), 1)[:, :, None]
     et0 = reference_et_mm(
         climate_piece["air_temperature"],
         climate_piece["net_solar_radiation"],
@@ -183,7 +191,7 @@ def bucket_prepass(
         result = _run_patterns(piece, climate_dates[a:b], soil, water, keep_relative=False)
         if water is None and 0 in starts:
             initial = initial_water_mm_of(result["capacity_mm"])  # (store, cell)
-            saved[0] = np.repeat(initial[:, None, :], n_patterns, axis=1)
+            saved[0] = np.repeat(initial[:, None, :], n_patterns + 1, axis=1)
         water = result["water_mm"]
         capacity = result["capacity_mm"]
         et0 = result["et0_mm"]
@@ -225,13 +233,15 @@ def block_pattern_inputs(
     start_water_mm
         ``(2, 6, n_cells)`` water of the two stores at the block's first day.
     names
-        Pattern inputs wanted.
+        Inputs wanted (pattern inputs and the bare bucket).
 
     Returns
     -------
-    (by_day, by_cell_day)
-        ``{name: (6, n_days) float32}`` for calendar inputs and
-        ``{name: (6, n_days, n_cells) float32}`` for ``wb_top`` and ``wb_sub``.
+    (by_day, by_cell_day, shared)
+        ``{name: (6, n_days) float32}`` for calendar inputs,
+        ``{name: (6, n_days, n_cells) float32}`` for ``wb_top`` and ``wb_sub``, and
+        ``{name: (n_days, n_cells) float32}`` for the pattern-free ``wb_top_bare`` and
+        ``wb_sub_bare``.
     """
     doy = day_of_year(dates).astype(np.int64)
     by_day = {}
@@ -241,14 +251,21 @@ def block_pattern_inputs(
                 [calendar_table(p)[doy - 1, j] for p in catalog.pattern_ids()]
             ).astype(np.float32)
     by_cell_day = {}
-    if any(name in names for name in WATER_BALANCE_FEATURES):
+    shared: dict[str, np.ndarray] = {}
+    if any(name in names for name in WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES):
         piece = {k: block_climate[k] for k in BUCKET_VARIABLES}
         result = _run_patterns(piece, dates, soil, start_water_mm)
+        n_patterns = len(catalog.pattern_ids())
         for name in WATER_BALANCE_FEATURES:
             if name in names:
-                relative = result["relative"][name].transpose(1, 0, 2)  # (pattern, day, cell)
+                source = result["relative"][name][:, :n_patterns]  # (day, pattern, cell)
+                relative = source.transpose(1, 0, 2)  # (pattern, day, cell)
                 by_cell_day[name] = np.ascontiguousarray(relative, dtype=np.float32)
-    return by_day, by_cell_day
+        for name in BARE_BUCKET_FEATURES:
+            if name in names:
+                bare = result["relative"][name.removesuffix("_bare")][:, n_patterns]
+                shared[name] = np.ascontiguousarray(bare, dtype=np.float32)  # (day, cell)
+    return by_day, by_cell_day, shared
 
 
 __all__ = [

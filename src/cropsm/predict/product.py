@@ -31,7 +31,11 @@ import xarray as xr
 from cropsm import __version__, catalog, paper
 from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
 from cropsm.features.station_table import SOIL_SOURCES
-from cropsm.features.water_balance import CLIMATE_DESCRIPTORS, WATER_BALANCE_FEATURES
+from cropsm.features.water_balance import (
+    BARE_BUCKET_FEATURES,
+    CLIMATE_DESCRIPTORS,
+    WATER_BALANCE_FEATURES,
+)
 from cropsm.predict import store as product_store
 from cropsm.predict.config import REFERENCE, PredictConfig
 from cropsm.predict.crop_inputs import (
@@ -114,6 +118,8 @@ class ProductJob:
         ``(n_time_blocks, 2, 6, n_cells)`` water of the pattern buckets' two stores on each time
         block's first day
         (:func:`cropsm.predict.crop_inputs.bucket_prepass`), or None.
+    bare_bucket_names
+        The pattern-free bucket inputs (``wb_top_bare``, ``wb_sub_bare``) the networks take.
     cell_soil
         Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` for the buckets, or None.
     """
@@ -135,6 +141,7 @@ class ProductJob:
     region_periods: np.ndarray
     batch_cell_days: int
     pattern_input_names: tuple[str, ...] = ()
+    bare_bucket_names: tuple[str, ...] = ()
     bucket_start_water: np.ndarray | None = None
     cell_soil: Mapping[str, np.ndarray] | None = None
 
@@ -341,8 +348,8 @@ def _block_pattern_inputs(
     t_sl: slice,
 ) -> tuple[dict, dict]:
     """The block's crop-aware pattern inputs (nominal calendars, pattern buckets)."""
-    if not job.pattern_input_names:
-        return {}, {}
+    if not job.pattern_input_names and not job.bare_bucket_names:
+        return {}, {}, {}
     n_days = len(dates)
     soil = {}
     for name, values in (job.cell_soil or {}).items():
@@ -352,7 +359,8 @@ def _block_pattern_inputs(
         i_time = t_sl.start // job.layout.time_chunk_days
         start_water = job.bucket_start_water[i_time][..., cells]
     block_climate = {v: raw[v][-n_days:] for v in BUCKET_VARIABLES if v in raw}
-    return block_pattern_inputs(block_climate, dates, soil, start_water, job.pattern_input_names)
+    names = (*job.pattern_input_names, *job.bare_bucket_names)
+    return block_pattern_inputs(block_climate, dates, soil, start_water, names)
 
 
 def _compute_block(job: ProductJob, block_id: int) -> dict:
@@ -390,7 +398,8 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
         )
         clock.lap("read")
         features = block_climate_features(raw, dates, halo, job.climate_features)
-        by_day, by_cell_day = _block_pattern_inputs(job, raw, dates, cells, t_sl)
+        by_day, by_cell_day, bare = _block_pattern_inputs(job, raw, dates, cells, t_sl)
+        features.update(bare)
         del raw
         static = {name: v[cells] for name, v in job.cell_static.items()}
         clock.lap("features")
@@ -583,13 +592,17 @@ def plan_product(
     pattern_inputs = tuple(dict.fromkeys(n for net in nets for n in net.pattern_input_names))
     static_names = [n for n in shared if n in STATIC_FEATURES]
     descriptor_names = [n for n in shared if n in CLIMATE_DESCRIPTORS]
+    bare_names = tuple(n for n in shared if n in BARE_BUCKET_FEATURES)
     climate_names = [
         n
         for n in shared
-        if n not in STATIC_FEATURES and n not in DAY_FEATURES and n not in descriptor_names
+        if n not in STATIC_FEATURES
+        and n not in DAY_FEATURES
+        and n not in descriptor_names
+        and n not in bare_names
     ]
     variables, needs_halo = climate_sources(climate_names)
-    needs_bucket = any(n in WATER_BALANCE_FEATURES for n in pattern_inputs)
+    needs_bucket = bool(bare_names) or any(n in WATER_BALANCE_FEATURES for n in pattern_inputs)
     if needs_bucket or descriptor_names:
         variables = tuple(dict.fromkeys([*variables, *BUCKET_VARIABLES]))
     missing = [v for v in variables if v not in climate]
@@ -681,6 +694,7 @@ def plan_product(
         region_periods=periods,
         batch_cell_days=config.batch_cell_days,
         pattern_input_names=pattern_inputs,
+        bare_bucket_names=bare_names,
         cell_soil=soil,
     )
     if soil is not None:

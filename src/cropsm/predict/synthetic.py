@@ -54,6 +54,8 @@ _FEATURE_SCALE = {
     "cal_crop_on": (0.7, 0.45),
     "wb_top": (0.6, 0.25),
     "wb_sub": (0.6, 0.25),
+    "wb_top_bare": (0.6, 0.25),
+    "wb_sub_bare": (0.6, 0.25),
     "clim_precip_mm_yr": (800.0, 400.0),
     "clim_aridity": (1.0, 0.5),
 }

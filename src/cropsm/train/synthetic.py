@@ -140,6 +140,8 @@ def synthetic_station_table(
         0.0,
         1.0,
     )
+    table["wb_top_bare"] = np.clip(table["wb_top"].to_numpy() + 0.1, 0.0, 1.0)
+    table["wb_sub_bare"] = np.clip(table["wb_sub"].to_numpy() + 0.1, 0.0, 1.0)
     table["clim_precip_mm_yr"] = 600.0 + 300.0 * wet
     table["clim_aridity"] = 0.6 + 0.3 * wet
 
