@@ -27,8 +27,40 @@ console = Console(stderr=True)
 stdout = Console()
 
 
+def error_line(err: BaseException) -> str:
+    """The one line ``error: ...`` of an expected failure (newlines folded, never wrapped)."""
+    from cropsm.errors import OutputError
+
+    if isinstance(err, OSError) and not isinstance(err, OutputError):
+        where = err.filename if err.filename is not None else None
+        if err.errno is not None and err.strerror and where is not None:
+            from cropsm.errors import output_hint
+
+            if isinstance(err, FileNotFoundError):
+                message = f"{where}: {err.strerror}"
+            else:
+                message = f"{where}: {err.strerror}; {output_hint(err.errno)}"
+        else:
+            message = str(err)
+    else:
+        message = str(err)
+    return "error: " + " ".join(message.split())
+
+
+def report_error(err: BaseException) -> None:
+    """Write :func:`error_line` to stderr as plain text: no markup, no wrapping, no colour."""
+    sys.stderr.write(error_line(err) + "\n")
+    sys.stderr.flush()
+
+
 def _friendly_errors(func):
-    """Report expected errors as one line on stderr and exit with status 2 (no traceback)."""
+    """Report expected failures as one line on stderr and exit with status 2 (no traceback).
+
+    Expected failures are the project's own errors (:class:`cropsm.errors.CropsmError`: bad
+    input, config, usage, unwritable output) and the operating system's (``OSError``: a missing
+    file, no permission, a full disk), which name their path. Anything else is a bug and keeps
+    its traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -36,9 +68,8 @@ def _friendly_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (CropsmError, FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-            message = err.args[0] if isinstance(err, KeyError) and err.args else err
-            console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+        except (CropsmError, OSError) as err:
+            report_error(err)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -167,8 +198,11 @@ def evaluate_command(
     last_year: Annotated[int | None, typer.Option(help="uscrn: last year to score.")] = None,
 ) -> None:
     """Apply a run's networks (and baselines) to other stations or years; per-layer metrics."""
+    from cropsm.errors import UsageError
+    from cropsm.io.atomic import check_writable
     from cropsm.provenance import write_json
 
+    check_writable(json_out.parent, "--json")
     if station_format == "uscrn":
         from cropsm.realdata import evaluate_uscrn
 
@@ -183,10 +217,10 @@ def evaluate_command(
         from cropsm.stages import evaluate_stations
 
         if observations is None:
-            raise ValueError("--observations is required with --format csv")
+            raise UsageError("--observations is required with --format csv")
         result = evaluate_stations(run_dir, stations, observations)
     else:
-        raise ValueError(f"--format {station_format!r}: supported formats are: csv, uscrn")
+        raise UsageError(f"--format {station_format!r}: supported formats are: csv, uscrn")
     write_json(json_out, result)
     table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
     for col in ("layer", "R2", "RMSE", "ubRMSE", "bias", "n"):

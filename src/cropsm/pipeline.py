@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cropsm.config import RunConfig, config_to_dict
+from cropsm.errors import UsageError
 from cropsm.provenance import write_json, write_provenance
 
 
@@ -111,7 +112,7 @@ def run_pipeline(
     wanted = names if not stages else stages
     unknown = [s for s in wanted if s not in names]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; expected some of {names}")
+        raise UsageError(f"unknown stage(s) {unknown}; expected some of {names}")
     keys: tuple[str, ...] = ()
     summary = {}
     for st in pipeline:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cropsm.errors import ConfigError
 from cropsm.pipeline import RunContext, stage
 from cropsm.progress import progress_callback
 
@@ -112,7 +113,7 @@ def features_stage(ctx: RunContext) -> dict:
     else:
         data = load_run_inputs(ctx)
         if data["static"] is None:
-            raise ValueError(
+            raise ConfigError(
                 "the station table needs static fields (soil, elevation): give [inputs.files] "
                 "static or switch the soil and elevation groups off"
             )

@@ -36,6 +36,7 @@ import pymannkendall
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, paper
+from cropsm.io.atomic import atomic_output
 
 MIN_YEARS_FOR_TREND = 5
 """Fewest annual means a station needs for a trend (years need not be consecutive)."""
@@ -563,7 +564,8 @@ def analyze_observations(run_dir: str | Path, top_layer: int = 1) -> dict:
     }
     files = []
     for name, frame in tables.items():
-        frame.to_csv(analysis_dir / name, index=False)
+        with atomic_output(analysis_dir / name) as tmp:
+            frame.to_csv(tmp, index=False)
         files.append(analysis_dir / name)
     write_json(analysis_dir / "observations_summary.json", summary)
     files.append(analysis_dir / "observations_summary.json")

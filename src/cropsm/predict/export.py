@@ -10,12 +10,13 @@ unfinished product is refused.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from cropsm.errors import UsageError
+from cropsm.io.atomic import atomic_output
 from cropsm.predict.store import FLAG_FILL, SM_FILL, SM_SCALE, open_product
 
 NETCDF_COMPLEVEL = 4
@@ -52,7 +53,7 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     if "block_done" in ds:
         done = ds["block_done"].values
         if not allow_incomplete and not done.all():
-            raise ValueError(
+            raise UsageError(
                 f"{product}: {int((done == 0).sum())} of {done.size} blocks are not computed; "
                 "run `cropsm predict` again to finish it"
             )
@@ -92,14 +93,9 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
             values = np.array([str(v) for v in ds[name].values], dtype=object)
             ds = ds.assign_coords({name: (name, values, dict(ds[name].attrs))})
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_output(out) as tmp:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     finally:
         ds.close()
     return out

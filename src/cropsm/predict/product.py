@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from cropsm import __version__, catalog
+from cropsm.errors import UsageError
 from cropsm.features.climate import FEATURE_ATTRS
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.predict import store as product_store
@@ -349,18 +350,18 @@ def product_period(
     first = pd.Timestamp(start) if start is not None else earliest
     last = pd.Timestamp(end) if end is not None else climate_dates[-1]
     if needs_halo and first < earliest:
-        raise ValueError(
+        raise UsageError(
             f"predict start {first.date()} is too early: the 12-month precipitation look-back "
             f"needs climate from {lookback_start(first).date()}, but the climate starts "
             f"{climate_dates[0].date()}; start on {earliest.date()} or later"
         )
     if first < climate_dates[0] or last > climate_dates[-1]:
-        raise ValueError(
+        raise UsageError(
             f"predict period {first.date()} to {last.date()} leaves the climate period "
             f"{climate_dates[0].date()} to {climate_dates[-1].date()}"
         )
     if last < first:
-        raise ValueError(
+        raise UsageError(
             f"the product period is empty ({first.date()} to {last.date()}); the climate "
             f"({climate_dates[0].date()} to {climate_dates[-1].date()}) must cover 12 months "
             "of look-back before the first day"
@@ -478,17 +479,17 @@ def plan_product(
     variables, needs_halo = climate_sources(climate_names)
     missing = [v for v in variables if v not in climate]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"the networks need climate variable(s) {', '.join(missing)}, which the climate "
             "input lacks"
         )
     unknown = [n for n in climate_names if n not in _CLIMATE_FEATURE_NAMES]
     if unknown:
-        raise ValueError(f"the networks take input(s) {unknown} that cropsm cannot grid")
+        raise UsageError(f"the networks take input(s) {unknown} that cropsm cannot grid")
     for name in static_names:
         source_var = "elevation" if name == "elevation" else SOIL_SOURCES[name.rsplit("_l", 1)[0]]
         if source_var not in static:
-            raise ValueError(
+            raise UsageError(
                 f"the networks take {name!r}, but the static input lacks {source_var!r}"
             )
 
@@ -498,7 +499,7 @@ def plan_product(
         np.allclose(static["lat"].values, climate["lat"].values)
         and np.allclose(static["lon"].values, climate["lon"].values)
     ):
-        raise ValueError("static and climate grids differ; read static onto the climate grid")
+        raise UsageError("static and climate grids differ; read static onto the climate grid")
     fraction = static["cropland_fraction"].transpose("lat", "lon").values
     ilat, ilon = cropland_cells(fraction)
     cropland = np.zeros(fraction.shape, dtype=bool)

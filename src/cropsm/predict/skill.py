@@ -28,6 +28,7 @@ import zarr
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
 from cropsm.features.station_table import nearest_cell_index
+from cropsm.io.atomic import atomic_output
 from cropsm.predict.config import REFERENCE
 from cropsm.predict.store import SM_FILL, SM_SCALE
 
@@ -245,7 +246,8 @@ def write_error_map(
         fig.colorbar(image, ax=list(axes), label="RMSE of the reference product (m$^3$ m$^{-3}$)")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     return path
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cropsm.errors import ConfigError
 from cropsm.pipeline import RunContext, stage
 from cropsm.predict.config import PredictConfig
 
@@ -54,7 +55,7 @@ def load_product_inputs(ctx: RunContext) -> dict:
 
     paths = input_paths(ctx)
     if not paths.get("static"):
-        raise ValueError("the product needs static fields (cropland, soil, crop areas)")
+        raise ConfigError("the product needs static fields (cropland, soil, crop areas)")
     climate = read_climate(paths["climate"], validate=False)
     static = read_static(paths["static"], climate["lat"].values, climate["lon"].values)
     stations = read_stations(paths["stations"], paths["observations"])

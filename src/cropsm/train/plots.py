@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM
+from cropsm.io.atomic import atomic_output
 from cropsm.train.chain import TrainedChain, prediction_column, target_column
 from cropsm.train.metrics import r2
 
@@ -87,6 +88,7 @@ def write_scatter_plots(
         train, test = split == "train", split == "test"
         fig = scatter_figure(obs[train], sim[train], obs[test], sim[test], k)
         path = figures_dir / f"scatter_layer{k}.png"
-        fig.savefig(path, dpi=110)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110)
         paths.append(path)
     return paths
