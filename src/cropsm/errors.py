@@ -32,6 +32,9 @@ class InputError(CropsmError):
         parts.append(problem)
         super().__init__(": ".join(parts))
 
+    def __reduce__(self):  # rebuilt from its parts when sent back from a dask worker
+        return (type(self), (self.path, self.where, self.problem))
+
 
 class ConfigError(CropsmError):
     """A run configuration that does not validate (unknown key, wrong type, bad value)."""
@@ -67,6 +70,9 @@ class OutputError(CropsmError):
         self.hint = hint or output_hint(errno)
         super().__init__(f"{self.path}: cannot write ({problem}); {self.hint}")
 
+    def __reduce__(self):  # rebuilt from its parts when sent back from a dask worker
+        return (type(self), (self.path, self.problem, self.hint, self.errno))
+
     @classmethod
     def from_os_error(cls, path: str | Path, err: OSError) -> OutputError:
         """The :class:`OutputError` of an ``OSError`` met while writing ``path``."""
@@ -89,3 +95,8 @@ def output_hint(errno: int | None) -> str:
     if errno in (codes.ENOTDIR, codes.EEXIST):
         return "a file stands where a folder is needed; choose another output"
     return "choose another output"
+
+
+class ClusterError(CropsmError):
+    """The dask cluster cannot finish the work: no worker left, or a task kept killing its
+    workers. What was finished is kept (a product resumes)."""

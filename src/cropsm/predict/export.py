@@ -49,7 +49,7 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     product = Path(product)
     if not (product / "zarr.json").is_file():
         raise FileNotFoundError(f"{product}: not a zarr product store")
-    ds = open_product(product)
+    ds = open_product(product, allow_incomplete=True)  # refused below, with a count
     if "block_done" in ds:
         done = ds["block_done"].values
         if not allow_incomplete and not done.all():

@@ -18,6 +18,7 @@ dask cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -574,8 +575,7 @@ def plan_product(
         "references": PAPER_REFERENCE,
         "comment": (
             "sm is packed as int16 x 1e-4 m3 m-3; cells with cropland fraction < 0.1 are fill. "
-            "time_flag and pattern_flag are the quality flags of the paper's section 4c. "
-            "block_done is the resume record of the computation."
+            "time_flag and pattern_flag are the quality flags of the paper's section 4c."
         ),
         "product_format": product_store.PRODUCT_FORMAT,
         "networks_use_pattern": int(uses_pattern),
@@ -594,11 +594,22 @@ _CLIMATE_FEATURE_NAMES = tuple(FEATURE_ATTRS)
 """Climate inputs the grid can provide (the station table's climate columns)."""
 
 
-def prepare_store(out: Path, template: xr.Dataset, encoding: dict, fingerprint: str) -> str:
-    """Create the store, or keep an existing one with the same fingerprint (resume).
+def prepare_store(
+    out: Path, template: xr.Dataset, encoding: dict, fingerprint: str
+) -> tuple[str, Path]:
+    """Create the store under its working name, or keep one with the same fingerprint.
 
-    Returns ``"created"``, ``"resumed"`` or ``"replaced"`` (an older product with another
-    fingerprint was removed). A folder that is not a cropsm product is never removed.
+    The store is built under ``OUT.partial`` (:func:`cropsm.predict.store.partial_path`) and
+    published under ``out`` by :func:`cropsm.predict.store.finish_store` once complete.
+
+    Returns
+    -------
+    (status, path)
+        ``status`` is ``"created"``, ``"resumed"`` (a finished ``out`` or an unfinished
+        ``OUT.partial`` with this fingerprint) or ``"replaced"`` (``out`` holds a product with
+        another fingerprint, kept until the new one is finished); ``path`` is where the blocks
+        go (``out`` when it is already finished). A folder that is not a cropsm product is
+        never removed.
     """
     import shutil
 
@@ -607,16 +618,24 @@ def prepare_store(out: Path, template: xr.Dataset, encoding: dict, fingerprint: 
     if out.exists():
         existing = product_store.read_fingerprint(out)
         if existing == fingerprint:
-            return "resumed"
+            return "resumed", out
         if existing is None:
             raise FileExistsError(
                 f"{out} exists and is not a cropsm product; choose another --out or remove it"
             )
-        shutil.rmtree(out)
         status = "replaced"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    product_store.create_store(out, template, encoding)
-    return status
+    work = product_store.partial_path(out)
+    if work.exists():
+        existing = product_store.read_fingerprint(work)
+        if existing == fingerprint:
+            return ("resumed" if status == "created" else status), work
+        if existing is None:
+            raise FileExistsError(
+                f"{work} exists and is not an unfinished cropsm product; remove it"
+            )
+        shutil.rmtree(work)
+    product_store.create_store(work, template, encoding)
+    return status, work
 
 
 def predict_product(
@@ -667,11 +686,14 @@ def predict_product(
     job, template, encoding, fingerprint = plan_product(
         out, climate, static, stations, models, config, source
     )
-    status = prepare_store(out, template, encoding, fingerprint)
-    done = product_store.completed_blocks(out, job.layout)
+    status, work = prepare_store(out, template, encoding, fingerprint)
+    job = dataclasses.replace(job, store=str(work))
+    done = product_store.completed_blocks(work, job.layout)
     todo = [int(b) for b in np.flatnonzero(~done)]
     n_blocks = job.layout.n_blocks
     results = run_blocks(job, todo, client, progress, already_done=int(done.sum()))
+    if work != out:
+        product_store.finish_store(work, out, job.layout)
     totals: dict = {"cell_days": 0, "flops": 0}
     parts = ("read", "features", "network", "assemble", "write")
     for key in [f"{p}_s" for p in parts] + [f"{p}_cpu_s" for p in parts] + ["cpu_s"]:
@@ -704,9 +726,13 @@ def run_blocks(
 ) -> list[dict]:
     """Run :func:`compute_block` for ``block_ids``: in this process, or as one dask task each.
 
-    With a client the job is scattered once to every worker; tasks are submitted in block order
-    and results collected as they finish. A failing block cancels the others and re-raises its
-    error (finished blocks keep their records, so a re-run resumes).
+    With a client the job is one recomputable task result
+    (:func:`cropsm.predict.cluster.recomputable`, not scattered data), fetched by each worker
+    once; block tasks are submitted in block order and results collected as they finish
+    (:func:`cropsm.predict.cluster.gather_as_completed`). A block whose worker dies runs again
+    on another worker (blocks are deterministic, so the store is the same); with no worker left
+    the run stops with a one-line error after a bounded wait. A failing block cancels the
+    others and re-raises its error (finished blocks keep their records, so a re-run resumes).
     """
     total = job.layout.n_blocks
     results: list[dict] = []
@@ -718,9 +744,14 @@ def run_blocks(
             if progress is not None:
                 progress("predict blocks", already_done + len(results), total)
         return results
-    from distributed import as_completed
+    from cropsm.predict.cluster import gather_as_completed, recomputable
 
-    job_future = client.scatter(job, broadcast=True, hash=False)
+    def finished(result: dict) -> None:
+        results.append(result)
+        if progress is not None:
+            progress("predict blocks", already_done + len(results), total)
+
+    job_future = recomputable(client, job, "cropsm-job")
     futures = [
         client.submit(
             compute_block, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
@@ -728,13 +759,7 @@ def run_blocks(
         for b in block_ids
     ]
     try:
-        for future in as_completed(futures):
-            results.append(future.result())
-            if progress is not None:
-                progress("predict blocks", already_done + len(results), total)
-    except BaseException:
-        client.cancel(futures)
-        raise
+        gather_as_completed(client, futures, finished, what="product blocks")
     finally:
         client.cancel([job_future])
     return results
