@@ -60,7 +60,7 @@ def inputs_stage(ctx: RunContext) -> dict:
     if twin is None:
         from cropsm.io.check import check_inputs
 
-        return check_inputs(input_paths(ctx))
+        return check_inputs(input_paths(ctx), ctx.config.features.groups_off)
     root = twin_dir(ctx)
     existing = read_twin_summary(root)
     if (
@@ -93,7 +93,7 @@ def load_run_inputs(ctx: RunContext, with_satellite: bool = False) -> dict:
     paths = dict(input_paths(ctx))
     if not with_satellite:
         paths["satellite"] = []
-    return load_inputs(paths, validate=False)
+    return load_inputs(paths, validate=False, groups_off=ctx.config.features.groups_off)
 
 
 @stage("features", "join observations with their covariates (Table 1)", ("features",))

@@ -56,7 +56,12 @@ def load_product_inputs(ctx: RunContext) -> dict:
     paths = input_paths(ctx)
     if not paths.get("static"):
         raise ConfigError("the product needs static fields (cropland, soil, crop areas)")
-    climate = read_climate(paths["climate"], validate=False)
+    from cropsm.io.check import optional_climate_variables
+
+    groups_off = ctx.config.features.groups_off
+    climate = read_climate(
+        paths["climate"], validate=False, optional=optional_climate_variables(groups_off)
+    )
     static = read_static(paths["static"], climate["lat"].values, climate["lon"].values)
     stations = read_stations(paths["stations"], paths["observations"])
     return {"climate": climate, "static": static, "stations": stations, "truth": paths["truth"]}
