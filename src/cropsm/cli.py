@@ -129,9 +129,11 @@ def twin_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty folder.")] = False,
 ) -> None:
     """Generate the virtual China: a complete input set in the real formats, plus the truth."""
+    from cropsm.io.atomic import check_writable
     from cropsm.progress import progress_callback
     from cropsm.twin.generate import generate_twin
 
+    check_writable(out_dir.parent, "output folder")
     with progress_callback(console) as report:
         summary = generate_twin(out_dir, preset, seed, overwrite=overwrite, progress=report)
     print_twin_summary(summary, out_dir)

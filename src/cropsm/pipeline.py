@@ -100,9 +100,11 @@ def run_pipeline(
 ) -> dict:
     """Run the selected stages (default: all, in registry order) and return their results."""
     from cropsm import stages as _stages  # noqa: F401  (registers the stages)
+    from cropsm.io.atomic import check_writable, make_folder
 
+    check_writable(run_dir, "--out")  # before any input is read
     ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(stderr=True))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir)
     seeds = {"run": config.run.seed}
     if config.inputs.twin is not None:
         seeds["twin"] = config.inputs.twin.seed

@@ -116,7 +116,9 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         out: Annotated[Path, typer.Argument(help="The CF netCDF-4 file to write.")],
     ) -> None:
         """Write a CF netCDF copy of a product store (same variables, packing, attributes)."""
+        from cropsm.io.atomic import check_writable
         from cropsm.predict.export import export_netcdf
 
+        check_writable(out.parent, "output file")
         path = export_netcdf(product, out)
         stdout.print(f"netCDF written to {path}")

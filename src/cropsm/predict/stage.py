@@ -99,6 +99,7 @@ def predict_run(
         The summary of :func:`cropsm.predict.product.predict_product` plus ``skill_key``
         and per-layer ``layer{k}_r2_truth`` of the reference on the virtual China.
     """
+    from cropsm.io.atomic import check_writable
     from cropsm.predict.cluster import dask_client
     from cropsm.predict.product import predict_product
     from cropsm.progress import progress_callback
@@ -112,6 +113,7 @@ def predict_run(
     models_path = Path(models_dir) if models_dir is not None else run_dir / "models"
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
+    check_writable(out.parent, "--out")  # before the inputs are read and a cluster starts
     models = load_models(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
