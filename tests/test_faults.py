@@ -267,3 +267,22 @@ def test_output_under_a_file_or_proc_fails_at_once(tmp_path):
     assert check_writable(tmp_path / "new" / "run") == (tmp_path / "new" / "run")
     assert not (tmp_path / "new").exists()  # the check creates nothing
     np.testing.assert_equal(sorted(p.name for p in tmp_path.iterdir()), ["file"])
+
+
+def test_cli_output_under_proc_is_one_line_before_inputs_are_read(tmp_path):
+    from typer.testing import CliRunner
+
+    from cropsm.cli import app
+
+    config = tmp_path / "run.toml"
+    missing = tmp_path / "nowhere"
+    config.write_text(
+        "[inputs.files]\n"
+        f'stations = "{missing}/stations.csv"\nobservations = "{missing}/obs.csv"\n'
+        f'climate = ["{missing}/*.nc"]\n'
+    )
+    result = CliRunner().invoke(app, ["run", str(config), "--out", "/proc/self/cropsm-run"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: /proc/self/cropsm-run: cannot write")
+    assert "choose another --out" in lines[0] and "nowhere" not in lines[0]  # inputs not read
