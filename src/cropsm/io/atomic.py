@@ -152,7 +152,7 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
     except OSError as err:
         raise OutputError(
             path,
-            f"{existing}: {err.strerror or err}",
+            f"no file can be created in {existing}: {err.strerror or err}",
             hint=_hint_for(what, err.errno),
             errno=err.errno,
         ) from None
@@ -160,7 +160,10 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
         os.write(fd, b"x")
     except OSError as err:
         raise OutputError(
-            path, f"{existing}: {err.strerror}", hint=_hint_for(what, err.errno), errno=err.errno
+            path,
+            f"no file can be written in {existing}: {err.strerror}",
+            hint=_hint_for(what, err.errno),
+            errno=err.errno,
         ) from None
     finally:
         os.close(fd)

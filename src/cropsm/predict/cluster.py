@@ -6,6 +6,12 @@ Workers are processes with one thread each; the forward passes use one BLAS thre
 ``threadpoolctl.threadpool_limits(1)`` inside every block task), so ``n`` workers use ``n``
 cores without oversubscription. (The environment is set through dask's
 ``distributed.nanny.pre-spawn-environ``, which also sets it in this process.)
+
+Losing workers: what every task needs travels as a recomputable task result
+(:func:`recomputable`), never as scattered data, so the scheduler can rebuild it on another
+worker; :func:`gather_as_completed` collects results while tasks of a dead worker run again
+elsewhere, and stops with a one-line error when no worker is left for
+:data:`NO_WORKER_TIMEOUT_S` seconds.
 """
 
 from __future__ import annotations
@@ -147,6 +153,8 @@ def gather_as_completed(
     what
         What the tasks compute, for the error (``"product blocks"``).
     """
+    from concurrent.futures import CancelledError
+
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
@@ -161,13 +169,18 @@ def gather_as_completed(
                 done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
+            except CancelledError as err:  # the scheduler forgot them (restarted, lost, closed)
+                raise ClusterError(
+                    f"dask: the scheduler cancelled the {what} ({' '.join(str(err).split())}); "
+                    "finished work is kept, run again to resume"
+                ) from None
             for future in done:
                 try:
                     result = future.result()
                 except KilledWorker as err:
                     raise ClusterError(
                         f"dask: the workers running one of the {what} died "
-                        f"{_allowed_failures() + 1} times in a row ({err.task!s}); "
+                        f"{_allowed_failures() + 1} times in a row ({err.args[0]!s}); "
                         "check their memory limit; finished work is kept, run again to resume"
                     ) from None
                 results.append(result)

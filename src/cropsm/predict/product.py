@@ -75,7 +75,8 @@ PAPER_REFERENCE = (
 
 @dataclass(frozen=True)
 class ProductJob:
-    """Everything a block task needs; built once by the driver and sent once to each worker.
+    """Everything a block task needs; built once by the driver (on a cluster: one recomputable
+    task result that each worker fetches once, see :func:`run_blocks`).
 
     Attributes
     ----------
