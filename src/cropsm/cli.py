@@ -133,7 +133,7 @@ def twin_command(
     from cropsm.progress import progress_callback
     from cropsm.twin.generate import generate_twin
 
-    check_writable(out_dir.parent, "output folder")
+    check_writable(out_dir, "output folder", beside=True)  # built beside, then renamed
     with progress_callback(console) as report:
         summary = generate_twin(out_dir, preset, seed, overwrite=overwrite, progress=report)
     print_twin_summary(summary, out_dir)
@@ -204,7 +204,7 @@ def evaluate_command(
     from cropsm.io.atomic import check_writable
     from cropsm.provenance import write_json
 
-    check_writable(json_out.parent, "--json")
+    check_writable(json_out, "--json", beside=True)
     if station_format == "uscrn":
         from cropsm.realdata import evaluate_uscrn
 

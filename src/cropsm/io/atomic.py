@@ -120,7 +120,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-def check_writable(path: str | Path, what: str = "output") -> Path:
+def check_writable(path: str | Path, what: str = "output", *, beside: bool = False) -> Path:
     """Raise :class:`OutputError` now when ``path`` (a folder to create or write into) cannot
     be written, so the failure comes before inputs are read or a cluster starts.
 
@@ -134,9 +134,12 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
         The output folder (it need not exist yet).
     what
         What the folder is for, in the error's hint (``"--out"``).
+    beside
+        ``path`` is written beside itself (a store built under a temporary name in the same
+        folder): check its folder, but name ``path`` in the error.
     """
     path = Path(path).absolute()
-    existing = path
+    existing = path.parent if beside else path
     while not existing.exists():
         if existing.parent == existing:
             break

@@ -119,6 +119,6 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         from cropsm.io.atomic import check_writable
         from cropsm.predict.export import export_netcdf
 
-        check_writable(out.parent, "output file")
+        check_writable(out, "output file", beside=True)
         path = export_netcdf(product, out)
         stdout.print(f"netCDF written to {path}")

@@ -30,7 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from cropsm import __version__, catalog
-from cropsm.errors import UsageError
+from cropsm.errors import CropsmError, UsageError
 from cropsm.features.climate import FEATURE_ATTRS
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.predict import store as product_store
@@ -747,7 +747,9 @@ def run_blocks(
         return results
     from cropsm.predict.cluster import gather_as_completed, recomputable
 
-    def finished(result: dict) -> None:
+    def finished(result: dict | _ExpectedFailure) -> None:
+        if isinstance(result, _ExpectedFailure):
+            raise result.error
         results.append(result)
         if progress is not None:
             progress("predict blocks", already_done + len(results), total)
@@ -755,7 +757,7 @@ def run_blocks(
     job_future = recomputable(client, job, "cropsm-job")
     futures = [
         client.submit(
-            compute_block, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
+            _block_task, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
         )
         for b in block_ids
     ]
@@ -764,3 +766,21 @@ def run_blocks(
     finally:
         client.cancel([job_future])
     return results
+
+
+@dataclass(frozen=True)
+class _ExpectedFailure:
+    """A block's expected failure (a full disk, say), returned by a worker as a value."""
+
+    error: CropsmError
+
+
+def _block_task(job: ProductJob, block_id: int) -> dict | _ExpectedFailure:
+    """:func:`compute_block` as a dask task: an expected failure
+    (:class:`cropsm.errors.CropsmError`) comes back as a value that the driver raises as one
+    line, instead of being logged by the worker as a crash with its traceback; any other error
+    (a bug) is raised and logged as usual."""
+    try:
+        return compute_block(job, block_id)
+    except CropsmError as err:
+        return _ExpectedFailure(err)

@@ -113,7 +113,7 @@ def predict_run(
     models_path = Path(models_dir) if models_dir is not None else run_dir / "models"
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
-    check_writable(out.parent, "--out")  # before the inputs are read and a cluster starts
+    check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
     models = load_models(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
