@@ -286,3 +286,26 @@ def test_cli_output_under_proc_is_one_line_before_inputs_are_read(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: /proc/self/cropsm-run: cannot write")
     assert "choose another --out" in lines[0] and "nowhere" not in lines[0]  # inputs not read
+
+
+def test_disk_full_on_a_worker_is_one_line_without_a_worker_traceback(
+    inputs, tmp_path, monkeypatch, caplog
+):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from cropsm.predict import store as store_module
+
+    def full_disk(path, *args):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{path}/sm/c/0/0/0/0/0")
+
+    monkeypatch.setattr(store_module, "_write_block", full_disk)  # workers are threads here
+    out = tmp_path / "p.zarr"
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client, caplog.at_level(logging.ERROR, "distributed.worker"):
+            with pytest.raises(OutputError, match="No space left on device") as err:
+                product_module.predict_product(out, *inputs, PredictConfig(**CONFIG), client=client)
+    assert str(err.value).startswith(f"{partial_path(out)}: cannot write")
+    assert not [r for r in caplog.records if "Compute Failed" in r.getMessage()]
+    assert not out.exists()

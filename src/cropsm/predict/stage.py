@@ -119,7 +119,7 @@ def predict_run(
     data = load_product_inputs(ctx)
     with dask_client(config.scheduler, config.workers) as client:
         where = "this process" if client is None else f"dask ({_describe(client)})"
-        console.print(f"  product -> {out} on {where}", highlight=False)
+        console.print(f"  product -> {out} on {where}", highlight=False, markup=False)
         with progress_callback(console) as report:
             summary = predict_product(
                 out,
