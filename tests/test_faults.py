@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from cropsm.analyze.product import standardize_product
 from cropsm.errors import ClusterError, OutputError, UsageError
 from cropsm.io.atomic import atomic_output, check_writable, new_file_mode
 from cropsm.predict import cluster as cluster_module
 from cropsm.predict import product as product_module
 from cropsm.predict import synthetic
 from cropsm.predict.config import PredictConfig
+from cropsm.predict.export import export_netcdf
 from cropsm.predict.store import chunk_files, open_product, partial_path
 
 CONFIG = {"start": "2012-01-01", "end": "2012-03-31", "time_chunk_days": 6}
@@ -180,6 +182,11 @@ def test_no_worker_left_is_a_bounded_error_and_the_run_resumes(
     assert not out.exists() and partial_path(out).exists()
     with pytest.raises(UsageError, match="unfinished product"):
         open_product(partial_path(out))
+    with pytest.raises(UsageError, match="blocks are not computed"):
+        export_netcdf(partial_path(out), tmp_path / "copy.nc")
+    with pytest.raises(UsageError, match="unfinished product"):
+        standardize_product(xr.open_zarr(partial_path(out)), partial_path(out))
+    assert not (tmp_path / "copy.nc").exists()
     again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
     assert again["status"] == "resumed"
     assert 2 <= again["blocks_skipped"] < N_BLOCKS
