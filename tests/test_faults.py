@@ -316,3 +316,57 @@ def test_disk_full_on_a_worker_is_one_line_without_a_worker_traceback(
     assert str(err.value).startswith(f"{partial_path(out)}: cannot write")
     assert not [r for r in caplog.records if "Compute Failed" in r.getMessage()]
     assert not out.exists()
+
+
+KILLED_DRIVER = """
+import sys
+from cropsm.predict import product, synthetic
+from cropsm.predict.config import PredictConfig
+
+ys, xs = slice(60, 76), slice(120, 136)
+climate = synthetic.synthetic_climate("2011-01-01", "2012-03-31", time_chunk_days=40)
+climate = climate.isel(lat=ys, lon=xs).load()
+static = synthetic.synthetic_static(synthetic.PAPER_LAT.size * synthetic.PAPER_LON.size)
+static = static.isel(lat=ys, lon=xs)
+inputs = (climate, static, synthetic.synthetic_stations(2012, 2012), synthetic.table2_models())
+
+
+def report(step, done, total):
+    print("done", done, flush=True)
+    if done >= 4:
+        input()  # wait here to be killed
+
+
+product.predict_product(sys.argv[1], *inputs, PredictConfig(workers=0, **CONFIG), progress=report)
+"""
+
+
+def test_driver_killed_leaves_no_product_and_resumes_identically(inputs, reference, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "product.zarr"
+    script = tmp_path / "driver.py"
+    script.write_text(f"CONFIG = {CONFIG!r}\n" + KILLED_DRIVER)
+    env = {**os.environ, "PYTHONPATH": str(Path(product_module.__file__).parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            if line.strip() == "done 4":
+                break
+        proc.kill()  # SIGKILL: no clean-up runs
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and partial_path(out).exists()
+    with pytest.raises(UsageError, match=r"unfinished product \(12 of 16 blocks"):
+        open_product(partial_path(out))
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_skipped"], again["blocks_computed"]) == (
+        "resumed", 4, 12,
+    )  # fmt: skip
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
