@@ -653,6 +653,10 @@ def predict_product(
 ) -> dict:
     """Compute (or resume) the product store at ``out``.
 
+    The store is built under ``OUT.partial`` and renamed to ``out`` (without its resume record)
+    only when every block is written (:func:`prepare_store`,
+    :func:`cropsm.predict.store.finish_store`); an interrupted run resumes from ``OUT.partial``.
+
     Parameters
     ----------
     out
