@@ -126,10 +126,14 @@ def recomputable(client, value, name: str):
     a task (``pickle.loads(payload)``), so it is an ordinary task result: workers fetch it as a
     dependency, and when a worker holding it dies the scheduler recomputes it elsewhere.
     """
+    import warnings
+
     import cloudpickle
 
     payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return client.submit(_unpickle, payload, pure=False, key=f"{name}-{uuid.uuid4().hex}")
+    with warnings.catch_warnings():  # sent once (tens of MB at most): not the slowdown meant
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(_unpickle, payload, pure=False, key=f"{name}-{uuid.uuid4().hex}")
 
 
 def gather_as_completed(
