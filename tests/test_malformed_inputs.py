@@ -549,3 +549,22 @@ def test_error_line_is_plain_and_unwrapped(tmp_path):
 
     with pytest.raises(KeyError):
         buggy()
+
+
+def test_observations_outside_the_climate_period_name_the_file(clean, tmp_path):
+    late = [r.replace("2012-", "2015-") for r in OBS_ROWS]
+    obs = write_text(tmp_path / "observations.csv", OBS_HEADER, late)
+    config = tmp_path / "run.toml"
+    config.write_text(files_config({**clean, "observations": obs}))
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["run", str(config), "--out", str(out), "--stages", "inputs,features"]
+    )
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {obs}: no observation is usable: 9 of 9 station-days lie outside the climate "
+        "period 2012-01-01 to 2012-03-31; expected observations on days the climate and static "
+        "inputs cover"
+    ]
+    assert not (out / "features").exists() or not any((out / "features").iterdir())
