@@ -370,3 +370,30 @@ def test_driver_killed_leaves_no_product_and_resumes_identically(inputs, referen
     )  # fmt: skip
     got = chunk_files(out)
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+
+
+def test_unfinished_store_of_an_earlier_cropsm_is_finished_in_place(
+    inputs, reference, tmp_path, monkeypatch
+):
+    out = tmp_path / "product.zarr"
+    real = product_module.compute_block
+    calls = []
+
+    def dies_in_third_block(job, block_id):
+        calls.append(block_id)
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return real(job, block_id)
+
+    monkeypatch.setattr(product_module, "compute_block", dies_in_third_block)
+    with pytest.raises(RuntimeError, match="killed"):
+        product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    monkeypatch.setattr(product_module, "compute_block", real)
+    partial_path(out).rename(out)  # the layout of earlier versions: unfinished under the name
+    with pytest.raises(UsageError, match=r"unfinished product \(14 of 16 blocks"):
+        open_product(out)
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("resumed", 14)
+    assert "block_done" not in open_product(out).variables
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)

@@ -32,7 +32,7 @@ def error_line(err: BaseException) -> str:
     from cropsm.errors import OutputError
 
     if isinstance(err, OSError) and not isinstance(err, OutputError):
-        where = err.filename if err.filename is not None else None
+        where = err.filename
         if err.errno is not None and err.strerror and where is not None:
             from cropsm.errors import output_hint
 

@@ -697,8 +697,7 @@ def predict_product(
     todo = [int(b) for b in np.flatnonzero(~done)]
     n_blocks = job.layout.n_blocks
     results = run_blocks(job, todo, client, progress, already_done=int(done.sum()))
-    if work != out:
-        product_store.finish_store(work, out, job.layout)
+    product_store.finish_store(work, out, job.layout)
     totals: dict = {"cell_days": 0, "flops": 0}
     parts = ("read", "features", "network", "assemble", "write")
     for key in [f"{p}_s" for p in parts] + [f"{p}_cpu_s" for p in parts] + ["cpu_s"]:

@@ -344,12 +344,15 @@ def finish_store(work: Path, path: Path, layout: ProductLayout) -> None:
     done = completed_blocks(work, layout)
     if not done.all():
         raise ValueError(f"{work}: {int((~done).sum())} of {done.size} blocks are not written")
+    if work == path and not (work / RESUME_RECORD).exists():
+        return  # already finished
     try:
         shutil.rmtree(work / RESUME_RECORD)
         _consolidate(work)
-        if path.exists():
-            shutil.rmtree(path)
-        work.rename(path)
+        if work != path:  # (the same path: a store of an earlier cropsm, finished in place)
+            if path.exists():
+                shutil.rmtree(path)
+            work.rename(path)
     except OSError as err:
         raise OutputError.from_os_error(path, err) from None
 
