@@ -26,6 +26,9 @@ Usage::
     .venv/bin/python benchmarks/bench_predict.py --full          # 1981-2013
     .venv/bin/python benchmarks/bench_predict.py --workers 0     # in this process
     .venv/bin/python benchmarks/bench_predict.py --json out.json
+    .venv/bin/python benchmarks/bench_predict.py --feature-set crop --compare
+        # the crop-aware networks (calendar, pattern buckets, bounded output) and, in the same
+        # run, the paper's networks of the same shapes; prints the time ratio crop / paper
 """
 
 from __future__ import annotations
@@ -121,7 +124,41 @@ def main() -> dict:
     parser.add_argument("--batch", type=int, default=None, help="cell-days per network batch")
     parser.add_argument("--out", default=None, help="product store (default: a temp folder)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
+    parser.add_argument(
+        "--feature-set", choices=["paper", "crop"], default="paper", help="inputs of the networks"
+    )
+    parser.add_argument(
+        "--output", choices=["linear", "bounded"], default=None, help="default: bounded for crop"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run the paper's linear networks in the same run and print the time ratio",
+    )
     args = parser.parse_args()
+    if args.output is None:
+        args.output = "bounded" if args.feature_set == "crop" else "linear"
+    result = run_once(args, args.feature_set, args.output)
+    if args.compare and (args.feature_set, args.output) != ("paper", "linear"):
+        print("\nbaseline in the same run: the paper's feature set, linear output")
+        baseline = run_once(args, "paper", "linear")
+        ratio = result["wall_s"] / baseline["wall_s"]
+        result["baseline_paper_linear"] = baseline
+        result["wall_ratio_to_paper_linear"] = round(ratio, 3)
+        print(
+            f"\nratio {args.feature_set}/{args.output} to paper/linear wall time: {ratio:.2f} "
+            f"({result['wall_s']:.1f} s vs {baseline['wall_s']:.1f} s); peak RSS all processes "
+            f"{result['peak_rss_mb']['all_processes']:,.0f} vs "
+            f"{baseline['peak_rss_mb']['all_processes']:,.0f} MB"
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def run_once(args, feature_set: str, output: str) -> dict:
+    """One product run of the benchmark with networks of the given feature set and output."""
     if args.full:
         args.first_year, args.last_year = 1981, 2013
 
@@ -140,7 +177,11 @@ def main() -> dict:
         table2_models,
     )
 
-    models = table2_models() if args.models is None else _load(args.models)
+    models = (
+        table2_models(feature_set=feature_set, output=output)
+        if args.models is None
+        else _load(args.models)
+    )
     climate = synthetic_climate(f"{args.first_year - 1}-01-01", f"{args.last_year}-12-31")
     static = synthetic_static(args.cells)
     stations = synthetic_stations(args.first_year, args.last_year)
@@ -179,6 +220,8 @@ def main() -> dict:
     cpu_rate = cell_days / summary["cpu_s"] if summary["cpu_s"] else float("nan")
     result = {
         "machine": {"cores": available_cores(), "workers": n_workers},
+        "feature_set": feature_set,
+        "output": output,
         "setup": {
             "cells": summary["cells"],
             "days": summary["days"],
@@ -221,9 +264,6 @@ def main() -> dict:
         "store_mb": round(store_bytes / 2**20, 1),
     }
     _print(result)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
     return result
 
 
@@ -236,6 +276,7 @@ def _load(path):
 def _print(r: dict) -> None:
     s, n = r["setup"], r["network"]
     print(f"machine: {r['machine']['cores']} cores, {r['machine']['workers']} worker processes")
+    print(f"networks: {r['feature_set']} feature set, {r['output']} output")
     print(
         f"setup: {s['cells']} cropland cells x {s['days']} days ({s['period'][0]} to "
         f"{s['period'][1]}), {s['scenarios']} scenarios x 5 layers, networks "

@@ -106,6 +106,46 @@ def test_national_summary_trend_and_top_bottom_correlation():
     np.testing.assert_allclose(table["pearson_r_with_layer1"], 1.0)
 
 
+def test_no_trend_from_fewer_years_than_the_station_rule():
+    """One rule for every trend: fewer than MIN_YEARS_FOR_TREND annual means give NaN."""
+    from cropsm.analyze import MIN_YEARS_FOR_TREND
+    from cropsm.analyze.observations import MIN_YEARS_FOR_TREND as station_rule
+
+    assert station_rule == MIN_YEARS_FOR_TREND == 5
+    for last, expected in ((2004, np.nan), (2005, TREND)):
+        sm = synthetic_product(daily_time(2001, last)).sel(scenario="reference")
+        table = prod.national_summary(prod.national_annual_series(sm))
+        np.testing.assert_allclose(table["sen_slope_m3_m-3_yr-1"], expected, rtol=1e-9)
+        cells = prod.magnitude_and_trend(sm.sel(layer=1))["sm_trend"].values
+        china = (regions() > 0).values
+        np.testing.assert_allclose(cells[china], expected, rtol=1e-9)
+        assert np.isnan(cells[~china]).all()
+
+
+def test_small_regions_are_not_shown_as_regions():
+    region = regions().copy()
+    region[0, 1:] = 0  # NE keeps one cell
+    assert prod.small_regions(region, min_cells=2) == {"NE": 1}
+    assert prod.small_regions(region, min_cells=1) == {}
+    cropland = region > 0
+    cropland[1, 0] = False  # N: 2 cropland cells of 3
+    assert prod.small_regions(region, cropland, min_cells=3) == {"NE": 1, "N": 2}
+    field = xr.DataArray(
+        np.array([[1.0, 7.0, 7.0], [2.0, 4.0, 4.0], [5.0, 5.0, 5.0], [99.0, 99.0, 99.0]]),
+        dims=("lat", "lon"),
+        coords={"lat": LAT, "lon": LON},
+    )
+    means = prod.drop_small_regions(prod.regional_mean(field, region), {"NE": 1})
+    assert np.isnan(means.sel(region="NE")) and means.sel(region="N") == pytest.approx(10 / 3)
+    w = np.cos(np.deg2rad(LAT[:3]))
+    chn = (w[0] * 1 + w[1] * 10 + w[2] * 15) / (w[0] + w[1] * 3 + w[2] * 3)
+    assert means.sel(region="CHN") == pytest.approx(chn)  # NE's cell still counts in China
+    frame = pd.DataFrame({"region": ["NE", "N", "CHN"], "rmse": [0.1, 0.2, 0.3], "n": [1, 3, 4]})
+    dropped = prod.drop_small_regions(frame, ["NE"])
+    assert np.isnan(dropped["rmse"].iloc[0]) and dropped["rmse"].iloc[1:].tolist() == [0.2, 0.3]
+    assert dropped["n"].tolist() == [1, 3, 4]
+
+
 def test_regional_mean_is_area_weighted_and_includes_china():
     field = xr.DataArray(
         np.array([[1.0, 1.0, np.nan], [2.0, 4.0, 4.0], [5.0, 5.0, 5.0], [99.0, 99.0, 99.0]]),
@@ -332,7 +372,7 @@ def test_analyses_write_numbers_and_figures(tmp_path):
     from cropsm import stages  # noqa: F401  (registers the earlier stages first)
     from cropsm.analyze import stage as analyze_stage
 
-    time = daily_time(2001, 2003)
+    time = daily_time(2001, 2005)  # five years: the fewest a trend is computed from
     sm = synthetic_product(time)
     dense = regions() == 2
     cell_lat, cell_lon = np.array([31.0, 32.0, 30.0]), np.array([110.0, 111.0, 112.0])
@@ -353,7 +393,7 @@ def test_analyses_write_numbers_and_figures(tmp_path):
         assert (tmp_path / rel).stat().st_size > 0, rel
     names = {p.name for p in (tmp_path / "figures").glob("*.png")}
     expected = {
-        "fig7ab_product_layer1.png",
+        "fig7ab_product_all_layers.png",
         "fig7cf_satellite_comparison.png",
         "fig8_monthly_by_region.png",
         "fig9_scenario_differences.png",

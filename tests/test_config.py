@@ -50,6 +50,48 @@ def test_wrong_type_names_key(tmp_path):
     assert "zero" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "shown"),
+    [
+        (
+            '[inputs.twin]\npreset = "tiny"\n[train]\nmax_epochs = "40"\n',
+            "train.max_epochs",
+            "'40'",
+        ),
+        ('[run]\nseed = "0"\n[inputs.twin]\npreset = "tiny"\n', "run.seed", "'0'"),
+        ('[inputs.twin]\npreset = "tiny"\nseed = 1.0\n', "inputs.twin.seed", "1.0"),
+        (
+            '[inputs.twin]\npreset = "tiny"\n[train]\nmax_epochs = true\n',
+            "train.max_epochs",
+            "True",
+        ),
+    ],
+)
+def test_numbers_are_not_coerced_from_other_types(tmp_path, text, key, shown):
+    """A string (or bool, or float) where an integer is expected is an error naming file and key."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: {key}: ")
+    assert shown in msg
+    assert "\n" not in msg
+
+
+def test_strict_validation_still_reads_paths_and_lists(tmp_path):
+    """Strictness keeps the TOML conversions a user expects: strings to paths, arrays to tuples,
+    integers where a float is expected."""
+    path = write(
+        tmp_path,
+        '[inputs.files]\nstations = "s.csv"\nobservations = "o.csv"\nclimate = ["c/*.nc"]\n'
+        '[features]\ngroups_off = ["wind"]\n[train.grid]\nlearning_rates = [1]\n',
+    )
+    cfg = load_config(path)
+    assert cfg.inputs.files.stations == (tmp_path / "s.csv").resolve()
+    assert cfg.features.groups_off == ("wind",)
+    assert list(cfg.train.grid.learning_rates) == [1.0]
+
+
 def test_bad_preset_value(tmp_path):
     path = write(tmp_path, '[inputs.twin]\npreset = "huge"\n')
     with pytest.raises(ConfigError, match="inputs.twin.preset"):

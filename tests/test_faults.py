@@ -62,7 +62,7 @@ class Cluster:
         from distributed import Client, LocalCluster
 
         self.cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         self.client = Client(self.cluster)
         self.client.wait_for_workers(2, timeout=60)
@@ -309,7 +309,7 @@ def test_disk_full_on_a_worker_is_one_line_without_a_worker_traceback(
 
     monkeypatch.setattr(store_module, "_write_block", full_disk)  # workers are threads here
     out = tmp_path / "p.zarr"
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
         with Client(cluster) as client, caplog.at_level(logging.ERROR, "distributed.worker"):
             with pytest.raises(OutputError, match="No space left on device") as err:
                 product_module.predict_product(out, *inputs, PredictConfig(**CONFIG), client=client)

@@ -278,6 +278,8 @@ CONTRACT_COLUMNS = (
     + ["ssr", "tair", "vpd", "wind", "cloud"]
     + [f"{s}_l{k}" for k in range(1, 6) for s in ("ph", "sand", "silt", "clay", "bd")]
     + ["elevation", "doy"]
+    + ["doy_sin", "doy_cos", "cal_kc", "cal_root_cm", "cal_crop_on"]
+    + ["wb_top", "wb_sub", "clim_precip_mm_yr", "clim_aridity"]
     + [f"sm_l{k}" for k in range(1, 6)]
 )
 
@@ -291,6 +293,9 @@ def test_station_table_columns_and_units(built):
     assert units["wind"] == "m s-1" and units["cloud"] == "1" and units["elevation"] == "m"
     assert units["ph_l2"] == "1" and units["sand_l2"] == "%" and units["bd_l5"] == "g cm-3"
     assert units["sm_l3"] == "m3 m-3" and units["doy"] == "day"
+    assert units["wb_top"] == "1" and units["cal_root_cm"] == "cm"
+    assert units["clim_precip_mm_yr"] == "mm yr-1"
+    assert table["wb_sub"].between(0, 1).all() and table["cal_crop_on"].isin([0, 1]).all()
     assert table["date"].dtype == "datetime64[ns]"
     assert list(table["pattern"].cat.categories) == list(pattern_ids())
     assert not table.duplicated(["station_id", "date"]).any()

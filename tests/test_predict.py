@@ -271,6 +271,20 @@ def test_zarr_and_netcdf_open_with_cf_attributes(product, tmp_path):
     np.testing.assert_allclose(nc_ds["sm"].values, zarr_ds["sm"].values, rtol=0, atol=1e-6)
 
 
+def test_every_product_value_lies_within_its_physical_bounds(product, inputs):
+    """0 <= SM <= porosity (1 - bulk density / 2.65) of the cell's layer, over the whole product."""
+    ds = product["ds"]
+    sm = ds["sm"].values  # (scenario, layer, time, lat, lon), decoded
+    bulk_density = inputs["static"]["bulk_density"].transpose("layer", "lat", "lon").values
+    porosity = 1.0 - bulk_density / 2.65
+    assert ds["sm"].attrs["valid_min"] == 0 and ds["sm"].attrs["valid_max"] == 10000
+    n_cropland = int((ds["cropland_mask"].values == 1).sum())
+    assert np.isfinite(sm).sum() > 0.9 * n_cropland * np.prod(sm.shape[:3])
+    assert np.nanmin(sm) >= 0.0
+    excess = sm - porosity[None, :, None] - HALF_QUANTUM
+    assert np.nanmax(excess) <= 0.0
+
+
 def test_truth_skill_and_error_map_written(product, run_dir):
     skill = json.loads((run_dir / "truth_skill.json").read_text())
     assert skill["earlier"] == {"kept": True} and "layer1" in skill  # other keys kept
@@ -287,16 +301,16 @@ def test_truth_skill_and_error_map_written(product, run_dir):
 
 def test_reduced_model_set_gives_its_own_reference_product(product, inputs, run_dir):
     """A set without the pattern group (its feature names say so) -> reference-only store."""
-    from cropsm.features.groups import PATTERN_ONE_HOT
+    from cropsm.features.groups import PATTERN_INPUTS
 
     reduced = []
     for m in load_models(run_dir / "models"):
-        keep = [i for i, n in enumerate(m.feature_names) if n not in PATTERN_ONE_HOT]
+        keep = [i for i, n in enumerate(m.feature_names) if n not in PATTERN_INPUTS]
         (w0, b0), *rest = m.weights
         reduced.append(
             LayerModel(m.layer, tuple(m.feature_names[i] for i in keep),
                        type(m.scaler)(m.scaler.mean[keep], m.scaler.std[keep]),
-                       m.target_mean, m.target_std, [(w0[keep], b0), *rest])
+                       m.target_mean, m.target_std, [(w0[keep], b0), *rest], output=m.output)
         )  # fmt: skip
     models_dir = save_models(reduced, run_dir / "attribution" / "no_pattern")
     result = CliRunner().invoke(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -144,7 +145,7 @@ def test_report_from_a_full_run(full_run):
     assert page.index("zzz_custom_plot.png") > page.index('id="other"')
     # the paper's numbers beside ours
     assert "0.650" in page and "0.640" in page  # Table 2 layer 1
-    assert f"{reference.MEAN_TREND_M3_M3_PER_YEAR:.2e}" in page
+    assert "-0.00150" in page  # the paper's mean trend, in the report's one number format
     assert f"{reference.TOP_BOTTOM_R:.3f}" in page
     assert reference.FIG5_NOTES["precipitation"] in page
     assert "random split" in page.lower() or "split is random" in page
@@ -156,6 +157,93 @@ def test_report_from_a_full_run(full_run):
     assert "&lt;script&gt;alert" in page
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+def add_key_result_inputs(run: Path) -> None:
+    """A short run where a baseline beats the networks in layer 1, one scenario effect is
+    exaggerated and one has the wrong sign, and one region is too small."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["layer2"] = layer_metrics(0.72)
+    metrics["baselines"]["gradient_boosting"] = {
+        "layer1": layer_metrics(0.81),
+        **{f"layer{k}": layer_metrics(0.5) for k in range(2, 6)},
+    }
+    write_json(run / "metrics.json", metrics)
+    (run / "analysis" / "product_national_summary.csv").write_text(
+        "layer,mean_sm_m3_m-3,sen_slope_m3_m-3_yr-1,pearson_r_with_layer1,n_years\n"
+        "1,0.2,,,2\n5,0.25,,,2\n"
+    )
+    (run / "analysis" / "truth_scenario_agreement.csv").write_text(
+        "pattern,layer,sign_agreement,pearson_r,product_mean_m3_m-3,truth_mean_m3_m-3,cells\n"
+        "ww_fl,1,0.97,0.5,-0.055,-0.013,159\n"
+        "rs_ct,1,0.48,0.02,-0.026,0.001,159\n"
+        "fl_mz,1,0.66,0.6,-0.0093,-0.0099,159\n"
+    )
+    write_json(
+        run / "analysis" / "analyze_summary.json",
+        {
+            "ran": {
+                "product": {"years": "2012-2013"},
+                "scenarios": {
+                    "mean_layer1_difference_m3_m-3": {
+                        "ww_fl": -0.055, "rs_ct": -0.026, "fl_mz": -0.0093,
+                    }
+                },
+            },
+            "skipped": {},
+            "small_regions": {"N": 1},
+            "min_region_cells": 10,
+        },
+    )  # fmt: skip
+
+
+def test_key_results_come_first_with_skill_verdicts_and_warnings(full_run):
+    from cropsm.report.key_results import scenario_effects, warnings_for_run
+
+    add_key_result_inputs(full_run)
+    page = render_report(full_run)
+    key = page.index('id="key-results"')
+    assert page.index("<h1>") < key < page.index("<nav>") < page.index('id="inputs"')
+    box = page[key : page.index("</section>", key)]
+    # skill per layer: ours, the paper's Table 2, the best baseline, the truth
+    assert "1 (0-10 cm)" in box and "0.700" in box and "0.640" in box
+    assert "0.810 gradient boosting" in box and 'class="bad"' in box
+    assert "0.710" in box  # networks against the truth at cells without a station
+    effects = {e.pattern: e for e in scenario_effects(full_run)}
+    assert effects["ww_fl"].verdict.startswith("exaggerated 4.2x")
+    assert effects["rs_ct"].verdict.startswith("opposite sign")
+    assert effects["fl_mz"].verdict.startswith("agrees with the truth")
+    assert "rapeseed + cotton/potato/fallow (rs_ct)" in box and "97 %" in box
+    warnings = warnings_for_run(full_run)
+    assert warnings[0].startswith("Period too short for trends: 2 years (2012-2013)")
+    assert any("gradient boosting" in w and "layer 1: 0.810 vs 0.700" in w for w in warnings)
+    assert not any("layer 2:" in w for w in warnings if "baseline" in w)  # 0.5 < 0.72
+    assert any("exaggerated: ww_fl; opposite sign: rs_ct" in w for w in warnings)
+    assert any("N (1 cell)" in w for w in warnings)
+    for w in warnings:
+        assert html.escape(w, quote=True) in box
+    # the product's two-year trend is not shown as a result beside the paper's
+    assert "none: 2 years, fewer than the 5 a trend needs" in page
+
+
+def test_one_number_format():
+    from cropsm.report.html import fmt
+
+    assert [fmt(v) for v in (0.8193, 0.0651, -0.0015, 6.51e-3, 68.5, 12, 3e-6, 2.5e6)] == [
+        "0.819", "0.0651", "-0.00150", "0.00651", "68.500", "12", "3.00e-06", "2.50e+06",
+    ]  # fmt: skip
+
+
+def test_scenario_verdicts():
+    from cropsm.report.key_results import scenario_verdict
+
+    assert scenario_verdict(-0.05, -0.01, None) == "exaggerated 5.0x vs the truth"
+    assert scenario_verdict(-0.019, -0.01, None) == "agrees with the truth"
+    assert scenario_verdict(0.004, -0.01, None) == "opposite sign to the truth"
+    assert scenario_verdict(-0.004, -0.01, None) == "understated vs the truth"
+    weak = scenario_verdict(-0.01, None, 0.05)
+    assert weak == "not checked (no truth); within the networks' error"
+    assert scenario_verdict(-0.1, None, 0.05) == "not checked (no truth)"
 
 
 def test_report_from_an_empty_run_dir_says_what_is_missing(tmp_path):
@@ -223,6 +311,10 @@ def find_chromium() -> str | None:
 CHROMIUM = find_chromium()
 
 
+FIRST_SCREEN_PX = 900
+"""Height of the first screen the key results must fit in (a 1280 x 900 window)."""
+
+
 def dump_dom(page: Path, profile: Path) -> str:
     """The page's DOM after its load event, from headless Chromium (no network, no sync)."""
     args = [
@@ -236,6 +328,7 @@ def dump_dom(page: Path, profile: Path) -> str:
         "--no-first-run",
         f"--user-data-dir={profile}",
         "--virtual-time-budget=10000",
+        f"--window-size=1280,{FIRST_SCREEN_PX}",
         "--dump-dom",
         page.resolve().as_uri(),
     ]
@@ -266,6 +359,23 @@ def test_every_figure_renders_in_chromium(full_run, tmp_path):
     images, rendered, failed = render_counts(dump_dom(write_report(full_run), tmp_path / "p2"))
     assert images == n_png and rendered == n_png - 1
     assert failed == ["fig9_scenario_differences.png"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
+def test_first_screen_holds_the_key_results(full_run, tmp_path):
+    """In a 1280 x 900 window the key-results box starts under the title and ends on screen."""
+    add_key_result_inputs(full_run)
+    dom = dump_dom(write_report(full_run), tmp_path / "profile")
+    box = re.search(r'<section id="key-results"[^>]*>', dom)
+    assert box, "no key-results box"
+    top = int(re.search(r'data-top="(\d+)"', box.group(0)).group(1))
+    bottom = int(re.search(r'data-bottom="(\d+)"', box.group(0)).group(1))
+    assert 0 < top < 150 and top < bottom <= FIRST_SCREEN_PX, (top, bottom)
+    # it holds the three parts, with this run's numbers
+    section = dom[box.start() : dom.index("</section>", box.start())]
+    assert "Skill per layer" in section and "0.720" in section  # layer 2's R² test
+    assert "winter wheat + fallow (ww_fl)" in section and "exaggerated" in section
+    assert "Period too short for trends" in section
 
 
 def test_grid_search_sentence_counts_pruned_configurations():
@@ -299,3 +409,17 @@ def test_grid_search_sentence_names_a_selection_tolerance():
     assert "tolerance" not in grid_search_sentence(grid)
     grid["selected"] = [False, True, False, True, False, False]  # layer 1: 1.0 % above the best
     assert "at most 1.0 % above the best" in grid_search_sentence(grid)
+
+
+def test_the_paper_is_cited_one_way(full_run):
+    """README, report, product attributes and code cite the paper from cropsm.paper.CITATION."""
+    from cropsm.predict.product import PAPER_REFERENCE
+
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    assert reference.CITATION in readme
+    assert html.escape(reference.CITATION, quote=True) in render_report(full_run)
+    assert PAPER_REFERENCE.startswith(reference.CITATION)
+    for path in [root / "README.md", *sorted((root / "src").rglob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        assert "Liu, Y." not in text, path  # no second spelling of the reference

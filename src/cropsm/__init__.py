@@ -13,3 +13,12 @@ N_LAYERS = 5
 LAYER_TOP_CM = (0, 10, 20, 30, 40)
 LAYER_BOTTOM_CM = (10, 20, 30, 40, 50)
 LAYER_MID_CM = (5.0, 15.0, 25.0, 35.0, 45.0)
+
+
+def __getattr__(name: str):
+    """``cropsm.read_product``: open a product (zarr or netCDF) as a user reads it (lazy import)."""
+    if name == "read_product":
+        from cropsm.predict.export import read_product
+
+        return read_product
+    raise AttributeError(f"module 'cropsm' has no attribute {name!r}")

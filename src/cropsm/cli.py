@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cropsm import __version__
+from cropsm.pipeline import PIPELINE_ORDER
 
 app = typer.Typer(
     name="cropsm",
@@ -19,12 +20,41 @@ app = typer.Typer(
         "Daily five-layer (0-50 cm) cropland soil moisture from sparse station observations "
         "with neural networks, under six cropping patterns."
     ),
+    epilog=(
+        "Example: cropsm twin /tmp/vc --preset tiny; cropsm run examples/tiny.toml --out "
+        "runs/tiny (then open runs/tiny/report/index.html). COMMAND --help shows each "
+        "command's options and an example."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-stdout = Console()
+console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+"""Progress and errors. In a log or CI (not a terminal) lines are never hard-wrapped."""
+stdout = Console(soft_wrap=not sys.stdout.isatty())
+
+STAGE_NAMES = PIPELINE_ORDER
+"""The stages of ``cropsm run`` in order."""
+
+
+def _hide_uninformative_type_tags() -> None:
+    """``--help`` shows a value's type where it tells something (a path, a number, the
+    choices) but not ``<bool>`` beside a flag or ``<str>`` beside free text."""
+    from typer.core import TyperArgument, TyperOption
+
+    for cls in (TyperOption, TyperArgument):
+        original = getattr(cls, "display_type_rich", None)
+        if original is None:  # another typer: leave its help as it is
+            continue
+
+        def display_type_rich(self, ctx, _original=original):
+            label = _original(self, ctx)
+            return None if label in ("<bool>", "<str>") else label
+
+        cls.display_type_rich = display_type_rich
+
+
+_hide_uninformative_type_tags()
 
 
 def error_line(err: BaseException) -> str:
@@ -118,12 +148,13 @@ def print_twin_summary(summary: dict, root: Path) -> None:
     stdout.print(f"generated in {summary['seconds']} s")
 
 
-@app.command("twin")
+@app.command("twin", epilog="Example: cropsm twin /tmp/vc --preset tiny --seed 0")
 @_friendly_errors
 def twin_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the input set and truth to.")],
     preset: Annotated[
-        str, typer.Option(help="Size: tiny (tests), demo (0.5 deg, 10 yr) or paper (0.25 deg).")
+        Literal["tiny", "demo", "paper"],
+        typer.Option(help="Size: tiny (tests), demo (0.5 deg, 10 yr) or paper (0.25 deg)."),
     ] = "tiny",
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty folder.")] = False,
@@ -139,13 +170,22 @@ def twin_command(
     print_twin_summary(summary, out_dir)
 
 
-@app.command("run")
+@app.command(
+    "run",
+    epilog="Example: cropsm run examples/tiny.toml --out runs/tiny --stages analyze,report",
+)
 @_friendly_errors
 def run_command(
     config: Annotated[Path, typer.Argument(help="Run configuration (TOML).")],
     out: Annotated[Path, typer.Option("--out", help="Run directory.")],
     stages: Annotated[
-        str | None, typer.Option(help="Comma-separated stages to run (default: all).")
+        str | None,
+        typer.Option(
+            metavar="STAGE,...",
+            help="Comma-separated stages to run, from: "
+            + ", ".join(STAGE_NAMES)
+            + " (default: all, in that order).",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Re-run stages even when current.")] = False,
 ) -> None:
@@ -161,12 +201,20 @@ def run_command(
     table.add_column("status")
     table.add_column("details")
     for name, rec in summary.items():
-        details = ", ".join(f"{k}={v}" for k, v in rec.items() if k not in ("status",))
+        details = ", ".join(  # nested tables stay in run_summary.json
+            f"{k}={v}"
+            for k, v in rec.items()
+            if k not in ("status", "report") and not isinstance(v, dict)
+        )
         table.add_row(name, rec["status"], details)
     stdout.print(table)
+    report = (summary.get("report") or {}).get("report")
+    if report:  # the very last line, whole, whatever the terminal width
+        stdout.file.flush()
+        print(f"report: {report}", flush=True)
 
 
-@app.command("train")
+@app.command("train", epilog="Example: cropsm train examples/tiny.toml --out runs/tiny")
 @_friendly_errors
 def train_command(
     config: Annotated[Path, typer.Argument(help="Run configuration (TOML).")],
@@ -177,7 +225,11 @@ def train_command(
     run_command(config, out, stages="inputs,features,train", force=force)
 
 
-@app.command("evaluate")
+@app.command(
+    "evaluate",
+    epilog="Example: cropsm evaluate runs/tiny --stations other/stations.csv "
+    "--observations other/observations.csv --json runs/tiny/other_stations.json",
+)
 @_friendly_errors
 def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with trained models.")],
@@ -190,7 +242,8 @@ def evaluate_command(
         Path | None, typer.Option(help="Their observations (long table; csv format only).")
     ] = None,
     station_format: Annotated[
-        str, typer.Option("--format", help="Station format: csv (CSV or Parquet) or uscrn.")
+        Literal["csv", "uscrn"],
+        typer.Option("--format", help="Station format: csv (CSV or Parquet) or uscrn."),
     ] = "csv",
     station_names: Annotated[
         list[str] | None,

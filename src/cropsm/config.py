@@ -2,7 +2,8 @@
 
 A run config has the sections ``[run]``, ``[inputs]`` (either ``[inputs.twin]`` for the
 virtual China or ``[inputs.files]`` for the user's own files), ``[features]`` and the sections
-the later stages add. Relative paths are resolved against the config file's folder.
+the later stages add. Relative paths are resolved against the config file's folder. Values are
+not coerced: a string where a number is expected (``max_epochs = "40"``) is an error.
 
 Errors name the file and the key, e.g.::
 
@@ -11,7 +12,9 @@ Errors name the file and the key, e.g.::
 
 from __future__ import annotations
 
+import json
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,6 +76,14 @@ class InputsSection(StrictModel):
 
 
 class FeaturesSection(StrictModel):
+    set: Literal["paper", "crop"] = Field(
+        "crop",
+        description=(
+            "Feature set: 'paper' = Table 1 of the paper exactly; 'crop' = the crop-aware set "
+            "(nominal crop calendar of the pattern, a pattern-aware bucket, long-term climate, "
+            "day of year as sin/cos)."
+        ),
+    )
     groups_off: tuple[str, ...] = Field(
         (), description="Feature groups switched off (e.g. for data that lacks wind)."
     )
@@ -156,10 +167,17 @@ def _allowed_hint(loc: tuple) -> str:
     return f" (allowed: {', '.join(model.model_fields)})"
 
 
+def strict_validate(model: type[BaseModel], data: Mapping) -> Any:
+    """Validate a TOML mapping strictly: no type coercion (``max_epochs = "40"`` and
+    ``seed = "0"`` are errors), as JSON, so that strings still become paths and arrays tuples.
+    """
+    return model.model_validate_json(json.dumps(dict(data), default=str), strict=True)
+
+
 def parse_config(data: dict, path: Path) -> RunConfig:
-    """Validate a config mapping; errors name ``path`` and the offending key."""
+    """Validate a config mapping strictly; errors name ``path`` and the offending key."""
     try:
-        config = RunConfig.model_validate(data)
+        config = strict_validate(RunConfig, data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(path, err)) from None
     return config.resolve_paths(path.parent.resolve())

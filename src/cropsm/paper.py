@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PAPER = (
-    "Liu, Y., et al., 2021: Deep learning of cropland soil moisture under cropping patterns "
-    "in China (J. Hydrometeor., section 2-3)"
+CITATION_SHORT = "Liu et al. (2021)"
+"""The paper in running text (docstrings, captions, attributes)."""
+
+CITATION = (
+    "Liu et al. (2021), Journal of Hydrometeorology, 22, February 2021: a neural-network daily "
+    "multilayer (0-50 cm) cropland soil-moisture dataset for China, 1981-2013, under cropping "
+    "patterns"
 )
-"""How the report names the paper."""
+"""The one citation of the paper: README, report, product attributes and code all use this.
+
+It names the paper by authors, journal, volume and issue date, and describes its content; the
+text cropsm was built from (``shared/seed``) has no title page, so no title is quoted."""
+
+PAPER = CITATION
+"""Alias kept for callers of the earlier name."""
 
 N_STATIONS = 273
 """Agrometeorological stations with soil-moisture observations (section 2b(1))."""

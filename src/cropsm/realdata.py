@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from cropsm.config import FeaturesSection, RunSection, StrictModel
+from cropsm.config import FeaturesSection, RunSection, StrictModel, strict_validate
 from cropsm.errors import ConfigError
 from cropsm.io.atomic import atomic_output
 from cropsm.io.uscrn import UscrnInput
@@ -88,7 +88,7 @@ def parse_uscrn_run_config(data: Mapping, path: str | Path) -> UscrnRunConfig:
     """Validate a mapping as :class:`UscrnRunConfig`; relative paths against ``path``'s folder."""
     path = Path(path)
     try:
-        config = UscrnRunConfig.model_validate(dict(data))
+        config = strict_validate(UscrnRunConfig, data)
     except ValidationError as err:
         parts = []
         for e in err.errors():

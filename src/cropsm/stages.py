@@ -170,6 +170,7 @@ def train_stage(ctx: RunContext) -> dict:
             progress=report,
             groups_off=ctx.config.features.groups_off,
             log=lambda line: ctx.console.print(f"  {line}", highlight=False),
+            feature_set=ctx.config.features.set,
         )
     write_training_outputs(chain, table, ctx.run_dir)
     write_scatter_plots(chain, table, ctx.run_dir / "figures")

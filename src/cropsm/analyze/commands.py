@@ -29,7 +29,7 @@ def run_analyze(run_dir: Path, console: Console | None = None) -> dict:
 def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
     """Add ``cropsm analyze RUN_DIR`` to ``app``."""
 
-    @app.command("analyze")
+    @app.command("analyze", epilog="Example: cropsm analyze runs/tiny")
     @friendly_errors
     def analyze_command(
         run_dir: Annotated[Path, typer.Argument(help="A run directory (after predict).")],

@@ -36,10 +36,8 @@ import pymannkendall
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, paper
+from cropsm.analyze import MIN_YEARS_FOR_TREND  # the one trend rule of a run (re-exported)
 from cropsm.io.atomic import atomic_output
-
-MIN_YEARS_FOR_TREND = 5
-"""Fewest annual means a station needs for a trend (years need not be consecutive)."""
 
 MIN_OBSERVATIONS_PER_YEAR = 3
 """Fewest observations of a layer in a calendar year for its annual mean (our choice; the paper
@@ -455,7 +453,12 @@ def annual_mean_figure(
     slopes = layer_trends.set_index("layer")[TREND_COLUMN] if len(layer_trends) else {}
     for layer, group in series.groupby("layer", sort=True):
         slope = float(slopes.get(layer, np.nan)) if len(layer_trends) else np.nan
-        label = f"{_depth(int(layer))}: {slope * 1e3:+.2f}e-3 yr$^{{-1}}$"
+        n_years = int(group[SM_COLUMN].notna().sum())
+        label = (
+            f"{_depth(int(layer))}: {slope * 1e3:+.2f}e-3 yr$^{{-1}}$"
+            if np.isfinite(slope)
+            else f"{_depth(int(layer))}: no trend ({n_years} < {MIN_YEARS_FOR_TREND} years)"
+        )
         ax.plot(group["year"], group[SM_COLUMN], marker="o", ms=3, color=colors[int(layer) - 1],
                 label=label)  # fmt: skip
     if series.empty:
@@ -569,11 +572,23 @@ def analyze_observations(run_dir: str | Path, top_layer: int = 1) -> dict:
         files.append(analysis_dir / name)
     write_json(analysis_dir / "observations_summary.json", summary)
     files.append(analysis_dir / "observations_summary.json")
-    figures = {
-        "fig2_station_trends.png": station_trend_map_figure(trends, top_layer),
-        "fig3_annual_mean_sm.png": annual_mean_figure(series, layer_trends, correlation),
-        "figS3_trends_by_pattern.png": trends_by_pattern_figure(trends, top_layer),
-    }
+    figures = {"fig3_annual_mean_sm.png": annual_mean_figure(series, layer_trends, correlation)}
+    absent = {}
+    if len(trends):
+        figures["fig2_station_trends.png"] = station_trend_map_figure(trends, top_layer)
+        figures["figS3_trends_by_pattern.png"] = trends_by_pattern_figure(trends, top_layer)
+    else:  # no empty maps: the report says in one line why they are absent
+        years = int(annual["year"].nunique()) if len(annual) else 0
+        reason = (
+            f"no station has >= {MIN_YEARS_FOR_TREND} years of annual means "
+            f"(this run's observations span {years} year{'s' if years != 1 else ''})"
+        )
+        for name in ("fig2_station_trends.png", "figS3_trends_by_pattern.png"):
+            (figure_dir / name).unlink(missing_ok=True)
+            absent[name.removesuffix(".png")] = reason
     for name, fig in figures.items():
         files.append(save_figure(fig, figure_dir / name))
+    if absent:
+        summary["figures_absent"] = absent
+        write_json(analysis_dir / "observations_summary.json", summary)
     return {**summary, "files": [str(p.relative_to(run_dir)) for p in files]}

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from cropsm import catalog
+from cropsm.analyze import MIN_REGION_CELLS, MIN_YEARS_FOR_TREND
 from cropsm.errors import UsageError
 
 SM_UNITS = "m3 m-3"
@@ -248,10 +249,11 @@ def theil_sen_slope(values: np.ndarray, years: np.ndarray) -> np.ndarray:
     return out.reshape(lead)
 
 
-def sen_slope(annual: xr.DataArray) -> xr.DataArray:
+def sen_slope(annual: xr.DataArray, min_years: int = MIN_YEARS_FOR_TREND) -> xr.DataArray:
     """Sen's slope of annual means against the year, every cell (Fig. 7b), m3 m-3 yr-1.
 
-    See :func:`theil_sen_slope` for the estimator.
+    See :func:`theil_sen_slope` for the estimator. Cells with fewer than ``min_years`` valid
+    annual means get NaN (:data:`cropsm.analyze.MIN_YEARS_FOR_TREND`, the stations' rule).
     """
     annual = annual.transpose(..., YEAR_DIM)
     years = annual[YEAR_DIM].values
@@ -264,9 +266,11 @@ def sen_slope(annual: xr.DataArray) -> xr.DataArray:
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"allow_rechunk": True},
     )
+    slope = slope.where(annual.notnull().sum(YEAR_DIM) >= min_years)
     slope.attrs = {
         "long_name": "Sen's slope of annual mean soil moisture",
         "units": f"{annual.attrs.get('units', SM_UNITS)} yr-1",
+        "min_years": min_years,
     }
     return slope
 
@@ -558,6 +562,36 @@ def region_on_grid(region: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> xr
     return out.assign_coords(lat=lat, lon=lon)
 
 
+def region_cell_counts(region: xr.DataArray, cells: xr.DataArray | None = None) -> dict[str, int]:
+    """Number of cells (where ``cells`` is true, default every cell) of each region id."""
+    codes = np.asarray(region.values)
+    keep = np.ones(codes.shape, bool) if cells is None else np.asarray(cells.values, bool)
+    return {rid: int(((codes == c) & keep).sum()) for c, rid in region_labels().items()}
+
+
+def small_regions(
+    region: xr.DataArray, cells: xr.DataArray | None = None, min_cells: int = MIN_REGION_CELLS
+) -> dict[str, int]:
+    """Regions with at least one but fewer than ``min_cells`` cells: ``{id: cells}``."""
+    counts = region_cell_counts(region, cells)
+    return {rid: n for rid, n in counts.items() if 0 < n < min_cells}
+
+
+def drop_small_regions(values, small: dict[str, int] | list[str]):
+    """``values`` (DataArray with a ``region`` dim, or DataFrame with a ``region`` column) with
+    the regions in ``small`` (:func:`small_regions`) set to NaN: a mean of one or two cells is
+    not shown as a region's. All of China (``CHN``) keeps those cells."""
+    names = list(small)
+    if not names:
+        return values
+    if isinstance(values, pd.DataFrame):
+        out = values.copy()
+        numeric = [c for c in out.columns if c != "region" and out[c].dtype.kind == "f"]
+        out.loc[out["region"].isin(names), numeric] = np.nan
+        return out
+    return values.where(~values["region"].isin(names))
+
+
 def regional_mean(
     field: xr.DataArray,
     region: xr.DataArray,
@@ -651,11 +685,12 @@ def national_series_from_annual(annual: xr.DataArray) -> xr.DataArray:
     return out
 
 
-def national_summary(series: xr.DataArray) -> pd.DataFrame:
+def national_summary(series: xr.DataArray, min_years: int = MIN_YEARS_FOR_TREND) -> pd.DataFrame:
     """Trend of the national annual series per layer and its correlation with the top layer.
 
     The product-side counterparts of the paper's station numbers (section 3a, Fig. 3): the mean
-    trend (−1.5e-3 m3 m-3 yr-1) and the top–bottom correlation (r = 0.85).
+    trend (−1.5e-3 m3 m-3 yr-1) and the top–bottom correlation (r = 0.85). A layer with fewer
+    than ``min_years`` annual means has no trend (NaN), the stations' rule.
 
     Parameters
     ----------
@@ -672,6 +707,7 @@ def national_summary(series: xr.DataArray) -> pd.DataFrame:
     values = np.asarray(series.values, dtype=float)
     years = series[YEAR_DIM].values
     slopes = theil_sen_slope(values, years)
+    slopes[np.isfinite(values).sum(axis=1) < min_years] = np.nan
     top = values[0]
     rows = []
     for k, layer in enumerate(series["layer"].values):
@@ -733,7 +769,8 @@ def map_panel(
     cmap: str | None = None,
     limit: float | None = None,
     value_range: tuple[float, float] | None = None,
-) -> None:
+    colorbar: bool = True,
+):
     """Draw a ``(lat, lon)`` field on ``ax`` with China's outline and provinces, a colour bar
     and its ``units`` (UDUNITS spelling), zoomed to the field's grid (:mod:`cropsm.maps`).
 
@@ -771,7 +808,9 @@ def map_panel(
     ax.set_title(title, fontsize=10)
     if not np.isfinite(np.asarray(field.values, dtype=float)).any():
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
-    maps.colorbar(ax.figure, mesh, ax, units)
+    if colorbar:
+        maps.colorbar(ax.figure, mesh, ax, units)
+    return mesh
 
 
 def map_figure_height(field: xr.DataArray, ncols: int, nrows: int, width_in: float) -> float:
@@ -810,32 +849,47 @@ def symmetric_limit(values: np.ndarray | xr.DataArray, percentile: float = 98.0)
     return limit if limit > 0 else 1e-6
 
 
-def magnitude_trend_figure(
-    result: xr.Dataset, layer: int, dense_cropland: xr.DataArray | None = None
-):
-    """Fig. 7a,b for one layer: median annual SM and its Sen's slope."""
-    from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM
+def magnitude_trend_layers_figure(result: xr.Dataset, dense_cropland: xr.DataArray | None = None):
+    """Fig. 7a,b for every layer in one figure: median annual SM (top row) and its Sen's slope
+    (bottom row), one colour scale per row so the layers compare at a glance.
 
-    depth = f"{LAYER_TOP_CM[layer - 1]}-{LAYER_BOTTOM_CM[layer - 1]} cm"
-    fig = new_figure(11.0, map_figure_height(result, 2, 1, 11.0))
-    ax_mag, ax_trend = fig.subplots(1, 2)
-    sel = result.sel(layer=layer)
+    The trend row is left out when no cell has :data:`cropsm.analyze.MIN_YEARS_FOR_TREND`
+    annual means (the title says so); it is never drawn empty.
+    """
+    from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, maps
+
+    layers = [int(k) for k in result["layer"].values]
+    has_trend = bool(np.isfinite(np.asarray(result["sm_trend"].values, dtype=float)).any())
+    rows = 2 if has_trend else 1
+    width = 3.0 * len(layers) + 1.5
+    fig = new_figure(width, map_figure_height(result, len(layers), rows, width - 1.5) + 0.4)
+    axes = np.atleast_2d(fig.subplots(rows, len(layers)))
     years = result.attrs.get("years", "")
-    map_panel(
-        ax_mag,
-        sel["median_annual_sm"],
-        title=f"(a) median annual SM, {depth} ({years})",
-        units=SM_UNITS,
-        dense_cropland=dense_cropland,
-    )
-    map_panel(
-        ax_trend,
-        sel["sm_trend"],
-        title=f"(b) trend of annual SM, {depth}",
-        units=TREND_UNITS,
-        diverging=True,
-        dense_cropland=dense_cropland,
-    )
+    magnitude_range = percentile_range(result["median_annual_sm"].values)
+    trend_limit = symmetric_limit(result["sm_trend"].values) if has_trend else None
+    meshes = [None, None]
+    for j, k in enumerate(layers):
+        depth = f"{LAYER_TOP_CM[k - 1]}-{LAYER_BOTTOM_CM[k - 1]} cm"
+        sel = result.sel(layer=k)
+        meshes[0] = map_panel(
+            axes[0, j], sel["median_annual_sm"], title=f"(a) median SM, {depth}", units=SM_UNITS,
+            dense_cropland=dense_cropland, value_range=magnitude_range, colorbar=False,
+        )  # fmt: skip
+        if has_trend:
+            meshes[1] = map_panel(
+                axes[1, j], sel["sm_trend"], title=f"(b) trend, {depth}", units=TREND_UNITS,
+                diverging=True, dense_cropland=dense_cropland, limit=trend_limit, colorbar=False,
+            )  # fmt: skip
+    maps.colorbar(fig, meshes[0], axes[0, :].tolist(), SM_UNITS, "median annual SM")
+    if has_trend:
+        maps.colorbar(fig, meshes[1], axes[1, :].tolist(), TREND_UNITS, "Sen's slope")
+        fig.suptitle(f"Reference product, {years}: median annual SM and its trend")
+    else:
+        n_years = int(np.nanmax(result["n_years"].values)) if result["n_years"].size else 0
+        fig.suptitle(
+            f"Reference product, {years}: median annual SM (no trend map: {n_years} years, "
+            f"fewer than the {MIN_YEARS_FOR_TREND} a trend needs)"
+        )
     return fig
 
 
@@ -855,6 +909,7 @@ def national_annual_figure(series: xr.DataArray):
             label=f"{LAYER_TOP_CM[k - 1]}-{LAYER_BOTTOM_CM[k - 1]} cm",
         )
     ax.set_xlabel("year")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # 2012, 2013; not 2012.2
     ax.set_ylabel(f"cropland mean annual SM ({SM_LABEL})")
     ax.set_title("reference product: cropland-mean annual SM by layer")
     ax.legend(fontsize=8)

@@ -262,6 +262,7 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
 
     The two magnitude maps share one colour scale, as do the two trend maps.
     """
+    from cropsm.analyze import MIN_YEARS_FOR_TREND
     from cropsm.analyze.product import (
         SM_UNITS,
         TREND_UNITS,
@@ -272,8 +273,13 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
         symmetric_limit,
     )
 
-    fig = new_figure(11.0, map_figure_height(comparison, 2, 3, 11.0))
-    axes = fig.subplots(3, 2)
+    has_trend = bool(np.isfinite(comparison["product_sm_trend"].values).any())
+    if not has_trend:  # the trend column would be empty maps: magnitude only, and say why
+        fig = new_figure(16.0, map_figure_height(comparison, 3, 1, 16.0) + 0.4)
+        axes = fig.subplots(1, 3)
+    else:
+        fig = new_figure(11.0, map_figure_height(comparison, 2, 3, 11.0))
+        axes = fig.subplots(3, 2)
     years = comparison.attrs.get("years", "")
     magnitude = percentile_range(
         comparison["product_median_annual_sm"], comparison["satellite_median_annual_sm"]
@@ -318,6 +324,12 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
         ),
         ("sm_trend_difference", "(f) NN minus satellite, trend", TREND_UNITS, True, {}),
     ]
+    if not has_trend:
+        panels = [p for p in panels if "trend" not in p[0]]
+        fig.suptitle(
+            f"Reference product (0-10 cm) and satellite, {years}: no trend maps (fewer than "
+            f"{MIN_YEARS_FOR_TREND} years)"
+        )
     for ax, (name, title, units, diverging, scale) in zip(axes.ravel(), panels, strict=True):
         map_panel(
             ax,
@@ -343,7 +355,7 @@ def monthly_by_region_figure(frame: pd.DataFrame):
     ncol = 3
     nrow = int(np.ceil(len(regions) / ncol))
     fig = new_figure(11.0, 2.8 * nrow)
-    axes = np.atleast_1d(fig.subplots(nrow, ncol, sharex=True)).ravel()
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, sharex=True, sharey=True)).ravel()
     for ax, region in zip(axes, regions, strict=False):
         part = frame[frame["region"] == region].sort_values("month")
         ax.plot(part["month"], part["product_sm_m3_m-3"], marker="o", ms=3, label=PRODUCT_LABEL)

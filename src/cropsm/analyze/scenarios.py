@@ -12,9 +12,12 @@ Each of the six homogeneous-pattern products is compared with the reference prod
   and over all of China (``CHN``), with the same north-east mask.
 
 On the virtual China the truth is known, so the maps can be checked against their true
-counterparts (truth pattern − truth reference, median annual): the share of cells where the signs
-agree and the Pearson correlation (:func:`agreement_with_truth`); and the product's own error
-against the truth per region and layer (:func:`error_by_region`).
+counterparts (truth pattern − truth reference, median annual), separately on the cells whose region
+has stations with the pattern (pattern flag 1) and on the others (flag 0)
+(:func:`agreement_with_truth`): sign agreement where the true effect exceeds 0.005 m3 m-3, Pearson
+r, the OLS slope of the product's effect on the true one, RMSE and the true effect's spatial SD,
+each a small pure function ``f(true, predicted)``; and the product's own error against the truth
+per region and layer (:func:`error_by_region`).
 
 Pure functions over :class:`xarray.DataArray` objects; spatial dims ``(lat, lon)`` or ``(cell,)``.
 """
@@ -203,44 +206,192 @@ def sign_agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.sign(a[ok]) == np.sign(b[ok])).mean())
 
 
-def agreement_with_truth(product_diff: xr.DataArray, truth_diff: xr.DataArray) -> pd.DataFrame:
-    """How well each Fig. 9 map matches its true counterpart.
+SIGN_THRESHOLD_M3_M3 = 0.005
+"""Smallest true effect whose sign is scored (issue 10: |true| > 0.005 m3 m-3)."""
+
+FLAG_GROUPS = ("1", "0", "all")
+"""Cell groups of the agreement table: pattern flag 1 (the cell's region has stations with the
+pattern), 0 (it has none), and all cells."""
+
+
+def _pairs(true, predicted) -> tuple[np.ndarray, np.ndarray]:
+    """The finite pairs of two arrays, flattened."""
+    t = np.asarray(true, dtype=float).ravel()
+    p = np.asarray(predicted, dtype=float).ravel()
+    ok = np.isfinite(t) & np.isfinite(p)
+    return t[ok], p[ok]
+
+
+def sign_agreement_where_large(true, predicted, threshold: float = SIGN_THRESHOLD_M3_M3) -> float:
+    """Share of cells with a large true effect where the predicted effect has the same sign.
+
+    .. math:: A = \\frac{1}{|C|}\\sum_{c \\in C}
+              [\\operatorname{sgn} p_c = \\operatorname{sgn} t_c],
+              \\qquad C = \\{c : |t_c| > \\tau\\}
+
+    over the finite pairs, ``tau`` = ``threshold`` (0.005 m3 m-3). NaN when ``C`` is empty.
+    """
+    t, p = _pairs(true, predicted)
+    large = np.abs(t) > threshold
+    if not large.any():
+        return float("nan")
+    return float((np.sign(p[large]) == np.sign(t[large])).mean())
+
+
+def effect_slope(true, predicted) -> float:
+    """Slope of the predicted effect on the true one: ordinary least squares *with* intercept.
+
+    .. math:: b = \\frac{\\sum_c (t_c - \\bar t)(p_c - \\bar p)}{\\sum_c (t_c - \\bar t)^2}
+
+    (``p = a + b t``, regressing the product on the truth). 1 when the product reproduces the
+    spatial contrasts at their true size, < 1 when it damps them, > 1 when it exaggerates them;
+    an offset common to all cells moves ``a``, not ``b``. NaN for fewer than 3 finite pairs or a
+    constant truth.
+    """
+    t, p = _pairs(true, predicted)
+    if t.size < 3:
+        return float("nan")
+    dt = t - t.mean()
+    denom = float((dt * dt).sum())
+    return float((dt * (p - p.mean())).sum() / denom) if denom > 0 else float("nan")
+
+
+def rmse(true, predicted) -> float:
+    """Root-mean-square difference over the finite pairs, NaN when there is none.
+
+    .. math:: \\mathrm{RMSE} = \\sqrt{\\frac{1}{N}\\sum_c (p_c - t_c)^2}
+    """
+    t, p = _pairs(true, predicted)
+    return float(np.sqrt(np.mean((p - t) ** 2))) if t.size else float("nan")
+
+
+def spatial_sd(values) -> float:
+    """Sample standard deviation over the finite cells, NaN for fewer than 2.
+
+    .. math:: s = \\sqrt{\\frac{1}{N - 1}\\sum_c (v_c - \\bar v)^2}
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    return float(v.std(ddof=1)) if v.size >= 2 else float("nan")
+
+
+def effect_agreement(true, predicted, threshold: float = SIGN_THRESHOLD_M3_M3) -> dict:
+    """Every agreement metric of one predicted effect map against the true one.
+
+    Returns ``cells`` (finite pairs), ``cells_above_threshold`` (``|t| > threshold``),
+    ``sign_agreement`` (:func:`sign_agreement_where_large`), ``pearson_r``
+    (:func:`cropsm.analyze.product.pearson_r`), ``slope`` (:func:`effect_slope`),
+    ``rmse_m3_m-3`` (:func:`rmse`), ``true_sd_m3_m-3`` and ``product_sd_m3_m-3``
+    (:func:`spatial_sd`), ``true_mean_m3_m-3`` and ``product_mean_m3_m-3``.
+    """
+    t, p = _pairs(true, predicted)
+    return {
+        "cells": int(t.size),
+        "cells_above_threshold": int((np.abs(t) > threshold).sum()),
+        "sign_agreement": sign_agreement_where_large(t, p, threshold),
+        "pearson_r": pearson_r(p, t),
+        "slope": effect_slope(t, p),
+        "rmse_m3_m-3": rmse(t, p),
+        "true_sd_m3_m-3": spatial_sd(t),
+        "product_sd_m3_m-3": spatial_sd(p),
+        "true_mean_m3_m-3": float(t.mean()) if t.size else float("nan"),
+        "product_mean_m3_m-3": float(p.mean()) if p.size else float("nan"),
+    }
+
+
+def agreement_with_truth(
+    product_diff: xr.DataArray,
+    truth_diff: xr.DataArray,
+    pattern_flag: xr.DataArray | None = None,
+    threshold: float = SIGN_THRESHOLD_M3_M3,
+) -> pd.DataFrame:
+    """How well each Fig. 9 map matches its true counterpart, by pattern flag.
 
     Parameters
     ----------
     product_diff, truth_diff
         ``(pattern, [layer,] <spatial>)`` from :func:`median_annual_differences` on the product
         and on the truth, on the same cells.
+    pattern_flag
+        ``(pattern, <spatial>)`` the product's pattern flag (1: the cell's region has stations
+        with the pattern, :func:`cropsm.predict.flags.pattern_flag`); when given, each map is
+        also scored on the flag-1 and on the flag-0 cells.
+    threshold
+        Smallest true effect whose sign is scored, m3 m-3.
 
     Returns
     -------
     pandas.DataFrame
-        One row per pattern (and layer): ``pattern``, ``layer``, ``sign_agreement`` (share of
-        cells, :func:`sign_agreement`), ``pearson_r`` across cells, ``product_mean_m3_m-3``,
-        ``truth_mean_m3_m-3``, ``cells``.
+        One row per pattern, layer and cell group: ``pattern``, ``layer``, ``pattern_flag``
+        (``"1"``, ``"0"`` or ``"all"``), then the metrics of :func:`effect_agreement` and
+        ``sign_agreement_all_cells`` (:func:`sign_agreement` over every cell, zero a sign).
     """
     if "layer" not in product_diff.dims:
         product_diff = product_diff.expand_dims(layer=[1])
         truth_diff = truth_diff.expand_dims(layer=[1])
     product_diff, truth_diff = xr.align(product_diff, truth_diff, join="inner")
+    spatial = [d for d in truth_diff.dims if d not in ("pattern", "layer")]
     rows = []
     for pattern in product_diff["pattern"].values:
+        groups = {"all": None}
+        if pattern_flag is not None:
+            flag = pattern_flag.sel(pattern=pattern).transpose(*spatial).values
+            groups = {"1": flag == 1, "0": flag == 0, "all": None}
         for layer in product_diff["layer"].values:
-            p = product_diff.sel(pattern=pattern, layer=layer).values
-            t = truth_diff.sel(pattern=pattern, layer=layer).values
-            ok = np.isfinite(p) & np.isfinite(t)
-            rows.append(
-                {
-                    "pattern": str(pattern),
-                    "layer": int(layer),
-                    "sign_agreement": sign_agreement(p, t),
-                    "pearson_r": pearson_r(p, t),
-                    "product_mean_m3_m-3": float(p[ok].mean()) if ok.any() else np.nan,
-                    "truth_mean_m3_m-3": float(t[ok].mean()) if ok.any() else np.nan,
-                    "cells": int(ok.sum()),
-                }
-            )
+            p_all = product_diff.sel(pattern=pattern, layer=layer).transpose(*spatial).values
+            t_all = truth_diff.sel(pattern=pattern, layer=layer).transpose(*spatial).values
+            for group, mask in groups.items():
+                p = p_all if mask is None else np.where(mask, p_all, np.nan)
+                t = t_all if mask is None else np.where(mask, t_all, np.nan)
+                rows.append(
+                    {
+                        "pattern": str(pattern),
+                        "layer": int(layer),
+                        "pattern_flag": group,
+                        **effect_agreement(t, p, threshold),
+                        "sign_agreement_all_cells": sign_agreement(p, t),
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+def meets_target(sign: float, r: float, slope: float) -> bool:
+    """Issue 10's acceptance for one map: sign agreement >= 0.9, r >= 0.7, slope 0.7-1.3."""
+    return bool(sign >= 0.9 and r >= 0.7 and 0.7 <= slope <= 1.3)
+
+
+def agreement_summary(agreement: pd.DataFrame, digits: int = 4) -> dict:
+    """The agreement table as nested numbers for ``run_summary.json``.
+
+    ``{"flag1": {"median": {...}, "maps_meeting_target": "k/n", "maps": {pattern: {"layer1":
+    {...}}}}, "flag0": ..., "all": ...}`` with, per map, ``sign_agreement``, ``pearson_r``,
+    ``slope``, ``rmse_m3_m-3``, ``true_sd_m3_m-3`` and ``cells``; ``median`` over the maps of
+    the group; ``maps_meeting_target`` counts the maps that meet :func:`meets_target`.
+    """
+    keys = ("sign_agreement", "pearson_r", "slope", "rmse_m3_m-3", "true_sd_m3_m-3")
+
+    def number(v) -> float | None:
+        return None if v is None or not np.isfinite(v) else round(float(v), digits)
+
+    out: dict = {}
+    for group in dict.fromkeys(agreement["pattern_flag"].astype(str)):
+        part = agreement[agreement["pattern_flag"].astype(str) == group]
+        maps: dict = {}
+        for row in part.to_dict("records"):
+            entry = {k: number(row[k]) for k in keys}
+            entry["cells"] = int(row["cells"])
+            maps.setdefault(str(row["pattern"]), {})[f"layer{int(row['layer'])}"] = entry
+        scored = part[part["cells"] > 0]
+        met = sum(
+            meets_target(r["sign_agreement"], r["pearson_r"], r["slope"])
+            for r in scored.to_dict("records")
+        )
+        out["all" if group == "all" else f"flag{group}"] = {
+            "median": {k: number(scored[k].median()) if len(scored) else None for k in keys},
+            "maps_meeting_target": f"{met}/{len(scored)}",
+            "maps": maps,
+        }
+    return out
 
 
 def error_by_region(
@@ -379,19 +530,28 @@ def scenario_maps_figure(
     nrow = int(np.ceil(len(patterns) / 2))
     fig = new_figure(11.0, map_figure_height(sel, 2, nrow, 11.0))
     axes = np.atleast_1d(fig.subplots(nrow, 2)).ravel()
+    names = {p.id: p.name for p in catalog.patterns()}
+    mesh = None
     for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
-        masked = " (NE masked)" if pattern in double_cropping_patterns() else ""
-        map_panel(
+        masked = ", NE masked" if pattern in double_cropping_patterns() else ""
+        mesh = map_panel(
             ax,
             sel.sel(pattern=pattern),
-            title=f"({chr(97 + i)}) {_pattern_title(pattern)}{masked}",
+            # two short lines, so no title is clipped by its neighbour
+            title=f"({chr(97 + i)}) {names.get(pattern, pattern)}\n({pattern}) minus reference"
+            f"{masked}",
             units=SM_UNITS,
             diverging=True,
             dense_cropland=dense_cropland,
             limit=limit,
+            colorbar=False,
         )
     for ax in axes[len(patterns) :]:
         ax.set_visible(False)
+    if mesh is not None:  # one colour scale for every panel
+        from cropsm.maps import colorbar
+
+        colorbar(fig, mesh, axes[: len(patterns)].tolist(), SM_UNITS, "pattern minus reference")
     return fig
 
 
@@ -426,7 +586,8 @@ def monthly_differences_figure(monthly: xr.DataArray, layer: int = 1):
 
 
 def truth_agreement_figure(product_diff: xr.DataArray, truth_diff: xr.DataArray, layer: int = 1):
-    """Product vs true (pattern − reference) median annual SM, one scatter per pattern."""
+    """Product vs true (pattern − reference) median annual SM, one scatter per pattern; titles:
+    sign agreement where |true| > 0.005 m3 m-3, Pearson r, OLS slope (all cells)."""
     from cropsm.analyze.product import SM_LABEL, new_figure
 
     p_all = product_diff.sel(layer=layer) if "layer" in product_diff.dims else product_diff
@@ -449,7 +610,8 @@ def truth_agreement_figure(product_diff: xr.DataArray, truth_diff: xr.DataArray,
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_title(
-            f"{pattern}: sign agreement {sign_agreement(p, t):.2f}, r = {pearson_r(p, t):.2f}",
+            f"{pattern}: sign {sign_agreement_where_large(t, p):.2f}, r = {pearson_r(p, t):.2f}, "
+            f"slope {effect_slope(t, p):.2f}",
             fontsize=9,
         )
         ax.set_xlabel(f"true difference ({SM_LABEL})")
@@ -464,7 +626,8 @@ def truth_error_figure(errors: pd.DataFrame, scenario: str = REFERENCE_SCENARIO)
     from cropsm.analyze.product import SM_LABEL, new_figure
 
     part = errors[errors["scenario"] == scenario] if "scenario" in errors.columns else errors
-    regions = list(dict.fromkeys(part["region"]))
+    with_data = part.groupby("region", sort=False)["rmse_m3_m-3"].apply(lambda v: v.notna().any())
+    regions = [r for r in dict.fromkeys(part["region"]) if with_data.get(r, False)]
     layers = sorted(part["layer"].unique())
     fig = new_figure(10.0, 4.2)
     axes = fig.subplots(1, 2)

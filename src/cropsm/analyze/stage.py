@@ -44,6 +44,8 @@ class AnalysisInputs:
     satellite: xr.DataArray | None  # (time, lat, lon), m3 m-3
     truth: xr.Dataset | None  # truth store (virtual China only)
     notes: dict
+    pattern_flag: xr.DataArray | None = None  # (scenario, lat, lon) 1/0, the product's flag
+    cropland: xr.DataArray | None = None  # (lat, lon) bool, cells with a product
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,9 +99,10 @@ def analyze_product(
     annual = annual.drop_vars("scenario")
     result = prod.magnitude_and_trend_from_annual(annual)
     files = [write_netcdf(result, out_dir / "product_magnitude_trend.nc")]
-    for layer in result["layer"].values:
-        fig = prod.magnitude_trend_figure(result, int(layer), dense_cropland)
-        files.append(write_figure(fig, fig_dir / f"fig7ab_product_layer{int(layer)}.png"))
+    for stale in fig_dir.glob("fig7ab_product_layer*.png"):  # one figure per layer before
+        stale.unlink()
+    fig = prod.magnitude_trend_layers_figure(result, dense_cropland)
+    files.append(write_figure(fig, fig_dir / "fig7ab_product_all_layers.png"))
     series = prod.national_series_from_annual(annual)
     frame = series.to_dataframe(name="sm_m3_m-3").reset_index()[["layer", "year", "sm_m3_m-3"]]
     files.append(write_csv(frame, out_dir / "product_national_annual.csv"))
@@ -133,8 +136,10 @@ def analyze_satellite(
     region: xr.DataArray | None,
     run_dir: Path,
     dense_cropland: xr.DataArray | None = None,
+    small_regions: dict | None = None,
 ) -> dict:
-    """Figs. 7c-f and 8: the reference top layer against the satellite product."""
+    """Figs. 7c-f and 8: the reference top layer against the satellite product (regions in
+    ``small_regions``, with too few cells, get no regional mean)."""
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
     top = sm.sel(scenario=prod.REFERENCE_SCENARIO, layer=TOP_LAYER, drop=True)
     comparison = sat.compare_with_satellite(top, satellite).compute()
@@ -153,6 +158,7 @@ def analyze_satellite(
     }
     if region is not None:
         monthly = sat.monthly_comparison_by_region(top, satellite, region)
+        monthly = prod.drop_small_regions(monthly, small_regions or {})
         files.append(write_csv(monthly, out_dir / "satellite_monthly_by_region.csv"))
         files.append(
             write_figure(
@@ -168,9 +174,11 @@ def analyze_scenarios(
     region: xr.DataArray,
     run_dir: Path,
     dense_cropland: xr.DataArray | None = None,
+    small_regions: dict | None = None,
 ) -> tuple[dict, xr.DataArray]:
     """Figs. 9 and 10: each pattern minus the reference, maps and monthly by region.
 
+    Regions in ``small_regions`` (too few cells) get no regional mean (NaN, not plotted).
     Returns the summary and the Fig. 9 differences ``(pattern, layer, lat, lon)``.
     """
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
@@ -187,6 +195,7 @@ def analyze_scenarios(
         ),
     ]
     monthly = scen.monthly_differences_from_climatology(stats["monthly_climatology"], region)
+    monthly = prod.drop_small_regions(monthly, small_regions or {})
     frame = monthly.to_dataframe(name="sm_difference_m3_m-3").reset_index()
     frame = frame[["pattern", "layer", "region", "month", "sm_difference_m3_m-3"]]
     files.append(write_csv(frame, out_dir / "scenario_monthly_differences.csv"))
@@ -211,24 +220,36 @@ def analyze_scenarios(
 
 
 def analyze_against_truth(
-    stats: xr.Dataset, region_cells: xr.DataArray, product_diff: xr.DataArray, run_dir: Path
+    stats: xr.Dataset,
+    region_cells: xr.DataArray,
+    product_diff: xr.DataArray,
+    run_dir: Path,
+    pattern_flag: xr.DataArray | None = None,
+    small_regions: dict | None = None,
 ) -> dict:
     """On the virtual China: Fig. 9 against the true effects, and the product's error by region.
 
     ``stats`` is :func:`cropsm.analyze.product.product_statistics` computed with the truth;
     ``region_cells`` the region code of each truth cell; ``product_diff`` the product's Fig. 9
-    differences on the grid (:func:`analyze_scenarios`).
+    differences on the grid (:func:`analyze_scenarios`); ``pattern_flag`` the product's pattern
+    flag ``(scenario, lat, lon)``, to score each map on the flag-1 and flag-0 cells apart
+    (:func:`cropsm.analyze.scenarios.agreement_with_truth`).
     """
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
     cell_lat, cell_lon = stats["cell_lat"].values, stats["cell_lon"].values
     truth_annual = prod.annual_means_of_statistics(stats, variable="truth_annual_mean")
     truth_diff = scen.differences_from_annual(truth_annual, region_cells)
     product_diff_cells = scen.grid_to_cells(product_diff, cell_lat, cell_lon)
-    agreement = scen.agreement_with_truth(product_diff_cells, truth_diff)
+    flag_cells = None
+    if pattern_flag is not None:
+        patterns = [str(p) for p in truth_diff["pattern"].values]
+        flag = pattern_flag.rename(scenario="pattern").sel(pattern=patterns)
+        flag_cells = scen.grid_to_cells(flag, cell_lat, cell_lon)
+    agreement = scen.agreement_with_truth(product_diff_cells, truth_diff, flag_cells)
     truth_grid = scen.cells_to_grid(
         truth_diff, cell_lat, cell_lon, product_diff["lat"].values, product_diff["lon"].values
     ).to_dataset(name="true_median_annual_sm_difference")
-    errors = scen.error_table(stats)
+    errors = prod.drop_small_regions(scen.error_table(stats), small_regions or {})
     files = [
         write_csv(agreement, out_dir / "truth_scenario_agreement.csv"),
         write_netcdf(truth_grid, out_dir / "truth_scenario_differences.nc"),
@@ -239,19 +260,23 @@ def analyze_against_truth(
         ),
         write_figure(scen.truth_error_figure(errors), fig_dir / "truth_product_error.png"),
     ]
-    top = agreement[agreement["layer"] == TOP_LAYER]
+    top = agreement[(agreement["layer"] == TOP_LAYER) & (agreement["pattern_flag"] == "all")]
     ref = errors[(errors["scenario"] == prod.REFERENCE_SCENARIO) & (errors["region"] == "CHN")]
     return {
-        "layer1_sign_agreement": {
-            r.pattern: round(float(r.sign_agreement), 3) for r in top.itertuples()
-        },
-        "layer1_pearson_r": {r.pattern: round(float(r.pearson_r), 3) for r in top.itertuples()},
+        "layer1_sign_agreement": {r.pattern: _rounded(r.sign_agreement) for r in top.itertuples()},
+        "layer1_pearson_r": {r.pattern: _rounded(r.pearson_r) for r in top.itertuples()},
         "reference_rmse_chn_by_layer_m3_m-3": {
             f"layer{int(k)}": round(float(v), 4)
             for k, v in zip(ref["layer"], ref["rmse_m3_m-3"], strict=True)
         },
+        "scenario_agreement": scen.agreement_summary(agreement),
         "files": [_rel(f, run_dir) for f in files],
     }
+
+
+def _rounded(value, digits: int = 3) -> float | None:
+    """A number for a JSON summary: rounded, None when not finite."""
+    return round(float(value), digits) if np.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +300,9 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
     static, satellite = data["static"], data["satellite"]
     if satellite is None:
         notes["satellite"] = "the run has no satellite product ([inputs.files] satellite)"
-    region = dense = None
+    region = dense = pattern_flag = None
+    if product is not None and sm is not None and "pattern_flag" in product.data_vars:
+        pattern_flag = product["pattern_flag"].load()
     if sm is not None:
         lat, lon = sm["lat"].values, sm["lon"].values
         if product is not None and "region" in product.data_vars:
@@ -299,7 +326,10 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
         truth = open_truth(paths["truth"])
     else:
         notes["truth"] = "no known truth (only the virtual China has one)"
-    return AnalysisInputs(sm, region, dense, satellite, truth, notes)
+    cropland = None
+    if product is not None and sm is not None and "cropland_mask" in product.data_vars:
+        cropland = prod.region_on_grid(product["cropland_mask"].load(), lat, lon) == 1
+    return AnalysisInputs(sm, region, dense, satellite, truth, notes, pattern_flag, cropland)
 
 
 def _observations(run_dir: Path) -> dict | None:
@@ -333,6 +363,11 @@ def run_analyses(ctx: RunContext) -> dict:
             summary["skipped"][name] = inputs.notes["product"]
     else:
         truth = region_cells = None
+        small: dict = {}  # regions with too few cells: not averaged as regions (CHN keeps them)
+        if inputs.region is not None:
+            small = prod.small_regions(inputs.region, inputs.cropland)
+            summary["small_regions"] = small
+            summary["min_region_cells"] = prod.MIN_REGION_CELLS
         if inputs.truth is not None and inputs.region is not None:
             truth = scen.truth_scenarios(inputs.truth)
             region_cells = scen.grid_to_cells(
@@ -356,7 +391,7 @@ def run_analyses(ctx: RunContext) -> dict:
         else:
             say("  satellite comparison (Figs. 7c-f, 8)")
             summary["ran"]["satellite"] = analyze_satellite(
-                sm, inputs.satellite, inputs.region, run_dir, inputs.dense_cropland
+                sm, inputs.satellite, inputs.region, run_dir, inputs.dense_cropland, small
             )
         if inputs.region is None or not scen.pattern_scenarios(sm):
             reason = inputs.notes.get("region", "the product holds no pattern scenario")
@@ -364,13 +399,17 @@ def run_analyses(ctx: RunContext) -> dict:
             summary["skipped"]["truth"] = reason
         else:
             say("  scenarios: pattern minus reference (Figs. 9, 10)")
-            result, diff = analyze_scenarios(stats, inputs.region, run_dir, inputs.dense_cropland)
+            result, diff = analyze_scenarios(
+                stats, inputs.region, run_dir, inputs.dense_cropland, small
+            )
             summary["ran"]["scenarios"] = result
             if truth is None:
                 summary["skipped"]["truth"] = inputs.notes["truth"]
             else:
                 say("  virtual China: product and scenario effects against the truth")
-                summary["ran"]["truth"] = analyze_against_truth(stats, region_cells, diff, run_dir)
+                summary["ran"]["truth"] = analyze_against_truth(
+                    stats, region_cells, diff, run_dir, inputs.pattern_flag, small
+                )
     from cropsm.provenance import write_json
 
     write_json(run_dir / ANALYSIS_DIR / SUMMARY_FILE, summary)
@@ -386,8 +425,10 @@ def _headline(summary: dict) -> dict:
     if "satellite" in ran:
         out["satellite_r_magnitude"] = round(ran["satellite"]["magnitude_r"], 3)
     if "truth" in ran:
-        signs = list(ran["truth"]["layer1_sign_agreement"].values())
-        out["truth_sign_agreement_mean"] = round(float(np.nanmean(signs)), 3) if signs else None
+        signs = [v for v in ran["truth"]["layer1_sign_agreement"].values() if v is not None]
+        out["truth_sign_agreement_mean"] = round(float(np.mean(signs)), 3) if signs else None
+        # every pattern and layer by pattern flag (analysis/truth_scenario_agreement.csv)
+        out["truth_scenario_agreement"] = ran["truth"].get("scenario_agreement", {})
     if summary["skipped"]:
         out["skipped"] = ",".join(summary["skipped"])
     return out

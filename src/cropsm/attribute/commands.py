@@ -59,7 +59,7 @@ def r2_loss_rich_table(run_dir: Path, layer: int = 1) -> Table | None:
 def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
     """Add ``cropsm attribute RUN_DIR`` to ``app``."""
 
-    @app.command("attribute")
+    @app.command("attribute", epilog="Example: cropsm attribute runs/tiny")
     @friendly_errors
     def attribute_command(
         run_dir: Annotated[Path, typer.Argument(help="A run directory with trained networks.")],

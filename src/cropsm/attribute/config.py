@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cropsm.features.groups import FEATURE_GROUPS, validate_groups
+from cropsm.features.groups import ALL_GROUPS, validate_groups
 
 PAPER_NATIONAL_GROUPS: tuple[str, ...] = ("precipitation", "soil", "temperature", "pattern")
 """Groups of the national control experiments (section 2c(3), Fig. 6): the top two climatic
@@ -26,9 +26,10 @@ class AttributeConfig(BaseModel):
     Attributes
     ----------
     groups
-        Feature groups omitted one at a time at station level (section 2c(1), Fig. 5); default all
-        nine of :data:`cropsm.features.groups.FEATURE_GROUPS`. Groups already switched off in
-        the run (``[features] groups_off``) are skipped.
+        Feature groups omitted one at a time at station level (section 2c(1), Fig. 5); default
+        every group of the run's feature set (:data:`cropsm.features.groups.FEATURE_SETS`).
+        Groups already switched off in the run (``[features] groups_off``) or not part of its
+        feature set are skipped.
     national
         Also run the national control experiments (section 2c(3), Fig. 6): keep the reduced
         model sets of :attr:`national_groups` and, when the national product can be made, map
@@ -40,7 +41,7 @@ class AttributeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     groups: tuple[str, ...] = Field(
-        tuple(FEATURE_GROUPS), description="Feature groups omitted one at a time (Fig. 5)."
+        ALL_GROUPS, description="Feature groups omitted one at a time (Fig. 5)."
     )
     national: bool = Field(True, description="Run the national control experiments (Fig. 6) too.")
     national_groups: tuple[str, ...] = Field(

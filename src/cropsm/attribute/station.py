@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
-from cropsm.features.groups import FEATURE_GROUPS, validate_groups
+from cropsm.features.groups import ALL_GROUPS, feature_groups, validate_groups
 from cropsm.io.atomic import atomic_output
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
@@ -179,6 +179,7 @@ def train_chain_fixed(
     *,
     groups_off: Iterable[str] = (),
     progress: Callable[[], None] | None = None,
+    feature_set: str = "paper",
 ) -> TrainedChain:
     """Train the chained layer networks with fixed per-layer hyperparameters and a given split.
 
@@ -224,6 +225,7 @@ def train_chain_fixed(
         n_layers=len(layers),
         split=split,
         grid_for_layer=lambda layer: single_configuration_grid(hyperparameters[layer]),
+        feature_set=feature_set,
     )
 
 
@@ -236,7 +238,7 @@ class ControlExperiments:
     full
         Retrained full chain (all groups of the run).
     reduced
-        ``{group: chain without that group}``, in :data:`FEATURE_GROUPS` order.
+        ``{group: chain without that group}``, in the feature set's order.
     hyperparameters
         The fixed per-layer hyperparameters every chain was trained with.
     skipped
@@ -258,10 +260,11 @@ def run_control_experiments(
     hyperparameters: Mapping[int, Mapping],
     split: pd.Series,
     *,
-    groups: Iterable[str] = tuple(FEATURE_GROUPS),
+    groups: Iterable[str] = ALL_GROUPS,
     groups_off: Iterable[str] = (),
     progress: ProgressCallback | None = None,
     log: Callable[[str], None] | None = None,
+    feature_set: str = "paper",
 ) -> ControlExperiments:
     """Train the full chain and one reduced chain per feature group (section 2c(1)).
 
@@ -293,7 +296,8 @@ def run_control_experiments(
     skipped = {
         g: "switched off in the run ([features] groups_off)" for g in groups if g in groups_off
     }
-    to_run = [g for g in FEATURE_GROUPS if g in groups and g not in groups_off]
+    in_set = feature_groups(feature_set)
+    to_run = [g for g in in_set if g in groups and g not in groups_off]
     n_layers = len(hyperparameters)
     total = (1 + len(to_run)) * n_layers
     counter = {"done": 0}
@@ -306,8 +310,9 @@ def run_control_experiments(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     full = train_chain_fixed(
-        table, config, hyperparameters, split, groups_off=groups_off, progress=layer_done
-    )
+        table, config, hyperparameters, split, groups_off=groups_off, progress=layer_done,
+        feature_set=feature_set,
+    )  # fmt: skip
     seconds["full"] = time.perf_counter() - start
     if log is not None:
         log(f"full model: R2 train layer 1 {full.models[0].metrics['train']['r2']:.3f}")
@@ -316,7 +321,7 @@ def run_control_experiments(
         start = time.perf_counter()
         reduced[group] = train_chain_fixed(
             table, config, hyperparameters, split,
-            groups_off=(*groups_off, group), progress=layer_done,
+            groups_off=(*groups_off, group), progress=layer_done, feature_set=feature_set,
         )  # fmt: skip
         seconds[group] = time.perf_counter() - start
         if log is not None:
@@ -406,72 +411,48 @@ def r2_loss_table(
 # --------------------------------------------------------------------------------------------
 
 
-def r2_loss_figure(losses: pd.DataFrame, layer: int) -> Figure:
-    """Bar chart of one layer's R2 loss per omitted group, largest first (the paper's Fig. 5).
+def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
+    """Fig. 5 for every layer in one chart: R2 loss per omitted group, one panel per layer.
 
-    Bars: our training-row loss (the paper's measure) and test-row loss; black diamonds: the
-    paper's layer-1 values where the text gives a number (:data:`PAPER_FIG5_R2_LOSS_LAYER1`).
-
-    Parameters
-    ----------
-    losses
-        :func:`r2_loss_table` output (any layers; ``layer`` selects).
-    layer
-        Soil layer 1...5.
+    Groups stand in one fixed order (:data:`cropsm.features.groups.ALL_GROUPS`) in every panel and
+    the panels share the y axis, so a group's bar compares across layers at a glance. Bars: our
+    training-row loss (the paper's measure) and test-row loss; black diamonds (layer 1): the
+    paper's values where its text gives a number.
     """
     from cropsm.maps import new_figure
 
-    rows = losses[losses["layer"] == layer].sort_values("rank", kind="stable")
-    fig = new_figure((7.5, 4.5))
-    ax = fig.add_subplot(1, 1, 1)
-    x = np.arange(len(rows))
+    layers = sorted(int(k) for k in losses["layer"].unique())
+    order = [g for g in ALL_GROUPS if g in set(losses["group"])]
+    fig = new_figure((3.0 * max(1, len(layers)) + 1.0, 4.6))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(layers)), sharex=True, sharey=True))
     width = 0.38
-    ax.bar(x - width / 2, rows["r2_loss_train"], width, label="ours, training rows",
-           color="tab:blue")  # fmt: skip
-    ax.bar(x + width / 2, rows["r2_loss_test"], width, label="ours, test rows",
-           color="tab:orange")  # fmt: skip
-    paper = rows["paper_r2_loss"].to_numpy(dtype=np.float64)
-    if np.isfinite(paper).any():
-        ax.scatter(x[np.isfinite(paper)] - width / 2, paper[np.isfinite(paper)], marker="D",
-                   color="black", zorder=3, label="paper (Fig. 5, training)")  # fmt: skip
-    ax.axhline(0.0, color="black", lw=0.8)
-    ax.set_xticks(x, rows["label"].tolist())
-    ax.set_ylabel("R$^2$ loss = R$^2_{full}$ - R$^2_{reduced}$")
-    ax.set_xlabel("omitted feature group")
-    top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
-    if len(rows):
-        full = rows.iloc[0]
+    y = np.arange(len(order))
+    for ax, layer in zip(axes, layers, strict=False):
+        rows = losses[losses["layer"] == layer].set_index("group").reindex(order)
+        ax.barh(y - width / 2, rows["r2_loss_train"], width, color="tab:blue",
+                label="ours, training rows")  # fmt: skip
+        ax.barh(y + width / 2, rows["r2_loss_test"], width, color="tab:orange",
+                label="ours, test rows")  # fmt: skip
+        paper = rows["paper_r2_loss"].to_numpy(dtype=np.float64) if layer == 1 else None
+        if paper is not None and np.isfinite(paper).any():
+            ok = np.isfinite(paper)
+            ax.scatter(paper[ok], y[ok] - width / 2, marker="D", color="black", zorder=3,
+                       label="paper (Fig. 5, training)")  # fmt: skip
+        ax.axvline(0.0, color="black", lw=0.8)
+        top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
+        full = rows.dropna(subset=["r2_full_train"])
         subtitle = (
-            f"full model R$^2$ train {full['r2_full_train']:.2f}, test {full['r2_full_test']:.2f}"
+            f"full model R$^2$ train {full['r2_full_train'].iloc[0]:.2f}, "
+            f"test {full['r2_full_test'].iloc[0]:.2f}"
+            if len(full)
+            else ""
         )
-    else:
-        subtitle = "no experiments"
-    ax.set_title(
-        f"Soil layer {layer} ({top}-{bottom} cm): R$^2$ loss per omitted group\n{subtitle}"
-    )
-    ax.legend(frameon=False, fontsize="small")
-    return fig
-
-
-def r2_loss_overview_figure(losses: pd.DataFrame) -> Figure:
-    """Training R2 loss of every group (rows) in every layer (columns) as an annotated heat map."""
-    from cropsm.maps import new_figure
-
-    table = losses.pivot(index="group", columns="layer", values="r2_loss_train")
-    order = [g for g in FEATURE_GROUPS if g in table.index]
-    table = table.loc[order]
-    fig = new_figure((6.0, 0.45 * len(order) + 1.8))
-    ax = fig.add_subplot(1, 1, 1)
-    values = table.to_numpy(dtype=np.float64)
-    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize="small")
-    ax.set_xticks(range(values.shape[1]), [f"layer {k}" for k in table.columns])
-    ax.set_yticks(range(values.shape[0]), [GROUP_LABELS.get(g, g) for g in table.index])
-    ax.set_title("R$^2$ loss (training rows) per omitted group and layer")
-    fig.colorbar(image, ax=ax, label="R$^2$ loss")
+        ax.set_title(f"layer {layer} ({top}-{bottom} cm)\n{subtitle}", fontsize=10)
+        ax.set_xlabel("R$^2$ loss")
+    axes[0].set_yticks(y, [GROUP_LABELS.get(g, g) for g in order])
+    axes[0].invert_yaxis()
+    axes[0].legend(frameon=False, fontsize="x-small", loc="lower right")
+    fig.suptitle("R$^2$ loss when one feature group is left out (full minus reduced model)")
     return fig
 
 
@@ -537,7 +518,7 @@ def station_attribution(
     * ``RUN_DIR/attribution/station_attribution.json`` (hyperparameters, skipped groups, the
       retrained full model's R2 against the run's, timings),
     * ``RUN_DIR/attribution/models_no_<group>/layer{k}/`` for the national groups,
-    * ``RUN_DIR/figures/fig5_r2_loss_layer{k}.png`` and ``fig5_r2_loss_all_layers.png``.
+    * ``RUN_DIR/figures/fig5_r2_loss_all_layers.png`` (every layer, one chart).
 
     Parameters
     ----------
@@ -583,6 +564,7 @@ def station_attribution(
     experiments = run_control_experiments(
         table, config.train, hyperparameters, split,
         groups=settings.groups, groups_off=groups_off, progress=progress, log=log,
+        feature_set=config.features.set,
     )  # fmt: skip
     losses = r2_loss_table(
         chain_r2(experiments.full),
@@ -607,13 +589,12 @@ def station_attribution(
                 )
 
     figures = []
-    for layer in sorted(losses["layer"].unique()):
-        fig = r2_loss_figure(losses, int(layer))
-        figures.append(save_figure(fig, run_dir / "figures" / f"fig5_r2_loss_layer{layer}.png"))
-    if not losses.empty:
+    for stale in (run_dir / "figures").glob("fig5_r2_loss_layer*.png"):  # one per layer before
+        stale.unlink()
+    if not losses.empty:  # one chart, every layer, groups in one order
         figures.append(
             save_figure(
-                r2_loss_overview_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
+                r2_loss_layers_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
             )
         )
 

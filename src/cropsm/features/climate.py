@@ -129,6 +129,16 @@ def day_of_year(dates) -> np.ndarray:
     return pd.DatetimeIndex(np.asarray(dates)).dayofyear.to_numpy().astype(np.int16)
 
 
+def cyclic_day_of_year(day_of_year_values) -> tuple[np.ndarray, np.ndarray]:
+    """Day of year on the unit circle: ``(sin(2 pi d / 365.25), cos(2 pi d / 365.25))``.
+
+    31 December and 1 January are neighbours, unlike with the raw day of year (crop-aware
+    feature set; the paper uses the day of year itself).
+    """
+    angle = 2.0 * np.pi * np.asarray(day_of_year_values, dtype=np.float64) / 365.25
+    return np.sin(angle), np.cos(angle)
+
+
 def window_start_index(dates, months: int) -> np.ndarray:
     """Index of the first day of the N-calendar-month window before each day.
 

@@ -29,6 +29,8 @@ import pandas as pd
 from cropsm import N_LAYERS
 from cropsm.catalog import pattern_ids
 from cropsm.errors import InputError
+from cropsm.features.calendar import CALENDAR_FEATURES
+from cropsm.features.water_balance import CLIMATE_DESCRIPTORS, WATER_BALANCE_FEATURES
 
 PRECIPITATION_ACCUMULATION_MONTHS: tuple[int, ...] = (1, 2, 3, 4, 5, 12)
 """Look-back periods of the accumulated-precipitation features, in calendar months (section 2a)."""
@@ -47,16 +49,57 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "wind": ("wind",),
     "cloud": ("cloud",),
 }
-"""Feature group -> station-table feature names (soil names layer-generic).
+"""Feature group -> station-table feature names of the paper's set (soil names layer-generic).
 
 The order of the groups is the order of the network inputs (:func:`layer_feature_names`).
 """
+
+CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "precipitation": FEATURE_GROUPS["precipitation"],
+    "soil": SOIL_PROPERTIES,
+    "elevation": ("elevation",),
+    "temperature": ("tair",),
+    "vpd": ("vpd",),
+    "pattern": CALENDAR_FEATURES,
+    "water_balance": WATER_BALANCE_FEATURES,
+    "climate_normals": CLIMATE_DESCRIPTORS,
+    "ssr": ("ssr",),
+    "wind": ("wind",),
+    "cloud": ("cloud",),
+}
+"""Feature groups of the crop-aware set (``[features] set = "crop"``).
+
+The cropping pattern enters as its nominal daily crop calendar (``cal_kc``, ``cal_root_cm``,
+``cal_crop_on``, :mod:`cropsm.features.calendar`) instead of a constant one-hot code; a
+pattern-aware two-store bucket (``wb_top``, ``wb_sub``, :mod:`cropsm.features.water_balance`)
+and the cell's long-term climate (``clim_precip_mm_yr``, ``clim_aridity``) are added; day of
+year enters as sin/cos.
+"""
+
+FEATURE_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "paper": FEATURE_GROUPS,
+    "crop": CROP_FEATURE_GROUPS,
+}
+"""Feature sets: ``paper`` is exactly Table 1 of the paper; ``crop`` is the crop-aware set."""
+
+DEFAULT_FEATURE_SET = "crop"
+"""Feature set of a run configuration that does not name one."""
+
+ALL_GROUPS: tuple[str, ...] = tuple(dict.fromkeys([*FEATURE_GROUPS, *CROP_FEATURE_GROUPS]))
+"""Every group name of every feature set."""
 
 PATTERN_ONE_HOT: tuple[str, ...] = tuple(f"pattern_{p}" for p in pattern_ids())
 """Network input names of the one-hot encoded cropping pattern, in ``pattern_ids()`` order."""
 
 ALWAYS: tuple[str, ...] = ("doy",)
 """Inputs that are always used and belong to no group (day of year, section 2a)."""
+
+ALWAYS_BY_SET: dict[str, tuple[str, ...]] = {"paper": ALWAYS, "crop": ("doy_sin", "doy_cos")}
+"""Always-used inputs per feature set (the crop set takes day of year as sin/cos)."""
+
+PATTERN_INPUTS: tuple[str, ...] = PATTERN_ONE_HOT + CALENDAR_FEATURES + WATER_BALANCE_FEATURES
+"""Network inputs whose value depends on the cropping pattern (evaluated per pattern on the
+grid): the one-hot code, the nominal calendar and the pattern's bucket."""
 
 UPPER = "sm_pred_upper"
 """Network input of layer k >= 2: the chained soil-moisture prediction of layer k - 1 (m3 m-3)."""
@@ -93,27 +136,46 @@ def validate_groups(names: Iterable[str]) -> tuple[str, ...]:
         names = [names]
     out: list[str] = []
     for name in names:
-        if name not in FEATURE_GROUPS:
+        if name not in ALL_GROUPS:
             hint = (
                 " (day of year is always used and cannot be switched off)"
                 if (name in ALWAYS)
                 else ""
             )
             raise ValueError(
-                f"unknown feature group {name!r}{hint}; allowed: {', '.join(FEATURE_GROUPS)}"
+                f"unknown feature group {name!r}{hint}; allowed: {', '.join(ALL_GROUPS)}"
             )
         if name not in out:
             out.append(name)
     return tuple(out)
 
 
-def active_groups(groups_off: Iterable[str] = ()) -> tuple[str, ...]:
-    """The groups that stay on, in :data:`FEATURE_GROUPS` order."""
+def validate_feature_set(feature_set: str) -> str:
+    """Check a feature-set name (:data:`FEATURE_SETS`)."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; allowed: {', '.join(FEATURE_SETS)}")
+    return feature_set
+
+
+def feature_groups(feature_set: str = "paper") -> dict[str, tuple[str, ...]]:
+    """Group -> feature names of a feature set (:data:`FEATURE_SETS`), in network order."""
+    return FEATURE_SETS[validate_feature_set(feature_set)]
+
+
+def always_inputs(feature_set: str = "paper") -> tuple[str, ...]:
+    """Inputs of a feature set that belong to no group (day of year)."""
+    return ALWAYS_BY_SET[validate_feature_set(feature_set)]
+
+
+def active_groups(groups_off: Iterable[str] = (), feature_set: str = "paper") -> tuple[str, ...]:
+    """The groups of a feature set that stay on, in the set's order."""
     off = set(validate_groups(groups_off))
-    return tuple(g for g in FEATURE_GROUPS if g not in off)
+    return tuple(g for g in feature_groups(feature_set) if g not in off)
 
 
-def layer_feature_names(layer: int, groups_off: Iterable[str] = ()) -> list[str]:
+def layer_feature_names(
+    layer: int, groups_off: Iterable[str] = (), feature_set: str = "paper"
+) -> list[str]:
     """The network input columns for one soil layer, in a fixed order.
 
     The order is: the groups in :data:`FEATURE_GROUPS` order (``precip``, ``precip_1m`` ...
@@ -128,33 +190,45 @@ def layer_feature_names(layer: int, groups_off: Iterable[str] = ()) -> list[str]
         Soil layer 1...5.
     groups_off
         Feature groups switched off (control experiments, paper section 2c(1)).
+    feature_set
+        ``paper`` (Table 1 exactly) or ``crop`` (:data:`CROP_FEATURE_GROUPS`: the pattern as its
+        nominal calendar, the bucket, long-term climate, day of year as sin/cos).
     """
     _check_layer(layer)
+    groups = feature_groups(feature_set)
     names: list[str] = []
-    for group in active_groups(groups_off):
+    for group in active_groups(groups_off, feature_set):
         if group == "soil":
             names.extend(soil_column(n, layer) for n in SOIL_PROPERTIES)
-        elif group == "pattern":
+        elif group == "pattern" and feature_set == "paper":
             names.extend(PATTERN_ONE_HOT)
         else:
-            names.extend(FEATURE_GROUPS[group])
-    names.extend(ALWAYS)
+            names.extend(groups[group])
+    names.extend(always_inputs(feature_set))
     if layer >= 2:
         names.append(UPPER)
     return names
 
 
-def group_columns(group: str, layers: Iterable[int] = range(1, N_LAYERS + 1)) -> list[str]:
-    """Station-table columns of one group (soil resolved for ``layers``; pattern as ``pattern``)."""
+def group_columns(
+    group: str, layers: Iterable[int] = range(1, N_LAYERS + 1), feature_set: str = "paper"
+) -> list[str]:
+    """Station-table columns of one group (soil resolved for ``layers``; the paper's pattern as
+    ``pattern``)."""
     (group,) = validate_groups([group])
     if group == "soil":
         layers = list(layers)
         return [soil_column(n, k) for k in layers for n in SOIL_PROPERTIES]
-    return list(FEATURE_GROUPS[group])
+    groups = feature_groups(feature_set)
+    if group not in groups:
+        raise ValueError(f"feature group {group!r} is not part of the {feature_set!r} feature set")
+    return list(groups[group])
 
 
 def required_columns(
-    groups_off: Iterable[str] = (), layers: Iterable[int] = range(1, N_LAYERS + 1)
+    groups_off: Iterable[str] = (),
+    layers: Iterable[int] = range(1, N_LAYERS + 1),
+    feature_set: str = "paper",
 ) -> list[str]:
     """Station-table feature columns the groups that are on need, plus ``doy``.
 
@@ -167,9 +241,9 @@ def required_columns(
     """
     layers = list(layers)
     cols: list[str] = []
-    for group in active_groups(groups_off):
-        cols.extend(group_columns(group, layers))
-    cols.extend(ALWAYS)
+    for group in active_groups(groups_off, feature_set):
+        cols.extend(group_columns(group, layers, feature_set))
+    cols.extend(always_inputs(feature_set))
     return cols
 
 
@@ -177,6 +251,7 @@ def missing_groups(
     table_columns: Iterable[str],
     groups_off: Iterable[str] = (),
     layers: Iterable[int] = range(1, N_LAYERS + 1),
+    feature_set: str = "paper",
 ) -> dict[str, list[str]]:
     """Groups that are on but lack columns in the data: ``{group: [missing columns]}``.
 
@@ -186,11 +261,11 @@ def missing_groups(
     present = set(table_columns)
     layers = list(layers)
     out: dict[str, list[str]] = {}
-    for group in active_groups(groups_off):
-        lacking = [c for c in group_columns(group, layers) if c not in present]
+    for group in active_groups(groups_off, feature_set):
+        lacking = [c for c in group_columns(group, layers, feature_set) if c not in present]
         if lacking:
             out[group] = lacking
-    lacking_always = [c for c in ALWAYS if c not in present]
+    lacking_always = [c for c in always_inputs(feature_set) if c not in present]
     if lacking_always:
         out["doy"] = lacking_always
     return out
@@ -201,6 +276,7 @@ def require_groups(
     groups_off: Iterable[str] = (),
     layers: Iterable[int] = range(1, N_LAYERS + 1),
     path: str | None = None,
+    feature_set: str = "paper",
 ) -> None:
     """Raise :class:`cropsm.errors.InputError` if a group that is on lacks columns in the data.
 
@@ -208,7 +284,7 @@ def require_groups(
     missing columns and how to switch the group off (``groups_off = ["wind"]`` in the
     ``[features]`` section).
     """
-    lacking = missing_groups(table_columns, groups_off, layers)
+    lacking = missing_groups(table_columns, groups_off, layers, feature_set)
     if not lacking:
         return
     raise missing_group_error(lacking, path=path)
@@ -220,7 +296,7 @@ def missing_group_error(
     """The one-line error for groups the data lacks (see :func:`require_groups`)."""
     parts = []
     for group, cols in lacking.items():
-        if group in FEATURE_GROUPS:
+        if group in ALL_GROUPS:
             parts.append(
                 f"feature group {group!r} needs {what} {', '.join(cols)}, which the data lacks; "
                 f"provide them or switch the group off with {SWITCH_OFF_HINT.format(group=group)}"

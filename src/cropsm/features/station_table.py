@@ -23,11 +23,17 @@ import xarray as xr
 from cropsm import N_LAYERS
 from cropsm.catalog import pattern_ids, region_ids
 from cropsm.errors import InputError
+from cropsm.features.calendar import (
+    CALENDAR_ATTRS,
+    calendar_features,
+    calendar_features_by_pattern,
+)
 from cropsm.features.climate import (
     DIRECT_FEATURES,
     FEATURE_ATTRS,
     VPD_SOURCES,
     climate_features,
+    cyclic_day_of_year,
     day_of_year,
 )
 from cropsm.features.groups import (
@@ -37,6 +43,14 @@ from cropsm.features.groups import (
     missing_group_error,
     soil_column,
     validate_groups,
+)
+from cropsm.features.water_balance import FEATURE_ATTRS as WATER_BALANCE_ATTRS
+from cropsm.features.water_balance import (
+    REFERENCE_KC,
+    REFERENCE_ROOT_CM,
+    WATER_BALANCE_FEATURES,
+    climate_descriptors,
+    pattern_bucket_inputs,
 )
 from cropsm.io.atomic import atomic_output
 
@@ -82,6 +96,10 @@ TABLE_UNITS: dict[str, str] = {
     **{soil_column(n, k): _SOIL_UNITS[n] for k in LAYERS for n in SOIL_PROPERTIES},
     "elevation": "m",
     "doy": "day",
+    "doy_sin": "1",
+    "doy_cos": "1",
+    **{name: attrs["units"] for name, attrs in CALENDAR_ATTRS.items()},
+    **{name: attrs["units"] for name, attrs in WATER_BALANCE_ATTRS.items()},
     **{c: "m3 m-3" for c in SM_COLUMNS},
 }
 """Units of the station-table columns (UDUNITS spelling; id columns have none)."""
@@ -256,11 +274,109 @@ def build_station_table(
             static["elevation"].transpose("lat", "lon").to_numpy()[s_ilat, s_ilon][row_station]
         )
     columns["doy"] = day_of_year(wide["date"])
+    station_series = {
+        name: features[name].transpose("time", "cell").to_numpy()[:, station_cell]
+        for name in ("precip", "tair", "ssr")
+        if name in features
+    }
+    columns.update(
+        crop_aware_columns(
+            station_series,
+            station_static=_station_static(columns, row_station, len(station_ids)),
+            station_patterns=station_meta["pattern"].to_numpy(dtype=object),
+            dates=time_index,
+            row_time=row_time,
+            row_station=row_station,
+        )
+    )
     for c in SM_COLUMNS:
         columns[c] = wide[c].to_numpy()
     table = pd.DataFrame(columns)
 
     return _finish_table(table, report, on, time_index)
+
+
+def _station_static(columns: dict, row_station: np.ndarray, n_stations: int) -> dict:
+    """Per-station elevation and texture (``(5, station)``) from the rows' static columns."""
+    first_row = np.full(n_stations, -1)
+    first_row[row_station[::-1]] = np.arange(len(row_station))[::-1]
+    out = {}
+    if "elevation" in columns and (first_row >= 0).all():
+        out["elevation"] = np.asarray(columns["elevation"], dtype=np.float64)[first_row]
+    for prop in ("sand", "clay"):
+        names = [soil_column(prop, k) for k in LAYERS]
+        if all(n in columns for n in names) and (first_row >= 0).all():
+            out[prop] = np.stack([np.asarray(columns[n], np.float64)[first_row] for n in names])
+    return out
+
+
+def crop_aware_columns(
+    station_series: dict[str, np.ndarray],
+    *,
+    station_static: dict[str, np.ndarray],
+    station_patterns: np.ndarray,
+    dates: pd.DatetimeIndex,
+    row_time: np.ndarray,
+    row_station: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Columns of the crop-aware feature set for the station-table rows.
+
+    * ``doy_sin``, ``doy_cos``: :func:`cropsm.features.climate.cyclic_day_of_year`;
+    * ``cal_kc``, ``cal_root_cm``, ``cal_crop_on``: the nominal calendar of the station's
+      pattern (:mod:`cropsm.features.calendar`), when the station has one;
+    * ``wb_top``, ``wb_sub``, ``clim_precip_mm_yr``, ``clim_aridity``: the bucket run over the
+      whole climate record with the station pattern's nominal Kc and rooting depth (Kc = 1 and
+      50 cm without a pattern) and the long-term
+      climate (:func:`cropsm.features.water_balance.pattern_bucket_inputs`), when daily
+      precipitation, air temperature and net solar radiation exist.
+
+    Parameters
+    ----------
+    station_series
+        ``precip``, ``tair``, ``ssr`` as ``(time, station)`` arrays over ``dates``.
+    station_static
+        Optional ``elevation`` ``(station,)``, ``sand`` and ``clay`` ``(5, station)``.
+    station_patterns
+        Pattern id per station (anything else: no pattern).
+    dates
+        The climate days.
+    row_time, row_station
+        Day and station index of every row.
+    """
+    row_dates = dates[row_time]
+    row_doy = day_of_year(row_dates)
+    doy_sin, doy_cos = cyclic_day_of_year(row_doy)
+    out: dict[str, np.ndarray] = {"doy_sin": doy_sin, "doy_cos": doy_cos}
+    known = set(pattern_ids())
+    has_pattern = np.array([isinstance(p, str) and p in known for p in station_patterns])
+    if has_pattern.all():
+        out.update(calendar_features_by_pattern(station_patterns[row_station], row_doy))
+    if not all(name in station_series for name in ("precip", "tair", "ssr")):
+        return out
+    doy = day_of_year(dates)
+    kc = np.full(station_series["precip"].shape, REFERENCE_KC)
+    root = np.full(station_series["precip"].shape, REFERENCE_ROOT_CM)
+    for s, pid in enumerate(station_patterns):
+        if has_pattern[s]:
+            calendar = calendar_features(pid, doy)
+            kc[:, s] = calendar["cal_kc"]
+            root[:, s] = calendar["cal_root_cm"]
+    bucket = pattern_bucket_inputs(
+        station_series["precip"],
+        station_series["tair"],
+        station_series["ssr"],
+        kc,
+        root,
+        elevation_m=station_static.get("elevation"),
+        sand_by_layer_pct=station_static.get("sand"),
+        clay_by_layer_pct=station_static.get("clay"),
+    )
+    for name in WATER_BALANCE_FEATURES:
+        out[name] = bucket[name][row_time, row_station]
+    climate = climate_descriptors(station_series["precip"], bucket["et0_mm"])
+    for name, values in climate.items():
+        out[name] = values[row_station]
+    return out
 
 
 def build_station_table_from_station_features(
@@ -363,6 +479,24 @@ def build_station_table_from_station_features(
     if "elevation" in station_meta:
         columns["elevation"] = station_meta["elevation"].to_numpy(dtype=np.float64)[row_station]
     columns["doy"] = day_of_year(wide["date"])
+    station_columns = feature_stations.get_indexer(station_ids)
+    station_series = {
+        name: np.asarray(features[name].transpose("time", "station").values, np.float64)[
+            :, station_columns
+        ]
+        for name in ("precip", "tair", "ssr")
+        if name in features
+    }
+    columns.update(
+        crop_aware_columns(
+            station_series,
+            station_static=_station_static(columns, row_station, len(station_ids)),
+            station_patterns=patterns,
+            dates=time_index,
+            row_time=row_time,
+            row_station=row_station,
+        )
+    )
     for c in SM_COLUMNS:
         columns[c] = wide[c].to_numpy()
     table = pd.DataFrame(columns)

@@ -9,11 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cropsm import catalog
+
 
 def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
     """Add the product commands to ``app``; ``friendly_errors`` wraps each command function."""
 
-    @app.command("predict")
+    @app.command(
+        "predict",
+        epilog="Example: cropsm predict runs/tiny --workers 2 --scenarios reference,ww_fl",
+    )
     @friendly_errors
     def predict_command(
         run_dir: Annotated[Path, typer.Argument(help="A run directory with trained networks.")],
@@ -50,8 +55,10 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
             str | None,
             typer.Option(
                 "--scenarios",
-                help="Comma-separated scenarios to store: pattern ids and/or 'reference' "
-                "(default: the run's setting, all seven).",
+                metavar="SCENARIO,...",
+                help="Comma-separated scenarios to store, from: "
+                + ", ".join([*catalog.pattern_ids(), "reference"])
+                + " (default: the run's setting, all seven).",
             ),
         ] = None,
     ) -> None:
@@ -109,7 +116,10 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         table.add_row("seconds", f"{summary['seconds']:.1f}")
         stdout.print(table)
 
-    @app.command("export-netcdf")
+    @app.command(
+        "export-netcdf",
+        epilog="Example: cropsm export-netcdf runs/tiny/product.zarr runs/tiny/product.nc",
+    )
     @friendly_errors
     def export_netcdf_command(
         product: Annotated[Path, typer.Argument(help="A product store (product.zarr).")],

@@ -6,6 +6,13 @@ compressed with zlib + shuffle (readable by every netCDF-4 library), chunked lik
 copy streams chunk by chunk through dask, so memory stays bounded; the file is written under a
 temporary name and renamed when complete. The resume record ``block_done`` is not copied; an
 unfinished product is refused.
+
+CF-1.8 as checked by the CF checker (``cfchecks``, no errors, no warnings): ``scenario`` and
+``pattern`` are character arrays ``(scenario, string<n>)`` named in the ``coordinates``
+attribute of the variables on them (labels, CF section 6.1), which xarray reads back as string
+coordinates, so ``ds.sm.sel(scenario="reference")`` works; ``time`` has ``time_bounds`` (one
+day), the interval of ``sm``'s ``cell_methods: time: mean``. :func:`read_product` opens either
+format with ``sm`` as float32.
 """
 
 from __future__ import annotations
@@ -13,13 +20,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+from xarray.indexes import PandasIndex
 
 from cropsm.errors import UsageError
 from cropsm.io.atomic import atomic_output
-from cropsm.predict.store import FLAG_FILL, SM_FILL, SM_SCALE, open_product
+from cropsm.predict.store import FLAG_FILL, SM_FILL, SM_SCALE, open_product, time_bounds
 
 NETCDF_COMPLEVEL = 4
+LABEL_COORDINATES = ("scenario", "pattern")
+"""Coordinates of names; written to netCDF as CF character-array labels."""
 
 
 def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool = False) -> Path:
@@ -88,10 +99,23 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
             var.attrs["flag_values"] = np.asarray(
                 var.attrs["flag_values"], dtype=kind.get(name, np.int16)
             )
-    for name in ("scenario", "pattern"):
+    if "time_bounds" not in ds.variables:  # a store made before time bounds were stored
+        ds = ds.assign_coords(
+            time_bounds=(("time", "bounds"), time_bounds(pd.DatetimeIndex(ds["time"].values)))
+        )
+        ds["time"].attrs["bounds"] = "time_bounds"
+    encoding["time_bounds"] = {
+        "units": encoding.get("time", {}).get("units", "days since 1970-01-01"),
+        "dtype": "int32",
+    }
+    for name in LABEL_COORDINATES:
         if name in ds.coords:
             values = np.array([str(v) for v in ds[name].values], dtype=object)
             ds = ds.assign_coords({name: (name, values, dict(ds[name].attrs))})
+            encoding[name] = {"dtype": "S1"}  # a CF label: char array (name, string<n>)
+    for var in ds.data_vars.values():
+        if coordinates := _coordinates_attribute(ds, var):
+            var.encoding["coordinates"] = coordinates
     out = Path(out)
     try:
         with atomic_output(out) as tmp:
@@ -101,6 +125,65 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     return out
 
 
+def _coordinates_attribute(ds: xr.Dataset, var: xr.DataArray) -> str:
+    """The CF ``coordinates`` attribute of a data variable: its label dimensions (``scenario``,
+    ``pattern``, stored as character arrays, i.e. CF auxiliary coordinates of section 6.1) and
+    every other non-dimension coordinate on its dimensions (``depth``)."""
+    labels = [d for d in var.dims if d in LABEL_COORDINATES and d in ds.coords]
+    others = [
+        str(c)
+        for c in ds.coords
+        if c not in ds.dims and c not in labels and set(ds[c].dims) <= set(var.dims)
+    ]
+    return " ".join([*labels, *others])
+
+
 def open_export(path: str | Path) -> xr.Dataset:
     """Open an exported netCDF product lazily (decoded)."""
     return xr.open_dataset(path, engine="netcdf4", chunks={})
+
+
+class LabelIndex(PandasIndex):
+    """An index of names (``scenario``, ``pattern``) that always matches exactly.
+
+    ``ds.sel(scenario="reference", lat=35, lon=116, method="nearest")`` passes ``method`` to every
+    index; a plain string index cannot take the nearest string and fails. This one ignores
+    ``method`` and ``tolerance``, so a name still selects exactly while the numeric axes take
+    the nearest value.
+    """
+
+    def sel(self, labels, method=None, tolerance=None):  # noqa: ARG002 - see class docstring
+        return super().sel(labels)
+
+
+def read_product(path: str | Path) -> xr.Dataset:
+    """Open a product, zarr store or exported netCDF, the way a user reads it.
+
+    ``sm`` decodes to float32 m3 m-3 from both formats (a zarr store keeps its ``scale_factor``
+    in JSON, where :func:`xarray.open_zarr` reads it as float64 and would decode to float64),
+    ``scenario`` and ``pattern`` select by name even together with ``method="nearest"`` on
+    lat/lon; an unfinished store is refused (:func:`cropsm.predict.store.open_product`).
+
+    Parameters
+    ----------
+    path
+        ``RUN_DIR/product.zarr`` or a netCDF file written by :func:`export_netcdf`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy (dask) dataset.
+
+    Examples
+    --------
+    >>> ds = read_product("runs/tiny/product.zarr")  # doctest: +SKIP
+    >>> ds.sm.sel(scenario="reference", lat=35, lon=116, method="nearest")  # doctest: +SKIP
+    """
+    path = Path(path)
+    ds = open_product(path) if (path / "zarr.json").is_file() else open_export(path)
+    ds = ds.drop_vars([v for v in ("block_done",) if v in ds.variables])
+    ds["sm"] = ds["sm"].astype(np.float32, keep_attrs=True)
+    for name in LABEL_COORDINATES:
+        if name in ds.indexes:
+            ds = ds.drop_indexes(name).set_xindex(name, LabelIndex)
+    return ds

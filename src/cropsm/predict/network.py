@@ -25,7 +25,13 @@ chained prediction of layer k - 1 (``sm_pred_upper``). Under pattern p
                + W_{1,p}' + w_{1,u}'\\,\\mathrm{SM}^{(k-1)}_p
 
 so the shared product is computed once per cell-day and each pattern adds a column and a rank-1
-term (applied as a step from the previous pattern, :func:`forward_chain`). Every affine map is
+term (applied as a step from the previous pattern, :func:`forward_chain`). Inputs that depend on
+the pattern *and* the cell-day (the crop-aware set's nominal calendar and bucket,
+``cropsm.features.groups.PATTERN_INPUTS``) join the step: ``W_{1,c}' (x_{c,p} - x_{c,p-1})``.
+
+A network with a bounded output (``LayerModel.output == "bounded"``) keeps the last map in the
+network's own units ``z`` and ends with ``SM = phi sigmoid(z)``, ``phi`` the porosity of the
+cell's layer from its bulk-density input (:mod:`cropsm.train.bounds`). Every affine map is
 one float32 matrix product in "feature-major" layout (``(units, cell-days)``, one BLAS thread);
 biases ride along as a constant row of ones (augmented weights).
 """
@@ -38,7 +44,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.blas import sgemm  # imported early so that threadpool limits reach its BLAS
 
-from cropsm.features.groups import PATTERN_ONE_HOT, UPPER
+from cropsm.features.groups import PATTERN_INPUTS, PATTERN_ONE_HOT, UPPER
+from cropsm.train.bounds import (
+    DEFAULT_BULK_DENSITY_G_CM3,
+    LOWER_BOUND_M3_M3,
+    bound_feature,
+    upper_bound_m3_m3,
+)
 from cropsm.train.chain import LayerModel
 
 
@@ -70,7 +82,16 @@ class FoldedNet:
     first_is_output
         True for a network without hidden layers.
     uses_pattern
-        Whether any pattern one-hot column is an input.
+        Whether any input depends on the pattern (one-hot, calendar or bucket).
+    pattern_input_names
+        Inputs that depend on pattern and cell-day (calendar, bucket), in the order of the last
+        columns of :attr:`pattern_steps`.
+    bounded
+        Output ``phi sigmoid(z)`` (else the linear output, target scaling folded).
+    bound_index
+        Index in :attr:`shared_names` of the bulk density behind ``phi``; None: the default.
+    default_upper
+        ``phi`` without a bulk-density input, m3 m-3.
     """
 
     layer: int
@@ -82,6 +103,10 @@ class FoldedNet:
     pattern_steps: np.ndarray
     first_is_output: bool
     uses_pattern: bool
+    pattern_input_names: tuple[str, ...] = ()
+    bounded: bool = False
+    bound_index: int | None = None
+    default_upper: float = float(upper_bound_m3_m3(DEFAULT_BULK_DENSITY_G_CM3))
 
     @property
     def n_first(self) -> int:
@@ -101,10 +126,14 @@ def fold_layer_model(model: LayerModel) -> FoldedNet:
     w1_scaled = w1 / std[:, None]  # (n_in, n_first)
     b1_folded = b1 - (mean / std) @ w1
     is_output = len(weights) == 1
-    if is_output:
+    bounded = model.output == "bounded"
+    if is_output and not bounded:
         w1_scaled = w1_scaled * model.target_std
         b1_folded = b1_folded * model.target_std + model.target_mean
-    shared = [i for i, n in enumerate(names) if n not in PATTERN_ONE_HOT and n != UPPER]
+    shared = [i for i, n in enumerate(names) if n not in PATTERN_INPUTS and n != UPPER]
+    cell_pattern = [
+        i for i, n in enumerate(names) if n in PATTERN_INPUTS and n not in PATTERN_ONE_HOT
+    ]
     first = np.concatenate([w1_scaled[shared].T, b1_folded[:, None]], axis=1)
     pattern_columns = np.zeros((w1.shape[1], len(PATTERN_ONE_HOT)))
     for j, column in enumerate(PATTERN_ONE_HOT):
@@ -113,24 +142,30 @@ def fold_layer_model(model: LayerModel) -> FoldedNet:
     upper = w1_scaled[names.index(UPPER)] if UPPER in names else None
     hidden = []
     for i, (w, b) in enumerate(weights[1:], start=1):
-        if i == len(weights) - 1:
+        if i == len(weights) - 1 and not bounded:
             w, b = w * model.target_std, b * model.target_std + model.target_mean
         hidden.append(np.concatenate([w.T, b[:, None]], axis=1).astype(np.float32))
     steps = np.diff(pattern_columns.T, axis=0, prepend=0.0)  # (6, n_first): c_p - c_(p-1)
-    if upper is None:
-        per_pattern = steps[:, :, None]
-    else:
-        per_pattern = np.stack([steps, np.broadcast_to(upper, steps.shape)], axis=2)
+    columns = [steps]
+    if upper is not None:
+        columns.append(np.broadcast_to(upper, steps.shape))
+    columns += [np.broadcast_to(w1_scaled[i], steps.shape) for i in cell_pattern]
+    per_pattern = np.stack(columns, axis=2)
+    shared_names = tuple(names[i] for i in shared)
+    feature = bound_feature(model.layer, names) if bounded else None
     return FoldedNet(
         layer=model.layer,
-        shared_names=tuple(names[i] for i in shared),
+        shared_names=shared_names,
         first=np.ascontiguousarray(first, dtype=np.float32),
         pattern_columns=np.ascontiguousarray(pattern_columns, dtype=np.float32),
         upper_column=None if upper is None else upper.astype(np.float32),
         hidden=tuple(np.ascontiguousarray(h) for h in hidden),
         pattern_steps=np.ascontiguousarray(per_pattern, dtype=np.float32),
         first_is_output=is_output,
-        uses_pattern=any(c in names for c in PATTERN_ONE_HOT),
+        uses_pattern=any(c in names for c in PATTERN_INPUTS),
+        pattern_input_names=tuple(names[i] for i in cell_pattern),
+        bounded=bounded,
+        bound_index=None if feature is None else shared_names.index(feature),
     )
 
 
@@ -169,8 +204,10 @@ def executed_flops_per_cell_day(nets: Sequence[FoldedNet], n_patterns: int) -> i
     for net in nets:
         n1, f1 = net.first.shape
         total += 2 * n1 * f1
-        rank = 2 if net.upper_column is not None else 1
+        rank = net.pattern_steps.shape[2]  # 1, + upper, + pattern inputs
         per_pattern = n1 * (2 * rank + 1)  # sgemm accumulate of the pattern step
+        per_pattern += len(net.pattern_input_names)  # x_(c,p) - x_(c,p-1)
+        per_pattern += 5 if net.bounded else 0  # sigmoid bound
         per_pattern += 1 if net.upper_column is not None else 0  # SM_p - SM_(p-1)
         per_pattern += 0 if net.first_is_output else n1  # ReLU
         for i, w in enumerate(net.hidden):
@@ -241,6 +278,7 @@ def forward_chain(
     shared_inputs: Sequence[np.ndarray],
     n_patterns: int,
     workspace: Workspace | None = None,
+    pattern_inputs: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     r"""Chained soil moisture of every layer under each pattern for a batch of cell-days.
 
@@ -248,13 +286,14 @@ def forward_chain(
 
     .. math::
 
-        z_p = S_k + W_{1,p}' + w_{1,u}' \mathrm{SM}^{(k-1)}_p,\qquad
+        z_p = S_k + W_{1,p}' + w_{1,u}' \mathrm{SM}^{(k-1)}_p + W_{1,c}' x_{c,p},\qquad
         S_k = [W_{1,s}'\ b_1'] [x_s; 1]
 
     :math:`S_k` is one matrix product for all patterns; the patterns are then visited in
-    order, each step adding :math:`[W_{1,p}' - W_{1,p-1}',\ w_{1,u}']
-    [1;\ \mathrm{SM}^{(k-1)}_p - \mathrm{SM}^{(k-1)}_{p-1}]` in place (one BLAS call, no
-    copy of :math:`S_k`), followed by the ReLU and the hidden and output maps.
+    order, each step adding :math:`[W_{1,p}' - W_{1,p-1}',\ w_{1,u}',\ W_{1,c}']
+    [1;\ \mathrm{SM}^{(k-1)}_p - \mathrm{SM}^{(k-1)}_{p-1};\ x_{c,p} - x_{c,p-1}]` in place
+    (one BLAS call, no copy of :math:`S_k`), followed by the ReLU, the hidden and output maps
+    and, for a bounded network, :math:`\mathrm{SM} = lo + (\phi - lo)\,\sigma(z)`.
 
     Parameters
     ----------
@@ -267,6 +306,8 @@ def forward_chain(
         P: patterns 0...P-1 of ``pattern_ids()`` (1 when the chain ignores the pattern).
     workspace
         Buffers reused between calls.
+    pattern_inputs
+        Per layer, ``(P, len(net.pattern_input_names), B)`` float32 or None (no such inputs).
 
     Returns
     -------
@@ -279,37 +320,70 @@ def forward_chain(
     widest = max(max([net.n_first, *(w.shape[0] for w in net.hidden)]) for net in nets)
     zeros = ws.get("zeros", (widest, n_rows), fill=0.0)
     out = ws.get("out", (len(nets), n_patterns, n_rows))
-    # rows [1; SM of the layer above] that the per-pattern columns multiply
-    pattern_rows = ws.get("pattern_rows", (2, n_rows), fill=1.0)
     upper = None
     for k, (net, x) in enumerate(zip(nets, shared_inputs, strict=True)):
         n1 = net.n_first
+        n_cell = len(net.pattern_input_names)
+        cell_inputs = None if pattern_inputs is None else pattern_inputs[k]
+        if n_cell and cell_inputs is None:
+            raise ValueError(f"layer {net.layer}: inputs {net.pattern_input_names} are missing")
+        # rows [1; SM of the layer above; pattern inputs] that the per-pattern columns multiply
+        offset = 1 if upper is None else 2
+        pattern_rows = ws.ones_last_row(("pattern_rows", k), (offset + n_cell + 1, n_rows))
+        pattern_rows[0] = 1.0
         # pre-activation of the first layer; stepped from pattern to pattern in place
         act = ws.get(("act", k), (n1, n_rows))
         np.matmul(net.first, x, out=act)
         first = ws.ones_last_row(("first", k), (n1 + 1, n_rows))
+        porosity = _upper_row(net, x, ws, k) if net.bounded else None
         for p in range(n_patterns):
-            if upper is None:
-                _accumulate(act, net.pattern_steps[p], pattern_rows[:1])
-            else:
+            if upper is not None:
                 if p == 0:
                     pattern_rows[1] = upper[0]
                 else:
                     np.subtract(upper[p], upper[p - 1], out=pattern_rows[1])
-                _accumulate(act, net.pattern_steps[p], pattern_rows)
+            if n_cell:
+                rows = pattern_rows[offset : offset + n_cell]
+                if p == 0:
+                    rows[...] = cell_inputs[0]
+                else:
+                    np.subtract(cell_inputs[p], cell_inputs[p - 1], out=rows)
+            _accumulate(act, net.pattern_steps[p], pattern_rows[: offset + n_cell])
             if net.first_is_output:
                 out[k, p] = act[0]
-                continue
-            np.maximum(act, zeros[:n1], out=first[:n1])  # ReLU
-            h = first
-            for i, w in enumerate(net.hidden):
-                n_out = w.shape[0]
-                if i == len(net.hidden) - 1:
-                    np.matmul(w, h, out=out[k, p : p + 1])
-                    break
-                nxt = ws.ones_last_row(("hidden", k, i), (n_out + 1, n_rows))
-                np.matmul(w, h, out=nxt[:n_out])
-                _relu_inplace(nxt[:n_out], zeros)
-                h = nxt
+            else:
+                np.maximum(act, zeros[:n1], out=first[:n1])  # ReLU
+                h = first
+                for i, w in enumerate(net.hidden):
+                    n_out = w.shape[0]
+                    if i == len(net.hidden) - 1:
+                        np.matmul(w, h, out=out[k, p : p + 1])
+                        break
+                    nxt = ws.ones_last_row(("hidden", k, i), (n_out + 1, n_rows))
+                    np.matmul(w, h, out=nxt[:n_out])
+                    _relu_inplace(nxt[:n_out], zeros)
+                    h = nxt
+            if porosity is not None:
+                _bound_inplace(out[k, p], porosity)
         upper = out[k]
     return out
+
+
+def _upper_row(net: FoldedNet, shared: np.ndarray, ws: Workspace, k: int) -> np.ndarray:
+    """Porosity of every row of the batch (the bounded output's upper value), float32."""
+    row = ws.get(("porosity", k), (shared.shape[1],))
+    if net.bound_index is None:
+        row[...] = net.default_upper
+    else:
+        row[...] = upper_bound_m3_m3(shared[net.bound_index])
+    return row
+
+
+def _bound_inplace(values: np.ndarray, upper: np.ndarray) -> None:
+    """``lo + (upper - lo) sigmoid(values)`` in place (lo = 0 m3 m-3); NaN stays NaN."""
+    np.negative(values, out=values)
+    np.clip(values, -80.0, 80.0, out=values)  # exp stays finite in float32
+    np.exp(values, out=values)
+    values += 1.0
+    np.divide(upper - LOWER_BOUND_M3_M3, values, out=values)
+    values += LOWER_BOUND_M3_M3

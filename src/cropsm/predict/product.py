@@ -29,12 +29,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cropsm import __version__, catalog
+from cropsm import __version__, catalog, paper
 from cropsm.errors import CropsmError, UsageError
-from cropsm.features.climate import FEATURE_ATTRS
+from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
 from cropsm.features.station_table import SOIL_SOURCES
+from cropsm.features.water_balance import CLIMATE_DESCRIPTORS, WATER_BALANCE_FEATURES
 from cropsm.predict import store as product_store
 from cropsm.predict.config import REFERENCE, PredictConfig
+from cropsm.predict.crop_inputs import (
+    BUCKET_VARIABLES,
+    block_pattern_inputs,
+    bucket_prepass,
+    cell_soil,
+)
 from cropsm.predict.flags import (
     FLAG_VALUES,
     PATTERN_FLAG_MEANINGS,
@@ -67,10 +74,7 @@ from cropsm.weights import pattern_weights
 
 ProgressCallback = Callable[[str, int, int], None]
 
-PAPER_REFERENCE = (
-    "Liu, Y., et al. (2021): A daily, multilayer soil moisture dataset for China's croplands "
-    "derived from sparse station observations with neural networks (method of sections 2a-2c)."
-)
+PAPER_REFERENCE = paper.CITATION + " (method of sections 2a-2c)"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,15 @@ class ProductJob:
         Observation period per region code (time flag).
     batch_cell_days
         Cell-days per network batch.
+    pattern_input_names
+        Inputs that depend on the pattern and the day (crop-aware set: nominal calendar,
+        ``wb_top``, ``wb_sub``), for any layer.
+    bucket_start_water
+        ``(n_time_blocks, 2, 6, n_cells)`` water of the pattern buckets' two stores on each time
+        block's first day
+        (:func:`cropsm.predict.crop_inputs.bucket_prepass`), or None.
+    cell_soil
+        Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` for the buckets, or None.
     """
 
     store: str
@@ -124,6 +137,24 @@ class ProductJob:
     cell_region: np.ndarray
     region_periods: np.ndarray
     batch_cell_days: int
+    pattern_input_names: tuple[str, ...] = ()
+    bucket_start_water: np.ndarray | None = None
+    cell_soil: Mapping[str, np.ndarray] | None = None
+
+
+DAY_FEATURES = ("doy", "doy_sin", "doy_cos")
+"""Inputs that are one value per day (day of year, raw or on the unit circle)."""
+
+
+def block_day_features(dates) -> dict[str, np.ndarray]:
+    """Day-of-year inputs of a block's days (``doy``, ``doy_sin``, ``doy_cos``), float32."""
+    doy = block_day_of_year(dates)
+    doy_sin, doy_cos = cyclic_day_of_year(doy)
+    return {
+        "doy": doy,
+        "doy_sin": doy_sin.astype(np.float32),
+        "doy_cos": doy_cos.astype(np.float32),
+    }
 
 
 def predict_cells(
@@ -136,6 +167,8 @@ def predict_cells(
     weights: np.ndarray,
     batch_cell_days: int,
     timings: dict | None = None,
+    pattern_by_day: Mapping[str, np.ndarray] | None = None,
+    pattern_by_cell_day: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Packed soil moisture of the scenarios for the cells and days of one block.
 
@@ -152,13 +185,17 @@ def predict_cells(
     static_features
         ``(n_cells,)`` per static input.
     day_of_year
-        ``(n_days,)``.
+        ``(n_days,)`` day of year, or a mapping ``{name: (n_days,)}`` of the day inputs
+        (:func:`block_day_features`).
     weights
         ``(6, n_cells)``.
     timings
         Optional dict; ``network_s`` (wall seconds of the forward passes), ``network_cpu_s``
         (their thread CPU seconds) and ``assemble_s`` (gathering inputs, reference, packing) are
         added to it.
+    pattern_by_day, pattern_by_cell_day
+        Pattern inputs of the crop-aware set: ``(6, n_days)`` (nominal calendar) and
+        ``(6, n_days, n_cells)`` (``wb_top``, ``wb_sub``) per name (:func:`block_pattern_inputs`).
 
     Returns
     -------
@@ -166,13 +203,21 @@ def predict_cells(
         ``(scenario, layer, n_days, n_cells)`` int16 (:func:`cropsm.predict.store.encode_sm`).
     """
     ids = catalog.pattern_ids()
-    n_days = len(day_of_year)
+    if isinstance(day_of_year, Mapping):
+        day_inputs = {k: np.asarray(v, dtype=np.float32) for k, v in day_of_year.items()}
+    else:
+        day_inputs = {"doy": np.asarray(day_of_year, dtype=np.float32)}
+    n_days = len(next(iter(day_inputs.values())))
     n_cells = weights.shape[1]
+    by_day = {k: np.asarray(v, np.float32) for k, v in (pattern_by_day or {}).items()}
+    by_cell_day = {
+        k: np.asarray(v, np.float32).reshape(v.shape[0], -1)
+        for k, v in (pattern_by_cell_day or {}).items()
+    }
     n_rows = n_days * n_cells
     out = np.empty((len(scenarios), len(nets), n_rows), dtype=np.int16)
     flat = {name: np.asarray(v).reshape(-1) for name, v in climate_features.items()}
     static32 = {name: np.asarray(v, dtype=np.float32) for name, v in static_features.items()}
-    doy = np.asarray(day_of_year, dtype=np.float32)
     weights32 = np.asarray(weights, dtype=np.float32)
     ws = Workspace()
     t_net = t_asm = cpu_net = 0.0
@@ -182,19 +227,25 @@ def predict_cells(
         rows = np.arange(start, stop)
         day, cell = np.divmod(rows, n_cells)
         inputs = []
+        pattern_inputs = []
         for k, net in enumerate(nets):
             x = ws.ones_last_row(("x", k), (len(net.shared_names) + 1, stop - start))
             for f, name in enumerate(net.shared_names):
                 if name in flat:
                     x[f] = flat[name][start:stop]
-                elif name == "doy":
-                    np.take(doy, day, out=x[f])
+                elif name in day_inputs:
+                    np.take(day_inputs[name], day, out=x[f])
                 else:
                     np.take(static32[name], cell, out=x[f])
             inputs.append(x)
+            pattern_inputs.append(
+                _gather_pattern_inputs(
+                    net, by_day, by_cell_day, day, start, stop, n_patterns, ws, k
+                )
+            )
         t1 = time.perf_counter()
         c1 = time.thread_time()
-        sm = forward_chain(nets, inputs, n_patterns, ws)  # (layer, pattern, row)
+        sm = forward_chain(nets, inputs, n_patterns, ws, pattern_inputs)  # (layer, pattern, row)
         cpu_net += time.thread_time() - c1
         t2 = time.perf_counter()
         w = None
@@ -221,6 +272,33 @@ def predict_cells(
         timings["network_cpu_s"] = timings.get("network_cpu_s", 0.0) + cpu_net
         timings["assemble_s"] = timings.get("assemble_s", 0.0) + t_asm
     return out.reshape(len(scenarios), len(nets), n_days, n_cells)
+
+
+def _gather_pattern_inputs(
+    net: FoldedNet,
+    by_day: Mapping[str, np.ndarray],
+    by_cell_day: Mapping[str, np.ndarray],
+    day: np.ndarray,
+    start: int,
+    stop: int,
+    n_patterns: int,
+    ws: Workspace,
+    k: int,
+) -> np.ndarray | None:
+    """``(P, n_inputs, rows)`` pattern inputs of one layer for rows ``start:stop``."""
+    names = net.pattern_input_names
+    if not names:
+        return None
+    out = ws.get(("pattern_inputs", k), (n_patterns, len(names), stop - start))
+    for j, name in enumerate(names):
+        for p in range(n_patterns):
+            if name in by_day:
+                np.take(by_day[name][p], day, out=out[p, j])
+            elif name in by_cell_day:
+                out[p, j] = by_cell_day[name][p, start:stop]
+            else:
+                raise ValueError(f"layer {net.layer}: no values for the input {name!r}")
+    return out
 
 
 def compute_block(job: ProductJob, block_id: int) -> dict:
@@ -258,6 +336,28 @@ class _PartClock:
         self.wall, self.cpu = wall, cpu
 
 
+def _block_pattern_inputs(
+    job: ProductJob,
+    raw: Mapping[str, np.ndarray],
+    dates: pd.DatetimeIndex,
+    cells: np.ndarray,
+    t_sl: slice,
+) -> tuple[dict, dict]:
+    """The block's crop-aware pattern inputs (nominal calendars, pattern buckets)."""
+    if not job.pattern_input_names:
+        return {}, {}
+    n_days = len(dates)
+    soil = {}
+    for name, values in (job.cell_soil or {}).items():
+        soil[name] = np.asarray(values)[..., cells]
+    start_water = None
+    if job.bucket_start_water is not None:
+        i_time = t_sl.start // job.layout.time_chunk_days
+        start_water = job.bucket_start_water[i_time][..., cells]
+    block_climate = {v: raw[v][-n_days:] for v in BUCKET_VARIABLES if v in raw}
+    return block_pattern_inputs(block_climate, dates, soil, start_water, job.pattern_input_names)
+
+
 def _compute_block(job: ProductJob, block_id: int) -> dict:
     layout = job.layout
     t_sl, y_sl, x_sl = layout.block(block_id)
@@ -293,6 +393,7 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
         )
         clock.lap("read")
         features = block_climate_features(raw, dates, halo, job.climate_features)
+        by_day, by_cell_day = _block_pattern_inputs(job, raw, dates, cells, t_sl)
         del raw
         static = {name: v[cells] for name, v in job.cell_static.items()}
         clock.lap("features")
@@ -303,12 +404,14 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
             layout.scenarios,
             features,
             static,
-            block_day_of_year(dates),
+            block_day_features(dates),
             job.cell_weights[:, cells],
             job.batch_cell_days,
             inner,
+            by_day,
+            by_cell_day,
         )
-        del features
+        del features, by_cell_day
         flags = time_flag(dates, job.cell_region[cells], job.region_periods)
         clock.lap("assemble")
         # split the predict_cells time into the forward passes and the rest
@@ -431,7 +534,7 @@ def _static_variables(
 def _models_digest(models: Sequence[LayerModel]) -> str:
     parts: list = []
     for m in sorted(models, key=lambda m: m.layer):
-        parts += [m.layer, list(m.feature_names), m.target_mean, m.target_std]
+        parts += [m.layer, list(m.feature_names), m.target_mean, m.target_std, m.output]
         parts += [m.scaler.mean, m.scaler.std]
         for w, b in m.weights:
             parts += [np.asarray(w), np.asarray(b)]
@@ -446,6 +549,7 @@ def plan_product(
     models: Sequence[LayerModel],
     config: PredictConfig,
     source: str = "",
+    progress: ProgressCallback | None = None,
 ) -> tuple[ProductJob, xr.Dataset, dict, str]:
     """Plan a product: the block job, the store template, its encoding and its fingerprint.
 
@@ -462,6 +566,9 @@ def plan_product(
         As for :func:`predict_product`.
     source
         Free text for the ``source`` attribute.
+    progress
+        Optional ``report(step, done, total)`` for the pattern-bucket pass over the climate
+        (crop-aware networks only).
 
     Returns
     -------
@@ -476,9 +583,18 @@ def plan_product(
     nets = fold_chain(models)
     uses_pattern = chain_uses_pattern(nets)
     shared = sorted({n for net in nets for n in net.shared_names})
+    pattern_inputs = tuple(dict.fromkeys(n for net in nets for n in net.pattern_input_names))
     static_names = [n for n in shared if n in STATIC_FEATURES]
-    climate_names = [n for n in shared if n not in STATIC_FEATURES and n != "doy"]
+    descriptor_names = [n for n in shared if n in CLIMATE_DESCRIPTORS]
+    climate_names = [
+        n
+        for n in shared
+        if n not in STATIC_FEATURES and n not in DAY_FEATURES and n not in descriptor_names
+    ]
     variables, needs_halo = climate_sources(climate_names)
+    needs_bucket = any(n in WATER_BALANCE_FEATURES for n in pattern_inputs)
+    if needs_bucket or descriptor_names:
+        variables = tuple(dict.fromkeys([*variables, *BUCKET_VARIABLES]))
     missing = [v for v in variables if v not in climate]
     if missing:
         raise UsageError(
@@ -518,6 +634,7 @@ def plan_product(
     flags_grid = np.full((len(config.scenarios), *fraction.shape), -1, dtype=np.int8)
     flags_grid[:, ilat, ilon] = flags_cells
     cell_static = static_cell_features(static, ilat, ilon, static_names)
+    soil = cell_soil(static, ilat, ilon) if (needs_bucket or descriptor_names) else None
 
     tiles = product_store.plan_tiles(
         cropland, config.space_chunk_cells, config.time_chunk_days, config.max_block_cell_days
@@ -566,7 +683,11 @@ def plan_product(
         cell_region=cell_region,
         region_periods=periods,
         batch_cell_days=config.batch_cell_days,
+        pattern_input_names=pattern_inputs,
+        cell_soil=soil,
     )
+    if soil is not None:
+        job = _with_bucket_states(job, climate, climate_dates, soil, descriptor_names, progress)
     attrs = {
         "Conventions": "CF-1.8",
         "title": "cropsm: daily five-layer (0-50 cm) cropland soil moisture under six cropping "
@@ -589,6 +710,49 @@ def plan_product(
         attrs,
     )
     return job, template, encoding, fingerprint
+
+
+def _with_bucket_states(
+    job: ProductJob,
+    climate: xr.Dataset,
+    climate_dates: pd.DatetimeIndex,
+    soil: Mapping[str, np.ndarray],
+    descriptor_names: Sequence[str],
+    progress: ProgressCallback | None,
+) -> ProductJob:
+    """The job with the pattern buckets' state at every time block's start and the cells'
+    long-term climate (:func:`cropsm.predict.crop_inputs.bucket_prepass`)."""
+    import dataclasses
+
+    layout = job.layout
+    n_lat, n_lon = len(layout.lat), len(layout.lon)
+    starts = [
+        job.climate_index_of_first_day + i * layout.time_chunk_days
+        for i in range(layout.n_time_blocks)
+    ]
+
+    def read_piece(time_slice: slice) -> dict:
+        return read_tile_climate(
+            climate,
+            BUCKET_VARIABLES,
+            {v: time_slice for v in BUCKET_VARIABLES},
+            slice(0, n_lat),
+            slice(0, n_lon),
+            job.cell_ilat,
+            job.cell_ilon,
+        )
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress("pattern buckets over the climate record", done, total)
+
+    states = bucket_prepass(read_piece, climate_dates, soil, starts, report)
+    cell_static = dict(job.cell_static)
+    for name in descriptor_names:
+        cell_static[name] = states.descriptors[name]
+    return dataclasses.replace(
+        job, bucket_start_water=states.start_water_mm, cell_static=cell_static
+    )
 
 
 _CLIMATE_FEATURE_NAMES = tuple(FEATURE_ATTRS)
@@ -689,7 +853,7 @@ def predict_product(
     out = Path(out)
     t_start = time.perf_counter()
     job, template, encoding, fingerprint = plan_product(
-        out, climate, static, stations, models, config, source
+        out, climate, static, stations, models, config, source, progress
     )
     status, work = prepare_store(out, template, encoding, fingerprint)
     job = dataclasses.replace(job, store=str(work))

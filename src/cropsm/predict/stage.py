@@ -130,7 +130,11 @@ def predict_run(
                 config,
                 client=client,
                 progress=report,
-                source=f"networks from {models_path}",
+                source=(
+                    "networks in the run directory's models/"
+                    if label is None
+                    else f"networks of the model set {label!r}"
+                ),
             )
         if summary["blocks_computed"] and summary["seconds"] > 0:
             summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)

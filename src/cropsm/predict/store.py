@@ -12,7 +12,7 @@ Layout (``product.zarr``; CF-1.8 attributes on every variable)::
     cropland_fraction (lat, lon)        float32
     region        (lat, lon)            int16 region codes 1-8 (0 outside China)
     coordinates   scenario (six pattern ids, then "reference"), pattern, layer (1-5) with depth
-                  and depth_bounds (cm), time (daily), lat, lon
+                  and depth_bounds (cm), time (daily) with time_bounds (the day), lat, lon
 
 A compute block is one time chunk over one tile of the grid (whole stored chunks; by default
 the tile is the whole grid). The store is built under ``product.zarr.partial``
@@ -45,7 +45,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import ZstdCodec
 
-from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog
+from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog, paper
 from cropsm.errors import OutputError, UsageError
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.flags import FLAG_VALUES, TIME_FLAG_MEANINGS
@@ -163,6 +163,13 @@ def plan_tiles(
     return tiles_of(k)
 
 
+def time_bounds(dates: pd.DatetimeIndex) -> np.ndarray:
+    """``(n_days, 2)`` start and end (next midnight) of each day: the interval that ``sm``'s
+    ``cell_methods: time: mean`` averages over (CF section 7.1)."""
+    start = pd.DatetimeIndex(dates).values
+    return np.stack([start, start + np.timedelta64(1, "D")], axis=1)
+
+
 def _attrs_sm() -> dict:
     return {
         "long_name": "volumetric soil moisture of the soil layer (neural-network product)",
@@ -170,10 +177,15 @@ def _attrs_sm() -> dict:
         "units": "m3 m-3",
         "cell_methods": "time: mean",
         "ancillary_variables": "time_flag pattern_flag",
+        # packed units (CF 8.1): 0 ... 1 m3 m-3; each value also lies below its cell's porosity
+        "valid_min": np.int16(0),
+        "valid_max": np.int16(round(1.0 / SM_SCALE)),
         "comment": (
             "Daily mean volumetric soil moisture of one 10-cm layer predicted by the chained "
-            "layer networks (Liu et al. 2021, section 2c(2)); scenario = cropping pattern, "
-            "'reference' = crop-area-weighted sum over the region's patterns (Eq. 2)."
+            f"layer networks ({paper.CITATION_SHORT}, section 2c(2)); scenario = cropping pattern, "
+            "'reference' = crop-area-weighted sum over the region's patterns (Eq. 2). "
+            "Networks with a bounded output keep every value between 0 and the porosity "
+            "1 - bulk_density / 2.65 of the cell's layer."
         ),
     }
 
@@ -263,7 +275,16 @@ def product_template(
             np.stack([LAYER_TOP_CM, LAYER_BOTTOM_CM], axis=1).astype(np.float64),
             {"long_name": "top and bottom of the soil layer", "units": "cm"},
         ),
-        "time": ("time", layout.dates.values, {"standard_name": "time", "long_name": "day"}),
+        "time": (
+            "time",
+            layout.dates.values,
+            {"standard_name": "time", "long_name": "day", "axis": "T", "bounds": "time_bounds"},
+        ),
+        "time_bounds": (
+            ("time", "bounds"),
+            time_bounds(layout.dates),
+            {"long_name": "start and end of the day the daily mean is taken over"},
+        ),
         "lat": (
             "lat",
             np.asarray(layout.lat, dtype=np.float64),
@@ -289,6 +310,7 @@ def product_template(
             "chunks": (1, 1),
         },
         "time": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
+        "time_bounds": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
     }
     for name, (dims, values, _) in static_vars.items():
         chunks = tuple({"scenario": 1, "pattern": 1}.get(d, min(sc, ds.sizes[d])) for d in dims)

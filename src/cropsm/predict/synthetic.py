@@ -47,6 +47,15 @@ _FEATURE_SCALE = {
     "silt": (40.0, 12.0),
     "clay": (25.0, 10.0),
     "bd": (1.35, 0.12),
+    "doy_sin": (0.0, 0.7),
+    "doy_cos": (0.0, 0.7),
+    "cal_kc": (0.7, 0.4),
+    "cal_root_cm": (50.0, 30.0),
+    "cal_crop_on": (0.7, 0.45),
+    "wb_top": (0.6, 0.25),
+    "wb_sub": (0.6, 0.25),
+    "clim_precip_mm_yr": (800.0, 400.0),
+    "clim_aridity": (1.0, 0.5),
 }
 
 
@@ -57,7 +66,12 @@ def _scale_of(name: str) -> tuple[float, float]:
     return _FEATURE_SCALE.get(base, (0.0, 1.0))
 
 
-def table2_models(seed: int = 0, architectures: dict | None = None) -> list[LayerModel]:
+def table2_models(
+    seed: int = 0,
+    architectures: dict | None = None,
+    feature_set: str = "paper",
+    output: str = "linear",
+) -> list[LayerModel]:
     """Five chained layer networks with the paper's Table 2 shapes and random weights.
 
     Parameters
@@ -67,6 +81,10 @@ def table2_models(seed: int = 0, architectures: dict | None = None) -> list[Laye
     architectures
         ``{layer: (hidden_layers, units)}``; default the paper's Table 2
         (3x32, 2x16, 3x16, 3x16, 2x16).
+    feature_set
+        Inputs of :func:`cropsm.features.groups.layer_feature_names` (``paper`` or ``crop``).
+    output
+        ``linear`` or ``bounded`` (:class:`cropsm.train.chain.LayerModel`).
     """
     rng = np.random.default_rng(seed)
     if architectures is None:
@@ -77,7 +95,7 @@ def table2_models(seed: int = 0, architectures: dict | None = None) -> list[Laye
         }
     models = []
     for k in range(1, N_LAYERS + 1):
-        names = layer_feature_names(k)
+        names = layer_feature_names(k, feature_set=feature_set)
         hidden, units = architectures[k]
         sizes = [len(names)] + [units] * hidden + [1]
         weights = [
@@ -94,6 +112,7 @@ def table2_models(seed: int = 0, architectures: dict | None = None) -> list[Laye
                 target_std=0.08,
                 weights=weights,
                 hyperparameters={"hidden_layers": hidden, "units": units},
+                output=output,
             )
         )
     return models

@@ -12,7 +12,7 @@ from rich.console import Console
 def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
     """Add ``cropsm report RUN_DIR`` to ``app``."""
 
-    @app.command("report")
+    @app.command("report", epilog="Example: cropsm report runs/tiny")
     @friendly_errors
     def report_command(
         run_dir: Annotated[Path, typer.Argument(help="A run directory.")],

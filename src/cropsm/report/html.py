@@ -8,9 +8,11 @@ the skill against the virtual China's truth (``truth_skill.json``, ``analysis/tr
 the provenance (``config.resolved.toml``, ``provenance.json``, ``run_summary.json``). The
 paper's numbers (:mod:`cropsm.paper`) stand beside ours.
 
-The page has no external resources (CSS inline, no fonts, no network). A tiny inline script marks
-each ``<img>`` with ``data-loaded="yes"`` once decoded and writes the count into
-``#render-summary`` (used by the browser test). Every text from the run directory is escaped.
+The page opens on the key results (:mod:`cropsm.report.key_results`). It has no external
+resources (CSS inline, no fonts, no network). A tiny inline script marks each ``<img>`` with
+``data-loaded="yes"`` once decoded, writes the count into ``#render-summary`` and the page
+position of the key-results box into its ``data-top``/``data-bottom`` (used by the browser
+test). Every text from the run directory is escaped.
 A section whose inputs are missing says so; one that cannot be read shows the error instead of
 stopping the report.
 """
@@ -32,6 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from cropsm import paper
+from cropsm.analyze import MIN_YEARS_FOR_TREND
+from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
 
 REPORT_DIR = "report"
 REPORT_FILE = "index.html"
@@ -48,7 +52,9 @@ def esc(value) -> str:
 
 
 def fmt(value) -> str:
-    """A number for a table: integers as is, floats with 3 decimals or in scientific notation."""
+    """A number for the report, one format everywhere: integers as is; floats in fixed notation
+    with three significant digits but at least three decimals (``0.819``, ``0.0651``,
+    ``-0.00150``, ``68.500``); scientific only outside 1e-4 to 1e5."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -62,8 +68,9 @@ def fmt(value) -> str:
             return "–"
         if value == 0:
             return "0"
-        if 0.01 <= abs(value) < 1e5:
-            return f"{value:.3f}"
+        if 1e-4 <= abs(value) < 1e5:
+            decimals = max(3, 2 - math.floor(math.log10(abs(value))))
+            return f"{value:.{decimals}f}"
         return f"{value:.2e}"
     try:
         number = float(value)
@@ -82,13 +89,62 @@ def table(rows: Sequence[Sequence], header: Sequence[str], caption: str | None =
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+HEADER_NAMES = {
+    "group": "feature group",
+    "label": "omitted",
+    "r2_loss_train": "R² loss, training",
+    "r2_loss_test": "R² loss, test",
+    "rank": "rank",
+    "quantity": "quantity",
+    "ours": "this run",
+    "paper": "paper",
+    "units": "units",
+    "layer": "layer",
+    "mean_sm_m3_m-3": "mean SM (m3 m-3)",
+    "sen_slope_m3_m-3_yr-1": "Sen's slope (m3 m-3 yr-1)",
+    "pearson_r_with_layer1": "r with layer 1",
+    "n_years": "years",
+    "cells": "cells",
+    "pearson_r": "r across cells",
+    "product_mean": "product mean",
+    "satellite_mean": "satellite mean",
+    "mean_difference": "mean difference",
+    "same_sign_share": "share of cells with the same sign",
+    "sign_agreement": "share of cells with the same sign",
+    "product_mean_m3_m-3": "product effect (m3 m-3)",
+    "truth_mean_m3_m-3": "true effect (m3 m-3)",
+    "pattern": "cropping pattern",
+    "area": "area",
+}
+"""Table headers a reader understands, for the CSV column names the analyses write."""
+
+
+def human_header(column: str) -> str:
+    """The header of a CSV column: :data:`HEADER_NAMES`, else units moved into brackets
+    (``x_m3_m-3_yr-1`` → ``x (m3 m-3 yr-1)``) and underscores made spaces."""
+    if column in HEADER_NAMES:
+        return HEADER_NAMES[column]
+    for suffix in ("_m3_m-3_yr-1", "_m3_m-3", "_mm", "_days"):
+        if column.endswith(suffix):
+            units = suffix[1:].replace("_", " ")
+            return f"{column[: -len(suffix)].replace('_', ' ')} ({units})"
+    return column.replace("_", " ")
+
+
 def frame_table(frame: pd.DataFrame, caption: str | None = None, max_rows: int = 200) -> str:
-    """A DataFrame as an escaped table (at most ``max_rows`` rows, with a note if cut)."""
+    """A DataFrame as an escaped table (at most ``max_rows`` rows, with a note if cut), with
+    human headers (:func:`human_header`) and cropping patterns spelled out."""
+    from cropsm.report.key_results import pattern_label
+
+    frame = frame.copy()
+    for column in ("pattern", "scenario"):
+        if column in frame.columns:
+            frame[column] = [pattern_label(str(v)) for v in frame[column]]
     rows = [
         [None if (isinstance(v, float) and math.isnan(v)) else _plain(v) for v in row]
         for row in frame.head(max_rows).itertuples(index=False)
     ]
-    out = table(rows, [str(c) for c in frame.columns], caption)
+    out = table(rows, [human_header(str(c)) for c in frame.columns], caption)
     if len(frame) > max_rows:
         out += missing(f"{len(frame) - max_rows} more rows in the CSV file")
     return out
@@ -147,16 +203,34 @@ def _layer_of(stem: str) -> str:
 
 
 FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
+    "scatter_all_layers": lambda s: (
+        "Fig. 4: predicted against observed SM, training and testing, every layer on the same "
+        "axes. Look for the spread around the 1:1 line and whether high and low values are "
+        "pulled towards the mean."
+    ),
     "scatter_layer*": lambda s: (
         f"Fig. 4: predicted against observed SM in training and testing{_layer_of(s)}."
     ),
     "fig2*": lambda s: "Fig. 2: trend of the annual mean SM at each station (Sen's slope).",
-    "fig3*": lambda s: "Fig. 3: annual mean SM across stations for each layer.",
+    "fig3*": lambda s: (
+        "Fig. 3: annual mean SM across stations for each layer, with each layer's trend when "
+        f"there are at least {MIN_YEARS_FOR_TREND} years. Look at whether the layers move "
+        "together (the paper: r = 0.85 between top and bottom) and at the sign of the trends."
+    ),
     "figS3*": lambda s: "Fig. S3: station trends by cropping pattern.",
-    "fig5_r2_loss_all_layers": lambda s: "Fig. 5: R² loss of the reduced models, every layer.",
+    "fig5_r2_loss_all_layers": lambda s: (
+        "Fig. 5: R² loss of each reduced model (one feature group left out), every layer, "
+        "groups in one fixed order. The tallest bars are the inputs the networks rely on; the "
+        "paper finds precipitation and soil first (0.15), then elevation (0.09)."
+    ),
     "fig5*": lambda s: f"Fig. 5: R² loss of each reduced model against the full one{_layer_of(s)}.",
     "fig6*": lambda s: (
         "Fig. 6: median annual SM of the reduced national products minus the reference."
+    ),
+    "fig7ab_product_all_layers": lambda s: (
+        "Fig. 7a,b: median annual SM of the reference product (top) and its trend (bottom, "
+        "only with enough years), every layer on one colour scale per row; grey dots: "
+        "cropland fraction > 0.5. Look for the north-south gradient and how it fades with depth."
     ),
     "fig7ab_product_layer*": lambda s: (
         "Fig. 7a,b: median annual SM of the reference product "
@@ -171,24 +245,36 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
         "matched days: magnitude, trend and their differences."
     ),
     "fig8*": lambda s: (
-        "Fig. 8: climatological monthly SM by region, reference product and "
-        "satellite, matched days."
+        "Fig. 8: climatological monthly SM by region, reference product and satellite, matched "
+        "days. Look for whether the seasonal cycles have the same shape and timing; regions with "
+        "too few cells are not drawn."
     ),
     "fig9*": lambda s: (
-        "Fig. 9: median annual SM of each cropping pattern minus the reference "
-        "(0-10 cm); the north-east is masked for the double-cropping patterns."
+        "Fig. 9: median annual SM of each cropping pattern minus the reference (0-10 cm), one "
+        "colour scale; the north-east is masked for the double-cropping patterns. Red: the "
+        "pattern dries the soil; the paper finds winter wheat + fallow wetter in most of China."
     ),
     "fig10*": lambda s: (
-        "Fig. 10: climatological monthly SM difference (pattern minus reference) "
-        "by region and for all of China (0-10 cm)."
+        "Fig. 10: climatological monthly SM difference (pattern minus reference) by region and "
+        "for all of China (0-10 cm). Look for the months where a pattern differs most: fallow "
+        "seasons; regions with too few cells are not drawn."
     ),
     "truth_scenario_agreement": lambda s: (
-        "Virtual China: the product's Fig. 9 differences "
-        "against the true ones, cell by cell (0-10 cm)."
+        "Virtual China: the product's Fig. 9 differences against the true ones, cell by cell "
+        "(0-10 cm). Points on the 1:1 line are right; a cloud steeper than it means exaggerated "
+        "effects, points in the off-diagonal quadrants the wrong sign."
     ),
     "truth_product_error": lambda s: (
         "Virtual China: RMSE and bias of the reference product "
         "against the true reference, by region and layer (all days)."
+    ),
+    "product_error_map": lambda s: (
+        "Virtual China: error of the reference product against the true reference, cell by "
+        "cell (every day). Look for where the error is largest: far from stations?"
+    ),
+    "product_models_no_*_error_map": lambda s: (
+        "Virtual China: the same error map for the control product without "
+        f"{s.removeprefix('product_models_no_').removesuffix('_error_map')} (Fig. 6's networks)."
     ),
 }
 
@@ -360,11 +446,14 @@ def section_headline(run_dir: Path, shelf: FigureShelf) -> str:
     )
     national = _read_csv(run_dir / "analysis" / "product_national_summary.csv")
     if national is not None and len(national):
-        mean_trend = float(national["sen_slope_m3_m-3_yr-1"].mean())
+        slopes = national["sen_slope_m3_m-3_yr-1"].dropna()
+        years = int(national["n_years"].max()) if "n_years" in national else None
         rows.append(
             (
                 "mean trend of the product's cropland-mean annual SM, all layers (m3 m-3 yr-1)",
-                mean_trend,
+                float(slopes.mean())
+                if len(slopes)
+                else f"none: {years} years, fewer than the {MIN_YEARS_FOR_TREND} a trend needs",
                 paper.MEAN_TREND_M3_M3_PER_YEAR,
             )
         )
@@ -492,7 +581,9 @@ def section_networks(run_dir: Path, shelf: FigureShelf) -> str:
         else:
             parts.append(missing("No baselines in metrics.json."))
     parts.append("<h3>Fig. 4: predicted against observed</h3>")
-    parts.append(figures_html(shelf.take(["scatter_layer*"]), "scatter (Fig. 4)"))
+    parts.append(
+        figures_html(shelf.take(["scatter_all_layers", "scatter_layer*"]), "scatter (Fig. 4)")
+    )
     return "".join(parts)
 
 
@@ -508,12 +599,15 @@ def _baselines_table(metrics: Mapping, baselines: Mapping) -> str:
         for name in names:
             row.append(baselines.get(name, {}).get(key, {}).get("test", {}).get("rmse"))
         rows.append(row)
+    from cropsm.report.key_results import BASELINE_NAMES
+
+    shown = [BASELINE_NAMES.get(n, n.replace("_", " ")) for n in names]
     header = [
         "layer",
         "network R² test",
-        *[f"{n} R² test" for n in names],
-        "network RMSE test",
-        *[f"{n} RMSE test" for n in names],
+        *[f"{n} R² test" for n in shown],
+        "network RMSE test (m3 m-3)",
+        *[f"{n} RMSE test (m3 m-3)" for n in shown],
     ]
     return table(rows, header, "Networks against the baselines (same rows, same split)")
 
@@ -526,6 +620,9 @@ def section_observations(run_dir: Path, shelf: FigureShelf) -> str:
     else:
         parts.append(missing("No station analyses (analysis/observations_*; analyze stage)."))
     parts.append(figures_html(shelf.take(["fig2*", "fig3*", "figS3*"]), "station (Figs. 2, 3)"))
+    summary = _read_json(run_dir / "analysis" / "observations_summary.json") or {}
+    for stem, reason in (summary.get("figures_absent") or {}).items():
+        parts.append(missing(f"{caption_for(stem).split(':')[0]} is not drawn: {reason}."))
     return "".join(parts)
 
 
@@ -711,31 +808,98 @@ def section_truth(run_dir: Path, shelf: FigureShelf) -> str:
     else:
         parts.append(missing("No analysis/truth_product_error.csv."))
     if agreement is not None:
-        top = agreement[agreement["layer"] == 1] if "layer" in agreement else agreement
-        parts.append(
-            frame_table(
-                top,
-                "Fig. 9 maps against their true counterparts (0-10 cm): "
-                "share of cells with the same sign and correlation",
-            )
-        )
+        parts.append(scenario_agreement_html(agreement))
     else:
         parts.append(missing("No analysis/truth_scenario_agreement.csv."))
-    parts.append(figures_html(shelf.take(["truth*"]), "truth"))
+    parts.append(
+        figures_html(
+            shelf.take(["truth*", "product_error_map", "product_models_*_error_map"]), "truth"
+        )
+    )
     return "".join(parts)
+
+
+def scenario_agreement_html(agreement: pd.DataFrame) -> str:
+    """Pattern effects against the truth, every pattern and layer, flag-1 cells beside flag-0.
+
+    ``agreement`` is ``analysis/truth_scenario_agreement.csv``
+    (:func:`cropsm.analyze.scenarios.agreement_with_truth`); a table without the
+    ``pattern_flag`` column (older runs) is shown as it is, layer 1 only.
+    """
+    if "pattern_flag" not in agreement:
+        top = agreement[agreement["layer"] == 1] if "layer" in agreement else agreement
+        return frame_table(
+            top,
+            "Fig. 9 maps against their true counterparts (0-10 cm): "
+            "share of cells with the same sign and correlation",
+        )
+    flags = agreement["pattern_flag"].astype(str)
+    one = agreement[flags == "1"].set_index(["pattern", "layer"])
+    zero = agreement[flags == "0"].set_index(["pattern", "layer"])
+    keys = list(dict.fromkeys(zip(agreement["pattern"], agreement["layer"], strict=True)))
+
+    def value(frame: pd.DataFrame, key, column: str):
+        if key not in frame.index or frame.loc[key, "cells"] == 0:
+            return None
+        v = _plain(frame.loc[key, column])
+        return None if isinstance(v, float) and math.isnan(v) else v
+
+    rows = []
+    met = scored = 0
+    for key in keys:
+        sign, r, slope = (value(one, key, c) for c in ("sign_agreement", "pearson_r", "slope"))
+        if value(one, key, "cells") is not None:
+            scored += 1
+            met += int(
+                None not in (sign, r, slope) and sign >= 0.9 and r >= 0.7 and 0.7 <= slope <= 1.3
+            )
+        rows.append(
+            [
+                key[0],
+                key[1],
+                value(one, key, "cells"),
+                sign,
+                r,
+                slope,
+                value(one, key, "rmse_m3_m-3"),
+                value(one, key, "true_sd_m3_m-3"),
+                value(zero, key, "cells"),
+                value(zero, key, "sign_agreement"),
+                value(zero, key, "pearson_r"),
+                value(zero, key, "slope"),
+            ]
+        )
+    header = [
+        "pattern",
+        "layer",
+        "flag 1: cells",
+        "sign",
+        "r",
+        "slope",
+        "RMSE (m3 m-3)",
+        "true SD (m3 m-3)",
+        "flag 0: cells",
+        "sign",
+        "r",
+        "slope",
+    ]
+    caption = (
+        "Pattern minus reference, median annual SM, product against truth, by pattern flag "
+        "(1: the cell's region has stations with the pattern). Sign: share of cells with "
+        "|true| > 0.005 m3 m-3 where the signs agree; slope: OLS of product on truth; "
+        f"{met} of {scored} flag-1 maps meet sign >= 0.9, r >= 0.7, slope 0.7-1.3"
+    )
+    return table(rows, header, caption)
 
 
 def section_other_figures(run_dir: Path, shelf: FigureShelf) -> str:
     left = shelf.leftovers()
     if not left:
         return paragraph("None: every figure appears above.")
-    groups: dict[str, list[Path]] = {}
-    for path in left:
-        groups.setdefault(path.stem.split("_")[0], []).append(path)
     shelf.used.update(left)
-    return "".join(
-        f"<h3>{esc(prefix)}</h3>" + figures_html(paths, prefix) for prefix, paths in groups.items()
-    )
+    return paragraph(
+        "Figures in figures/ that no section above shows (e.g. drawn by your own code):"
+    ) + figures_html(left, "other")
 
 
 def section_provenance(run_dir: Path, shelf: FigureShelf) -> str:
@@ -815,7 +979,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[Path, FigureShelf], str]], ...] = (
 
 STYLE = """
 body{font-family:sans-serif;margin:0 auto;max-width:1200px;padding:0 1.5em 3em;color:#222}
-h1{border-bottom:2px solid #444;padding-bottom:.3em}
+h1{border-bottom:2px solid #444;padding-bottom:.2em;margin:.5em 0 .2em;font-size:1.7em}
+.intro{color:#555;font-size:.8em;margin:.3em 0}
 h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
 caption{text-align:left;font-weight:bold;padding:.3em 0}
@@ -831,7 +996,7 @@ figcaption{font-size:.9em;color:#333}
 .error{color:#7a1f1f}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}
 nav ol{columns:2}
-#render-summary{color:#555;font-size:.85em}
+#render-summary{color:#555}
 """
 
 RENDER_CHECK_SCRIPT = """
@@ -847,6 +1012,12 @@ window.addEventListener("load", function () {
   summary.setAttribute("data-images", String(images.length));
   summary.setAttribute("data-rendered", String(rendered));
   summary.textContent = rendered + " of " + images.length + " figures rendered";
+  var key = document.getElementById("key-results");
+  if (key) {
+    var box = key.getBoundingClientRect();
+    key.setAttribute("data-top", String(Math.round(box.top + window.scrollY)));
+    key.setAttribute("data-bottom", String(Math.round(box.bottom + window.scrollY)));
+  }
 });
 """
 
@@ -884,18 +1055,25 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
         f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in built
     )
     name = _run_name(run_dir)
+    try:
+        key = key_results_html(run_dir, esc)
+    except Exception as err:  # noqa: BLE001 - one broken input must not lose the report
+        key = f'<p class="error">{esc(f"Key results could not be built: {err!r}")}</p>'
     intro = (
         f"Run directory {run_dir.resolve()}; report made {when} by cropsm {__version__}. "
-        f"Reference: {paper.PAPER}."
+        f"Reference: {paper.CITATION}."
     )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(f'cropsm report: {name}')}</title><style>{STYLE}</style></head><body>"
+        f"<title>{esc(f'cropsm report: {name}')}</title>"
+        f"<style>{STYLE}{KEY_RESULTS_STYLE}</style></head><body>"
         f"<h1>{esc(f'cropsm report: {name}')}</h1>"
-        f"<p>{esc(intro)}</p>"
-        f'<p id="render-summary" data-images="" data-rendered="">figures not yet checked</p>'
+        f"{key}"
+        f'<p class="intro">{esc(intro)} '
+        f'<span id="render-summary" data-images="" data-rendered="">figures not yet checked'
+        "</span></p>"
         f"<nav><ol>{toc}</ol></nav>{sections}"
         f"<script>{RENDER_CHECK_SCRIPT}</script></body></html>\n"
     )

@@ -28,6 +28,7 @@ import pandas as pd
 
 from cropsm import paper
 from cropsm.io.atomic import atomic_output, atomic_write_text
+from cropsm.train.bounds import DEFAULT_BULK_DENSITY_G_CM3, LOWER_BOUND_M3_M3, bound_feature
 from cropsm.train.chain import LayerModel, TrainedChain, target_column
 from cropsm.train.numpy_net import Scaler
 from cropsm.train.splits import split_membership
@@ -141,9 +142,10 @@ def save_layer_model(model: LayerModel, directory: str | Path, training: dict | 
             "hidden_layers": model.hidden_layers,
             "units": model.units,
             "hidden_activation": "relu",
-            "output_activation": "linear",
+            "output_activation": "linear" if model.output == "linear" else "bounded_sigmoid",
             "arrays": list(arrays),
         },
+        "output": _output_description(model),
         "hyperparameters": model.hyperparameters,
         "metrics": model.metrics,
         "row_counts": model.row_counts,
@@ -152,6 +154,23 @@ def save_layer_model(model: LayerModel, directory: str | Path, training: dict | 
     }
     _write_json(directory / "model.json", description)
     return directory
+
+
+def _output_description(model: LayerModel) -> dict:
+    """How the network's last value becomes soil moisture (written into ``model.json``)."""
+    if model.output == "linear":
+        return {"kind": "linear", "formula": "sm = target_mean + target_std * z"}
+    feature = bound_feature(model.layer, model.feature_names)
+    return {
+        "kind": "bounded",
+        "formula": "sm = lower + (upper - lower) * sigmoid(z)",
+        "lower_m3_m3": LOWER_BOUND_M3_M3,
+        "upper": (
+            f"porosity 1 - {feature} / 2.65"
+            if feature
+            else f"porosity of bulk density {DEFAULT_BULK_DENSITY_G_CM3} g cm-3"
+        ),
+    }
 
 
 def load_layer_model(directory: str | Path) -> LayerModel:
@@ -183,6 +202,7 @@ def load_layer_model(directory: str | Path) -> LayerModel:
         hyperparameters=hyper,
         metrics=metrics,
         row_counts=dict(description.get("row_counts", {})),
+        output=str(description.get("output", {}).get("kind", "linear")),
     )
 
 
@@ -224,6 +244,7 @@ def _training_provenance(chain: TrainedChain) -> dict:
         "split": chain.split_kind,
         "config": chain.config.model_dump(mode="json"),
         "groups_off": list(chain.groups_off),
+        "feature_set": chain.feature_set,
         "grid_search_seconds": {f"layer{k}": v for k, v in chain.seconds.items()},
     }
 

@@ -90,9 +90,11 @@ BASELINES_DIR = "baselines"
 # Features and rows
 
 
-def baseline_feature_names(layer: int, groups_off: Iterable[str] = ()) -> list[str]:
+def baseline_feature_names(
+    layer: int, groups_off: Iterable[str] = (), feature_set: str = "paper"
+) -> list[str]:
     """The networks' inputs of one layer without ``sm_pred_upper`` (the baselines' inputs)."""
-    return [n for n in layer_feature_names(layer, groups_off) if n != UPPER]
+    return [n for n in layer_feature_names(layer, groups_off, feature_set) if n != UPPER]
 
 
 def _feature_matrix(table: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -539,6 +541,7 @@ def fit_baselines(
     split_kind: str = "random",
     rows_by_layer: Mapping[int, pd.Index] | None = None,
     n_layers: int = N_LAYERS,
+    feature_set: str = "paper",
 ) -> Baselines:
     """Fit and score the three baselines of every layer (module docstring).
 
@@ -560,6 +563,8 @@ def fit_baselines(
         :func:`network_rows`).
     n_layers
         Layers 1...n_layers.
+    feature_set
+        The networks' feature set (``paper`` or ``crop``).
 
     Returns
     -------
@@ -574,7 +579,7 @@ def fit_baselines(
     membership = split.reindex(table.index).to_numpy()
     layers = []
     for k in range(1, n_layers + 1):
-        names = baseline_feature_names(k, groups_off)
+        names = baseline_feature_names(k, groups_off, feature_set)
         x = _feature_matrix(table, names)
         y = pd.to_numeric(table[f"sm_l{k}"], errors="coerce").to_numpy(np.float64)
         used = _used_rows(x, y)
@@ -770,6 +775,8 @@ def run_baselines(
 ) -> Baselines:
     """Fit, score and save the baselines of a trained chain; update ``metrics.json``.
 
+    The baselines take the chain's feature set (``chain.feature_set``).
+
     Writes ``out_dir/baselines/`` (:func:`save_baselines`), adds the ``baselines`` entry to
     ``out_dir/metrics.json`` and writes ``out_dir/baselines/comparison.csv``
     (:func:`comparison_table`).
@@ -796,6 +803,7 @@ def run_baselines(
         split_kind=chain.split_kind,
         rows_by_layer=network_rows(chain),
         n_layers=len(chain.models),
+        feature_set=getattr(chain, "feature_set", "paper"),
     )
     folder = save_baselines(baselines, out)
     path = add_baselines_to_metrics(out / "metrics.json", baselines.metrics)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.features.groups import PATTERN_ONE_HOT, UPPER, layer_feature_names, pattern_one_hot
+from cropsm.train.bounds import row_bounds, sigmoid
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.metrics import all_metrics
 from cropsm.train.numpy_net import NumpyParams, Scaler, fit_scaler, numpy_forward
@@ -65,6 +66,10 @@ class LayerModel:
         ``{"train": M, "validation": M, "test": M}`` with M from :func:`all_metrics`.
     row_counts
         ``observed``, ``dropped_nan``, ``train``, ``validation``, ``test`` rows of the layer.
+    output
+        ``linear`` (the paper: ``sm = target_mean + target_std * z``) or ``bounded``
+        (``sm = lo + (hi - lo) sigmoid(z)`` between 0 and the porosity of the row's layer,
+        :mod:`cropsm.train.bounds`).
     """
 
     layer: int
@@ -76,6 +81,7 @@ class LayerModel:
     hyperparameters: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     row_counts: dict = field(default_factory=dict)
+    output: str = "linear"
 
     @property
     def hidden_layers(self) -> int:
@@ -99,7 +105,12 @@ class LayerModel:
         out = np.full(x.shape[0], np.nan)
         if finite.any():
             z = self.scaler.transform(x[finite])
-            out[finite] = self.target_mean + self.target_std * numpy_forward(self.weights, z)
+            raw = numpy_forward(self.weights, z)
+            if self.output == "bounded":
+                bounds = row_bounds(x[finite], self.feature_names, self.layer)
+                out[finite] = bounds[:, 0] + (bounds[:, 1] - bounds[:, 0]) * sigmoid(raw)
+            else:
+                out[finite] = self.target_mean + self.target_std * raw
         return out
 
 
@@ -140,6 +151,7 @@ class TrainedChain:
     config: TrainConfig
     groups_off: tuple[str, ...] = ()
     seconds: dict[int, float] = field(default_factory=dict)
+    feature_set: str = "paper"
 
     @property
     def metrics(self) -> dict:
@@ -271,6 +283,7 @@ def train_layers(
     log: Callable[[str], None] | None = None,
     split: pd.Series | None = None,
     grid_for_layer: Callable[[int], GridConfig] | None = None,
+    feature_set: str = "paper",
 ) -> TrainedChain:
     """Grid-search and train the networks of layers 1...``n_layers``, chained top to bottom.
 
@@ -299,6 +312,9 @@ def train_layers(
     grid_for_layer
         ``f(layer) -> GridConfig``; default ``config.grid`` for every layer. The control
         experiments pass each layer's winning configuration as a one-configuration grid.
+    feature_set
+        ``paper`` or ``crop`` (:data:`cropsm.features.groups.FEATURE_SETS`), used by the
+        default ``feature_names_for_layer``.
 
     Returns
     -------
@@ -316,7 +332,7 @@ def train_layers(
     if feature_names_for_layer is None:
 
         def feature_names_for_layer(layer: int) -> list[str]:
-            return layer_feature_names(layer, groups_off)
+            return layer_feature_names(layer, groups_off, feature_set)
 
     if not 1 <= n_layers <= N_LAYERS:
         raise ValueError(f"n_layers must be 1...{N_LAYERS}, got {n_layers}")
@@ -382,6 +398,10 @@ def train_layers(
         y_train = (y[sets["train"]] - target_mean) / target_std
         x_val = scaler.transform(x[sets["validation"]])
         y_val = (y[sets["validation"]] - target_mean) / target_std
+        bounds_train = bounds_val = None
+        if config.output == "bounded":
+            bounds = (row_bounds(x, names, k) - target_mean) / target_std  # standardised
+            bounds_train, bounds_val = bounds[sets["train"]], bounds[sets["validation"]]
 
         done_before = sum(n_ensembles_of[j] for j in layers if j < k)
         counter = {"done": 0}
@@ -400,6 +420,7 @@ def train_layers(
             parallel=config.parallel_ensembles, prune_at_epochs=config.prune_at_epochs,
             prune_keep_fraction=config.prune_keep_fraction,
             selection_tolerance=config.selection_tolerance, progress=ensemble_done,
+            bounds_train=bounds_train, bounds_val=bounds_val,
         )  # fmt: skip
         seconds[k] = search.seconds
         model = LayerModel(
@@ -411,6 +432,7 @@ def train_layers(
             weights=search.weights,
             hyperparameters=dict(search.selected),
             row_counts={key: v for key, v in row_count.items() if key != "layer"},
+            output=config.output,
         )
         prediction = model.predict_array(x)
         metrics = {name: all_metrics(y[mask], prediction[mask]) for name, mask in sets.items()}
@@ -440,4 +462,5 @@ def train_layers(
         config=config,
         groups_off=groups_off,
         seconds=seconds,
+        feature_set=feature_set,
     )

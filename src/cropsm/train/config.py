@@ -97,6 +97,10 @@ class TrainConfig(BaseModel):
     selection_tolerance
         0 (default, the paper): select the lowest validation MSE. Otherwise the smallest
         network within ``1 + selection_tolerance`` of it (cheaper national product).
+    output
+        ``bounded`` (default): the output is ``phi sigmoid(z)``, between 0 and the porosity
+        ``phi`` of the row's layer (:mod:`cropsm.train.bounds`), so every prediction is
+        physically possible by construction; ``linear``: the paper's linear output.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,6 +138,11 @@ class TrainConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="Pick the smallest network within this relative margin of the best MSE.",
+    )
+
+    output: Literal["bounded", "linear"] = Field(
+        "bounded",
+        description="'bounded': 0 <= SM <= porosity by construction; 'linear': the paper's.",
     )
 
     @field_validator("prune_at_epochs")

@@ -172,6 +172,8 @@ def run_grid_search(
     prune_keep_fraction: float = 1.0 / 3.0,
     selection_tolerance: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    bounds_train: np.ndarray | None = None,
+    bounds_val: np.ndarray | None = None,
 ) -> GridSearchResult:
     """Train every configuration of ``grid`` on one layer's rows and select the best.
 
@@ -207,6 +209,9 @@ def run_grid_search(
     progress
         Optional callable receiving one line of text per finished ensemble (called from the
         calling thread).
+    bounds_train, bounds_val
+        Optional ``(n, 2)`` per-row output bounds in standardised target units (bounded output,
+        :func:`cropsm.train.mlp.bounded_output`); None: the paper's linear output.
 
     Returns
     -------
@@ -217,8 +222,17 @@ def run_grid_search(
     n_inputs = x_train.shape[1]
     trainers = [
         EnsembleTrainer(
-            group, x_train, y_train, x_val, y_val, seed=seed, layer=layer, patience=patience
-        )
+            group,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            seed=seed,
+            layer=layer,
+            patience=patience,
+            bounds_train=bounds_train,
+            bounds_val=bounds_val,
+        )  # fmt: skip
         for group in groups
     ]
     seconds = [0.0] * len(groups)

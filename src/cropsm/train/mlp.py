@@ -114,9 +114,26 @@ def mlp_forward(params: Params, x: jax.Array) -> jax.Array:
     return (h @ w + b)[..., 0]
 
 
-def mse_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Mean squared error ``(1/n) sum_i (f(x_i) - y_i)^2``, the paper's loss (section 2a)."""
-    return jnp.mean((mlp_forward(params, x) - y) ** 2)
+def bounded_output(raw: jax.Array, bounds: jax.Array | None) -> jax.Array:
+    """The network's output, bounded between a lower and an upper value per row.
+
+    ``y = lo + (hi - lo) sigmoid(z)`` with ``z`` the linear output of :func:`mlp_forward` and
+    ``bounds[:, 0] = lo``, ``bounds[:, 1] = hi`` in standardised target units (the physical range
+    0 ... porosity of the row's soil, see :mod:`cropsm.train.bounds`). ``bounds=None`` is the
+    paper's linear output ``y = z``.
+    """
+    if bounds is None:
+        return raw
+    lower, upper = bounds[..., 0], bounds[..., 1]
+    return lower + (upper - lower) * jax.nn.sigmoid(raw)
+
+
+def mse_loss(
+    params: Params, x: jax.Array, y: jax.Array, bounds: jax.Array | None = None
+) -> jax.Array:
+    """Mean squared error ``(1/n) sum_i (f(x_i) - y_i)^2``, the paper's loss (section 2a), with
+    ``f`` the (optionally bounded, :func:`bounded_output`) network output."""
+    return jnp.mean((bounded_output(mlp_forward(params, x), bounds) - y) ** 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,6 +251,8 @@ def _train_epoch(
     y_train: jax.Array,
     x_val: jax.Array,
     y_val: jax.Array,
+    bounds_train: jax.Array | None,
+    bounds_val: jax.Array | None,
     key: jax.Array,
     epoch: jax.Array,
     learning_rates: jax.Array,
@@ -255,8 +274,9 @@ def _train_epoch(
     perm = jax.random.permutation(key, n)[: n_micro_steps * micro]
     xb = x_train[perm].reshape(n_micro_steps, micro, x_train.shape[1])
     yb = y_train[perm].reshape(n_micro_steps, micro)
+    bb = None if bounds_train is None else bounds_train[perm].reshape(n_micro_steps, micro, 2)
 
-    member_grad = jax.vmap(jax.grad(mse_loss), in_axes=(0, None, None))
+    member_grad = jax.vmap(jax.grad(mse_loss), in_axes=(0, None, None, None))
     member_adam = jax.vmap(_ADAM.update)
 
     def apply_update(params, opt_state, grads):
@@ -268,8 +288,8 @@ def _train_epoch(
 
     def step(carry, inputs):
         params, opt_state, grad_sum = carry
-        i, x, y = inputs
-        grads = member_grad(params, x, y)
+        i, x, y, b = inputs
+        grads = member_grad(params, x, y, b)
         if not accumulate:
             params, opt_state = apply_update(params, opt_state, grads)
             return (params, opt_state, grad_sum), None
@@ -287,10 +307,11 @@ def _train_epoch(
     grad_sum = jax.tree_util.tree_map(jnp.zeros_like, state.params)
     steps = jnp.arange(n_micro_steps, dtype=jnp.int32)
     (params, opt_state, _), _ = jax.lax.scan(
-        step, (state.params, state.opt_state, grad_sum), (steps, xb, yb), unroll=SCAN_UNROLL
+        step, (state.params, state.opt_state, grad_sum), (steps, xb, yb, bb), unroll=SCAN_UNROLL
     )
 
-    val_pred = jax.vmap(mlp_forward, in_axes=(0, None))(params, x_val)
+    val_raw = jax.vmap(mlp_forward, in_axes=(0, None))(params, x_val)
+    val_pred = bounded_output(val_raw, bounds_val)
     val_mse = jnp.mean((val_pred - y_val) ** 2, axis=1)
     improved = state.active & (val_mse < state.best_val_mse)
     best_epoch = jnp.where(improved, epoch, state.best_epoch)
@@ -318,6 +339,8 @@ def train_ensemble(
     patience: int,
     compact: bool = True,
     epoch_callback: Callable[[int, int], None] | None = None,
+    bounds_train: np.ndarray | None = None,
+    bounds_val: np.ndarray | None = None,
 ) -> EnsembleResult:
     """Train configurations of ONE architecture together, early stopping per member.
 
@@ -341,6 +364,9 @@ def train_ensemble(
         Results do not depend on it.
     epoch_callback
         Optional ``f(epoch, n_active)`` called after every epoch.
+    bounds_train, bounds_val
+        Optional ``(n, 2)`` lower and upper bound of every row in standardised target units:
+        the output is then :func:`bounded_output` (else linear, as in the paper).
 
     Returns
     -------
@@ -349,6 +375,7 @@ def train_ensemble(
     trainer = EnsembleTrainer(
         members, x_train, y_train, x_val, y_val,
         seed=seed, layer=layer, patience=patience, compact=compact,
+        bounds_train=bounds_train, bounds_val=bounds_val,
     )  # fmt: skip
     trainer.advance(max_epochs, epoch_callback)
     return trainer.result()
@@ -375,6 +402,8 @@ class EnsembleTrainer:
         layer: int,
         patience: int,
         compact: bool = True,
+        bounds_train: np.ndarray | None = None,
+        bounds_val: np.ndarray | None = None,
     ) -> None:
         shapes = {m.shape for m in members}
         if len(shapes) != 1:
@@ -404,6 +433,13 @@ class EnsembleTrainer:
             active=jnp.ones((n_members,), bool),
         )
         self.data = tuple(jnp.asarray(a, jnp.float32) for a in (x_train, y_train, x_val, y_val))
+        if (bounds_train is None) != (bounds_val is None):
+            raise ValueError("give bounds for both the training and the validation rows, or none")
+        self.bounds = (
+            None
+            if bounds_train is None
+            else tuple(jnp.asarray(b, jnp.float32) for b in (bounds_train, bounds_val))
+        )
         self.finished: dict[int, tuple] = {}
         self.current = list(range(n_members))  # original index of each row of `state`
         self.plan = self._schedule(self.current)
@@ -443,10 +479,11 @@ class EnsembleTrainer:
         if until_epoch < 1:
             raise ValueError("max_epochs and patience must be at least 1")
         x_train, y_train, x_val, y_val = self.data
+        bounds_train, bounds_val = self.bounds or (None, None)
         while self.epoch < until_epoch and self.n_active > 0:
             start = time.perf_counter()
             self.state = _train_epoch(
-                self.state, x_train, y_train, x_val, y_val,
+                self.state, x_train, y_train, x_val, y_val, bounds_train, bounds_val,
                 epoch_key(self.seed, self.layer, self.epoch), jnp.int32(self.epoch),
                 patience=self.patience, **self.plan,
             )  # fmt: skip

@@ -22,13 +22,22 @@ HEXBIN_ABOVE = 3000
 """Panels with more points than this are drawn as hexagonal bins, fewer as a scatter."""
 
 
-def _panel(ax, obs: np.ndarray, sim: np.ndarray, title: str, limits: tuple[float, float]):
+def _panel(
+    ax,
+    obs: np.ndarray,
+    sim: np.ndarray,
+    title: str,
+    limits: tuple[float, float],
+    colorbar: bool = True,
+):
     ok = np.isfinite(obs) & np.isfinite(sim)
     obs, sim = obs[ok], sim[ok]
+    bins = None
     if obs.size > HEXBIN_ABOVE:
         bins = ax.hexbin(obs, sim, gridsize=60, bins="log", mincnt=1, cmap="viridis",
                          extent=(*limits, *limits))  # fmt: skip
-        ax.figure.colorbar(bins, ax=ax, shrink=0.8, label="observations per bin")
+        if colorbar:
+            ax.figure.colorbar(bins, ax=ax, shrink=0.8, label="observations per bin")
     else:
         ax.scatter(obs, sim, s=6, alpha=0.4, color="tab:blue", linewidths=0)
     ax.plot(limits, limits, color="black", lw=1, ls="--", label="1:1")
@@ -39,39 +48,61 @@ def _panel(ax, obs: np.ndarray, sim: np.ndarray, title: str, limits: tuple[float
     ax.set_ylabel("predicted SM (m$^3$ m$^{-3}$)")
     score = r2(obs, sim) if obs.size else float("nan")
     ax.set_title(f"{title}: R$^2$ = {score:.2f} (n = {obs.size})")
+    return bins
 
 
-def scatter_figure(
-    obs_train: np.ndarray,
-    sim_train: np.ndarray,
-    obs_test: np.ndarray,
-    sim_test: np.ndarray,
-    layer: int,
-) -> Figure:
-    """Two panels, training and testing, of predicted against observed SM with a 1:1 line.
-
-    The title of each panel gives ``R2 = 1 - SSE/SST`` (:func:`cropsm.train.metrics.r2`).
-    """
-    values = np.concatenate([obs_train, sim_train, obs_test, sim_test]).astype(np.float64)
+def _limits(*arrays: np.ndarray) -> tuple[float, float]:
+    values = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
     values = values[np.isfinite(values)]
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.6)
     pad = 0.02 * (high - low or 1.0)
-    limits = (low - pad, high + pad)
-    fig = Figure(figsize=(9.0, 4.5), layout="constrained")
+    return low - pad, high + pad
+
+
+def scatter_layers_figure(panels: dict[int, tuple[np.ndarray, ...]]) -> Figure:
+    """Fig. 4 for every layer in one figure: training (top row) and testing (bottom row),
+    predicted against observed SM with a 1:1 line, the same axes in every panel.
+
+    ``panels`` maps a layer to ``(obs_train, sim_train, obs_test, sim_test)``. Each panel's
+    title gives ``R2 = 1 - SSE/SST`` (:func:`cropsm.train.metrics.r2`) and n; dense panels are
+    hexagonal bins on one shared colour scale.
+    """
+    layers = sorted(panels)
+    limits = _limits(*[a for k in layers for a in panels[k]])
+    fig = Figure(figsize=(2.9 * max(1, len(layers)) + 1.0, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
-    ax_train, ax_test = fig.subplots(1, 2)
-    _panel(ax_train, np.asarray(obs_train, float), np.asarray(sim_train, float), "training",
-           limits)  # fmt: skip
-    _panel(ax_test, np.asarray(obs_test, float), np.asarray(sim_test, float), "testing", limits)
-    top, bottom = LAYER_TOP_CM[layer - 1], LAYER_BOTTOM_CM[layer - 1]
-    fig.suptitle(f"Soil layer {layer} ({top}-{bottom} cm)")
+    axes = np.atleast_2d(fig.subplots(2, max(1, len(layers)), sharex=True, sharey=True))
+    if len(layers) == 1:
+        axes = axes.reshape(2, 1)
+    hexbins = []
+    for j, k in enumerate(layers):
+        obs_train, sim_train, obs_test, sim_test = (np.asarray(a, float) for a in panels[k])
+        depth = f"{LAYER_TOP_CM[k - 1]}-{LAYER_BOTTOM_CM[k - 1]} cm"
+        for i, (obs, sim, part) in enumerate(
+            ((obs_train, sim_train, "train"), (obs_test, sim_test, "test"))
+        ):
+            bins = _panel(axes[i, j], obs, sim, f"{depth}, {part}", limits, colorbar=False)
+            axes[i, j].title.set_fontsize(9)
+            if j:
+                axes[i, j].set_ylabel("")
+            if i == 0:
+                axes[i, j].set_xlabel("")
+            if bins is not None:
+                hexbins.append(bins)
+    if hexbins:
+        top = max(float(np.nanmax(b.get_array())) for b in hexbins)
+        for b in hexbins:
+            b.set_clim(1, top)
+        fig.colorbar(hexbins[0], ax=axes.ravel().tolist(), shrink=0.6, label="observations per bin")
+    fig.suptitle("Predicted against observed SM, every layer (the paper's Fig. 4)")
     return fig
 
 
 def write_scatter_plots(
     chain: TrainedChain, table: pd.DataFrame, figures_dir: str | Path
 ) -> list[Path]:
-    """Write ``figures_dir/scatter_layer{k}.png`` for every trained layer.
+    """Write ``figures_dir/scatter_all_layers.png``: every trained layer in one figure
+    (:func:`scatter_layers_figure`); per-layer files of earlier versions are removed.
 
     Predictions come from :meth:`TrainedChain.predict` (chained, as at inference); the split is
     the chain's own.
@@ -80,15 +111,16 @@ def write_scatter_plots(
     figures_dir.mkdir(parents=True, exist_ok=True)
     predictions = chain.predict(table)
     split = chain.split.reindex(table.index).to_numpy()
-    paths = []
+    panels = {}
     for model in chain.models:
         k = model.layer
         obs = pd.to_numeric(table[target_column(k)], errors="coerce").to_numpy(np.float64)
         sim = predictions[prediction_column(k)].to_numpy(np.float64)
         train, test = split == "train", split == "test"
-        fig = scatter_figure(obs[train], sim[train], obs[test], sim[test], k)
-        path = figures_dir / f"scatter_layer{k}.png"
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-        paths.append(path)
-    return paths
+        panels[k] = (obs[train], sim[train], obs[test], sim[test])
+    for stale in figures_dir.glob("scatter_layer*.png"):
+        stale.unlink()
+    path = figures_dir / "scatter_all_layers.png"
+    with atomic_output(path) as tmp:
+        scatter_layers_figure(panels).savefig(tmp, dpi=110)
+    return [path]

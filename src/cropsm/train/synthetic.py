@@ -20,6 +20,8 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.catalog import pattern_ids, region_ids
+from cropsm.features.calendar import calendar_features_by_pattern
+from cropsm.features.climate import cyclic_day_of_year
 
 _PATTERN_EFFECT = (0.02, -0.015, 0.01, 0.0, -0.02, 0.015)
 
@@ -119,6 +121,27 @@ def synthetic_station_table(
         table[name] = values[s]
     table["elevation"] = station["elevation"][s]
     table["doy"] = doy.astype(np.int64)
+    # crop-aware inputs (deterministic functions of the columns above: no random draws, so the
+    # target below is the same as without them)
+    table["doy_sin"], table["doy_cos"] = cyclic_day_of_year(doy)
+    for name, values in calendar_features_by_pattern(table["pattern"].to_numpy(), doy).items():
+        table[name] = values
+    table["wb_top"] = np.clip(
+        0.5
+        + 0.3 * np.tanh((table["precip_1m"].to_numpy() - 60.0) / 40.0)
+        - 0.2 * (table["cal_kc"].to_numpy() - 0.6),
+        0.0,
+        1.0,
+    )
+    table["wb_sub"] = np.clip(
+        0.5
+        + 0.3 * np.tanh((table["precip_3m"].to_numpy() - 150.0) / 80.0)
+        - 0.002 * (table["cal_root_cm"].to_numpy() - 50.0),
+        0.0,
+        1.0,
+    )
+    table["clim_precip_mm_yr"] = 600.0 + 300.0 * wet
+    table["clim_aridity"] = 0.6 + 0.3 * wet
 
     pattern_effect = np.asarray(_PATTERN_EFFECT)[station["pattern_code"][s]]
     sm = (

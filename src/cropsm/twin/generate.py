@@ -23,7 +23,8 @@ import xarray as xr
 import cropsm
 from cropsm import LAYER_MID_CM, N_LAYERS, catalog
 from cropsm.provenance import write_json
-from cropsm.twin import soilwater, stations, weather
+from cropsm.twin import calendars, soilwater, stations, weather
+from cropsm.twin.effects import effect_spatial_sd, median_annual_effect
 from cropsm.twin.era import write_era_daily
 from cropsm.twin.geography import build_geography
 from cropsm.twin.landscape import build_static
@@ -33,7 +34,7 @@ from cropsm.twin.truth_store import TruthWriter
 from cropsm.weights import pattern_weights
 
 CROPLAND_THRESHOLD = 0.1
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the generator's output for a given (preset, seed) changes."""
 
 # Natural land cover (the satellite pixel's non-cropland part): a grass/shrub canopy whose crop
@@ -217,9 +218,19 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
     station_bd = bulk[cols.station]
     station_sat = hydraulics.saturation[cols.station]
 
-    # --- crop calendars ------------------------------------------------------------------------
+    # --- crop calendars: the truth's own, per cell and year (cropsm.twin.calendars) -------------
     pattern_ids = catalog.pattern_ids()
     station_pattern = np.array([pattern_ids.index(p) for p in meta["pattern"]])
+    station_land = land_index[st_y, st_x]
+    land_traits = calendars.cell_traits(lat[land_y], lon[land_x], seed)
+    # calendar columns of each pattern: every cropland cell, then the stations with the pattern
+    calendar_cells = [
+        np.concatenate([crop_land_index, station_land[station_pattern == p]])
+        for p in range(len(pattern_ids))
+    ]
+    calendar_traits = [calendars.take_traits(land_traits, cells) for cells in calendar_cells]
+    calendar_states: list = [None] * len(pattern_ids)
+    calendar_records: dict[str, dict[str, list]] = {}
 
     truth_dates = pd.date_range(f"{spec.first_year}-01-01", f"{spec.last_year}-12-31", freq="D")
     writer = TruthWriter(
@@ -241,6 +252,7 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
     annual_precip = {r.id: [] for r in catalog.regions()}
     layer_sum = np.zeros(N_LAYERS)
     layer_count = 0
+    pattern_annual, reference_annual = [], []  # (pattern, layer, cell) / (layer, cell) per year
     obs_frames = []
     years = list(range(spec.climate_first_year, spec.last_year + 1))
     spinup_passes = 2  # the spin-up year runs twice so the soil store starts near equilibrium
@@ -271,14 +283,39 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
             doy = dates.dayofyear.to_numpy()
             kc = np.empty((len(dates), cols.n), dtype=np.float32)
             root = np.empty_like(kc)
+            dewpoint = np.asarray(cells["dewpoint_temperature"].values, dtype=np.float32)
+            wind = np.asarray(cells["wind_speed"].values, dtype=np.float32)
             for p, pid in enumerate(pattern_ids):
-                kc_p, root_p = soilwater.crop_calendar(pid, doy)
+                cells_p = calendar_cells[p]
+                weather_p = (tair[:, cells_p], precip[:, cells_p])
+                offsets_p = calendars.kc_mid_offsets(
+                    pid, doy, tair[:, cells_p], dewpoint[:, cells_p], wind[:, cells_p]
+                )
+                if calendar_states[p] is None:  # cyclic spin-up: the first year once, to start
+                    calendar_states[p] = calendars.pattern_calendar_year(
+                        pid, doy, *weather_p, calendar_traits[p], kc_mid_offset=offsets_p
+                    ).state
+                year_p = calendars.pattern_calendar_year(
+                    pid,
+                    doy,
+                    *weather_p,
+                    calendar_traits[p],
+                    calendar_states[p],
+                    kc_mid_offset=offsets_p,
+                )
+                calendar_states[p] = year_p.state
                 block = slice(p * n_crop, (p + 1) * n_crop)
-                kc[:, block] = kc_p[:, None]
-                root[:, block] = root_p[:, None]
+                kc[:, block] = year_p.kc[:, :n_crop]
+                root[:, block] = year_p.root_depth_cm[:, :n_crop]
                 members = np.nonzero(station_pattern == p)[0] + cols.station.start
-                kc[:, members] = kc_p[:, None]
-                root[:, members] = root_p[:, None]
+                kc[:, members] = year_p.kc[:, n_crop:]
+                root[:, members] = year_p.root_depth_cm[:, n_crop:]
+                if year >= spec.first_year:
+                    records = calendar_records.setdefault(pid, {})
+                    for season, values in year_p.sowing_doy.items():
+                        records.setdefault(f"{season}/sowing_doy", []).append(values[:n_crop])
+                    for season, values in year_p.season_days.items():
+                        records.setdefault(f"{season}/season_days", []).append(values[:n_crop])
             kc[:, cols.natural] = _natural_kc(tair)
             root[:, cols.natural] = _NATURAL_ROOT_CM
 
@@ -351,6 +388,8 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
                     annual_precip[r.id].append(float(annual[in_region].mean()))
             layer_sum += reference.sum(axis=(1, 2))
             layer_count += reference.shape[1] * reference.shape[2]
+            pattern_annual.append(pattern_sm.mean(axis=2, dtype=np.float64).astype(np.float32))
+            reference_annual.append(reference.mean(axis=1).astype(np.float32))
         background.drain()
     finally:
         background.close()
@@ -406,6 +445,8 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
             f"layer{k + 1}": round(float(layer_sum[k] / max(layer_count, 1)), 4)
             for k in range(N_LAYERS)
         },
+        "true_effect_spatial_sd_m3_m-3": _effect_summary(pattern_annual, reference_annual),
+        "true_calendars": _calendar_summary(calendar_records),
         "stations_by_pattern": meta["pattern"].value_counts().sort_index().to_dict(),
         "stations_by_region": meta["region"].value_counts().sort_index().to_dict(),
         "files": sorted(
@@ -416,6 +457,48 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
         + ["truth.zarr"],
     }
     return summary
+
+
+def _effect_summary(pattern_annual: list, reference_annual: list) -> dict:
+    """Spatial SD over cropland cells of the true median-annual effect (pattern - reference)."""
+    if not pattern_annual:
+        return {}
+    effect = median_annual_effect(np.stack(pattern_annual, axis=2), np.stack(reference_annual, 1))
+    sd = effect_spatial_sd(effect)
+    return {
+        pid: {f"layer{k + 1}": round(float(sd[p, k]), 5) for k in range(N_LAYERS)}
+        for p, pid in enumerate(catalog.pattern_ids())
+    }
+
+
+def _calendar_summary(records: dict) -> dict:
+    """Per pattern and season: nominal sowing day and length beside the truth's (cropland cells).
+
+    ``sd_cells``: SD over cells of each cell's mean over the years; ``sd_years``: SD over the
+    years of the cell mean; ``share_sown``: share of (cell, year) with a sowing.
+    """
+    seasons = catalog.seasons()
+    out: dict = {}
+    for pid, by_key in records.items():
+        for key, values in by_key.items():
+            season, what = key.split("/")
+            v = np.stack(values)  # (year, cell)
+            entry = out.setdefault(pid, {}).setdefault(season, {})
+            nominal = seasons[season]
+            entry[f"{what}_nominal"] = (
+                nominal.sow_doy if what == "sowing_doy" else int(sum(nominal.stage_days))
+            )
+            if not np.isfinite(v).any():
+                continue
+            with np.errstate(all="ignore"):
+                per_cell = np.nanmean(v, axis=0)
+                per_year = np.nanmean(v, axis=1)
+            entry[f"{what}_mean"] = round(float(np.nanmean(v)), 1)
+            entry[f"{what}_sd_cells"] = round(float(np.nanstd(per_cell)), 1)
+            entry[f"{what}_sd_years"] = round(float(np.nanstd(per_year)), 1)
+            if what == "sowing_doy":
+                entry["share_sown"] = round(float(np.isfinite(v).mean()), 3)
+    return out
 
 
 def read_twin_summary(out_dir: str | Path) -> dict | None:

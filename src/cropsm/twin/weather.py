@@ -660,9 +660,9 @@ def north_drying_factor(lat_deg, year: int):
 
     References
     ----------
-    Liu, Y., et al. (2021). A neural-network based daily multilayer soil moisture dataset of
-    China's croplands (the seed paper), section 3; Jia, B., et al. (2018). Soil moisture decline
-    due to afforestation across the Loess Plateau, China. J. Hydrology 546, 113-122.
+    Liu et al. (2021), section 3 (the paper; :data:`cropsm.paper.CITATION`); Jia, B., et al.
+    (2018). Soil moisture decline due to afforestation across the Loess Plateau, China.
+    J. Hydrology 546, 113-122.
     """
     north = np.clip((np.asarray(lat_deg, dtype=np.float64) - 32.0) / 8.0, 0.0, 1.0)
     return np.clip(1.0 - NORTH_DRYING_PER_YR * north * (year - REFERENCE_YEAR), 0.7, 1.3)

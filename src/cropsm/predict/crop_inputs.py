@@ -1,0 +1,262 @@
+"""Crop-aware inputs on the grid: nominal calendars, the pattern buckets, long-term climate.
+
+The crop-aware feature set (:data:`cropsm.features.groups.CROP_FEATURE_GROUPS`) needs, for every
+cropland cell, what the station table computes for a station (same functions,
+:mod:`cropsm.features.water_balance` and :mod:`cropsm.features.calendar`):
+
+* the bucket of each of the six patterns, run from the first climate day (state ``C / 2``),
+  so the product's blocks, which are computed independently, need its state on each block's
+  first day. :func:`bucket_prepass` runs the buckets once over the whole climate record, one
+  year-size piece at a time, and keeps the state at every block start (``(block, pattern,
+  cell)``, a few MB) and the running sums of the long-term climate descriptors;
+* per block, :func:`block_pattern_inputs` continues the buckets over the block's days from that
+  state and looks up the nominal calendars by day of year.
+
+Because every step is element-wise per cell in float64, a grid cell gets the same bucket values
+as a station at its centre would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from cropsm import catalog
+from cropsm.features.calendar import CALENDAR_FEATURES, calendar_table
+from cropsm.features.climate import day_of_year
+from cropsm.features.water_balance import (
+    BUCKET_DEPTH_MM,
+    CLIMATE_DESCRIPTORS,
+    DEFAULT_AVAILABLE_WATER,
+    WATER_BALANCE_FEATURES,
+    bucket_capacity_mm,
+    descriptors_from_sums,
+    initial_water_mm_of,
+    reference_et_mm,
+    run_bucket,
+)
+
+BUCKET_VARIABLES: tuple[str, ...] = ("precipitation", "air_temperature", "net_solar_radiation")
+"""Canonical climate variables the bucket and the climate descriptors are made from."""
+
+PREPASS_PIECE_DAYS = 366
+"""Days of climate read at a time by :func:`bucket_prepass`."""
+
+
+@dataclass(frozen=True)
+class BucketStates:
+    """What the blocks need to continue the pattern buckets.
+
+    Attributes
+    ----------
+    start_water_mm
+        ``(n_starts, 2, 6, n_cells)``: water of the two stores at the start of each requested
+        day.
+    capacity_mm
+        ``(n_cells,)`` bucket capacity.
+    elevation_m
+        ``(n_cells,)`` elevation for the reference ET, or None.
+    descriptors
+        ``clim_precip_mm_yr`` and ``clim_aridity`` per cell.
+    """
+
+    start_water_mm: np.ndarray
+    capacity_mm: np.ndarray
+    elevation_m: np.ndarray | None
+    descriptors: Mapping[str, np.ndarray]
+
+
+def pattern_kc(dates) -> np.ndarray:
+    """``(n_days, 6)`` nominal crop coefficient of every pattern on ``dates``."""
+    return _pattern_calendar_column(dates, 0)
+
+
+def pattern_root_cm(dates) -> np.ndarray:
+    """``(n_days, 6)`` nominal rooting depth (cm) of every pattern on ``dates``."""
+    return _pattern_calendar_column(dates, 1)
+
+
+def _pattern_calendar_column(dates, column: int) -> np.ndarray:
+    doy = day_of_year(dates).astype(np.int64)
+    return np.stack([calendar_table(p)[doy - 1, column] for p in catalog.pattern_ids()], axis=1)
+
+
+def cell_soil(static: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> dict:
+    """Elevation ``(cell,)`` and texture ``(5, cell)`` of cells, as the station table takes them."""
+    out: dict = {}
+    if "elevation" in static:
+        out["elevation"] = np.asarray(
+            static["elevation"].transpose("lat", "lon").values, dtype=np.float64
+        )[ilat, ilon]
+    for prop in ("sand", "clay"):
+        if prop in static:
+            grid = np.asarray(static[prop].transpose("layer", "lat", "lon").values, np.float64)
+            out[prop] = grid[:, ilat, ilon]
+    return out
+
+
+def _run_patterns(
+    climate_piece: Mapping[str, np.ndarray],
+    dates: pd.DatetimeIndex,
+    soil: Mapping[str, np.ndarray],
+    start_water: np.ndarray | None,
+    keep_relative: bool = True,
+) -> dict:
+    """Buckets of all six patterns over a piece, state ``(pattern, cell)``.
+
+    The same arithmetic as :func:`cropsm.features.water_balance.pattern_bucket_inputs` (which
+    the station table uses), with the reference ET computed once per cell and the patterns'
+    Kc broadcast against the cells' weather (nothing copied per pattern).
+    """
+    n_cells = climate_piece["precipitation"].shape[1]
+    kc = pattern_kc(dates)[:, :, None]  # (day, pattern, 1)
+    root = pattern_root_cm(dates)[:, :, None]
+    et0 = reference_et_mm(
+        climate_piece["air_temperature"],
+        climate_piece["net_solar_radiation"],
+        soil.get("elevation"),
+    )
+    capacity = np.broadcast_to(
+        np.asarray(bucket_capacity_mm(soil.get("sand"), soil.get("clay")), dtype=np.float64),
+        (n_cells,),
+    )
+    capacity = np.where(np.isfinite(capacity), capacity, BUCKET_DEPTH_MM * DEFAULT_AVAILABLE_WATER)
+    if start_water is None:
+        start_water = initial_water_mm_of(capacity)[:, None, :]  # (store, 1, cell)
+    relative, water = run_bucket(
+        np.asarray(climate_piece["precipitation"])[:, None, :],
+        et0[:, None, :],
+        kc,
+        root,
+        capacity,
+        start_water,
+        keep_relative=keep_relative,
+    )
+    return {"relative": relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
+
+
+def bucket_prepass(
+    read_piece: Callable[[slice], Mapping[str, np.ndarray]],
+    climate_dates: pd.DatetimeIndex,
+    soil: Mapping[str, np.ndarray],
+    start_indices: Sequence[int],
+    progress: Callable[[int, int], None] | None = None,
+) -> BucketStates:
+    """Run the six pattern buckets of every cell over the whole climate record.
+
+    Parameters
+    ----------
+    read_piece
+        ``f(time_slice) -> {variable: (time, cell) array}`` for :data:`BUCKET_VARIABLES`.
+    climate_dates
+        Every climate day.
+    soil
+        Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` (:func:`cell_soil`).
+    start_indices
+        Climate-day indices whose start-of-day bucket water is wanted (block starts).
+    progress
+        Optional ``f(done, total)`` per piece.
+
+    Returns
+    -------
+    BucketStates
+    """
+    n_days = len(climate_dates)
+    n_patterns = len(catalog.pattern_ids())
+    starts = sorted({int(i) for i in start_indices})
+    wanted = np.asarray([int(i) for i in start_indices])
+    saved: dict[int, np.ndarray] = {}
+    water = None
+    capacity = None
+    sums = None
+    # cut pieces at the wanted starts, so a start is always the first day of a piece
+    edges = sorted({0, n_days, *starts, *range(0, n_days, PREPASS_PIECE_DAYS)})
+    pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    for done, (a, b) in enumerate(pieces):
+        piece = read_piece(slice(a, b))
+        if water is not None and a in starts:
+            saved[a] = np.array(water)
+        result = _run_patterns(piece, climate_dates[a:b], soil, water, keep_relative=False)
+        if water is None and 0 in starts:
+            initial = initial_water_mm_of(result["capacity_mm"])  # (store, cell)
+            saved[0] = np.repeat(initial[:, None, :], n_patterns, axis=1)
+        water = result["water_mm"]
+        capacity = result["capacity_mm"]
+        et0 = result["et0_mm"]
+        piece_sums = {
+            "precip_sum": np.nansum(np.asarray(piece["precipitation"], np.float64), axis=0),
+            "et0_sum": np.nansum(et0, axis=0),
+            "days": np.sum(np.isfinite(piece["precipitation"]), axis=0).astype(np.float64),
+        }
+        sums = piece_sums if sums is None else {k: sums[k] + piece_sums[k] for k in sums}
+        if progress is not None:
+            progress(done + 1, len(pieces))
+    start_water = np.stack([saved[int(i)] for i in wanted]) if len(wanted) else np.empty(0)
+    return BucketStates(
+        start_water_mm=start_water,
+        capacity_mm=capacity,
+        elevation_m=soil.get("elevation"),
+        descriptors=descriptors_from_sums(sums),
+    )
+
+
+def block_pattern_inputs(
+    block_climate: Mapping[str, np.ndarray],
+    dates: pd.DatetimeIndex,
+    soil: Mapping[str, np.ndarray],
+    start_water_mm: np.ndarray | None,
+    names: Sequence[str],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pattern inputs of a block: calendars by day, buckets by day and cell.
+
+    Parameters
+    ----------
+    block_climate
+        :data:`BUCKET_VARIABLES` as ``(n_days, n_cells)`` arrays of the block's days (needed only
+        when ``wb_top`` or ``wb_sub`` is among ``names``).
+    dates
+        The block's days.
+    soil
+        The block cells' ``elevation``, ``sand``, ``clay`` (:func:`cell_soil`).
+    start_water_mm
+        ``(2, 6, n_cells)`` water of the two stores at the block's first day.
+    names
+        Pattern inputs wanted.
+
+    Returns
+    -------
+    (by_day, by_cell_day)
+        ``{name: (6, n_days) float32}`` for calendar inputs and
+        ``{name: (6, n_days, n_cells) float32}`` for ``wb_top`` and ``wb_sub``.
+    """
+    doy = day_of_year(dates).astype(np.int64)
+    by_day = {}
+    for j, name in enumerate(CALENDAR_FEATURES):
+        if name in names:
+            by_day[name] = np.stack(
+                [calendar_table(p)[doy - 1, j] for p in catalog.pattern_ids()]
+            ).astype(np.float32)
+    by_cell_day = {}
+    if any(name in names for name in WATER_BALANCE_FEATURES):
+        piece = {k: block_climate[k] for k in BUCKET_VARIABLES}
+        result = _run_patterns(piece, dates, soil, start_water_mm)
+        for name in WATER_BALANCE_FEATURES:
+            if name in names:
+                relative = result["relative"][name].transpose(1, 0, 2)  # (pattern, day, cell)
+                by_cell_day[name] = np.ascontiguousarray(relative, dtype=np.float32)
+    return by_day, by_cell_day
+
+
+__all__ = [
+    "BUCKET_VARIABLES",
+    "CLIMATE_DESCRIPTORS",
+    "BucketStates",
+    "block_pattern_inputs",
+    "bucket_prepass",
+    "cell_soil",
+    "pattern_kc",
+]

@@ -1,0 +1,403 @@
+"""The report's first screen: the run's key results and the warnings a reader must see.
+
+Everything is read from the run directory, as the rest of the report: ``table2.csv`` and
+``metrics.json`` (networks and baselines), ``truth_skill.json`` (virtual China: the networks at
+station-free cells and the national product against the truth),
+``analysis/analyze_summary.json`` (period, scenario effects, regions too small to average),
+``analysis/truth_scenario_agreement.csv`` (scenario effects against the true ones) and
+``analysis/observations_summary.json``. Three parts:
+
+* **Skill per layer**: R² on the test rows beside the paper's Table 2, the best baseline on the
+  same rows, and on the virtual China R² against the truth (networks at cells without a
+  station; the national product over every cropland cell and day).
+* **Scenario verdicts** (0-10 cm, all of China): each pattern's effect on the median annual SM
+  (pattern minus reference), with the true effect, the share of cells where the signs agree and
+  a verdict (:func:`scenario_verdict`).
+* **Warnings**, generated from the run (:func:`warnings_for_run`): period too short for
+  trends, a baseline beating the networks, skill at stations overstating skill elsewhere,
+  scenario effects exaggerated, of the wrong sign or within the networks' error, regions too
+  small to average.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, catalog, paper
+from cropsm.analyze import MIN_REGION_CELLS, MIN_YEARS_FOR_TREND
+
+EXAGGERATION_FACTOR = 2.0
+"""A product effect more than this many times the true one (same sign) is 'exaggerated'."""
+UNDERSTATEMENT_FACTOR = 0.5
+"""A product effect less than this fraction of the true one (same sign) is 'understated'."""
+STATION_TRUTH_GAP = 0.15
+"""R² at test rows minus R² against the truth above which skill at stations overstates skill
+away from them."""
+TOP_LAYER = 1
+
+BASELINE_NAMES = {
+    "climatology": "station climatology",
+    "linear": "linear regression",
+    "gradient_boosting": "gradient boosting",
+}
+"""How the report names the baselines of ``metrics.json``."""
+
+
+def pattern_label(pattern_id: str) -> str:
+    """``"winter wheat + fallow (ww_fl)"``: a pattern spelled out with its code (catalog)."""
+    names = {p.id: p.name for p in catalog.patterns()}
+    return f"{names[pattern_id]} ({pattern_id})" if pattern_id in names else pattern_id
+
+
+def depth_label(layer: int) -> str:
+    return f"{LAYER_TOP_CM[layer - 1]}-{LAYER_BOTTOM_CM[layer - 1]} cm"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _finite(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# --------------------------------------------------------------------------------------------
+# the numbers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerSkill:
+    """R² of one layer: test rows, the paper, the best baseline, against the truth."""
+
+    layer: int
+    r2_test: float | None
+    paper_r2_test: float | None
+    best_baseline: str | None
+    best_baseline_r2_test: float | None
+    truth_r2_networks: float | None
+    truth_r2_product: float | None
+
+
+def layer_skill(run_dir: Path) -> list[LayerSkill]:
+    """Skill per layer from ``metrics.json`` (or ``table2.csv``) and ``truth_skill.json``."""
+    metrics = _read_json(run_dir / "metrics.json") or {}
+    table2 = _read_csv(run_dir / "table2.csv")
+    truth = _read_json(run_dir / "truth_skill.json") or {}
+    paper_rows = {r.layer: r for r in paper.TABLE2}
+    layers = sorted(int(k[5:]) for k in metrics if k.startswith("layer") and k[5:].isdigit())
+    if not layers and table2 is not None:
+        layers = sorted(int(k) for k in table2["layer"])
+    out = []
+    for k in layers:
+        key = f"layer{k}"
+        r2 = _finite(metrics.get(key, {}).get("test", {}).get("r2"))
+        if r2 is None and table2 is not None and "r2_test" in table2:
+            row = table2[table2["layer"] == k]
+            r2 = _finite(row["r2_test"].iloc[0]) if len(row) else None
+        best, best_r2 = None, None
+        for name, by_layer in (metrics.get("baselines") or {}).items():
+            value = _finite(by_layer.get(key, {}).get("test", {}).get("r2"))
+            if value is not None and (best_r2 is None or value > best_r2):
+                best, best_r2 = name, value
+        product = truth.get("product", {}) if isinstance(truth.get("product"), Mapping) else {}
+        out.append(
+            LayerSkill(
+                layer=k,
+                r2_test=r2,
+                paper_r2_test=paper_rows[k].r2_test if k in paper_rows else None,
+                best_baseline=best,
+                best_baseline_r2_test=best_r2,
+                truth_r2_networks=_finite(truth.get(key, {}).get("reference", {}).get("r2")),
+                truth_r2_product=_finite(product.get(key, {}).get("reference", {}).get("r2")),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ScenarioEffect:
+    """A pattern's effect on the top layer's median annual SM, all of China (m3 m-3)."""
+
+    pattern: str
+    effect: float | None
+    true_effect: float | None
+    sign_agreement: float | None
+    verdict: str
+
+
+def scenario_verdict(
+    effect: float | None, true_effect: float | None, error_scale: float | None
+) -> str:
+    """A one-phrase verdict on a scenario effect.
+
+    Against the truth (when known): ``opposite sign to the truth`` when the signs of the
+    all-China means differ; ``exaggerated N x`` when :math:`|e| > 2 |t|`; ``understated`` when
+    :math:`|e| < 0.5 |t|`; else ``agrees with the truth``. Without a truth: ``not checked (no
+    truth)``. In both cases the effect is flagged ``within the networks' error`` when
+    :math:`|e|` is below ``error_scale`` (the layer's test RMSE), as no ensemble spread is
+    available to test it.
+    """
+    if effect is None:
+        return "no effect computed"
+    if true_effect is None:
+        verdict = "not checked (no truth)"
+    elif effect * true_effect < 0:
+        verdict = "opposite sign to the truth"
+    elif true_effect != 0 and abs(effect) > EXAGGERATION_FACTOR * abs(true_effect):
+        verdict = f"exaggerated {abs(effect / true_effect):.1f}x vs the truth"
+    elif abs(effect) < UNDERSTATEMENT_FACTOR * abs(true_effect):
+        verdict = "understated vs the truth"
+    else:
+        verdict = "agrees with the truth"
+    if error_scale is not None and abs(effect) < error_scale:
+        verdict += "; within the networks' error"
+    return verdict
+
+
+def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
+    """Top-layer effect of every pattern, with the truth when the run has one."""
+    summary = _read_json(run_dir / "analysis" / "analyze_summary.json") or {}
+    effects = (summary.get("ran", {}).get("scenarios") or {}).get(
+        "mean_layer1_difference_m3_m-3", {}
+    )
+    agreement = _read_csv(run_dir / "analysis" / "truth_scenario_agreement.csv")
+    truth_rows = {}
+    if agreement is not None and {"pattern", "layer"} <= set(agreement.columns):
+        for row in agreement[agreement["layer"] == TOP_LAYER].to_dict("records"):
+            truth_rows[str(row["pattern"])] = row
+    metrics = _read_json(run_dir / "metrics.json") or {}
+    rmse = _finite(metrics.get(f"layer{TOP_LAYER}", {}).get("test", {}).get("rmse"))
+    out = []
+    for pattern, value in effects.items():
+        row = truth_rows.get(pattern, {})
+        effect = _finite(row.get("product_mean_m3_m-3", value)) if row else _finite(value)
+        truth = _finite(row.get("truth_mean_m3_m-3")) if row else None
+        out.append(
+            ScenarioEffect(
+                pattern=pattern,
+                effect=effect,
+                true_effect=truth,
+                sign_agreement=_finite(row.get("sign_agreement")) if row else None,
+                verdict=scenario_verdict(effect, truth, rmse),
+            )
+        )
+    return out
+
+
+def _years_of_run(run_dir: Path) -> tuple[int | None, str | None]:
+    """Number of years of the product (else of the stations) and their label."""
+    national = _read_csv(run_dir / "analysis" / "product_national_summary.csv")
+    summary = _read_json(run_dir / "analysis" / "analyze_summary.json") or {}
+    label = (summary.get("ran", {}).get("product") or {}).get("years")
+    if national is not None and "n_years" in national and len(national):
+        return int(national["n_years"].max()), label
+    obs = _read_json(run_dir / "analysis" / "observations_summary.json")
+    if obs is not None and obs.get("top_bottom_years") is not None:
+        return int(obs["top_bottom_years"]), label
+    return None, label
+
+
+def warnings_for_run(
+    run_dir: Path,
+    skill: list[LayerSkill] | None = None,
+    effects: list[ScenarioEffect] | None = None,
+) -> list[str]:
+    """The honest warnings of a run, each one sentence, most important first."""
+    skill = layer_skill(run_dir) if skill is None else skill
+    effects = scenario_effects(run_dir) if effects is None else effects
+    out = []
+    n_years, label = _years_of_run(run_dir)
+    if n_years is not None and n_years < MIN_YEARS_FOR_TREND:
+        out.append(
+            f"Period too short for trends: {n_years} year{'s' if n_years != 1 else ''}"
+            + (f" ({label})" if label else "")
+            + f", fewer than the {MIN_YEARS_FOR_TREND} a trend needs; no trend is shown as a "
+            f"result (stations, product, satellite), and the paper's "
+            f"{_number(paper.MEAN_TREND_M3_M3_PER_YEAR)} m3 m-3 yr-1 has no counterpart here."
+        )
+    beaten = [s for s in skill if _beats(s.best_baseline_r2_test, s.r2_test)]
+    if beaten:
+        names = sorted({BASELINE_NAMES.get(s.best_baseline, s.best_baseline) for s in beaten})
+        detail = ", ".join(
+            f"layer {s.layer}: {_number(s.best_baseline_r2_test)} vs {_number(s.r2_test)}"
+            for s in beaten
+        )
+        out.append(
+            f"A baseline beats the networks on the test rows: {' and '.join(names)} (R² {detail})."
+        )
+    gaps = [
+        s
+        for s in skill
+        if s.r2_test is not None
+        and s.truth_r2_networks is not None
+        and s.r2_test - s.truth_r2_networks > STATION_TRUTH_GAP
+    ]
+    if gaps:
+        detail = ", ".join(
+            f"layer {s.layer}: {_number(s.r2_test)} at test rows, "
+            f"{_number(s.truth_r2_networks)} vs truth"
+            for s in gaps
+        )
+        out.append(
+            "Skill at the stations overstates skill away from them (" + detail + "): the "
+            "test rows come from the training stations."
+        )
+    wrong = [e for e in effects if e.verdict.startswith("opposite sign")]
+    exaggerated = [e for e in effects if e.verdict.startswith("exaggerated")]
+    if wrong or exaggerated:
+        parts = []
+        if exaggerated:
+            parts.append("exaggerated: " + ", ".join(e.pattern for e in exaggerated))
+        if wrong:
+            parts.append("opposite sign: " + ", ".join(e.pattern for e in wrong))
+        out.append(
+            "Scenario effects (0-10 cm, all of China) disagree with the truth: "
+            + "; ".join(parts)
+            + "."
+        )
+    weak = [e for e in effects if "within the networks' error" in e.verdict]
+    if weak:
+        out.append(
+            "Scenario effects not significant: no ensemble spread is stored, and the effects of "
+            + ", ".join(e.pattern for e in weak)
+            + " are smaller than the top layer's test RMSE."
+        )
+    summary = _read_json(run_dir / "analysis" / "analyze_summary.json") or {}
+    small = summary.get("small_regions") or {}
+    if small:
+        listed = ", ".join(f"{r} ({n} cell{'s' if n != 1 else ''})" for r, n in small.items())
+        out.append(
+            f"Regions with fewer than {summary.get('min_region_cells', MIN_REGION_CELLS)} "
+            f"cropland cells are not averaged or plotted as regions: {listed}; their cells "
+            "still count in all of China."
+        )
+    return out
+
+
+def _beats(baseline: float | None, network: float | None) -> bool:
+    return baseline is not None and network is not None and baseline > network
+
+
+# --------------------------------------------------------------------------------------------
+# the HTML
+# --------------------------------------------------------------------------------------------
+
+
+def _number(value: float | None) -> str:
+    """A number in the report's one format (:func:`cropsm.report.html.fmt`)."""
+    from cropsm.report.html import fmt
+
+    return fmt(value)
+
+
+def _r2(value: float | None) -> str:
+    return "–" if value is None else _number(value)
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else ("+" if value > 0 else "") + _number(value)
+
+
+def key_results_html(run_dir: str | Path, esc) -> str:
+    """The key-results box (``<section id="key-results">``); ``esc`` escapes text."""
+    run_dir = Path(run_dir)
+    skill = layer_skill(run_dir)
+    effects = scenario_effects(run_dir)
+    warnings = warnings_for_run(run_dir, skill, effects)
+    parts = []
+    if skill:
+        has_truth = any(s.truth_r2_networks is not None for s in skill)
+        has_product = any(s.truth_r2_product is not None for s in skill)
+        header = ["layer", "R² test", "paper", "best baseline"]
+        if has_truth:
+            header.append("vs truth, no-station cells")
+        if has_product:
+            header.append("product vs truth")
+        rows = []
+        for s in skill:
+            baseline = (
+                "–"
+                if s.best_baseline is None
+                else f"{_r2(s.best_baseline_r2_test)} "
+                f"{BASELINE_NAMES.get(s.best_baseline, s.best_baseline)}"
+            )
+            cls = ' class="bad"' if _beats(s.best_baseline_r2_test, s.r2_test) else ""
+            cells = [
+                f"<td>{s.layer} ({esc(depth_label(s.layer))})</td>",
+                f"<td>{_r2(s.r2_test)}</td>",
+                f"<td>{_r2(s.paper_r2_test)}</td>",
+                f"<td{cls}>{esc(baseline)}</td>",
+            ]
+            if has_truth:
+                cells.append(f"<td>{_r2(s.truth_r2_networks)}</td>")
+            if has_product:
+                cells.append(f"<td>{_r2(s.truth_r2_product)}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        parts.append(
+            '<div class="kr-part"><h3>Skill per layer (R²)</h3>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+    else:
+        parts.append('<div class="kr-part"><h3>Skill</h3><p>No trained networks yet.</p></div>')
+    if effects:
+        has_truth = any(e.true_effect is not None for e in effects)
+        header = ["pattern", "effect"] + (["truth", "same sign"] if has_truth else [])
+        header.append("verdict")
+        rows = []
+        for e in effects:
+            bad = e.verdict.startswith(("opposite", "exaggerated"))
+            cells = [f"<td>{esc(pattern_label(e.pattern))}</td>", f"<td>{_signed(e.effect)}</td>"]
+            if has_truth:
+                share = "–" if e.sign_agreement is None else f"{100 * e.sign_agreement:.0f} %"
+                cells += [f"<td>{_signed(e.true_effect)}</td>", f"<td>{share}</td>"]
+            cells.append(f"<td{' class=bad' if bad else ''}>{esc(e.verdict)}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        parts.append(
+            '<div class="kr-part"><h3>Cropping patterns: effect on 0-10 cm SM, all of China '
+            "(pattern minus reference, m3 m-3)</h3>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+    if warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+        parts.append(f'<div class="kr-warnings"><h3>Warnings</h3><ul>{items}</ul></div>')
+    else:
+        parts.append('<div class="kr-warnings"><h3>Warnings</h3><p>None from this run.</p></div>')
+    return (
+        '<section id="key-results"><h2>Key results</h2>'
+        f'<div class="kr-grid">{"".join(parts)}</div></section>'
+    )
+
+
+KEY_RESULTS_STYLE = """
+#key-results{border:2px solid #345;border-radius:6px;padding:.2em 1em .6em;margin:.6em 0 1em;
+background:#f7fafc}
+#key-results h2{margin:.3em 0;border:none}
+#key-results h3{font-size:.95em;margin:.4em 0 .2em}
+#key-results table{font-size:.82em;margin:.2em 0}
+#key-results td,#key-results th{padding:.12em .45em}
+.kr-grid{display:grid;grid-template-columns:1fr 1fr;gap:.2em 1.2em}
+.kr-warnings{grid-column:1 / -1}
+.kr-warnings ul{margin:.2em 0;padding-left:1.2em;font-size:.86em;color:#7a1f1f}
+td.bad{color:#a01818;font-weight:bold}
+#key-results td.verdict{text-align:left}
+"""

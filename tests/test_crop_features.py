@@ -1,0 +1,219 @@
+"""The crop-aware feature set and the bounded output: calendars, bucket, grid = station, bounds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cropsm import catalog
+from cropsm.features.calendar import calendar_features, calendar_table
+from cropsm.features.groups import (
+    PATTERN_ONE_HOT,
+    active_groups,
+    feature_groups,
+    layer_feature_names,
+    validate_groups,
+)
+from cropsm.features.water_balance import (
+    available_water_m3_m3,
+    climate_descriptors,
+    pattern_bucket_inputs,
+    porosity_m3_m3,
+    run_bucket,
+)
+from cropsm.predict.crop_inputs import (
+    block_pattern_inputs,
+    bucket_prepass,
+    pattern_kc,
+    pattern_root_cm,
+)
+from cropsm.predict.network import Workspace, fold_chain, forward_chain
+from cropsm.predict.synthetic import table2_models
+from cropsm.train import predict_chain
+from cropsm.train.bounds import row_bounds
+from cropsm.train.chain import with_pattern_one_hot
+
+
+def test_calendar_follows_the_patterns_definition():
+    # 30 April: winter wheat in mid-season; 8 August: fallow after wheat, maize in ww_mz
+    may, august = 120, 220
+    ww_fl = calendar_features("ww_fl", [may, august])
+    ww_mz = calendar_features("ww_mz", [may, august])
+    assert ww_fl["cal_crop_on"].tolist() == [1.0, 0.0]
+    assert ww_fl["cal_kc"][0] == pytest.approx(1.15)  # catalog Kc_mid of winter wheat
+    assert ww_fl["cal_kc"][1] == pytest.approx(catalog.fallow()["kc"])
+    assert ww_mz["cal_crop_on"].tolist() == [1.0, 1.0]
+    assert ww_mz["cal_kc"][1] > 1.0  # maize mid-season
+    assert ww_fl["cal_root_cm"][1] == pytest.approx(catalog.fallow()["root_depth_cm"])
+    # every pattern covers the year, Kc within the catalog's range
+    for pid in catalog.pattern_ids():
+        table = calendar_table(pid)
+        assert table.shape == (366, 3)
+        assert 0.1 <= table[:, 0].min() and table[:, 0].max() <= 1.25
+    with pytest.raises(ValueError, match="1-366"):
+        calendar_features("ww_fl", [0])
+
+
+def test_feature_sets_and_groups():
+    paper = layer_feature_names(2, feature_set="paper")
+    crop = layer_feature_names(2, feature_set="crop")
+    assert set(PATTERN_ONE_HOT) <= set(paper) and "doy" in paper
+    assert not set(PATTERN_ONE_HOT) & set(crop)
+    assert {"cal_kc", "wb_top", "wb_sub", "clim_aridity", "doy_sin", "doy_cos"} <= set(crop)
+    assert crop[-1] == "sm_pred_upper" and "doy" not in crop
+    assert "water_balance" in feature_groups("crop") and "water_balance" not in feature_groups()
+    off = layer_feature_names(1, ["pattern", "water_balance"], feature_set="crop")
+    assert "cal_kc" not in off and "wb_top" not in off and "precip" in off
+    assert active_groups(["water_balance"], "paper") == tuple(feature_groups("paper"))
+    with pytest.raises(ValueError, match="unknown feature group 'bucket'"):
+        validate_groups(["bucket"])
+    with pytest.raises(ValueError, match="unknown feature set"):
+        layer_feature_names(1, feature_set="fancy")
+
+
+def test_bucket_arithmetic_pinned():
+    # C = 250 mm: top store 100 mm, subsoil 150 mm, both half full; no rain, ET0 = 5 mm, Kc = 1,
+    # roots 60 cm: share from the top 1 - (1 - 20/60)^2 = 5/9
+    precip = np.zeros((2, 1))
+    et0 = np.full((2, 1), 5.0)
+    relative, water = run_bucket(precip, et0, 1.0, 60.0, 250.0, np.array([[50.0], [75.0]]))
+    top_day1 = 50.0 - 5.0 * 5 / 9  # not stressed yet (50 >= 0.5 x 100)
+    sub_day1 = 75.0 - 5.0 * 4 / 9
+    top_day2 = top_day1 - 5.0 * 5 / 9 * (top_day1 / 50.0)  # stressed: Ks = W / 50
+    np.testing.assert_allclose(relative["wb_top"][:, 0], [top_day1 / 100, top_day2 / 100])
+    np.testing.assert_allclose(relative["wb_sub"][0, 0], sub_day1 / 150)
+    assert water.shape == (2, 1)
+    # a storm fills the top, then the subsoil, and drains the rest
+    relative, water = run_bucket(
+        np.array([[400.0]]), np.array([[0.0]]), 1.0, 60.0, 250.0, np.array([[10.0], [10.0]])
+    )
+    assert relative["wb_top"][0, 0] == 1.0 and relative["wb_sub"][0, 0] == 1.0
+    # a fallow field (15 cm roots) takes everything from the top store
+    relative, _ = run_bucket(precip, et0, 0.2, 15.0, 250.0, np.array([[50.0], [75.0]]))
+    assert relative["wb_sub"][-1, 0] == 0.5 and relative["wb_top"][-1, 0] < 0.5
+
+
+def test_bucket_stays_within_zero_and_capacity_and_depends_on_the_pattern():
+    rng = np.random.default_rng(4)
+    n_days = 730
+    precip = rng.gamma(0.4, 8.0, (n_days, 3))
+    tair = 12 + 12 * np.sin(2 * np.pi * (np.arange(n_days) - 100) / 365)[:, None] + np.zeros(3)
+    ssr = 14 + 6 * np.sin(2 * np.pi * (np.arange(n_days) - 80) / 365)[:, None] + np.zeros(3)
+    dates = pd.date_range("2011-01-01", periods=n_days)
+    kc = pattern_kc(dates)  # (day, 6)
+    root = pattern_root_cm(dates)
+
+    def bucket(p):
+        return pattern_bucket_inputs(
+            precip, tair, ssr, np.repeat(kc[:, [p]], 3, axis=1), np.repeat(root[:, [p]], 3, axis=1)
+        )
+
+    fallow_summer, maize_summer = bucket(0), bucket(1)
+    for result in (fallow_summer, maize_summer):
+        for name in ("wb_top", "wb_sub"):
+            assert (result[name] >= 0).all() and (result[name] <= 1).all()
+    august = (dates.month == 8) & (dates.year == 2012)
+    # ww_fl leaves the field fallow in summer, ww_mz grows deep-rooted maize: the fallow
+    # subsoil is wetter
+    assert fallow_summer["wb_sub"][august].mean() > maize_summer["wb_sub"][august].mean() + 0.05
+    climate = climate_descriptors(precip, fallow_summer["et0_mm"])
+    np.testing.assert_allclose(climate["clim_precip_mm_yr"], 365.25 * precip.mean(axis=0))
+
+
+def test_grid_blocks_continue_the_station_bucket_exactly():
+    """A cell's bucket computed block by block (prepass states) equals the whole-record run."""
+    rng = np.random.default_rng(7)
+    n_days, n_cells = 500, 4
+    dates = pd.date_range("2010-01-01", periods=n_days)
+    climate = {
+        "precipitation": rng.gamma(0.5, 6.0, (n_days, n_cells)).astype(np.float32),
+        "air_temperature": rng.normal(12, 8, (n_days, n_cells)).astype(np.float32),
+        "net_solar_radiation": rng.uniform(4, 22, (n_days, n_cells)).astype(np.float32),
+    }
+    soil = {
+        "elevation": rng.uniform(0, 2000, n_cells),
+        "sand": rng.uniform(10, 70, (5, n_cells)),
+        "clay": rng.uniform(5, 45, (5, n_cells)),
+    }
+    starts = [200, 300, 450]
+    states = bucket_prepass(lambda sl: {k: v[sl] for k, v in climate.items()}, dates, soil, starts)
+    for p, pid in enumerate(catalog.pattern_ids()):
+        whole = pattern_bucket_inputs(
+            climate["precipitation"],
+            climate["air_temperature"],
+            climate["net_solar_radiation"],
+            np.repeat(pattern_kc(dates)[:, [p]], n_cells, axis=1),
+            np.repeat(pattern_root_cm(dates)[:, [p]], n_cells, axis=1),
+            elevation_m=soil["elevation"],
+            sand_by_layer_pct=soil["sand"],
+            clay_by_layer_pct=soil["clay"],
+        )
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else n_days
+            block = {k: v[start:stop] for k, v in climate.items()}
+            _, by_cell_day = block_pattern_inputs(
+                block, dates[start:stop], soil, states.start_water_mm[i], ["wb_top", "wb_sub"]
+            )
+            for name in ("wb_top", "wb_sub"):
+                np.testing.assert_allclose(
+                    by_cell_day[name][p], whole[name][start:stop], rtol=0, atol=1e-6, err_msg=pid
+                )
+
+
+def test_pedotransfer_and_porosity():
+    # Saxton & Rawls (2006) Table 3-like values: loam ~0.13-0.17, sand ~0.05-0.08 available water
+    loam, sand = available_water_m3_m3([40, 90], [20, 4], organic_matter_pct=2.5)
+    assert 0.12 < loam < 0.18 and 0.03 < sand < 0.09 and loam > sand
+    assert porosity_m3_m3(1.325) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("feature_set", ["paper", "crop"])
+def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set):
+    models = table2_models(
+        seed=5,
+        architectures={1: (2, 8), 2: (0, 1), 3: (1, 4), 4: (2, 4), 5: (1, 2)},
+        feature_set=feature_set,
+        output="bounded",
+    )
+    # blow the output weights up so that the linear output would leave [0, porosity]
+    models = [
+        dataclasses.replace(m, weights=[*m.weights[:-1], (m.weights[-1][0] * 40, m.weights[-1][1])])
+        for m in models
+    ]
+    nets = fold_chain(models)
+    rng = np.random.default_rng(1)
+    n = 400
+    shared = sorted({n_ for net in nets for n_ in net.shared_names})
+    table = pd.DataFrame({name: rng.normal(1.0, 3.0, n) for name in shared})
+    for k in range(1, 6):
+        table[f"bd_l{k}"] = rng.uniform(1.0, 1.7, n)
+    per_pattern = sorted({n_ for net in nets for n_ in net.pattern_input_names})
+    pattern_values = {name: rng.uniform(0, 1, (6, n)) for name in per_pattern}
+    inputs = [
+        np.vstack([table[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, n), "f4")])
+        for net in nets
+    ]
+    pattern_inputs = [
+        np.stack(
+            [[pattern_values[name][p] for name in net.pattern_input_names] for p in range(6)]
+        ).astype(np.float32)
+        if net.pattern_input_names
+        else None
+        for net in nets
+    ]
+    got = forward_chain(nets, inputs, 6, Workspace(), pattern_inputs).copy()
+    for p, pid in enumerate(catalog.pattern_ids()):
+        rows = with_pattern_one_hot(
+            table.assign(pattern=pid, **{name: v[p] for name, v in pattern_values.items()})
+        )
+        want = predict_chain(models, rows).to_numpy().T  # (layer, row)
+        np.testing.assert_allclose(got[:, p], want, rtol=1e-4, atol=2e-5)
+        for k, model in enumerate(models):
+            x = rows[list(model.feature_names)[:-1] if k else list(model.feature_names)]
+            bounds = row_bounds(x.to_numpy(), model.feature_names, model.layer)
+            assert (want[k] >= bounds[:, 0]).all() and (want[k] <= bounds[:, 1] + 1e-12).all()
+        # the output weights are large: the bounds are reached, not merely respected
+        assert (want < 0.01).any() and (want > 0.35).any()
