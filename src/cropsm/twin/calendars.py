@@ -45,8 +45,7 @@ and Drainage Paper 56, chapter 6 (Kc curve, Eq. 66, Fig. 25), Table 11-12 (stage
 (rooting depth).
 McMaster, G. S., Wilhelm, W. W. (1997). Growing degree-days: one equation, two interpretations.
 Agric. For. Meteorol. 87, 291-300.
-Liu, Y., et al. (2021). A neural network daily multilayer cropland soil moisture dataset for China,
-1981-2013. Section 2b(6).
+The paper (``cropsm.paper.CITATION``), section 2b(6).
 """
 
 from __future__ import annotations
