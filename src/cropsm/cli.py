@@ -57,8 +57,40 @@ def _hide_uninformative_type_tags() -> None:
 _hide_uninformative_type_tags()
 
 
+def error_line(err: BaseException) -> str:
+    """The one line ``error: ...`` of an expected failure (newlines folded, never wrapped)."""
+    from cropsm.errors import OutputError
+
+    if isinstance(err, OSError) and not isinstance(err, OutputError):
+        where = err.filename
+        if err.errno is not None and err.strerror and where is not None:
+            from cropsm.errors import output_hint
+
+            if isinstance(err, FileNotFoundError):
+                message = f"{where}: {err.strerror}"
+            else:
+                message = f"{where}: {err.strerror}; {output_hint(err.errno)}"
+        else:
+            message = str(err)
+    else:
+        message = str(err)
+    return "error: " + " ".join(message.split())
+
+
+def report_error(err: BaseException) -> None:
+    """Write :func:`error_line` to stderr as plain text: no markup, no wrapping, no colour."""
+    sys.stderr.write(error_line(err) + "\n")
+    sys.stderr.flush()
+
+
 def _friendly_errors(func):
-    """Report expected errors as one line on stderr and exit with status 2 (no traceback)."""
+    """Report expected failures as one line on stderr and exit with status 2 (no traceback).
+
+    Expected failures are the project's own errors (:class:`cropsm.errors.CropsmError`: bad
+    input, config, usage, unwritable output) and the operating system's (``OSError``: a missing
+    file, no permission, a full disk), which name their path. Anything else is a bug and keeps
+    its traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -66,9 +98,8 @@ def _friendly_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (CropsmError, FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-            message = err.args[0] if isinstance(err, KeyError) and err.args else err
-            console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+        except (CropsmError, OSError) as err:
+            report_error(err)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -129,9 +160,11 @@ def twin_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty folder.")] = False,
 ) -> None:
     """Generate the virtual China: a complete input set in the real formats, plus the truth."""
+    from cropsm.io.atomic import check_writable
     from cropsm.progress import progress_callback
     from cropsm.twin.generate import generate_twin
 
+    check_writable(out_dir, "output folder", beside=True)  # built beside, then renamed
     with progress_callback(console) as report:
         summary = generate_twin(out_dir, preset, seed, overwrite=overwrite, progress=report)
     print_twin_summary(summary, out_dir)
@@ -220,8 +253,11 @@ def evaluate_command(
     last_year: Annotated[int | None, typer.Option(help="uscrn: last year to score.")] = None,
 ) -> None:
     """Apply a run's networks (and baselines) to other stations or years; per-layer metrics."""
+    from cropsm.errors import UsageError
+    from cropsm.io.atomic import check_writable
     from cropsm.provenance import write_json
 
+    check_writable(json_out, "--json", beside=True)
     if station_format == "uscrn":
         from cropsm.realdata import evaluate_uscrn
 
@@ -236,10 +272,10 @@ def evaluate_command(
         from cropsm.stages import evaluate_stations
 
         if observations is None:
-            raise ValueError("--observations is required with --format csv")
+            raise UsageError("--observations is required with --format csv")
         result = evaluate_stations(run_dir, stations, observations)
     else:
-        raise ValueError(f"--format {station_format!r}: supported formats are: csv, uscrn")
+        raise UsageError(f"--format {station_format!r}: supported formats are: csv, uscrn")
     write_json(json_out, result)
     table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
     for col in ("layer", "R2", "RMSE", "ubRMSE", "bias", "n"):

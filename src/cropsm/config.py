@@ -146,7 +146,8 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
         else:
             got = e.get("input")
             got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{path}: {loc}: {e['msg']}{got_text}")
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {loc}: {message}{got_text}")
     return "; ".join(lines)
 
 

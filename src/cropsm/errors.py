@@ -32,6 +32,71 @@ class InputError(CropsmError):
         parts.append(problem)
         super().__init__(": ".join(parts))
 
+    def __reduce__(self):  # rebuilt from its parts when sent back from a dask worker
+        return (type(self), (self.path, self.where, self.problem))
+
 
 class ConfigError(CropsmError):
     """A run configuration that does not validate (unknown key, wrong type, bad value)."""
+
+
+class UsageError(CropsmError, ValueError):
+    """A request that cannot be done as asked: a bad option, an impossible period, a missing
+    run directory. (Also a :class:`ValueError`, for callers that catch those.)"""
+
+
+class OutputError(CropsmError):
+    """An output that cannot be written: no permission, a read-only or full file system, a path
+    that is not a folder.
+
+    Parameters
+    ----------
+    path
+        The file or folder that cannot be written.
+    problem
+        What failed, e.g. ``"Permission denied"``.
+    hint
+        What to do (default: from ``errno``).
+    errno
+        The operating system's error number, when there is one.
+    """
+
+    def __init__(
+        self, path: str | Path, problem: str, hint: str | None = None, errno: int | None = None
+    ):
+        self.path = Path(path)
+        self.errno = errno
+        self.problem = problem
+        self.hint = hint or output_hint(errno)
+        super().__init__(f"{self.path}: cannot write ({problem}); {self.hint}")
+
+    def __reduce__(self):  # rebuilt from its parts when sent back from a dask worker
+        return (type(self), (self.path, self.problem, self.hint, self.errno))
+
+    @classmethod
+    def from_os_error(cls, path: str | Path, err: OSError) -> OutputError:
+        """The :class:`OutputError` of an ``OSError`` met while writing ``path``."""
+        return cls(path, err.strerror or str(err), errno=err.errno)
+
+
+def output_hint(errno: int | None) -> str:
+    """What a user can do about an output error with this ``errno``."""
+    import errno as codes
+
+    if errno in (codes.ENOSPC, codes.EDQUOT):
+        return (
+            "free space on its file system or choose another output; running again resumes "
+            "what was finished"
+        )
+    if errno == codes.EROFS:
+        return "the file system is read-only; choose an output on a writable one"
+    if errno in (codes.EACCES, codes.EPERM):
+        return "make the folder writable for you or choose another output"
+    if errno in (codes.ENOTDIR, codes.EEXIST):
+        return "a file stands where a folder is needed; choose another output"
+    return "choose another output"
+
+
+class ClusterError(CropsmError):
+    """The dask cluster cannot finish the work: no worker left, or a task kept killing its
+    workers. What was finished is kept (a product resumes)."""

@@ -27,6 +27,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from cropsm.io.atomic import atomic_output
+
 CHINA_CODE = 100000
 """AMap administrative code of China as a whole."""
 
@@ -383,6 +385,6 @@ def map_figure(
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG to ``path`` (folders created) and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
     return path

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cropsm.config import RunConfig, config_to_dict
+from cropsm.errors import UsageError
 from cropsm.provenance import write_json, write_provenance
 
 
@@ -99,9 +100,11 @@ def run_pipeline(
 ) -> dict:
     """Run the selected stages (default: all, in registry order) and return their results."""
     from cropsm import stages as _stages  # noqa: F401  (registers the stages)
+    from cropsm.io.atomic import check_writable, make_folder
 
+    check_writable(run_dir, "--out")  # before any input is read
     ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(stderr=True))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir)
     seeds = {"run": config.run.seed}
     if config.inputs.twin is not None:
         seeds["twin"] = config.inputs.twin.seed
@@ -111,7 +114,7 @@ def run_pipeline(
     wanted = names if not stages else stages
     unknown = [s for s in wanted if s not in names]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; expected some of {names}")
+        raise UsageError(f"unknown stage(s) {unknown}; expected some of {names}")
     keys: tuple[str, ...] = ()
     summary = {}
     for st in pipeline:

@@ -36,6 +36,7 @@ from pydantic import Field, ValidationError
 
 from cropsm.config import FeaturesSection, RunSection, StrictModel, strict_validate
 from cropsm.errors import ConfigError
+from cropsm.io.atomic import atomic_output
 from cropsm.io.uscrn import UscrnInput
 from cropsm.train.config import TrainConfig
 
@@ -289,7 +290,8 @@ def run_uscrn_station_pipeline(
     seconds_features = time.perf_counter() - t0
     (run_dir / "inputs").mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "inputs" / "uscrn_report.json", inputs["report"])
-    inputs["stations"].meta.to_csv(run_dir / "inputs" / "stations.csv")
+    with atomic_output(run_dir / "inputs" / "stations.csv") as tmp:
+        inputs["stations"].meta.to_csv(tmp)
     path = write_station_table(table, station_table_path(run_dir))
     write_json(path.with_name("station_table_report.json"), table_report)
     log(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cropsm.errors import ConfigError, InputError
 from cropsm.pipeline import RunContext, stage
 from cropsm.progress import progress_callback
 
@@ -59,7 +60,7 @@ def inputs_stage(ctx: RunContext) -> dict:
     if twin is None:
         from cropsm.io.check import check_inputs
 
-        return check_inputs(input_paths(ctx))
+        return check_inputs(input_paths(ctx), ctx.config.features.groups_off)
     root = twin_dir(ctx)
     existing = read_twin_summary(root)
     if (
@@ -92,7 +93,7 @@ def load_run_inputs(ctx: RunContext, with_satellite: bool = False) -> dict:
     paths = dict(input_paths(ctx))
     if not with_satellite:
         paths["satellite"] = []
-    return load_inputs(paths, validate=False)
+    return load_inputs(paths, validate=False, groups_off=ctx.config.features.groups_off)
 
 
 @stage("features", "join observations with their covariates (Table 1)", ("features",))
@@ -112,13 +113,20 @@ def features_stage(ctx: RunContext) -> dict:
     else:
         data = load_run_inputs(ctx)
         if data["static"] is None:
-            raise ValueError(
+            raise ConfigError(
                 "the station table needs static fields (soil, elevation): give [inputs.files] "
                 "static or switch the soil and elevation groups off"
             )
         table, report = build_station_table(
             data["stations"], data["climate"], data["static"], groups_off=groups_off
         )
+    if len(table) == 0:
+        source = (
+            ctx.config.inputs.uscrn.root
+            if ctx.config.inputs.uscrn is not None
+            else input_paths(ctx)["observations"]
+        )
+        raise InputError(source, None, f"no observation is usable: {_unusable(report)}")
     path = write_station_table(table, station_table_path(ctx.run_dir))
     write_json(path.with_name("station_table_report.json"), report)
     kept = sum(report["observations_out_by_layer"].values())
@@ -128,6 +136,24 @@ def features_stage(ctx: RunContext) -> dict:
         "observations_kept": int(kept),
         "observations_dropped": int(report["observations_in"] - kept),
     }
+
+
+def _unusable(report: dict) -> str:
+    """Why no row of the station table is left, from the builder's report."""
+    parts = []
+    n_in = report.get("station_dates_in", report.get("observations_in"))
+    period = report.get("climate_period")
+    outside = report.get("dropped_outside_climate_period", 0)
+    if outside:
+        within = f" {period[0]} to {period[1]}" if period else ""
+        parts.append(f"{outside} of {n_in} station-days lie outside the climate period{within}")
+    if report.get("dropped_nan_features"):
+        columns = ", ".join(f"{c} ({n})" for c, n in report["nan_features_by_column"].items())
+        parts.append(f"{report['dropped_nan_features']} lack a feature: {columns}")
+    if report.get("dropped_no_layer_left"):
+        parts.append(f"{report['dropped_no_layer_left']} have no layer left")
+    reasons = "; ".join(parts) or "every row was dropped"
+    return f"{reasons}; expected observations on days the climate and static inputs cover"
 
 
 @stage("train", "train the five chained layer networks with the grid search", ("train",))

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND  # the one trend rule of a run (re-exported)
+from cropsm.io.atomic import atomic_output
 
 MIN_OBSERVATIONS_PER_YEAR = 3
 """Fewest observations of a layer in a calendar year for its annual mean (our choice; the paper
@@ -566,7 +567,8 @@ def analyze_observations(run_dir: str | Path, top_layer: int = 1) -> dict:
     }
     files = []
     for name, frame in tables.items():
-        frame.to_csv(analysis_dir / name, index=False)
+        with atomic_output(analysis_dir / name) as tmp:
+            frame.to_csv(tmp, index=False)
         files.append(analysis_dir / name)
     write_json(analysis_dir / "observations_summary.json", summary)
     files.append(analysis_dir / "observations_summary.json")

@@ -28,6 +28,7 @@ import xarray as xr
 
 from cropsm import catalog
 from cropsm.analyze import MIN_REGION_CELLS, MIN_YEARS_FOR_TREND
+from cropsm.errors import UsageError
 
 SM_UNITS = "m3 m-3"
 TREND_UNITS = "m3 m-3 yr-1"
@@ -77,7 +78,18 @@ def open_product(run_dir: str | Path) -> xr.Dataset:
 
 
 def standardize_product(ds: xr.Dataset, where: str | Path = "product") -> xr.Dataset:
-    """Bring a product dataset to ``sm (scenario, layer, time, lat, lon)`` with a reference."""
+    """Bring a product dataset to ``sm (scenario, layer, time, lat, lon)`` with a reference.
+
+    An unfinished store (a resume record ``block_done`` with unwritten blocks) is refused.
+    """
+    if "block_done" in ds.data_vars:
+        done = ds["block_done"].values
+        if not done.all():
+            raise UsageError(
+                f"{where}: unfinished product ({int((done == 0).sum())} of {done.size} blocks "
+                "not computed); run `cropsm predict` again to finish it"
+            )
+        ds = ds.drop_vars("block_done")
     if "sm" not in ds.data_vars:
         raise ValueError(f"{where}: no variable 'sm'; found {', '.join(map(str, ds.data_vars))}")
     ds = ds.sortby("lat").sortby("lon")  # the contract's ascending grid, for every variable

@@ -14,8 +14,6 @@ The station analyses (Figs. 2, 3, S3) come from :mod:`cropsm.analyze.observation
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import xarray as xr
 from cropsm.analyze import product as prod
 from cropsm.analyze import satellite as sat
 from cropsm.analyze import scenarios as scen
+from cropsm.io.atomic import atomic_output
 from cropsm.pipeline import RunContext, stage
 from cropsm.progress import progress_callback
 
@@ -54,50 +53,28 @@ class AnalysisInputs:
 # --------------------------------------------------------------------------------------------
 
 
-def _atomic_path(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_netcdf(ds: xr.Dataset, path: Path) -> Path:
     """Write a dataset to netCDF via a temporary file (never half written)."""
     ds = ds.copy()
     for name in list(ds.coords) + list(ds.data_vars):
         if ds[name].dtype == object:
             ds[name] = ds[name].astype(str)
-    tmp = _atomic_path(path)
-    try:
+    with atomic_output(path) as tmp:
         ds.to_netcdf(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write a table to CSV via a temporary file, floats with 6 significant digits."""
-    tmp = _atomic_path(path)
-    try:
+    with atomic_output(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
 def write_figure(fig, path: Path) -> Path:
     """Save a matplotlib figure as PNG via a temporary file."""
-    tmp = _atomic_path(path)
-    try:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from cropsm.analyze.product import annual_mean, median_annual
 from cropsm.attribute.station import GROUP_LABELS, attribution_dir
+from cropsm.io.atomic import atomic_output
 
 SM_UNITS = "m3 m-3"
 TOP_LAYER = 1
@@ -303,11 +304,13 @@ def write_national_attribution(
     out_dir = attribution_dir(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nc_path = out_dir / "national_differences.nc"
-    differences.assign_coords(group=differences["group"].astype(str)).to_netcdf(nc_path)
+    with atomic_output(nc_path) as tmp:
+        differences.assign_coords(group=differences["group"].astype(str)).to_netcdf(tmp)
     names = {r.code: r.id for r in regions()}
     summary = difference_summary(differences, region, names)
     csv_path = out_dir / "national_differences_summary.csv"
-    summary.to_csv(csv_path, index=False)
+    with atomic_output(csv_path) as tmp:
+        summary.to_csv(tmp, index=False)
     fig_path = save_figure(
         national_differences_figure(differences, dense_cropland),
         run_dir / "figures" / "fig6_national_differences.png",

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
 from cropsm.features.groups import ALL_GROUPS, feature_groups, validate_groups
+from cropsm.io.atomic import atomic_output
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.splits import make_split
@@ -571,7 +572,8 @@ def station_attribution(
     )
     out_dir = attribution_dir(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    losses.to_csv(out_dir / "station_r2_loss.csv", index=False)
+    with atomic_output(out_dir / "station_r2_loss.csv") as tmp:
+        losses.to_csv(tmp, index=False)
 
     saved_models = {}
     if settings.national:

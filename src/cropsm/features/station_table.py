@@ -10,8 +10,6 @@ taken with integer index arrays, so a paper-size table (273 stations, 33 years) 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +52,7 @@ from cropsm.features.water_balance import (
     climate_descriptors,
     pattern_bucket_inputs,
 )
+from cropsm.io.atomic import atomic_output
 
 LAYERS: tuple[int, ...] = tuple(range(1, N_LAYERS + 1))
 
@@ -599,14 +598,8 @@ def write_station_table(table: pd.DataFrame, path: str | Path) -> Path:
     metadata = dict(arrow.schema.metadata or {})
     metadata[PARQUET_METADATA_KEY] = json.dumps({"units": units}).encode()
     arrow = arrow.replace_schema_metadata(metadata)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         pq.write_table(arrow, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

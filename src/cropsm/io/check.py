@@ -6,12 +6,27 @@ run starts, as one line naming the file and the row or variable.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from cropsm.errors import InputError
 
 
-def load_inputs(paths: dict, validate: bool = True) -> dict:
+def optional_climate_variables(groups_off: Iterable[str] = ()) -> tuple[str, ...]:
+    """Canonical climate variables no feature group that stays on is made from.
+
+    E.g. ``("wind_speed",)`` for ``groups_off = ["wind"]``: the climate reader then accepts
+    files without wind.
+    """
+    from cropsm.features.groups import active_groups
+    from cropsm.features.station_table import GROUP_SOURCES
+    from cropsm.io.climate import CANONICAL_VARIABLES
+
+    needed = {v for group in active_groups(groups_off) for v in GROUP_SOURCES[group]}
+    return tuple(v for v in CANONICAL_VARIABLES if v not in needed)
+
+
+def load_inputs(paths: dict, validate: bool = True, groups_off: Iterable[str] = ()) -> dict:
     """Read stations, climate (lazily), static and satellite files into canonical forms.
 
     ``validate=False`` skips the streaming range check over every climate and satellite value
@@ -23,6 +38,8 @@ def load_inputs(paths: dict, validate: bool = True) -> dict:
     paths
         Mapping with ``stations``, ``observations``, ``climate`` (list of paths/globs),
         ``static`` (path or None) and ``satellite`` (list, may be empty).
+    groups_off
+        Feature groups switched off: climate variables only they use may be absent.
     """
     from cropsm.io.climate import read_climate
     from cropsm.io.satellite import read_cci
@@ -30,7 +47,9 @@ def load_inputs(paths: dict, validate: bool = True) -> dict:
     from cropsm.io.stations import check_stations_in_grid, read_stations
 
     stations = read_stations(paths["stations"], paths["observations"])
-    climate = read_climate(paths["climate"], validate=validate)
+    climate = read_climate(
+        paths["climate"], validate=validate, optional=optional_climate_variables(groups_off)
+    )
     static = None
     if paths.get("static"):
         static = read_static(paths["static"], climate["lat"].values, climate["lon"].values)
@@ -41,11 +60,12 @@ def load_inputs(paths: dict, validate: bool = True) -> dict:
     return {"stations": stations, "climate": climate, "static": static, "satellite": satellite}
 
 
-def check_inputs(paths: dict) -> dict:
-    """Validate a run's input files and return counts for the run summary."""
+def check_inputs(paths: dict, groups_off: Iterable[str] = ()) -> dict:
+    """Validate a run's input files and return counts for the run summary (with the values
+    missing in the climate files, per file and variable, when there are any)."""
     if not paths.get("stations") or not Path(paths["stations"]).exists():
         raise InputError(paths.get("stations"), None, "station metadata file not found")
-    data = load_inputs(paths)
+    data = load_inputs(paths, groups_off=groups_off)
     climate = data["climate"]
     obs = data["stations"].obs
     return {
@@ -55,4 +75,9 @@ def check_inputs(paths: dict) -> dict:
         "grid": f"{climate.sizes['lat']} x {climate.sizes['lon']}",
         "static": data["static"] is not None,
         "satellite": data["satellite"] is not None,
+        **(
+            {"climate_missing_values": climate.attrs["missing_values"]}
+            if climate.attrs.get("missing_values")
+            else {}
+        ),
     }

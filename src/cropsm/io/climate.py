@@ -24,7 +24,7 @@ Time steps
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -87,6 +87,16 @@ _SOURCES: dict[str, _Source] = {
     "v10": _Source(("v10", "10v", "10m_v_component_of_wind", "VAR_10V"), "10-m v-wind", "m s-1"),
     "tcc": _Source(("tcc", "total_cloud_cover"), "total cloud cover", "1"),
 }
+
+CANONICAL_SOURCES: dict[str, tuple[str, ...]] = {
+    "precipitation": ("tp",),
+    "air_temperature": ("t2m",),
+    "dewpoint_temperature": ("d2m",),
+    "net_solar_radiation": ("ssr",),
+    "wind_speed": ("si10", "u10", "v10"),
+    "cloud_cover": ("tcc",),
+}
+"""Canonical variable -> ERA5 short names it is made from (wind: ``si10`` or ``u10`` + ``v10``)."""
 
 _HOUR = pd.Timedelta(hours=1)
 _DAY = pd.Timedelta(days=1)
@@ -368,28 +378,29 @@ def _canonical_steps(
 ) -> dict[str, tuple[xr.DataArray, bool, _Series]]:
     """Each canonical variable at the source time step, in canonical units (accumulations as
     amounts per step), with whether it is accumulated and the source series it comes from."""
-    wind = series["si10"] if "si10" in series else series["u10"]
-    wind_speed = (
-        _state(series["si10"], "m s-1")
-        if "si10" in series
-        else np.hypot(_state(series["u10"], "m s-1"), _state(series["v10"], "m s-1"))
-    )
-    return {
-        "precipitation": (
-            _amount_per_step(series["tp"], "mm", "mm s-1", "mm", step),
+    out: dict[str, tuple[xr.DataArray, bool, _Series]] = {}
+    if "tp" in series:
+        tp = series["tp"]
+        out["precipitation"] = (_amount_per_step(tp, "mm", "mm s-1", "mm", step), True, tp)
+    if "t2m" in series:
+        out["air_temperature"] = (_state(series["t2m"], "degC"), False, series["t2m"])
+    if "d2m" in series:
+        out["dewpoint_temperature"] = (_state(series["d2m"], "degC"), False, series["d2m"])
+    if "ssr" in series:
+        ssr = series["ssr"]
+        out["net_solar_radiation"] = (
+            _amount_per_step(ssr, "MJ m-2", "W m-2", "J m-2", step),
             True,
-            series["tp"],
-        ),
-        "air_temperature": (_state(series["t2m"], "degC"), False, series["t2m"]),
-        "dewpoint_temperature": (_state(series["d2m"], "degC"), False, series["d2m"]),
-        "net_solar_radiation": (
-            _amount_per_step(series["ssr"], "MJ m-2", "W m-2", "J m-2", step),
-            True,
-            series["ssr"],
-        ),
-        "wind_speed": (wind_speed, False, wind),
-        "cloud_cover": (_state(series["tcc"], "1"), False, series["tcc"]),
-    }
+            ssr,
+        )
+    if "si10" in series:
+        out["wind_speed"] = (_state(series["si10"], "m s-1"), False, series["si10"])
+    elif "u10" in series:
+        speed = np.hypot(_state(series["u10"], "m s-1"), _state(series["v10"], "m s-1"))
+        out["wind_speed"] = (speed, False, series["u10"])
+    if "tcc" in series:
+        out["cloud_cover"] = (_state(series["tcc"], "1"), False, series["tcc"])
+    return out
 
 
 def _daily(
@@ -416,10 +427,84 @@ def _daily(
     return daily.assign_coords(time=days.values), days
 
 
-def _validate(dataset: xr.Dataset, series_of: dict[str, _Series]) -> None:
-    """Check physical ranges (one pass over the data, chunk by chunk)."""
+def _check_files_lacking(pieces: dict[str, list[_Piece]], used: tuple[str, ...]) -> None:
+    """A file that lacks a variable which a file of the same kind holds is named.
+
+    Files are of the same kind when they share a climate variable (e.g. yearly files with all
+    variables). Files that share none (one file per variable, or ERA5's separate files of
+    instantaneous and accumulated variables) may each lack the others' variables.
+    """
+    holds: dict[Path, dict[str, str]] = {}
+    for short in used:
+        for piece in pieces[short]:
+            holds.setdefault(piece.path, {})[short] = piece.name
+    for path, mine in holds.items():
+        for short in used:
+            if short in mine:
+                continue
+            peer = next(
+                (
+                    other
+                    for other, theirs in holds.items()
+                    if short in theirs and set(theirs) & set(mine)
+                ),
+                None,
+            )
+            if peer is None:
+                continue
+            source = _SOURCES[short]
+            raise InputError(
+                path,
+                f"variable '{holds[peer][short]}' ({source.description})",
+                f"not in this file, which holds {', '.join(sorted(mine.values()))}; expected "
+                f"it here as in {peer.name} (files holding the same variables must all hold it)",
+            )
+
+
+def _missing_value_counts(
+    pieces: dict[str, list[_Piece]], used: tuple[str, ...]
+) -> list[tuple[_Piece, object]]:
+    """Lazy count of missing (NaN or fill) values of every variable in every file."""
+    return [(piece, piece.data.isnull().sum()) for short in used for piece in pieces[short]]
+
+
+def _check_missing_values(counted: list[tuple[_Piece, int]]) -> str:
+    """Raise when a variable is missing everywhere in a file; else describe the gaps.
+
+    Returns
+    -------
+    str
+        ``"'t2m' in era5_2001.nc: 24 of 8760 values"`` for each file and variable with gaps,
+        joined by ``"; "`` (empty when there are none).
+    """
+    gaps = []
+    for piece, n_missing in counted:
+        size = int(piece.data.size)
+        n_missing = int(n_missing)
+        if size and n_missing == size:
+            raise InputError(
+                piece.path,
+                f"variable '{piece.name}'",
+                f"every value ({size}) is missing (NaN or _FillValue); expected data",
+            )
+        if n_missing:
+            gaps.append(f"'{piece.name}' in {piece.path.name}: {n_missing} of {size} values")
+    return "; ".join(gaps)
+
+
+def _validate(
+    dataset: xr.Dataset, series_of: dict[str, _Series], counts: list | None = None
+) -> str:
+    """Check physical ranges (one pass over the data, chunk by chunk) and, when ``counts``
+    (:func:`_missing_value_counts`) are given, missing values in the same pass; returns the
+    gaps of :func:`_check_missing_values`."""
     names = list(dataset.data_vars)
-    extremes = dask.compute(*[(dataset[n].min(), dataset[n].max()) for n in names])
+    counts = counts or []
+    extremes, numbers = dask.compute(
+        [(dataset[n].min(), dataset[n].max()) for n in names], [c for _, c in counts]
+    )
+    pieces = [piece for piece, _ in counts]
+    gaps = _check_missing_values(list(zip(pieces, numbers, strict=True)))
     for name, (low, high) in zip(names, extremes, strict=True):
         lo, hi = PHYSICAL_RANGE[name]
         tolerance = _TOLERANCE.get(name, 0.0)
@@ -443,6 +528,7 @@ def _validate(dataset: xr.Dataset, series_of: dict[str, _Series]) -> None:
             f"daily {name} {value:.4g}{unit_text} at {location} is outside the physical range "
             f"{lo:g} to {hi:g}{unit_text}; check the units attribute ({series.units!r})",
         )
+    return gaps
 
 
 def _clip_noise(dataset: xr.Dataset) -> xr.Dataset:
@@ -452,6 +538,7 @@ def _clip_noise(dataset: xr.Dataset) -> xr.Dataset:
         .clip(PHYSICAL_RANGE[name][0], 1.0 if name == "cloud_cover" else None)
         .assign_attrs(dataset[name].attrs)
         for name in _TOLERANCE
+        if name in dataset
     }
     return dataset.assign(clipped)
 
@@ -461,6 +548,7 @@ def read_climate(
     *,
     bbox: tuple[float, float, float, float] | None = None,
     validate: bool = True,
+    optional: Collection[str] = (),
 ) -> xr.Dataset:
     """Read ERA5 / ERA-Interim netCDF files into the canonical daily climate dataset.
 
@@ -472,8 +560,13 @@ def read_climate(
         Optional ``(lat_min, lat_max, lon_min, lon_max)`` in degrees (lon -180..180): keep only
         the cells whose centres lie inside, before anything is computed.
     validate
-        Check physical ranges (one pass over the data, chunk by chunk). Without it nothing is
-        computed here beyond a small sample for the temperature-units check.
+        Check physical ranges and missing values (one pass over the data, chunk by chunk).
+        Without it nothing is computed here beyond a small sample for the temperature-units
+        check.
+    optional
+        Canonical variables the run can do without (those of feature groups switched off,
+        e.g. ``wind_speed`` with ``groups_off = ["wind"]``): read when present, left out of
+        the result when absent.
 
     Returns
     -------
@@ -481,14 +574,21 @@ def read_climate(
         Variables of :data:`CANONICAL_VARIABLES` (float32, with ``units`` and ``long_name``),
         dims ``(time, lat, lon)``, daily ``time`` at midnight without gaps, ``lat``/``lon``
         ascending with lon in -180..180. Backed by dask arrays: call ``.load()`` to compute.
+        With ``validate``, ``attrs["missing_values"]`` counts the values missing per file and
+        variable (empty when none are).
 
     Raises
     ------
     InputError
         When a file cannot be read, a variable is missing (naming it, the files and what was
-        found), files overlap in time or differ in grid or units, a day (or hour) is missing,
-        temperatures are declared in the wrong unit, or a value is outside the physical range.
+        found, or the one file that lacks it), files overlap in time or differ in grid or
+        units, a day (or hour) is missing, temperatures are declared in the wrong unit, a value
+        is outside the physical range, or a variable is missing everywhere in a file.
     """
+    unknown = sorted(set(optional) - set(CANONICAL_VARIABLES))
+    if unknown:
+        raise ValueError(f"optional: unknown canonical variable(s) {unknown}")
+    optional_shorts = {s for name in optional for s in CANONICAL_SOURCES[name]}
     paths = resolve_paths(paths_or_glob, "climate")
     pieces: dict[str, list[_Piece]] = {short: [] for short in _SOURCES}
     found: dict[Path, list[str]] = {}
@@ -497,18 +597,26 @@ def read_climate(
         for short, piece in file_pieces.items():
             pieces[short].append(piece)
 
+    present = []
     for short in ("tp", "t2m", "d2m", "ssr", "tcc"):
-        if not pieces[short]:
+        if pieces[short]:
+            present.append(short)
+        elif short not in optional_shorts:
             raise _missing_error((short,), paths, found)
     wind = ("si10",) if pieces["si10"] else ("u10", "v10")
-    if not all(pieces[s] for s in wind):
+    if all(pieces[s] for s in wind):
+        present += wind
+    elif "si10" not in optional_shorts:
         raise _missing_error(("si10", "u10+v10"), paths, found)
+    if not present:
+        raise _missing_error(("tp",), paths, found)
     _check_temperatures(pieces)
 
-    used = ("tp", "t2m", "d2m", "ssr", "tcc", *wind)
+    used = tuple(present)
+    _check_files_lacking(pieces, used)
     series = {short: _join(short, pieces[short]) for short in used}
     _check_same_grid_and_times(series, found)
-    step = _time_step(series["tp"])
+    step = _time_step(next(iter(series.values())))
 
     if bbox is not None:
         lat_min, lat_max, lon_min, lon_max = bbox
@@ -542,6 +650,7 @@ def read_climate(
                 attrs={"units": units, "long_name": long_name},
             )
             for name, (units, long_name) in CANONICAL_VARIABLES.items()
+            if name in daily
         }
     )
     out = out.assign_coords(time=("time", days.values, {"long_name": "day"}))
@@ -551,5 +660,7 @@ def read_climate(
         "time_step_of_source": "hourly" if step == _HOUR else "daily",
     }
     if validate:
-        _validate(out, {name: source for name, (_, _, source) in canonical.items()})
+        sources = {name: source for name, (_, _, source) in canonical.items()}
+        gaps = _validate(out, sources, _missing_value_counts(pieces, used))
+        out.attrs["missing_values"] = gaps
     return _clip_noise(out)

@@ -158,6 +158,10 @@ def _read_table(path: Path, required: tuple[str, ...], what: str) -> _Table:
     rows = np.arange(first_row, first_row + len(frame))
     blank = frame.isna().all(axis=1).to_numpy()
     frame = frame.loc[~blank].reset_index(drop=True)
+    if frame.empty:
+        raise InputError(
+            path, None, f"no data rows below the header; expected at least one {what} row"
+        )
     return _Table(path, frame, rows[~blank])
 
 
@@ -426,6 +430,12 @@ def _read_obs(
         sm = np.where(gravimetric, converted, sm)
 
     keep = np.isfinite(sm)
+    if not keep.any():
+        raise InputError(
+            path,
+            "column 'sm'",
+            f"empty in every one of the {len(sm)} rows; expected at least one observation",
+        )
     obs = pd.DataFrame(
         {
             "station_id": station_id[keep],

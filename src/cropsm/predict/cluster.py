@@ -6,13 +6,22 @@ Workers are processes with one thread each; the forward passes use one BLAS thre
 ``threadpoolctl.threadpool_limits(1)`` inside every block task), so ``n`` workers use ``n``
 cores without oversubscription. (The environment is set through dask's
 ``distributed.nanny.pre-spawn-environ``, which also sets it in this process.)
+
+Losing workers: what every task needs travels as a recomputable task result
+(:func:`recomputable`), never as scattered data, so the scheduler can rebuild it on another
+worker; :func:`gather_as_completed` collects results while tasks of a dead worker run again
+elsewhere, and stops with a one-line error when no worker is left for
+:data:`NO_WORKER_TIMEOUT_S` seconds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import pickle
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 WORKER_MEMORY_BYTES = 2_000_000_000
@@ -97,3 +106,117 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     finally:
         client.close()
         cluster.close()
+
+
+NO_WORKER_TIMEOUT_S = 60.0
+"""Seconds the work waits for a worker when the cluster has none left (then a one-line error)."""
+POLL_S = 0.5
+"""Seconds between checks of the cluster while waiting for results."""
+
+
+def _unpickle(payload: bytes):
+    return pickle.loads(payload)
+
+
+def recomputable(client, value, name: str):
+    """A future of ``value`` that the scheduler can compute again when its holder is lost.
+
+    Data sent with ``client.scatter`` exist only on the workers: losing the last copy fails
+    every task that needs them ("lost scattered data"). Here the value travels pickled inside
+    a task (``pickle.loads(payload)``), so it is an ordinary task result: workers fetch it as a
+    dependency, and when a worker holding it dies the scheduler recomputes it elsewhere.
+    """
+    import warnings
+
+    import cloudpickle
+
+    payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    with warnings.catch_warnings():  # sent once (tens of MB at most): not the slowdown meant
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(_unpickle, payload, pure=False, key=f"{name}-{uuid.uuid4().hex}")
+
+
+def gather_as_completed(
+    client,
+    futures: Sequence,
+    on_result: Callable[[object], None] | None = None,
+    what: str = "tasks",
+) -> list:
+    """Results of ``futures`` in the order they finish, surviving the loss of workers.
+
+    A task whose worker dies is run again by the scheduler on another worker. When the
+    cluster has no worker at all for :data:`NO_WORKER_TIMEOUT_S` seconds, or a task killed
+    the workers that ran it (``KilledWorker``), the remaining futures are cancelled and a
+    one-line :class:`cropsm.errors.ClusterError` is raised; any other task error cancels the
+    rest and is re-raised as it is.
+
+    Parameters
+    ----------
+    on_result
+        Called with each result as it arrives (progress).
+    what
+        What the tasks compute, for the error (``"product blocks"``).
+    """
+    from concurrent.futures import CancelledError
+
+    from distributed import wait
+    from distributed.scheduler import KilledWorker
+
+    from cropsm.errors import ClusterError
+
+    pending = set(futures)
+    results = []
+    no_workers_since: float | None = None
+    try:
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            except CancelledError as err:  # the scheduler forgot them (restarted, lost, closed)
+                raise ClusterError(
+                    f"dask: the scheduler cancelled the {what} ({' '.join(str(err).split())}); "
+                    "finished work is kept, run again to resume"
+                ) from None
+            for future in done:
+                try:
+                    result = future.result()
+                except KilledWorker as err:
+                    raise ClusterError(
+                        f"dask: the workers running one of the {what} died "
+                        f"{_allowed_failures() + 1} times in a row ({err.args[0]!s}); "
+                        "check their memory limit; finished work is kept, run again to resume"
+                    ) from None
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+            if not pending or done:
+                no_workers_since = None
+                continue
+            if _worker_count(client) > 0:
+                no_workers_since = None
+            elif no_workers_since is None:
+                no_workers_since = time.monotonic()
+            elif time.monotonic() - no_workers_since > NO_WORKER_TIMEOUT_S:
+                raise ClusterError(
+                    f"dask: no worker left for {NO_WORKER_TIMEOUT_S:.0f} s with "
+                    f"{len(pending)} of the {what} unfinished; finished work is kept: start "
+                    "workers (or use --workers 0) and run again to resume"
+                )
+    except BaseException:
+        client.cancel(list(pending))
+        raise
+    return results
+
+
+def _worker_count(client) -> int:
+    try:
+        return len(client.nthreads())
+    except Exception:  # noqa: BLE001 - the scheduler itself is unreachable: no worker either
+        return 0
+
+
+def _allowed_failures() -> int:
+    import dask
+
+    return int(dask.config.get("distributed.scheduler.allowed-failures", 3))

@@ -67,6 +67,9 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         Six cropping patterns and their crop-area-weighted reference, with the time and
         pattern quality flags. An interrupted run resumes: only missing blocks are computed.
         """
+        from pydantic import ValidationError
+
+        from cropsm.errors import UsageError
         from cropsm.predict.config import PredictConfig, parse_scenarios
         from cropsm.predict.stage import predict_run, run_predict_config
         from cropsm.stages import load_run_config
@@ -78,9 +81,13 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
             updates["scheduler"] = scheduler
         if workers is not None:
             updates["workers"] = workers
-        if scenarios is not None:
-            updates["scenarios"] = parse_scenarios(scenarios)
-        config = PredictConfig(**{**base.model_dump(), **updates})
+        try:
+            if scenarios is not None:
+                updates["scenarios"] = parse_scenarios(scenarios)
+            config = PredictConfig(**{**base.model_dump(), **updates})
+        except ValidationError as err:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+            raise UsageError(f"predict options: {problems}") from None
         summary = predict_run(
             run_dir,
             out=out,
@@ -119,7 +126,9 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         out: Annotated[Path, typer.Argument(help="The CF netCDF-4 file to write.")],
     ) -> None:
         """Write a CF netCDF copy of a product store (same variables, packing, attributes)."""
+        from cropsm.io.atomic import check_writable
         from cropsm.predict.export import export_netcdf
 
+        check_writable(out, "output file", beside=True)
         path = export_netcdf(product, out)
         stdout.print(f"netCDF written to {path}")

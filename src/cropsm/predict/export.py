@@ -17,7 +17,6 @@ format with ``sm`` as float32.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ import pandas as pd
 import xarray as xr
 from xarray.indexes import PandasIndex
 
+from cropsm.errors import UsageError
+from cropsm.io.atomic import atomic_output
 from cropsm.predict.store import FLAG_FILL, SM_FILL, SM_SCALE, open_product, time_bounds
 
 NETCDF_COMPLEVEL = 4
@@ -59,11 +60,11 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     product = Path(product)
     if not (product / "zarr.json").is_file():
         raise FileNotFoundError(f"{product}: not a zarr product store")
-    ds = open_product(product)
+    ds = open_product(product, allow_incomplete=True)  # refused below, with a count
     if "block_done" in ds:
         done = ds["block_done"].values
         if not allow_incomplete and not done.all():
-            raise ValueError(
+            raise UsageError(
                 f"{product}: {int((done == 0).sum())} of {done.size} blocks are not computed; "
                 "run `cropsm predict` again to finish it"
             )
@@ -116,14 +117,9 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
         if coordinates := _coordinates_attribute(ds, var):
             var.encoding["coordinates"] = coordinates
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_output(out) as tmp:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     finally:
         ds.close()
     return out
@@ -166,7 +162,7 @@ def read_product(path: str | Path) -> xr.Dataset:
     ``sm`` decodes to float32 m3 m-3 from both formats (a zarr store keeps its ``scale_factor``
     in JSON, where :func:`xarray.open_zarr` reads it as float64 and would decode to float64),
     ``scenario`` and ``pattern`` select by name even together with ``method="nearest"`` on
-    lat/lon, and the resume record of an unfinished store is hidden.
+    lat/lon; an unfinished store is refused (:func:`cropsm.predict.store.open_product`).
 
     Parameters
     ----------

@@ -18,6 +18,7 @@ dask cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from cropsm import __version__, catalog, paper
+from cropsm.errors import CropsmError, UsageError
 from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.features.water_balance import (
@@ -81,7 +83,8 @@ PAPER_REFERENCE = paper.CITATION + " (method of sections 2a-2c)"
 
 @dataclass(frozen=True)
 class ProductJob:
-    """Everything a block task needs; built once by the driver and sent once to each worker.
+    """Everything a block task needs; built once by the driver (on a cluster: one recomputable
+    task result that each worker fetches once, see :func:`run_blocks`).
 
     Attributes
     ----------
@@ -461,18 +464,18 @@ def product_period(
     first = pd.Timestamp(start) if start is not None else earliest
     last = pd.Timestamp(end) if end is not None else climate_dates[-1]
     if needs_halo and first < earliest:
-        raise ValueError(
+        raise UsageError(
             f"predict start {first.date()} is too early: the 12-month precipitation look-back "
             f"needs climate from {lookback_start(first).date()}, but the climate starts "
             f"{climate_dates[0].date()}; start on {earliest.date()} or later"
         )
     if first < climate_dates[0] or last > climate_dates[-1]:
-        raise ValueError(
+        raise UsageError(
             f"predict period {first.date()} to {last.date()} leaves the climate period "
             f"{climate_dates[0].date()} to {climate_dates[-1].date()}"
         )
     if last < first:
-        raise ValueError(
+        raise UsageError(
             f"the product period is empty ({first.date()} to {last.date()}); the climate "
             f"({climate_dates[0].date()} to {climate_dates[-1].date()}) must cover 12 months "
             "of look-back before the first day"
@@ -607,17 +610,17 @@ def plan_product(
         variables = tuple(dict.fromkeys([*variables, *BUCKET_VARIABLES]))
     missing = [v for v in variables if v not in climate]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"the networks need climate variable(s) {', '.join(missing)}, which the climate "
             "input lacks"
         )
     unknown = [n for n in climate_names if n not in _CLIMATE_FEATURE_NAMES]
     if unknown:
-        raise ValueError(f"the networks take input(s) {unknown} that cropsm cannot grid")
+        raise UsageError(f"the networks take input(s) {unknown} that cropsm cannot grid")
     for name in static_names:
         source_var = "elevation" if name == "elevation" else SOIL_SOURCES[name.rsplit("_l", 1)[0]]
         if source_var not in static:
-            raise ValueError(
+            raise UsageError(
                 f"the networks take {name!r}, but the static input lacks {source_var!r}"
             )
 
@@ -627,7 +630,7 @@ def plan_product(
         np.allclose(static["lat"].values, climate["lat"].values)
         and np.allclose(static["lon"].values, climate["lon"].values)
     ):
-        raise ValueError("static and climate grids differ; read static onto the climate grid")
+        raise UsageError("static and climate grids differ; read static onto the climate grid")
     fraction = static["cropland_fraction"].transpose("lat", "lon").values
     ilat, ilon = cropland_cells(fraction)
     cropland = np.zeros(fraction.shape, dtype=bool)
@@ -770,11 +773,22 @@ _CLIMATE_FEATURE_NAMES = tuple(FEATURE_ATTRS)
 """Climate inputs the grid can provide (the station table's climate columns)."""
 
 
-def prepare_store(out: Path, template: xr.Dataset, encoding: dict, fingerprint: str) -> str:
-    """Create the store, or keep an existing one with the same fingerprint (resume).
+def prepare_store(
+    out: Path, template: xr.Dataset, encoding: dict, fingerprint: str
+) -> tuple[str, Path]:
+    """Create the store under its working name, or keep one with the same fingerprint.
 
-    Returns ``"created"``, ``"resumed"`` or ``"replaced"`` (an older product with another
-    fingerprint was removed). A folder that is not a cropsm product is never removed.
+    The store is built under ``OUT.partial`` (:func:`cropsm.predict.store.partial_path`) and
+    published under ``out`` by :func:`cropsm.predict.store.finish_store` once complete.
+
+    Returns
+    -------
+    (status, path)
+        ``status`` is ``"created"``, ``"resumed"`` (a finished ``out`` or an unfinished
+        ``OUT.partial`` with this fingerprint) or ``"replaced"`` (``out`` holds a product with
+        another fingerprint, kept until the new one is finished); ``path`` is where the blocks
+        go (``out`` when it is already finished). A folder that is not a cropsm product is
+        never removed.
     """
     import shutil
 
@@ -783,16 +797,24 @@ def prepare_store(out: Path, template: xr.Dataset, encoding: dict, fingerprint: 
     if out.exists():
         existing = product_store.read_fingerprint(out)
         if existing == fingerprint:
-            return "resumed"
+            return "resumed", out
         if existing is None:
             raise FileExistsError(
                 f"{out} exists and is not a cropsm product; choose another --out or remove it"
             )
-        shutil.rmtree(out)
         status = "replaced"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    product_store.create_store(out, template, encoding)
-    return status
+    work = product_store.partial_path(out)
+    if work.exists():
+        existing = product_store.read_fingerprint(work)
+        if existing == fingerprint:
+            return ("resumed" if status == "created" else status), work
+        if existing is None:
+            raise FileExistsError(
+                f"{work} exists and is not an unfinished cropsm product; remove it"
+            )
+        shutil.rmtree(work)
+    product_store.create_store(work, template, encoding)
+    return status, work
 
 
 def predict_product(
@@ -808,6 +830,10 @@ def predict_product(
     source: str = "",
 ) -> dict:
     """Compute (or resume) the product store at ``out``.
+
+    The store is built under ``OUT.partial`` and renamed to ``out`` (without its resume record)
+    only when every block is written (:func:`prepare_store`,
+    :func:`cropsm.predict.store.finish_store`); an interrupted run resumes from ``OUT.partial``.
 
     Parameters
     ----------
@@ -843,11 +869,13 @@ def predict_product(
     job, template, encoding, fingerprint = plan_product(
         out, climate, static, stations, models, config, source, progress
     )
-    status = prepare_store(out, template, encoding, fingerprint)
-    done = product_store.completed_blocks(out, job.layout)
+    status, work = prepare_store(out, template, encoding, fingerprint)
+    job = dataclasses.replace(job, store=str(work))
+    done = product_store.completed_blocks(work, job.layout)
     todo = [int(b) for b in np.flatnonzero(~done)]
     n_blocks = job.layout.n_blocks
     results = run_blocks(job, todo, client, progress, already_done=int(done.sum()))
+    product_store.finish_store(work, out, job.layout)
     totals: dict = {"cell_days": 0, "flops": 0}
     parts = ("read", "features", "network", "assemble", "write")
     for key in [f"{p}_s" for p in parts] + [f"{p}_cpu_s" for p in parts] + ["cpu_s"]:
@@ -880,9 +908,13 @@ def run_blocks(
 ) -> list[dict]:
     """Run :func:`compute_block` for ``block_ids``: in this process, or as one dask task each.
 
-    With a client the job is scattered once to every worker; tasks are submitted in block order
-    and results collected as they finish. A failing block cancels the others and re-raises its
-    error (finished blocks keep their records, so a re-run resumes).
+    With a client the job is one recomputable task result
+    (:func:`cropsm.predict.cluster.recomputable`, not scattered data), fetched by each worker
+    once; block tasks are submitted in block order and results collected as they finish
+    (:func:`cropsm.predict.cluster.gather_as_completed`). A block whose worker dies runs again
+    on another worker (blocks are deterministic, so the store is the same); with no worker left
+    the run stops with a one-line error after a bounded wait. A failing block cancels the
+    others and re-raises its error (finished blocks keep their records, so a re-run resumes).
     """
     total = job.layout.n_blocks
     results: list[dict] = []
@@ -894,23 +926,42 @@ def run_blocks(
             if progress is not None:
                 progress("predict blocks", already_done + len(results), total)
         return results
-    from distributed import as_completed
+    from cropsm.predict.cluster import gather_as_completed, recomputable
 
-    job_future = client.scatter(job, broadcast=True, hash=False)
+    def finished(result: dict | _ExpectedFailure) -> None:
+        if isinstance(result, _ExpectedFailure):
+            raise result.error
+        results.append(result)
+        if progress is not None:
+            progress("predict blocks", already_done + len(results), total)
+
+    job_future = recomputable(client, job, "cropsm-job")
     futures = [
         client.submit(
-            compute_block, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
+            _block_task, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
         )
         for b in block_ids
     ]
     try:
-        for future in as_completed(futures):
-            results.append(future.result())
-            if progress is not None:
-                progress("predict blocks", already_done + len(results), total)
-    except BaseException:
-        client.cancel(futures)
-        raise
+        gather_as_completed(client, futures, finished, what="product blocks")
     finally:
         client.cancel([job_future])
     return results
+
+
+@dataclass(frozen=True)
+class _ExpectedFailure:
+    """A block's expected failure (a full disk, say), returned by a worker as a value."""
+
+    error: CropsmError
+
+
+def _block_task(job: ProductJob, block_id: int) -> dict | _ExpectedFailure:
+    """:func:`compute_block` as a dask task: an expected failure
+    (:class:`cropsm.errors.CropsmError`) comes back as a value that the driver raises as one
+    line, instead of being logged by the worker as a crash with its traceback; any other error
+    (a bug) is raised and logged as usual."""
+    try:
+        return compute_block(job, block_id)
+    except CropsmError as err:
+        return _ExpectedFailure(err)

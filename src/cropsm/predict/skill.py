@@ -28,6 +28,7 @@ import zarr
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
 from cropsm.features.station_table import nearest_cell_index
+from cropsm.io.atomic import atomic_output
 from cropsm.predict.config import REFERENCE
 from cropsm.predict.store import SM_FILL, SM_SCALE
 
@@ -181,12 +182,19 @@ def product_truth_skill(
     if client is None:
         parts = [window_error_sums(*args, p_sl, t_sl) for p_sl, t_sl in windows]
     else:
-        shared = client.scatter(list(args), broadcast=True, hash=False)  # one future each
+        from cropsm.predict.cluster import gather_as_completed, recomputable
+
+        # recomputable task results, not scattered data: they survive the loss of a worker
+        shared = [recomputable(client, a, "cropsm-skill-arg") for a in args]
         futures = [
             client.submit(window_error_sums, *shared, p_sl, t_sl, pure=False)
             for p_sl, t_sl in windows
         ]
-        parts = client.gather(futures)
+        try:
+            gather_as_completed(client, futures, what="truth-skill windows")
+            parts = [f.result() for f in futures]  # window order, whatever order they finished
+        finally:
+            client.cancel(shared)
     sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
     n_cells = iy.size
     cell_sse = np.zeros((N_LAYERS, n_cells))
@@ -245,7 +253,8 @@ def write_error_map(
         fig.colorbar(image, ax=list(axes), label="RMSE of the reference product (m$^3$ m$^{-3}$)")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     return path
 
 

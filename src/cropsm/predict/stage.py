@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cropsm.errors import ConfigError
 from cropsm.pipeline import RunContext, stage
 from cropsm.predict.config import PredictConfig
 
@@ -54,8 +55,13 @@ def load_product_inputs(ctx: RunContext) -> dict:
 
     paths = input_paths(ctx)
     if not paths.get("static"):
-        raise ValueError("the product needs static fields (cropland, soil, crop areas)")
-    climate = read_climate(paths["climate"], validate=False)
+        raise ConfigError("the product needs static fields (cropland, soil, crop areas)")
+    from cropsm.io.check import optional_climate_variables
+
+    groups_off = ctx.config.features.groups_off
+    climate = read_climate(
+        paths["climate"], validate=False, optional=optional_climate_variables(groups_off)
+    )
     static = read_static(paths["static"], climate["lat"].values, climate["lon"].values)
     stations = read_stations(paths["stations"], paths["observations"])
     return {"climate": climate, "static": static, "stations": stations, "truth": paths["truth"]}
@@ -93,6 +99,7 @@ def predict_run(
         The summary of :func:`cropsm.predict.product.predict_product` plus ``skill_key``
         and per-layer ``layer{k}_r2_truth`` of the reference on the virtual China.
     """
+    from cropsm.io.atomic import check_writable
     from cropsm.predict.cluster import dask_client
     from cropsm.predict.product import predict_product
     from cropsm.progress import progress_callback
@@ -106,12 +113,13 @@ def predict_run(
     models_path = Path(models_dir) if models_dir is not None else run_dir / "models"
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
+    check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
     models = load_models(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
     with dask_client(config.scheduler, config.workers) as client:
         where = "this process" if client is None else f"dask ({_describe(client)})"
-        console.print(f"  product -> {out} on {where}", highlight=False)
+        console.print(f"  product -> {out} on {where}", highlight=False, markup=False)
         with progress_callback(console) as report:
             summary = predict_product(
                 out,

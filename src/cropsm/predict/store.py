@@ -11,18 +11,21 @@ Layout (``product.zarr``; CF-1.8 attributes on every variable)::
     cropland_mask (lat, lon)            int8  1 where the product is computed (fraction >= 0.1)
     cropland_fraction (lat, lon)        float32
     region        (lat, lon)            int16 region codes 1-8 (0 outside China)
-    block_done    (time_block, tile)    int8  resume record: 1 once a block's data is written
     coordinates   scenario (six pattern ids, then "reference"), pattern, layer (1-5) with depth
                   and depth_bounds (cm), time (daily) with time_bounds (the day), lat, lon
 
 A compute block is one time chunk over one tile of the grid (whole stored chunks; by default
-the tile is the whole grid). A worker writes the block's chunks of ``sm`` and ``time_flag``
-straight into the store and then sets ``block_done``; chunks of different blocks never overlap,
-so workers need no locks. An interrupted run leaves ``block_done = 0`` for every block it did
-not finish; running again recomputes exactly those blocks, and because each block is computed
-deterministically the finished store is identical, chunk for chunk, to an uninterrupted run.
-The store's ``cropsm_fingerprint`` attribute (models, inputs, period, layout) decides whether an
-existing store may be resumed.
+the tile is the whole grid). The store is built under ``product.zarr.partial``
+(:func:`partial_path`), which also holds the resume record ``block_done (time_block, tile)``.
+A worker writes the block's chunks of ``sm`` and ``time_flag`` straight into it and then sets
+``block_done``; chunks of different blocks never overlap, so workers need no locks. An
+interrupted run leaves ``block_done = 0`` for every block it did not finish; running again
+recomputes exactly those blocks, and because each block is computed deterministically the
+finished store is identical, chunk for chunk, to an uninterrupted run. Only when every block is
+written does :func:`finish_store` drop ``block_done`` and rename the store to its final name, so
+a store under the final name is always complete (and an unfinished one cannot be opened by
+:func:`open_product`). The store's ``cropsm_fingerprint`` attribute (models, inputs, period,
+layout) decides whether an existing store may be resumed.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog, paper
+from cropsm.errors import OutputError, UsageError
+from cropsm.io.atomic import atomic_output
 from cropsm.predict.flags import FLAG_VALUES, TIME_FLAG_MEANINGS
 
 SM_SCALE = 1.0e-4
@@ -57,6 +62,9 @@ ZSTD_LEVEL = 1
 SM_STANDARD_NAME = "volume_fraction_of_condensed_water_in_soil"
 FINGERPRINT_ATTR = "cropsm_fingerprint"
 PRODUCT_FORMAT = "cropsm-product/1"
+RESUME_RECORD = "block_done"
+"""The unfinished store's record of written blocks (not part of the finished product)."""
+PARTIAL_SUFFIX = ".partial"
 
 
 def encode_sm(values: np.ndarray) -> np.ndarray:
@@ -320,23 +328,55 @@ def product_template(
     return ds, encoding
 
 
+def partial_path(path: str | Path) -> Path:
+    """Where the store of ``path`` is built until it is complete: ``PATH.partial``."""
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
 def create_store(path: Path, dataset: xr.Dataset, encoding: dict) -> None:
     """Write the store's metadata, coordinates and static variables (no ``sm`` chunks yet).
 
-    Built under ``PATH.partial`` and renamed, so a store at ``path`` always has its full
-    skeleton; consolidated metadata is added for fast opening.
+    Written with :func:`cropsm.io.atomic.atomic_output`, so a store at ``path`` always has its
+    full skeleton; consolidated metadata is added for fast opening.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    dataset.to_zarr(
-        tmp, mode="w", compute=False, encoding=encoding, zarr_format=3, consolidated=False
-    )
+    with atomic_output(path, folder=True) as tmp:
+        dataset.to_zarr(
+            tmp, mode="w", compute=False, encoding=encoding, zarr_format=3, consolidated=False
+        )
+        _consolidate(tmp)
+
+
+def _consolidate(path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(tmp))
-    tmp.rename(path)
+        zarr.consolidate_metadata(str(path))
+
+
+def finish_store(work: Path, path: Path, layout: ProductLayout) -> None:
+    """Publish a store whose blocks are all written: drop its resume record and rename it from
+    ``work`` (:func:`partial_path`) to ``path``, replacing an older product there.
+
+    Raises
+    ------
+    ValueError
+        When a block is not written (nothing is renamed).
+    """
+    work, path = Path(work), Path(path)
+    done = completed_blocks(work, layout)
+    if not done.all():
+        raise ValueError(f"{work}: {int((~done).sum())} of {done.size} blocks are not written")
+    if work == path and not (work / RESUME_RECORD).exists():
+        return  # already finished
+    try:
+        shutil.rmtree(work / RESUME_RECORD)
+        _consolidate(work)
+        if work != path:  # (the same path: a store of an earlier cropsm, finished in place)
+            if path.exists():
+                shutil.rmtree(path)
+            work.rename(path)
+    except OSError as err:
+        raise OutputError.from_os_error(path, err) from None
 
 
 def read_fingerprint(path: Path) -> str | None:
@@ -349,8 +389,12 @@ def read_fingerprint(path: Path) -> str | None:
 
 
 def completed_blocks(path: Path, layout: ProductLayout) -> np.ndarray:
-    """Boolean ``(n_blocks,)``: blocks whose resume record says they are written."""
-    done = zarr.open_array(str(Path(path) / "block_done"), mode="r")[...]
+    """Boolean ``(n_blocks,)``: blocks whose resume record says they are written (all of
+    them in a finished store, which has no record left)."""
+    record = Path(path) / RESUME_RECORD
+    if not record.is_dir():
+        return np.ones(layout.n_blocks, dtype=bool)
+    done = zarr.open_array(str(record), mode="r")[...]
     return np.asarray(done, dtype=bool).reshape(-1)[: layout.n_blocks]
 
 
@@ -374,6 +418,13 @@ def write_block(
     cell_ilat, cell_ilon
         Absolute grid indices of the block's cells.
     """
+    try:
+        _write_block(path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon)
+    except OSError as err:  # a full disk, lost permissions: one line naming the store
+        raise OutputError.from_os_error(path, err) from None
+
+
+def _write_block(path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon) -> None:
     t_sl, y_sl, x_sl = layout.block(block_id)
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     ly = np.asarray(cell_ilat) - y_sl.start
@@ -390,7 +441,7 @@ def write_block(
     flags[:, ly, lx] = time_flags
     group["time_flag"][t_sl, y_sl, x_sl] = flags
     i_time, i_tile = layout.block_position(block_id)
-    group["block_done"][i_time, i_tile] = np.int8(1)
+    group[RESUME_RECORD][i_time, i_tile] = np.int8(1)
 
 
 def digest(*parts) -> str:
@@ -408,13 +459,21 @@ def digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def open_product(path: str | Path, **kwargs) -> xr.Dataset:
+def open_product(path: str | Path, allow_incomplete: bool = False, **kwargs) -> xr.Dataset:
     """Open a product store lazily with :func:`xarray.open_zarr` (decoded: ``sm`` in m3 m-3).
 
     Uses the consolidated metadata the store is created with, else reads the metadata of each
     array.
+
+    Raises
+    ------
+    cropsm.errors.UsageError
+        When the store is unfinished (``block_done`` has unwritten blocks, e.g. a
+        ``product.zarr.partial`` left by an interrupted run), unless ``allow_incomplete``.
     """
     path = Path(path)
+    if not allow_incomplete:
+        check_complete(path)
     if "consolidated" in kwargs:
         return xr.open_zarr(path, **kwargs)
     meta = path / "zarr.json"
@@ -422,6 +481,21 @@ def open_product(path: str | Path, **kwargs) -> xr.Dataset:
         meta.read_text(encoding="utf-8")
     )
     return xr.open_zarr(path, consolidated=consolidated, **kwargs)
+
+
+def check_complete(path: str | Path) -> None:
+    """Raise :class:`cropsm.errors.UsageError` when the store at ``path`` is unfinished."""
+    path = Path(path)
+    record = path / RESUME_RECORD
+    if not record.is_dir():
+        return
+    done = np.asarray(zarr.open_array(str(record), mode="r")[...])
+    if not done.all():
+        final = path.name.removesuffix(PARTIAL_SUFFIX)
+        raise UsageError(
+            f"{path}: unfinished product ({int((done == 0).sum())} of {done.size} blocks not "
+            f"computed); run `cropsm predict` again to finish {final}"
+        )
 
 
 def chunk_files(path: str | Path, variables: Sequence[str] = ("sm", "time_flag")) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cropsm import paper
+from cropsm.io.atomic import atomic_output, atomic_write_text
 from cropsm.train.bounds import DEFAULT_BULK_DENSITY_G_CM3, LOWER_BOUND_M3_M3, bound_feature
 from cropsm.train.chain import LayerModel, TrainedChain, target_column
 from cropsm.train.numpy_net import Scaler
@@ -92,7 +93,7 @@ def json_safe(obj):
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def _float_or_nan(value) -> float:
@@ -127,7 +128,8 @@ def save_layer_model(model: LayerModel, directory: str | Path, training: dict | 
     for i, (w, b) in enumerate(model.weights):
         arrays[f"w{i}"] = np.asarray(w)
         arrays[f"b{i}"] = np.asarray(b)
-    np.savez(directory / "weights.npz", **arrays)
+    with atomic_output(directory / "weights.npz") as tmp:
+        np.savez(tmp, **arrays)
     description = {
         "format": MODEL_FORMAT,
         "layer": model.layer,
@@ -300,13 +302,15 @@ def write_training_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"models": save_models(chain, out)}
-    paths["grid_search"] = out / "grid_search.csv"
-    chain.grid_search.to_csv(paths["grid_search"], index=False)
-    paths["table2"] = out / "table2.csv"
-    table2(chain).to_csv(paths["table2"], index=False)
+    tables = {
+        "grid_search": chain.grid_search,
+        "table2": table2(chain),
+        "splits": split_membership(table, chain.split),
+        "layer_rows": chain.row_counts.reset_index(),
+    }
+    for name, frame in tables.items():
+        paths[name] = out / f"{name}.csv"
+        with atomic_output(paths[name]) as tmp:
+            frame.to_csv(tmp, index=False)
     paths["metrics"] = write_metrics_json(chain, out / "metrics.json")
-    paths["splits"] = out / "splits.csv"
-    split_membership(table, chain.split).to_csv(paths["splits"], index=False)
-    paths["layer_rows"] = out / "layer_rows.csv"
-    chain.row_counts.reset_index().to_csv(paths["layer_rows"], index=False)
     return paths

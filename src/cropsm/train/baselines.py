@@ -53,6 +53,7 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.features.groups import UPPER, layer_feature_names
+from cropsm.io.atomic import atomic_output, atomic_write_text
 from cropsm.train.artifacts import json_safe
 from cropsm.train.metrics import all_metrics
 from cropsm.train.splits import SPLIT_NAMES
@@ -635,7 +636,7 @@ def score_baselines(baselines: Baselines, table: pd.DataFrame) -> dict:
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", "utf-8")
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def save_baselines(baselines: Baselines, out_dir: str | Path) -> Path:
@@ -655,13 +656,15 @@ def save_baselines(baselines: Baselines, out_dir: str | Path) -> Path:
         ],
         ignore_index=True,
     )[["layer", "station_id", "doy", "sm"]]
-    clim.to_csv(folder / "climatology.csv", index=False, float_format="%.6g")
+    with atomic_output(folder / "climatology.csv") as tmp:
+        clim.to_csv(tmp, index=False, float_format="%.6g")
     _write_json(
         folder / "linear.json",
         {f"layer{lb.layer}": lb.linear.to_json() for lb in baselines.layers},
     )
     for lb in baselines.layers:
-        np.savez(folder / f"gradient_boosting_layer{lb.layer}.npz", **lb.gradient_boosting.arrays())
+        with atomic_output(folder / f"gradient_boosting_layer{lb.layer}.npz") as tmp:
+            np.savez(tmp, **lb.gradient_boosting.arrays())
     description = {
         "format": BASELINES_FORMAT,
         "split": baselines.split_kind,
@@ -805,7 +808,8 @@ def run_baselines(
     folder = save_baselines(baselines, out)
     path = add_baselines_to_metrics(out / "metrics.json", baselines.metrics)
     metrics = json.loads(path.read_text("utf-8"))
-    comparison_table(metrics).to_csv(folder / "comparison.csv", index=False, float_format="%.6g")
+    with atomic_output(folder / "comparison.csv") as tmp:
+        comparison_table(metrics).to_csv(tmp, index=False, float_format="%.6g")
     return baselines
 
 

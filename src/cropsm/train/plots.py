@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM
+from cropsm.io.atomic import atomic_output
 from cropsm.train.chain import TrainedChain, prediction_column, target_column
 from cropsm.train.metrics import r2
 
@@ -120,5 +121,6 @@ def write_scatter_plots(
     for stale in figures_dir.glob("scatter_layer*.png"):
         stale.unlink()
     path = figures_dir / "scatter_all_layers.png"
-    scatter_layers_figure(panels).savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        scatter_layers_figure(panels).savefig(tmp, dpi=110)
     return [path]

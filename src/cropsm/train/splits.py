@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from cropsm.errors import UsageError
+
 SplitKind = Literal["random", "station", "year"]
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -43,7 +45,7 @@ def _group_split(
     """Assign whole groups (stations or years) to test, then validation, the rest to train."""
     labels, codes = np.unique(groups, return_inverse=True)
     if len(labels) < 3:
-        raise ValueError(
+        raise UsageError(
             f"a split by {what} needs at least 3 distinct {what}s, found {len(labels)}"
         )
     sizes = np.bincount(codes, minlength=len(labels)).astype(np.float64)
@@ -91,7 +93,7 @@ def make_split(
         raise ValueError("test_fraction and validation_fraction must lie between 0 and 1")
     n_rows = len(table)
     if n_rows < 3:
-        raise ValueError(f"cannot split {n_rows} rows into train, validation and test")
+        raise UsageError(f"cannot split {n_rows} rows into train, validation and test")
     order = _canonical_order(table)
     membership = np.empty(n_rows, dtype=object)
     if kind == "random":

@@ -30,13 +30,13 @@ and takes 4-6 s to write (zlib level 1).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 import cropsm
+from cropsm.io.atomic import atomic_output
 
 ZERO_CELSIUS_K = 273.15
 
@@ -326,11 +326,5 @@ def write_era_daily(climate: xr.Dataset, path) -> None:
     """
     path = Path(path)
     ds = pack_int16(era_dataset(climate))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=_encoding(ds))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cropsm.errors import UsageError
 from cropsm.twin.geography import GridSpec
 
 
@@ -64,4 +65,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise KeyError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}") from None
+        raise UsageError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}") from None

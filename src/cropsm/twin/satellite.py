@@ -16,13 +16,13 @@ Written in the ESA CCI SM layout: ``sm`` (m3 m-3, ``_FillValue`` -9999) and ``fl
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from cropsm.io.atomic import atomic_output
 
 RETRIEVAL_NOISE_SD = 0.03
 
@@ -114,12 +114,5 @@ def write_cci(
         "sm": {"zlib": True, "complevel": 1, "_FillValue": np.float32(-9999.0)},
         "flag": {"zlib": True, "complevel": 1},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
