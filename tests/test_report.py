@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cropsm import paper as reference
@@ -423,3 +424,29 @@ def test_the_paper_is_cited_one_way(full_run):
     for path in [root / "README.md", *sorted((root / "src").rglob("*.py"))]:
         text = path.read_text(encoding="utf-8")
         assert "Liu, Y." not in text, path  # no second spelling of the reference
+
+
+def test_scenario_maps_warning_counts_flag_one_maps_meeting_the_target(tmp_path):
+    from cropsm.report.key_results import scenario_maps_warning
+
+    (tmp_path / "analysis").mkdir()
+    table = pd.DataFrame(
+        {
+            "pattern": ["ww_fl", "ww_fl", "ww_mz", "ww_mz"],
+            "layer": [1, 2, 1, 1],
+            "pattern_flag": ["1", "1", "1", "0"],
+            "cells": [40, 40, 30, 50],
+            "sign_agreement": [0.95, 0.6, 0.92, 0.1],
+            "pearson_r": [0.8, 0.2, 0.75, -0.5],
+            "slope": [1.1, 0.1, 0.9, -1.0],
+        }
+    )
+    path = tmp_path / "analysis" / "truth_scenario_agreement.csv"
+    table.to_csv(path, index=False)
+    warning = scenario_maps_warning(tmp_path)
+    assert warning.startswith("Scenario effect maps do not reproduce the truth: 2 of 3 maps")
+    assert "sign 0.920, r 0.750, slope 0.900" in warning  # medians of the flag-1 maps only
+    table.loc[1, ["sign_agreement", "pearson_r", "slope"]] = [0.91, 0.71, 1.29]
+    table.to_csv(path, index=False)
+    assert scenario_maps_warning(tmp_path) is None
+    assert scenario_maps_warning(tmp_path / "elsewhere") is None

@@ -273,6 +273,9 @@ def warnings_for_run(
             + "; ".join(parts)
             + "."
         )
+    maps_warning = scenario_maps_warning(run_dir)
+    if maps_warning:
+        out.append(maps_warning)
     weak = [e for e in effects if "within the networks' error" in e.verdict]
     if weak:
         out.append(
@@ -290,6 +293,37 @@ def warnings_for_run(
             "still count in all of China."
         )
     return out
+
+
+def scenario_maps_warning(run_dir: Path) -> str | None:
+    """A warning when the effect maps miss the truth (virtual China), else None.
+
+    Over the pattern-flag-1 maps of every pattern and layer
+    (``analysis/truth_scenario_agreement.csv``): the warning names the medians of sign
+    agreement, r and slope and how many maps meet the target (sign >= 0.9, r >= 0.7, slope
+    0.7-1.3, :func:`cropsm.analyze.scenarios.meets_target`).
+    """
+    from cropsm.analyze.scenarios import meets_target
+
+    agreement = _read_csv(run_dir / "analysis" / "truth_scenario_agreement.csv")
+    if agreement is None or "pattern_flag" not in agreement.columns:
+        return None
+    rows = agreement[(agreement["pattern_flag"].astype(str) == "1") & (agreement["cells"] > 0)]
+    if rows.empty:
+        return None
+    met = sum(
+        meets_target(r["sign_agreement"], r["pearson_r"], r["slope"])
+        for r in rows.to_dict("records")
+    )
+    if met == len(rows):
+        return None
+    return (
+        f"Scenario effect maps do not reproduce the truth: {met} of {len(rows)} maps (every "
+        "pattern and layer, cells whose region has stations with the pattern) meet sign "
+        "agreement >= 0.9, r >= 0.7 and slope 0.7-1.3; medians: sign "
+        f"{_number(rows['sign_agreement'].median())}, r {_number(rows['pearson_r'].median())}, "
+        f"slope {_number(rows['slope'].median())}. Read the pattern maps as indicative only."
+    )
 
 
 def _beats(baseline: float | None, network: float | None) -> bool:
