@@ -276,24 +276,42 @@ def build_station_table(
     columns["doy"] = day_of_year(wide["date"])
     station_series = {
         name: features[name].transpose("time", "cell").to_numpy()[:, station_cell]
-        for name in ("precip", "tair", "ssr")
+        for name in BUCKET_SERIES
         if name in features
     }
-    columns.update(
-        crop_aware_columns(
-            station_series,
-            station_static=_station_static(columns, row_station, len(station_ids)),
-            station_patterns=station_meta["pattern"].to_numpy(dtype=object),
-            dates=time_index,
-            row_time=row_time,
-            row_station=row_station,
-        )
+    _add_crop_aware_columns(
+        columns, station_series, station_meta["pattern"], time_index, row_time, row_station
     )
     for c in SM_COLUMNS:
         columns[c] = wide[c].to_numpy()
     table = pd.DataFrame(columns)
 
     return _finish_table(table, report, on, time_index)
+
+
+BUCKET_SERIES: tuple[str, ...] = ("precip", "tair", "ssr")
+"""Climate columns the pattern buckets and the long-term climate are made from."""
+
+
+def _add_crop_aware_columns(
+    columns: dict,
+    station_series: dict,
+    station_patterns: pd.Series,
+    time_index: pd.DatetimeIndex,
+    row_time: np.ndarray,
+    row_station: np.ndarray,
+) -> None:
+    """Add :func:`crop_aware_columns` to ``columns`` (static inputs taken from ``columns``)."""
+    columns.update(
+        crop_aware_columns(
+            station_series,
+            station_static=_station_static(columns, row_station, len(station_patterns)),
+            station_patterns=station_patterns.to_numpy(dtype=object),
+            dates=time_index,
+            row_time=row_time,
+            row_station=row_station,
+        )
+    )
 
 
 def _station_static(columns: dict, row_station: np.ndarray, n_stations: int) -> dict:
@@ -351,7 +369,7 @@ def crop_aware_columns(
     has_pattern = np.array([isinstance(p, str) and p in known for p in station_patterns])
     if has_pattern.all():
         out.update(calendar_features_by_pattern(station_patterns[row_station], row_doy))
-    if not all(name in station_series for name in ("precip", "tair", "ssr")):
+    if not all(name in station_series for name in BUCKET_SERIES):
         return out
     doy = day_of_year(dates)
     kc = np.full(station_series["precip"].shape, REFERENCE_KC)
@@ -497,18 +515,11 @@ def build_station_table_from_station_features(
         name: np.asarray(features[name].transpose("time", "station").values, np.float64)[
             :, station_columns
         ]
-        for name in ("precip", "tair", "ssr")
+        for name in BUCKET_SERIES
         if name in features
     }
-    columns.update(
-        crop_aware_columns(
-            station_series,
-            station_static=_station_static(columns, row_station, len(station_ids)),
-            station_patterns=patterns,
-            dates=time_index,
-            row_time=row_time,
-            row_station=row_station,
-        )
+    _add_crop_aware_columns(
+        columns, station_series, station_meta["pattern"], time_index, row_time, row_station
     )
     for c in SM_COLUMNS:
         columns[c] = wide[c].to_numpy()

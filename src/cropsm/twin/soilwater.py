@@ -371,24 +371,10 @@ def crop_calendar(pattern_id: str, day_of_year) -> tuple[np.ndarray, np.ndarray]
     Allen, R. G., Pereira, L. S., Raes, D., Smith, M. (1998). Crop evapotranspiration. FAO
     Irrigation and Drainage Paper 56, Eq. 66 and Fig. 25.
     """
-    doy = np.asarray(day_of_year)
-    if doy.size and (np.any(doy < 1) or np.any(doy > 366)):
-        raise ValueError("crop_calendar: day_of_year must be within 1-366")
-    by_id = {p.id: p for p in catalog.patterns()}
-    if pattern_id not in by_id:
-        raise KeyError(f"unknown pattern {pattern_id!r}; expected one of {tuple(by_id)}")
-    fallow = catalog.fallow()
-    kc = np.full(doy.shape, float(fallow["kc"]))
-    root = np.full(doy.shape, float(fallow["root_depth_cm"]))
-    latest_sowing = np.full(doy.shape, np.inf)  # days since the sowing of the crop in the field
-    for season in by_id[pattern_id].seasons:
-        kc_s, root_s, inside = season_curve(season, doy)
-        days_since_sowing = np.mod(doy - season.sow_doy, 365)
-        take = inside & (days_since_sowing < latest_sowing)
-        kc = np.where(take, kc_s, kc)
-        root = np.where(take, root_s, root)
-        latest_sowing = np.where(take, days_since_sowing, latest_sowing)
-    return kc, root
+    from cropsm.features.calendar import calendar_features  # the one nominal calendar
+
+    values = calendar_features(pattern_id, day_of_year)
+    return values["cal_kc"], values["cal_root_cm"]
 
 
 def root_uptake_fractions(root_depth_cm) -> np.ndarray:
