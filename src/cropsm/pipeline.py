@@ -38,6 +38,7 @@ class Stage:
     purpose: str
     func: Callable[[RunContext], dict]
     config_keys: tuple[str, ...]
+    needs: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {}
@@ -61,14 +62,28 @@ def ordered_stages() -> list[Stage]:
     return known + extra
 
 
-def stage(name: str, purpose: str, config_keys: tuple[str, ...] = ()):
-    """Register a pipeline stage; ``config_keys`` are the config sections it depends on."""
+def stage(name: str, purpose: str, config_keys: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
+    """Register a pipeline stage; ``config_keys`` are the config sections it depends on and
+    ``needs`` what the input must provide (:func:`input_provides`), else the stage is skipped
+    with the reason."""
 
     def register(func: Callable[[RunContext], dict]) -> Callable[[RunContext], dict]:
-        STAGES[name] = Stage(name, purpose, func, config_keys)
+        STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs))
         return func
 
     return register
+
+
+def input_source(config: RunConfig) -> str:
+    """The name of the run's input section: ``twin``, ``files`` or ``uscrn``."""
+    return next(n for n in ("twin", "files", "uscrn") if getattr(config.inputs, n) is not None)
+
+
+def input_provides(config: RunConfig) -> dict[str, bool]:
+    """What the run's input provides: a ``grid`` (gridded climate and static fields, so a
+    national product can be made) and a known ``truth`` (the virtual China)."""
+    source = input_source(config)
+    return {"grid": source in ("twin", "files"), "truth": source == "twin"}
 
 
 def fingerprint(config: RunConfig, keys: tuple[str, ...]) -> str:
@@ -121,6 +136,13 @@ def run_pipeline(
         name = st.name
         keys = tuple(dict.fromkeys(keys + st.config_keys))
         if name not in wanted:
+            continue
+        lacking = [need for need in st.needs if not input_provides(config).get(need, False)]
+        if lacking:
+            reason = f"the {input_source(config)} input has no {' and no '.join(lacking)}"
+            ctx.console.print(f"stage {name}: skipped, {reason}", highlight=False, markup=False)
+            ctx.results[name] = {}
+            summary[name] = {"status": "not applicable", "reason": reason}
             continue
         if not force and stage_is_current(ctx, st, keys):
             ctx.console.print(f"[dim]stage {name}: up to date, skipped[/dim]")

@@ -444,6 +444,7 @@ def read_analysis_summary(run_dir: Path) -> dict | None:
     "analyze",
     "median annual SM and trends, satellite comparison, cropping-pattern effects (Figs. 2-3, 7-10)",
     ("analyze",),
+    needs=("grid",),
 )
 def analyze_stage(ctx: RunContext) -> dict:
     return run_analyses(ctx)

@@ -100,6 +100,12 @@ NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in USCRN_COLUMNS if c not in TE
 MISSING_VALUES: tuple[float, ...] = (-9999.0, -99.0)
 """Missing-value markers (``-9999.0`` everywhere, ``-99.000`` for soil moisture)."""
 
+
+def missing_markers(column: str) -> tuple[float, ...]:
+    """The missing-value markers of a column: ``-99.000`` only for soil moisture, where it is
+    NOAA's marker; elsewhere it is a value (a station at longitude -99.00 exists)."""
+    return MISSING_VALUES if column.startswith("SOIL_MOISTURE_") else (-9999.0,)
+
 SENSOR_DEPTHS_CM: tuple[int, ...] = (5, 10, 20, 50, 100)
 """Depths of the soil moisture and soil temperature sensors, cm."""
 
@@ -391,7 +397,7 @@ def read_uscrn_daily(files: list[UscrnFile] | tuple[UscrnFile, ...]) -> UscrnDai
             columns[column] = frame[column].to_numpy()
             continue
         values = frame[column].to_numpy()
-        values = np.where(np.isin(values, MISSING_VALUES), np.nan, values)
+        values = np.where(np.isin(values, missing_markers(column)), np.nan, values)
         if column in PHYSICAL_RANGE:
             lo, hi = PHYSICAL_RANGE[column]
             bad = (values < lo) | (values > hi)

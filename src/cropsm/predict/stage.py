@@ -180,6 +180,7 @@ def _score_against_truth(
     "predict",
     "the daily five-layer product of every cropland cell under six patterns and the reference",
     ("predict",),
+    needs=("grid",),
 )
 def predict_stage(ctx: RunContext) -> dict:
     summary = predict_run(
