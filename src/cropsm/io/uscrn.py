@@ -106,6 +106,7 @@ def missing_markers(column: str) -> tuple[float, ...]:
     NOAA's marker; elsewhere it is a value (a station at longitude -99.00 exists)."""
     return MISSING_VALUES if column.startswith("SOIL_MOISTURE_") else (-9999.0,)
 
+
 SENSOR_DEPTHS_CM: tuple[int, ...] = (5, 10, 20, 50, 100)
 """Depths of the soil moisture and soil temperature sensors, cm."""
 
