@@ -105,7 +105,7 @@ def full_run(tmp_path) -> Path:
         "reference,1,NE,,,0\nreference,2,NE,,,0\n"
     )
     (analysis / "truth_scenario_agreement.csv").write_text(
-        "pattern,layer,sign_agreement,pearson_r,product_mean_m3_m-3,truth_mean_m3_m-3,cells\n"
+        "pattern,layer,sign_agreement,pearson_r,product_mean_m3_m-3,true_mean_m3_m-3,cells\n"
         "ww_fl,1,0.93,0.88,-0.01,-0.012,150\n"
     )
     (analysis / "observations_summary.json").write_text(
@@ -175,7 +175,7 @@ def add_key_result_inputs(run: Path) -> None:
         "1,0.2,,,2\n5,0.25,,,2\n"
     )
     (run / "analysis" / "truth_scenario_agreement.csv").write_text(
-        "pattern,layer,sign_agreement,pearson_r,product_mean_m3_m-3,truth_mean_m3_m-3,cells\n"
+        "pattern,layer,sign_agreement,pearson_r,product_mean_m3_m-3,true_mean_m3_m-3,cells\n"
         "ww_fl,1,0.97,0.5,-0.055,-0.013,159\n"
         "rs_ct,1,0.48,0.02,-0.026,0.001,159\n"
         "fl_mz,1,0.66,0.6,-0.0093,-0.0099,159\n"

@@ -184,3 +184,19 @@ def test_tiny_run_scores_every_pattern_and_layer_by_flag(tiny_run, tmp_path):
     assert nested == headline["truth_scenario_agreement"]  # what run_summary.json receives
     assert set(nested) == {"flag1", "flag0", "all"}
     assert set(nested["all"]["maps"]) == set(catalog.pattern_ids())
+    # the report's key results read this very table: every pattern has its true effect
+    from cropsm.report.key_results import scenario_effects, scenario_maps_warning
+
+    effects = {e.pattern: e for e in scenario_effects(run)}
+    assert set(effects) == set(catalog.pattern_ids())
+    for pattern, effect in effects.items():
+        row = table[
+            (table["pattern"] == pattern)
+            & (table["layer"] == 1)
+            & (table["pattern_flag"].astype(str) == "all")
+        ].iloc[0]
+        assert effect.true_effect == pytest.approx(row["true_mean_m3_m-3"])
+        assert not effect.verdict.startswith("not checked")
+    warning = scenario_maps_warning(run)
+    met = nested["flag1"]["maps_meeting_target"]
+    assert (warning is None) == (met.split("/")[0] == met.split("/")[1])

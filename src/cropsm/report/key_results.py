@@ -181,7 +181,10 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
     agreement = _read_csv(run_dir / "analysis" / "truth_scenario_agreement.csv")
     truth_rows = {}
     if agreement is not None and {"pattern", "layer"} <= set(agreement.columns):
-        for row in agreement[agreement["layer"] == TOP_LAYER].to_dict("records"):
+        rows = agreement[agreement["layer"] == TOP_LAYER]
+        if "pattern_flag" in rows.columns:  # the all-cells row (analysis/ writes 1, 0, all)
+            rows = rows[rows["pattern_flag"].astype(str) == "all"]
+        for row in rows.to_dict("records"):
             truth_rows[str(row["pattern"])] = row
     metrics = _read_json(run_dir / "metrics.json") or {}
     rmse = _finite(metrics.get(f"layer{TOP_LAYER}", {}).get("test", {}).get("rmse"))
@@ -189,7 +192,7 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
     for pattern, value in effects.items():
         row = truth_rows.get(pattern, {})
         effect = _finite(row.get("product_mean_m3_m-3", value)) if row else _finite(value)
-        truth = _finite(row.get("truth_mean_m3_m-3")) if row else None
+        truth = _finite(row.get("true_mean_m3_m-3")) if row else None
         out.append(
             ScenarioEffect(
                 pattern=pattern,
