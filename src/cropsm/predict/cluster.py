@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -114,26 +113,24 @@ POLL_S = 0.5
 """Seconds between checks of the cluster while waiting for results."""
 
 
-def _unpickle(payload: bytes):
-    return pickle.loads(payload)
+def _value(value):
+    return value
 
 
 def recomputable(client, value, name: str):
     """A future of ``value`` that the scheduler can compute again when its holder is lost.
 
     Data sent with ``client.scatter`` exist only on the workers: losing the last copy fails
-    every task that needs them ("lost scattered data"). Here the value travels pickled inside
-    a task (``pickle.loads(payload)``), so it is an ordinary task result: workers fetch it as a
-    dependency, and when a worker holding it dies the scheduler recomputes it elsewhere.
+    every task that needs them ("lost scattered data"). Here the value is the argument of a task
+    that returns it, so it is kept in the task's definition on the scheduler: workers fetch the
+    result as a dependency, and when a worker holding it dies the scheduler computes it again
+    elsewhere. (dask serializes the argument itself; cropsm writes no pickle.)
     """
     import warnings
 
-    import cloudpickle
-
-    payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     with warnings.catch_warnings():  # sent once (tens of MB at most): not the slowdown meant
         warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-        return client.submit(_unpickle, payload, pure=False, key=f"{name}-{uuid.uuid4().hex}")
+        return client.submit(_value, value, pure=False, key=f"{name}-{uuid.uuid4().hex}")
 
 
 def gather_as_completed(
