@@ -58,3 +58,35 @@ def tiny_run(tmp_path_factory, tiny_twin):
     shutil.copytree(root, run_dir / "inputs" / "twin-tiny-seed0")
     run_pipeline(load_config(config_path), run_dir, stages=["inputs", "features", "train"])
     return run_dir, config_path
+
+
+@pytest.fixture(scope="session")
+def link_tiny_run(tiny_run):
+    """``f(dest)``: a private run directory at ``dest`` sharing the session run's inputs,
+    networks and station table (links) and its resolved config (a copy)."""
+    import shutil
+
+    source, _ = tiny_run
+
+    def link(dest):
+        dest.mkdir(parents=True)
+        for name in ("inputs", "models", "features"):
+            (dest / name).symlink_to(source / name, target_is_directory=True)
+        shutil.copy(source / "config.resolved.toml", dest)
+        return dest
+
+    return link
+
+
+@pytest.fixture(scope="session")
+def predict_app():
+    """A Typer app with the ``predict`` and ``export-netcdf`` commands, as the CLI registers
+    them (rich output 120 columns wide)."""
+    import typer
+    from rich.console import Console
+
+    from cropsm.predict.commands import register
+
+    app = typer.Typer()
+    register(app, lambda f: f, Console(width=120))
+    return app

@@ -9,22 +9,18 @@ again on a two-worker ``LocalCluster`` and once interrupted, to compare stores c
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 import xarray as xr
-from rich.console import Console
 from typer.testing import CliRunner
 
 from cropsm import catalog
 from cropsm.features.station_table import build_station_table
 from cropsm.io.stations import StationData
 from cropsm.predict import product as product_module
-from cropsm.predict.commands import register
 from cropsm.predict.config import PredictConfig, parse_scenarios
 from cropsm.predict.flags import observed_patterns, region_observation_periods
 from cropsm.predict.grid_features import first_complete_day
@@ -41,30 +37,20 @@ HALF_QUANTUM = 0.5e-4 + 2e-6  # int16 packing (1e-4) plus float32 forward passes
 SHORT = {"start": "2012-05-01", "end": "2012-07-04", "time_chunk_days": 24}  # 3 blocks
 
 
-def make_app() -> typer.Typer:
-    app = typer.Typer()
-    register(app, lambda f: f, Console(width=120))
-    return app
-
-
 @pytest.fixture(scope="module")
-def run_dir(tiny_run, tmp_path_factory) -> Path:
+def run_dir(tiny_run, link_tiny_run, tmp_path_factory) -> Path:
     """A private run directory sharing the session run's inputs and networks (links)."""
     source, _ = tiny_run
-    mine = tmp_path_factory.mktemp("predict") / "run"
-    mine.mkdir()
-    for name in ("inputs", "models", "features"):
-        (mine / name).symlink_to(source / name, target_is_directory=True)
-    shutil.copy(source / "config.resolved.toml", mine)
+    mine = link_tiny_run(tmp_path_factory.mktemp("predict") / "run")
     skill = json.loads((source / "truth_skill.json").read_text())
     (mine / "truth_skill.json").write_text(json.dumps({**skill, "earlier": {"kept": True}}))
     return mine
 
 
 @pytest.fixture(scope="module")
-def product(run_dir) -> dict:
+def product(run_dir, predict_app) -> dict:
     """The full product made by ``cropsm predict RUN_DIR --workers 0``."""
-    result = CliRunner().invoke(make_app(), ["predict", str(run_dir), "--workers", "0"])
+    result = CliRunner().invoke(predict_app, ["predict", str(run_dir), "--workers", "0"])
     assert result.exit_code == 0, result.output
     ds = xr.open_dataset(run_dir / "product.zarr", engine="zarr", consolidated=True)
     return {"ds": ds, "output": result.output, "path": run_dir / "product.zarr"}
@@ -243,9 +229,9 @@ def test_resume_after_interruption_gives_identical_store(inputs, run_dir, tmp_pa
     assert done["blocks_computed"] == 0
 
 
-def test_zarr_and_netcdf_open_with_cf_attributes(product, tmp_path):
+def test_zarr_and_netcdf_open_with_cf_attributes(product, tmp_path, predict_app):
     out = tmp_path / "product.nc"
-    result = CliRunner().invoke(make_app(), ["export-netcdf", str(product["path"]), str(out)])
+    result = CliRunner().invoke(predict_app, ["export-netcdf", str(product["path"]), str(out)])
     assert result.exit_code == 0, result.output
     zarr_ds = xr.open_dataset(product["path"], engine="zarr")
     nc_ds = xr.open_dataset(out)
@@ -299,7 +285,7 @@ def test_truth_skill_and_error_map_written(product, run_dir):
     assert "R2 of the reference vs truth" in product["output"]
 
 
-def test_reduced_model_set_gives_its_own_reference_product(product, inputs, run_dir):
+def test_reduced_model_set_gives_its_own_reference_product(product, inputs, run_dir, predict_app):
     """A set without the pattern group (its feature names say so) -> reference-only store."""
     from cropsm.features.groups import PATTERN_INPUTS
 
@@ -314,7 +300,7 @@ def test_reduced_model_set_gives_its_own_reference_product(product, inputs, run_
         )  # fmt: skip
     models_dir = save_models(reduced, run_dir / "attribution" / "no_pattern")
     result = CliRunner().invoke(
-        make_app(),
+        predict_app,
         ["predict", str(run_dir), "--models", str(models_dir), "--scenarios", "reference",
          "--workers", "0"],
     )  # fmt: skip
@@ -385,11 +371,13 @@ def test_period_before_the_lookback_is_an_error(inputs, run_dir, tmp_path):
     assert observed_patterns(inputs["stations"].meta, inputs["stations"].obs).any()
 
 
-def test_existing_folder_that_is_not_a_product_is_not_removed(inputs, run_dir, tmp_path):
+def test_existing_folder_that_is_not_a_product_is_not_removed(
+    inputs, run_dir, tmp_path, predict_app
+):
     (tmp_path / "x.zarr").mkdir()
     (tmp_path / "x.zarr" / "keep.txt").write_text("mine")
     result = CliRunner().invoke(
-        make_app(), ["predict", str(run_dir), "--workers", "0", "--out", str(tmp_path / "x.zarr")]
+        predict_app, ["predict", str(run_dir), "--workers", "0", "--out", str(tmp_path / "x.zarr")]
     )
     assert result.exit_code != 0
     assert (tmp_path / "x.zarr" / "keep.txt").exists()

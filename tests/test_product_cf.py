@@ -17,40 +17,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomli_w
-import typer
 import xarray as xr
-from rich.console import Console
 from typer.testing import CliRunner
 
 from cropsm import catalog
-from cropsm.predict.commands import register
 from cropsm.predict.export import read_product
 
 CF_TABLES = Path(__file__).parent / "data" / "cf"
 
 
-def make_app() -> typer.Typer:
-    app = typer.Typer()
-    register(app, lambda f: f, Console(width=120))
-    return app
-
-
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory) -> dict:
+def exported(link_tiny_run, predict_app, tmp_path_factory) -> dict:
     """``product.zarr`` made by ``cropsm predict`` for two months, and its netCDF export."""
-    source, _ = tiny_run
-    run_dir = tmp_path_factory.mktemp("cf") / "run"
-    run_dir.mkdir()
-    for name in ("inputs", "models", "features"):
-        (run_dir / name).symlink_to(source / name, target_is_directory=True)
-    config = tomllib.loads((source / "config.resolved.toml").read_text())
+    run_dir = link_tiny_run(tmp_path_factory.mktemp("cf") / "run")
+    config = tomllib.loads((run_dir / "config.resolved.toml").read_text())
     config.setdefault("predict", {}).update(start=dt.date(2012, 5, 1), end=dt.date(2012, 6, 30))
     (run_dir / "config.resolved.toml").write_text(tomli_w.dumps(config))
     runner = CliRunner()
-    result = runner.invoke(make_app(), ["predict", str(run_dir), "--workers", "0"])
+    result = runner.invoke(predict_app, ["predict", str(run_dir), "--workers", "0"])
     assert result.exit_code == 0, result.output
     nc = run_dir / "product.nc"
-    result = runner.invoke(make_app(), ["export-netcdf", str(run_dir / "product.zarr"), str(nc)])
+    result = runner.invoke(predict_app, ["export-netcdf", str(run_dir / "product.zarr"), str(nc)])
     assert result.exit_code == 0, result.output
     return {"run_dir": run_dir, "zarr": run_dir / "product.zarr", "nc": nc}
 

@@ -134,29 +134,19 @@ def test_report_table_puts_flag_one_beside_flag_zero():
     assert "ww_fl" in scenario_agreement_html(old)
 
 
-def test_tiny_run_scores_every_pattern_and_layer_by_flag(tiny_run, tmp_path):
+def test_tiny_run_scores_every_pattern_and_layer_by_flag(link_tiny_run, predict_app, tmp_path):
     """predict + analyze on the tiny virtual China: the table, the flags, run summary numbers."""
     import json
-    import shutil
 
-    import typer
     from rich.console import Console
     from typer.testing import CliRunner
 
     from cropsm import catalog
     from cropsm.analyze.commands import run_analyze
     from cropsm.analyze.product import open_product
-    from cropsm.predict.commands import register
 
-    source, _ = tiny_run
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("inputs", "models", "features"):
-        (run / name).symlink_to(source / name, target_is_directory=True)
-    shutil.copy(source / "config.resolved.toml", run)
-    app = typer.Typer()
-    register(app, lambda f: f, Console(width=120))
-    result = CliRunner().invoke(app, ["predict", str(run), "--workers", "0"])
+    run = link_tiny_run(tmp_path / "run")
+    result = CliRunner().invoke(predict_app, ["predict", str(run), "--workers", "0"])
     assert result.exit_code == 0, result.output
     headline = run_analyze(run, console=Console(quiet=True))
 

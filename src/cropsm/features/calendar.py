@@ -115,8 +115,3 @@ def calendar_features_by_pattern(pattern_ids, day_of_year) -> dict[str, np.ndarr
             for name in CALENDAR_FEATURES:
                 out[name][rows] = values[name]
     return out
-
-
-def nominal_kc(pattern_id: str, day_of_year) -> np.ndarray:
-    """Nominal crop coefficient of a pattern on days of year (the bucket's Kc)."""
-    return calendar_features(pattern_id, day_of_year)["cal_kc"]

@@ -117,14 +117,29 @@ def available_water_m3_m3(sand_pct, clay_pct, organic_matter_pct: float = ORGANI
     """
     s = np.asarray(sand_pct, dtype=np.float64) / 100.0
     c = np.asarray(clay_pct, dtype=np.float64) / 100.0
-    om = float(organic_matter_pct)
+    theta_1500, theta_33 = saxton_rawls_retention(s, c, float(organic_matter_pct))
+    return np.maximum(theta_33 - theta_1500, 0.02)
+
+
+def saxton_rawls_retention(sand_fraction, clay_fraction, organic_matter_pct):
+    """Wilting point and field capacity before any density adjustment (Saxton & Rawls 2006,
+    Eqs. 1-2), the formulas of :func:`available_water_m3_m3`; ``S``, ``C`` as fractions (0-1),
+    ``OM`` in %. Shared by the model's bucket and the virtual China's hydraulics
+    (:func:`cropsm.twin.soilwater.saxton_rawls`).
+
+    Returns
+    -------
+    (theta_1500, theta_33)
+        m3 m-3, shaped like the broadcast inputs.
+    """
+    s, c, om = sand_fraction, clay_fraction, organic_matter_pct
     t1500 = -0.024 * s + 0.487 * c + 0.006 * om + 0.005 * s * om - 0.013 * c * om
     t1500 = t1500 + 0.068 * s * c + 0.031
     theta_1500 = t1500 + (0.14 * t1500 - 0.02)
     t33 = -0.251 * s + 0.195 * c + 0.011 * om + 0.006 * s * om - 0.027 * c * om
     t33 = t33 + 0.452 * s * c + 0.299
     theta_33 = t33 + (1.283 * t33**2 - 0.374 * t33 - 0.015)
-    return np.maximum(theta_33 - theta_1500, 0.02)
+    return theta_1500, theta_33
 
 
 def bucket_capacity_mm(sand_by_layer_pct=None, clay_by_layer_pct=None) -> np.ndarray | float:
@@ -330,30 +345,37 @@ def pattern_bucket_inputs(
     sand_by_layer_pct=None,
     clay_by_layer_pct=None,
     initial_water_mm=None,
+    keep_relative: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Bucket and long-term climate inputs of columns over a period (stations or grid cells).
+    """Bucket inputs of columns over a period (stations, or grid cells under several patterns).
 
-    Composes :func:`reference_et_mm`, :func:`bucket_capacity_mm`, :func:`run_bucket` and
-    :func:`climate_descriptors` (see the module docstring for the formulas).
+    Composes :func:`reference_et_mm`, :func:`bucket_capacity_mm` and :func:`run_bucket` (see
+    the module docstring for the formulas); the reference ET is computed once per column.
 
     Parameters
     ----------
     precip_mm, air_temperature_c, net_solar_mj_m2_day
         ``(time, column)`` daily climate.
     kc, root_depth_cm
-        ``(time, column)`` nominal crop coefficient and rooting depth of each column's pattern.
+        ``(time, column)`` nominal crop coefficient and rooting depth of each column's pattern,
+        scalars for every column and day, or ``(time, pattern, 1)`` to run every pattern on
+        every column: the state is then ``(pattern, column)``, the weather broadcast (nothing
+        copied per pattern).
     elevation_m
         ``(column,)`` elevation or None.
     sand_by_layer_pct, clay_by_layer_pct
         ``(5, column)`` texture or None (default capacity).
     initial_water_mm
-        ``(2, column)`` water of the two stores at the start, default half full.
+        ``(2, *state)`` water of the two stores at the start, default half full.
+    keep_relative
+        Return the daily relative waters (else only the final state).
 
     Returns
     -------
     dict
-        ``wb_top``, ``wb_sub`` ``(time, column)``; ``water_mm`` ``(2, column)`` at the end;
-        ``et0_mm`` ``(time, column)``; ``capacity_mm`` ``(column,)``.
+        ``wb_top``, ``wb_sub`` ``(time, *state)`` (without ``keep_relative``: absent);
+        ``water_mm`` ``(2, *state)`` at the end; ``et0_mm`` ``(time, column)``; ``capacity_mm``
+        ``(column,)``.
     """
     precip = np.asarray(precip_mm, dtype=np.float64)
     et0 = reference_et_mm(air_temperature_c, net_solar_mj_m2_day, elevation_m)
@@ -364,5 +386,14 @@ def pattern_bucket_inputs(
     capacity = np.where(np.isfinite(capacity), capacity, BUCKET_DEPTH_MM * DEFAULT_AVAILABLE_WATER)
     if initial_water_mm is None:
         initial_water_mm = initial_water_mm_of(capacity)
-    relative, water = run_bucket(precip, et0, kc, root_depth_cm, capacity, initial_water_mm)
-    return {**relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
+    by_pattern = np.ndim(kc) == 3  # (time, pattern, 1): weather broadcast over the patterns
+    relative, water = run_bucket(
+        precip[:, None, :] if by_pattern else precip,
+        et0[:, None, :] if by_pattern else et0,
+        kc,
+        root_depth_cm,
+        capacity,
+        initial_water_mm,
+        keep_relative=keep_relative,
+    )
+    return {**(relative or {}), "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}

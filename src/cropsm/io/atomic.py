@@ -150,27 +150,22 @@ def check_writable(path: str | Path, what: str = "output", *, beside: bool = Fal
             f"{existing} is a file, not a folder",
             hint=f"choose another {what}",
         )
+    step, fd, name = "created", None, None
     try:
         fd, name = tempfile.mkstemp(dir=existing, prefix=".cropsm-write-check.", suffix=".tmp")
-    except OSError as err:
-        raise OutputError(
-            path,
-            f"no file can be created in {existing}: {err.strerror or err}",
-            hint=_hint_for(what, err.errno),
-            errno=err.errno,
-        ) from None
-    try:
+        step = "written"
         os.write(fd, b"x")
     except OSError as err:
         raise OutputError(
             path,
-            f"no file can be written in {existing}: {err.strerror}",
+            f"no file can be {step} in {existing}: {err.strerror or err}",
             hint=_hint_for(what, err.errno),
             errno=err.errno,
         ) from None
     finally:
-        os.close(fd)
-        Path(name).unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+            Path(name).unlink(missing_ok=True)
     return path
 
 

@@ -30,15 +30,11 @@ from cropsm.features.calendar import CALENDAR_FEATURES, calendar_table
 from cropsm.features.climate import day_of_year
 from cropsm.features.water_balance import (
     BARE_BUCKET_FEATURES,
-    BUCKET_DEPTH_MM,
     CLIMATE_DESCRIPTORS,
-    DEFAULT_AVAILABLE_WATER,
     WATER_BALANCE_FEATURES,
-    bucket_capacity_mm,
     descriptors_from_sums,
     initial_water_mm_of,
-    reference_et_mm,
-    run_bucket,
+    pattern_bucket_inputs,
 )
 
 BUCKET_VARIABLES: tuple[str, ...] = ("precipitation", "air_temperature", "net_solar_radiation")
@@ -114,37 +110,23 @@ def _run_patterns(
     start_water: np.ndarray | None,
     keep_relative: bool = True,
 ) -> dict:
-    """Buckets of all six patterns over a piece, state ``(pattern, cell)``.
-
-    The same arithmetic as :func:`cropsm.features.water_balance.pattern_bucket_inputs` (which
-    the station table uses), with the reference ET computed once per cell and the patterns'
-    Kc broadcast against the cells' weather (nothing copied per pattern).
-    """
-    n_cells = climate_piece["precipitation"].shape[1]
-    kc = _with_fallow(pattern_kc(dates), 0)[:, :, None]  # (day, pattern + fallow, 1)
-    root = _with_fallow(pattern_root_cm(dates), 1)[:, :, None]
-    et0 = reference_et_mm(
+    """Buckets of the six patterns and a fallow field over a piece, state ``(2, 7, cell)``:
+    :func:`cropsm.features.water_balance.pattern_bucket_inputs`, the station table's function,
+    with the patterns' Kc and rooting depths on a pattern axis."""
+    result = pattern_bucket_inputs(
+        climate_piece["precipitation"],
         climate_piece["air_temperature"],
         climate_piece["net_solar_radiation"],
-        soil.get("elevation"),
-    )
-    capacity = np.broadcast_to(
-        np.asarray(bucket_capacity_mm(soil.get("sand"), soil.get("clay")), dtype=np.float64),
-        (n_cells,),
-    )
-    capacity = np.where(np.isfinite(capacity), capacity, BUCKET_DEPTH_MM * DEFAULT_AVAILABLE_WATER)
-    if start_water is None:
-        start_water = initial_water_mm_of(capacity)[:, None, :]  # (store, 1, cell)
-    relative, water = run_bucket(
-        np.asarray(climate_piece["precipitation"])[:, None, :],
-        et0[:, None, :],
-        kc,
-        root,
-        capacity,
-        start_water,
+        _with_fallow(pattern_kc(dates), 0)[:, :, None],  # (day, pattern + fallow, 1)
+        _with_fallow(pattern_root_cm(dates), 1)[:, :, None],
+        elevation_m=soil.get("elevation"),
+        sand_by_layer_pct=soil.get("sand"),
+        clay_by_layer_pct=soil.get("clay"),
+        initial_water_mm=start_water,
         keep_relative=keep_relative,
     )
-    return {"relative": relative, "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}
+    result["relative"] = {k: result.pop(k) for k in WATER_BALANCE_FEATURES if k in result}
+    return result
 
 
 def bucket_prepass(

@@ -123,6 +123,9 @@ class ProductJob:
         (:func:`cropsm.predict.crop_inputs.bucket_prepass`), or None.
     bare_bucket_names
         The pattern-free bucket inputs (``wb_top_bare``, ``wb_sub_bare``) the networks take.
+    descriptor_names
+        The long-term climate inputs (``clim_precip_mm_yr``, ``clim_aridity``) the networks
+        take; with the buckets, filled in by :func:`with_bucket_states`.
     cell_soil
         Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` for the buckets, or None.
     """
@@ -145,6 +148,7 @@ class ProductJob:
     batch_cell_days: int
     pattern_input_names: tuple[str, ...] = ()
     bare_bucket_names: tuple[str, ...] = ()
+    descriptor_names: tuple[str, ...] = ()
     bucket_start_water: np.ndarray | None = None
     cell_soil: Mapping[str, np.ndarray] | None = None
 
@@ -558,7 +562,6 @@ def plan_product(
     models: Sequence[LayerModel],
     config: PredictConfig,
     source: str = "",
-    progress: ProgressCallback | None = None,
 ) -> tuple[ProductJob, xr.Dataset, dict, str]:
     """Plan a product: the block job, the store template, its encoding and its fingerprint.
 
@@ -575,10 +578,6 @@ def plan_product(
         As for :func:`predict_product`.
     source
         Free text for the ``source`` attribute.
-    progress
-        Optional ``report(step, done, total)`` for the pattern-bucket pass over the climate
-        (crop-aware networks only).
-
     Returns
     -------
     (job, template, encoding, fingerprint)
@@ -698,10 +697,9 @@ def plan_product(
         batch_cell_days=config.batch_cell_days,
         pattern_input_names=pattern_inputs,
         bare_bucket_names=bare_names,
+        descriptor_names=tuple(descriptor_names),
         cell_soil=soil,
     )
-    if soil is not None:
-        job = _with_bucket_states(job, climate, climate_dates, soil, descriptor_names, progress)
     attrs = {
         "Conventions": "CF-1.8",
         "title": "cropsm: daily five-layer (0-50 cm) cropland soil moisture under six cropping "
@@ -726,18 +724,17 @@ def plan_product(
     return job, template, encoding, fingerprint
 
 
-def _with_bucket_states(
-    job: ProductJob,
-    climate: xr.Dataset,
-    climate_dates: pd.DatetimeIndex,
-    soil: Mapping[str, np.ndarray],
-    descriptor_names: Sequence[str],
-    progress: ProgressCallback | None,
-) -> ProductJob:
+def with_bucket_states(job: ProductJob, progress: ProgressCallback | None = None) -> ProductJob:
     """The job with the pattern buckets' state at every time block's start and the cells'
-    long-term climate (:func:`cropsm.predict.crop_inputs.bucket_prepass`)."""
+    long-term climate (:func:`cropsm.predict.crop_inputs.bucket_prepass`): one pass over the
+    climate record, made only when blocks remain to be computed. A job whose networks take
+    neither is returned as it is."""
     import dataclasses
 
+    if job.cell_soil is None:
+        return job
+    climate, soil = job.climate, job.cell_soil
+    climate_dates = pd.DatetimeIndex(climate["time"].values)
     layout = job.layout
     n_lat, n_lon = len(layout.lat), len(layout.lon)
     starts = [
@@ -762,7 +759,7 @@ def _with_bucket_states(
 
     states = bucket_prepass(read_piece, climate_dates, soil, starts, report)
     cell_static = dict(job.cell_static)
-    for name in descriptor_names:
+    for name in job.descriptor_names:
         cell_static[name] = states.descriptors[name]
     return dataclasses.replace(
         job, bucket_start_water=states.start_water_mm, cell_static=cell_static
@@ -867,13 +864,15 @@ def predict_product(
     out = Path(out)
     t_start = time.perf_counter()
     job, template, encoding, fingerprint = plan_product(
-        out, climate, static, stations, models, config, source, progress
+        out, climate, static, stations, models, config, source
     )
     status, work = prepare_store(out, template, encoding, fingerprint)
     job = dataclasses.replace(job, store=str(work))
     done = product_store.completed_blocks(work, job.layout)
     todo = [int(b) for b in np.flatnonzero(~done)]
     n_blocks = job.layout.n_blocks
+    if todo:
+        job = with_bucket_states(job, progress)
     results = run_blocks(job, todo, client, progress, already_done=int(done.sum()))
     product_store.finish_store(work, out, job.layout)
     totals: dict = {"cell_days": 0, "flops": 0}

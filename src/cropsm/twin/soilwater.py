@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, catalog
+from cropsm.features.water_balance import saxton_rawls_retention
 
 __all__ = [
     "DEFAULT_PARAMETERS",
@@ -223,14 +224,8 @@ def saxton_rawls(
     c = clay_pct / 100.0
     om = np.minimum(om_pct, 8.0)
 
-    # Eq. 1: wilting point (1500 kPa)
-    t1500 = -0.024 * s + 0.487 * c + 0.006 * om + 0.005 * s * om - 0.013 * c * om
-    t1500 = t1500 + 0.068 * s * c + 0.031
-    theta_1500 = t1500 + (0.14 * t1500 - 0.02)
-    # Eq. 2: field capacity (33 kPa)
-    t33 = -0.251 * s + 0.195 * c + 0.011 * om + 0.006 * s * om - 0.027 * c * om
-    t33 = t33 + 0.452 * s * c + 0.299
-    theta_33 = t33 + (1.283 * t33**2 - 0.374 * t33 - 0.015)
+    # Eqs. 1-2: wilting point (1500 kPa) and field capacity (33 kPa)
+    theta_1500, theta_33 = saxton_rawls_retention(s, c, om)
     # Eq. 3: saturation - field capacity
     ts33 = 0.278 * s + 0.034 * c + 0.022 * om - 0.018 * s * om - 0.027 * c * om
     ts33 = ts33 - 0.584 * s * c + 0.078
