@@ -10,18 +10,16 @@ import pytest
 
 from cropsm import catalog
 from cropsm.features.calendar import calendar_features, calendar_table
-from cropsm.features.phenology import (
-    calendar_on_days,
-    climate_calendar_table,
-    cycle_temperature_c,
-    temperature_harmonics,
-)
 from cropsm.features.groups import (
     PATTERN_ONE_HOT,
     active_groups,
     feature_groups,
     layer_feature_names,
     validate_groups,
+)
+from cropsm.features.phenology import (
+    calendar_on_days,
+    temperature_harmonics,
 )
 from cropsm.features.water_balance import (
     available_water_m3_m3,

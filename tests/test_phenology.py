@@ -71,7 +71,7 @@ def test_nominal_climate_reproduces_the_nominal_calendar():
 def test_warmer_places_sow_spring_crops_earlier_winter_wheat_later_and_grow_faster():
     places = _cycle([9.0, 13.0, 17.0])
     maize = climate_calendar_table("fl_mz", places)
-    sow_maize, len_maize = zip(*(_sowing_and_length(maize[i, :, 2]) for i in range(3)))
+    sow_maize, len_maize = zip(*(_sowing_and_length(maize[i, :, 2]) for i in range(3)), strict=True)
     assert sow_maize[0] > sow_maize[1] > sow_maize[2]
     assert len_maize[0] > len_maize[1] > len_maize[2]
     wheat = climate_calendar_table("ww_fl", places)[:, :, 2]
