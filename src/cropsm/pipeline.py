@@ -116,6 +116,7 @@ def run_pipeline(
     """Run the selected stages (default: all, in registry order) and return their results."""
     from cropsm import stages as _stages  # noqa: F401  (registers the stages)
     from cropsm.io.atomic import check_writable, make_folder
+    from cropsm.memory import release_memory, resident_mb
 
     check_writable(run_dir, "--out")  # before any input is read
     ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(stderr=True))
@@ -154,6 +155,8 @@ def run_pipeline(
         t0 = time.perf_counter()
         result = st.func(ctx) or {}
         seconds = round(time.perf_counter() - t0, 1)
+        release_memory()  # what the stage no longer holds, before the next one starts
+        result = {**result, "driver_rss_mb": round(resident_mb())}
         ctx.results[name] = result
         write_json(
             _marker(run_dir, name),
