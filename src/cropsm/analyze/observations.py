@@ -38,6 +38,8 @@ from matplotlib.figure import Figure
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND  # the one trend rule of a run (re-exported)
 from cropsm.io.atomic import atomic_output
+from cropsm.run_layout import RunLayout, load_run_config
+from cropsm.sources import grid_input_paths
 
 MIN_OBSERVATIONS_PER_YEAR = 3
 """Fewest observations of a layer in a calendar year for its annual mean (our choice; the paper
@@ -511,11 +513,9 @@ def trends_by_pattern_figure(trends: pd.DataFrame, layer: int = 1) -> Figure:
 def read_run_stations(run_dir: str | Path):
     """The canonical station data of a run, read through the run's input paths."""
     from cropsm.io.stations import read_stations
-    from cropsm.pipeline import RunContext
-    from cropsm.stages import input_paths, load_run_config
 
     config = load_run_config(run_dir)
-    paths = input_paths(RunContext(config=config, run_dir=Path(run_dir)))
+    paths = grid_input_paths(config, RunLayout(Path(run_dir)))
     return read_stations(paths["stations"], paths["observations"])
 
 

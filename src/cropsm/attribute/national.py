@@ -31,6 +31,8 @@ from matplotlib.figure import Figure
 from cropsm.analyze.product import annual_mean, median_annual
 from cropsm.attribute.station import GROUP_LABELS, attribution_dir
 from cropsm.io.atomic import atomic_output
+from cropsm.run_layout import RunLayout, load_run_config
+from cropsm.sources import grid_input_paths
 
 SM_UNITS = "m3 m-3"
 TOP_LAYER = 1
@@ -350,11 +352,8 @@ def national_attribution_from_products(
 def _static_maps(run_dir: str | Path, like: xr.DataArray):
     """Region codes and dense-cropland dots on the product grid, from the run's static input."""
     from cropsm.analyze.product import DENSE_CROPLAND_FRACTION, region_on_grid
-    from cropsm.pipeline import RunContext
-    from cropsm.stages import input_paths, load_run_config
-
     config = load_run_config(run_dir)
-    static_path = input_paths(RunContext(config=config, run_dir=Path(run_dir)))["static"]
+    static_path = grid_input_paths(config, RunLayout(Path(run_dir)))["static"]
     if not static_path or not Path(static_path).exists():
         return None, None
     from cropsm.io.static import read_static

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
 from cropsm.features.groups import ALL_GROUPS, feature_groups, validate_groups
 from cropsm.io.atomic import atomic_output
+from cropsm.run_layout import load_run_config
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.splits import make_split
@@ -545,8 +546,6 @@ def station_attribution(
 
     run_dir = Path(run_dir)
     if config is None:
-        from cropsm.stages import load_run_config
-
         config = load_run_config(run_dir)
     if settings is None:
         settings = getattr(config, "attribute", None) or AttributeConfig()

@@ -15,10 +15,10 @@ from pathlib import Path
 from rich.console import Console
 
 from cropsm.errors import ConfigError
-from cropsm.pipeline import RunContext, stage
 from cropsm.predict.config import PredictConfig
-
-PRODUCT_NAME = "product.zarr"
+from cropsm.run_layout import PRODUCT_NAME, RunLayout, load_run_config
+from cropsm.sources import grid_input_paths
+from cropsm.stage_registry import RunContext, stage
 
 
 def run_predict_config(config) -> PredictConfig:
@@ -51,9 +51,8 @@ def load_product_inputs(ctx: RunContext) -> dict:
     from cropsm.io.climate import read_climate
     from cropsm.io.static import read_static
     from cropsm.io.stations import read_stations
-    from cropsm.stages import input_paths
 
-    paths = input_paths(ctx)
+    paths = grid_input_paths(ctx.config, ctx.layout)
     if not paths.get("static"):
         raise ConfigError("the product needs static fields (cropland, soil, crop areas)")
     from cropsm.io.check import optional_climate_variables
@@ -103,7 +102,6 @@ def predict_run(
     from cropsm.predict.cluster import dask_client
     from cropsm.predict.product import predict_product
     from cropsm.progress import progress_callback
-    from cropsm.stages import load_run_config
     from cropsm.train import load_models
 
     run_dir = Path(run_dir)
@@ -162,12 +160,12 @@ def _score_against_truth(
     skill, rmse_map, lat, lon = product_truth_skill(product, open_truth(truth_path), client=client)
     skill["seconds"] = round(time.perf_counter() - started, 1)
     skill["product"] = str(product)
-    update_truth_skill_json(run_dir / "truth_skill.json", key, skill)
+    update_truth_skill_json(RunLayout(run_dir).truth_skill, key, skill)
     out = {"skill_key": key}
     if rmse_map is not None:
         name = "product_error_map.png" if label is None else f"{key}_error_map.png"
         write_error_map(
-            rmse_map, lat, lon, run_dir / "figures" / name,
+            rmse_map, lat, lon, RunLayout(run_dir).figures_dir / name,
             title="reference product vs truth: RMSE per cell over all days",
         )  # fmt: skip
         for k in range(1, 6):

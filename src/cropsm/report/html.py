@@ -14,7 +14,9 @@ resources (CSS inline, no fonts, no network). A tiny inline script marks each ``
 position of the key-results box into its ``data-top``/``data-bottom`` (used by the browser
 test). Every text from the run directory is escaped.
 A section whose inputs are missing says so; one that cannot be read shows the error instead of
-stopping the report.
+stopping the report. Sections that need what the run's input source does not provide
+(:data:`SECTION_NEEDS`; ``inputs/source.json``, e.g. a national product from USCRN stations, which
+have no grid) are left out, page and table of contents, and the page names them with the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import pandas as pd
 from cropsm import paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND
 from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
+from cropsm.run_layout import RunLayout
 
 REPORT_DIR = "report"
 REPORT_FILE = "index.html"
@@ -385,10 +388,16 @@ def section_inputs(run_dir: Path, shelf: FigureShelf) -> str:
         )
     result = _stage_result(run_dir, "inputs")
     if result:
+        record = _read_json(RunLayout(run_dir).input_source) or {}
+        source = record.get("source", "files")
+        provides = ", ".join(record.get("provides", [])) or "stations only"
         rows = [(k, _inline(v) if isinstance(v, Mapping) else v) for k, v in result.items()]
-        return paragraph("The user's own input files (checked by the inputs stage):") + table(
-            rows, ["quantity", "value"]
+        what = (
+            "The user's own input files (checked by the inputs stage):"
+            if source == "files"
+            else f"The {source} input (read by the inputs stage; it provides: {provides}):"
         )
+        return paragraph(what) + table(rows, ["quantity", "value"])
     return missing("No inputs summary: neither inputs/twin-*/twin.json nor stages/inputs.json.")
 
 
@@ -972,6 +981,37 @@ SECTIONS: tuple[tuple[str, str, Callable[[Path, FigureShelf], str]], ...] = (
 )
 """The report's sections in order: anchor, title, builder (run dir, figure shelf) → HTML."""
 
+SECTION_NEEDS: dict[str, tuple[str, ...]] = {
+    "observations": ("grid",),
+    "product": ("grid",),
+    "satellite": ("grid", "satellite"),
+    "scenarios": ("grid", "patterns"),
+    "truth": ("truth",),
+}
+"""What a section needs the input source to provide (``cropsm.sources.PROVIDABLE``); the
+station analyses come from the analyze stage, which needs a grid."""
+
+
+def shown_sections(run_dir: Path) -> tuple[list, dict[str, str]]:
+    """The sections the run's inputs allow, and for each left out the reason.
+
+    A run directory without ``inputs/source.json`` (made by hand or by an older version)
+    shows every section.
+    """
+    layout = RunLayout(run_dir)
+    have = layout.provided()
+    if have is None:
+        return list(SECTIONS), {}
+    source = (_read_json(layout.input_source) or {}).get("source", "input")
+    shown, left_out = [], {}
+    for anchor, title, builder in SECTIONS:
+        lacking = [n for n in SECTION_NEEDS.get(anchor, ()) if n not in have]
+        if lacking:
+            left_out[title] = f"the {source} input has no {' and no '.join(lacking)}"
+        else:
+            shown.append((anchor, title, builder))
+    return shown, left_out
+
 
 # --------------------------------------------------------------------------------------------
 # the page
@@ -1043,7 +1083,8 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
     run_dir = Path(run_dir)
     shelf = FigureShelf(run_dir / "figures")
     built = []
-    for anchor, title, builder in SECTIONS:
+    sections_shown, left_out = shown_sections(run_dir)
+    for anchor, title, builder in sections_shown:
         try:
             body = builder(run_dir, shelf)
         except Exception as err:  # noqa: BLE001 - one broken input must not lose the report
@@ -1063,6 +1104,12 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
         f"Run directory {run_dir.resolve()}; report made {when} by cropsm {__version__}. "
         f"Reference: {paper.CITATION}."
     )
+    if left_out:
+        intro += (
+            " Not in this report: "
+            + "; ".join(f"{title} ({reason})" for title, reason in left_out.items())
+            + "."
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
