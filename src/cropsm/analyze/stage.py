@@ -26,6 +26,7 @@ from cropsm.analyze import satellite as sat
 from cropsm.analyze import scenarios as scen
 from cropsm.io.atomic import atomic_output
 from cropsm.progress import progress_callback
+from cropsm.provenance import write_json
 from cropsm.sources import grid_input_paths, load_grid_inputs
 from cropsm.stage_registry import RunContext, stage
 
@@ -409,7 +410,6 @@ def run_analyses(ctx: RunContext) -> dict:
                 summary["ran"]["truth"] = analyze_against_truth(
                     stats, region_cells, diff, run_dir, inputs.pattern_flag, small
                 )
-    from cropsm.provenance import write_json
 
     write_json(run_dir / ANALYSIS_DIR / SUMMARY_FILE, summary)
     return _headline(summary)

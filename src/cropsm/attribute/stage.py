@@ -12,6 +12,11 @@ import importlib.util
 from pathlib import Path
 
 from cropsm.attribute.config import AttributeConfig
+from cropsm.attribute.national import national_attribution
+from cropsm.attribute.station import station_attribution
+from cropsm.predict.config import PredictConfig
+from cropsm.predict.stage import predict_run, run_predict_config
+from cropsm.progress import progress_callback
 from cropsm.sources import lacking
 from cropsm.stage_registry import RunContext, stage
 
@@ -39,8 +44,6 @@ def product_maker(run_config, console=None):
         return None
 
     def make(run_dir: Path, models_dir: Path, out: Path) -> Path:
-        from cropsm.predict.config import PredictConfig
-        from cropsm.predict.stage import predict_run, run_predict_config
 
         settings = run_predict_config(run_config).model_dump()
         config = PredictConfig(**{**settings, "scenarios": ("reference",)})
@@ -55,9 +58,6 @@ def product_maker(run_config, console=None):
 
 @stage("attribute", PURPOSE, ("attribute",))
 def attribute_stage(ctx: RunContext) -> dict:
-    from cropsm.attribute.national import national_attribution
-    from cropsm.attribute.station import station_attribution
-    from cropsm.progress import progress_callback
 
     settings = attribute_settings(ctx.config)
 

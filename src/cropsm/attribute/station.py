@@ -32,9 +32,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
+from cropsm.attribute.config import AttributeConfig
 from cropsm.features.groups import ALL_GROUPS, feature_groups, validate_groups
+from cropsm.features.station_table import read_station_table, station_table_path
 from cropsm.io.atomic import atomic_output
+from cropsm.maps import new_figure, save_figure
+from cropsm.provenance import write_json
 from cropsm.run_layout import load_run_config
+from cropsm.train import load_models
+from cropsm.train.artifacts import save_layer_model
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.splits import make_split
@@ -420,7 +426,6 @@ def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
     training-row loss (the paper's measure) and test-row loss; black diamonds (layer 1): the
     paper's values where its text gives a number.
     """
-    from cropsm.maps import new_figure
 
     layers = sorted(int(k) for k in losses["layer"].unique())
     order = [g for g in ALL_GROUPS if g in set(losses["group"])]
@@ -487,7 +492,6 @@ def save_reduced_models(
     chain: TrainedChain, directory: str | Path, group: str, hyperparameters_from: str
 ) -> Path:
     """Write a reduced model set as ``directory/layer{k}/`` (the layout of ``RUN_DIR/models``)."""
-    from cropsm.train.artifacts import save_layer_model
 
     directory = Path(directory)
     training = {
@@ -538,11 +542,6 @@ def station_attribution(
     dict
         Summary: groups run, top group and loss per layer, paths.
     """
-    from cropsm.attribute.config import AttributeConfig
-    from cropsm.features.station_table import read_station_table, station_table_path
-    from cropsm.maps import save_figure
-    from cropsm.provenance import write_json
-    from cropsm.train import load_models
 
     run_dir = Path(run_dir)
     if config is None:
