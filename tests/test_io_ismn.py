@@ -166,7 +166,9 @@ def static_rows(top: dict[str, float], sub: dict[str, float]) -> list[str]:
     rows = []
     for (d0, d1), values in (((0.0, 0.3), top), ((0.3, 1.0), sub)):
         for name, value in values.items():
-            rows.append(f"{name};{units.get(name, '% weight')};{d0:.2f};{d1:.2f};{value:.2f};;{HWSD}")
+            rows.append(
+                f"{name};{units.get(name, '% weight')};{d0:.2f};{d1:.2f};{value:.2f};;{HWSD}"
+            )
     rows += [
         "organic carbon;% weight;-99.90;-99.90;0.59;;insitu;in situ;;;;;;",
         "land cover classification;;;;130;Grassland;CCI_landcover_2000;ESA CCI Land Cover;ESA;"

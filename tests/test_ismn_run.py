@@ -35,8 +35,11 @@ def write_climate(path: Path, seed: int = 0) -> np.ndarray:
             "tp": (("valid_time", "latitude", "longitude"), rain_mm / 1000.0, {"units": "m"}),
             "t2m": (("valid_time", "latitude", "longitude"), t2m, {"units": "K"}),
             "d2m": (("valid_time", "latitude", "longitude"), t2m - 6.0, {"units": "K"}),
-            "ssr": (("valid_time", "latitude", "longitude"),
-                    1.2e7 + 6e6 * season + 0 * t2m, {"units": "J m**-2"}),
+            "ssr": (
+                ("valid_time", "latitude", "longitude"),
+                1.2e7 + 6e6 * season + 0 * t2m,
+                {"units": "J m**-2"},
+            ),
         },  # fmt: skip
         coords={
             "valid_time": DAYS,
