@@ -102,6 +102,18 @@ class RunLayout:
         return self.root / "metrics.json"
 
     @property
+    def table2(self) -> Path:
+        return self.root / "table2.csv"
+
+    @property
+    def grid_search(self) -> Path:
+        return self.root / "grid_search.csv"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.csv"
+
+    @property
     def baselines_dir(self) -> Path:
         return self.root / "baselines"
 

@@ -550,7 +550,7 @@ def analyze_observations(run_dir: str | Path, top_layer: int = 1) -> dict:
     by_pattern = trends_by_pattern(trends)
     summary = observation_summary(trends, layer_trends, correlation)
 
-    analysis_dir, figure_dir = run_dir / "analysis", run_dir / "figures"
+    analysis_dir, figure_dir = RunLayout(run_dir).analysis_dir, RunLayout(run_dir).figures_dir
     analysis_dir.mkdir(parents=True, exist_ok=True)
     tables = {
         "observations_annual_station_means.csv": annual,

@@ -321,7 +321,7 @@ def write_national_attribution(
         summary.to_csv(tmp, index=False)
     fig_path = save_figure(
         national_differences_figure(differences, dense_cropland),
-        run_dir / "figures" / "fig6_national_differences.png",
+        RunLayout(run_dir).figures_dir / "fig6_national_differences.png",
     )
     china = summary[summary["area"] == ALL_CHINA].set_index("group")
     return {

@@ -38,7 +38,7 @@ from cropsm.features.station_table import read_station_table, station_table_path
 from cropsm.io.atomic import atomic_output
 from cropsm.maps import new_figure, save_figure
 from cropsm.provenance import write_json
-from cropsm.run_layout import load_run_config
+from cropsm.run_layout import RunLayout, load_run_config
 from cropsm.train import load_models
 from cropsm.train.artifacts import save_layer_model
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
@@ -549,7 +549,7 @@ def station_attribution(
     if settings is None:
         settings = getattr(config, "attribute", None) or AttributeConfig()
     groups_off = tuple(config.features.groups_off)
-    models_dir = run_dir / "models"
+    models_dir = RunLayout(run_dir).models_dir
     if not (models_dir / "layer1" / "model.json").is_file():
         raise FileNotFoundError(
             f"{models_dir}: no trained networks; run the train stage first (`cropsm train`)"
@@ -587,13 +587,12 @@ def station_attribution(
                 )
 
     figures = []
-    for stale in (run_dir / "figures").glob("fig5_r2_loss_layer*.png"):  # one per layer before
+    figure_dir = RunLayout(run_dir).figures_dir
+    for stale in figure_dir.glob("fig5_r2_loss_layer*.png"):  # one per layer before
         stale.unlink()
     if not losses.empty:  # one chart, every layer, groups in one order
         figures.append(
-            save_figure(
-                r2_loss_layers_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
-            )
+            save_figure(r2_loss_layers_figure(losses), figure_dir / "fig5_r2_loss_all_layers.png")
         )
 
     run_r2 = {
@@ -616,7 +615,7 @@ def station_attribution(
         "groups_off_in_run": list(groups_off),
         "hyperparameters": {f"layer{k}": v for k, v in experiments.hyperparameters.items()},
         "split": config.train.split,
-        "split_source": "splits.csv" if (run_dir / "splits.csv").is_file() else "recomputed",
+        "split_source": "splits.csv" if RunLayout(run_dir).splits.is_file() else "recomputed",
         "full_model_reproduction": reproduction,
         "reduced_model_sets": saved_models,
         "seconds": {k: round(v, 2) for k, v in experiments.seconds.items()},

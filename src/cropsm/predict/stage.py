@@ -110,7 +110,7 @@ def predict_run(
     console = console or Console(stderr=True)
     run_config = run_config or load_run_config(run_dir)
     config = config or run_predict_config(run_config)
-    models_path = Path(models_dir) if models_dir is not None else run_dir / "models"
+    models_path = Path(models_dir) if models_dir is not None else RunLayout(run_dir).models_dir
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
     check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
