@@ -24,8 +24,6 @@ from cropsm.skill.truth import write_truth_skill
 from cropsm.sources import (
     EvaluationRequest,
     check_evaluation_format,
-    grid_input_paths,
-    load_grid_inputs,
     provided,
     source_of,
 )
@@ -41,17 +39,7 @@ from cropsm.train import (
 from cropsm.train.baselines import load_baselines, run_baselines, score_baselines
 
 
-def input_paths(ctx: RunContext) -> dict:
-    """Paths of the run's gridded input files (sources with a grid; see :mod:`cropsm.sources`)."""
-    return grid_input_paths(ctx.config, ctx.layout)
-
-
-def load_run_inputs(ctx: RunContext, with_satellite: bool = False) -> dict:
-    """The run's gridded inputs in canonical form (:func:`cropsm.sources.load_grid_inputs`)."""
-    return load_grid_inputs(ctx.config, ctx.layout, with_satellite)
-
-
-@stage("inputs", "generate the virtual China or check the user's input files", ("inputs",))
+@stage("inputs", "make or read and check the inputs (the input source's plug-in)", ("inputs",))
 def inputs_stage(ctx: RunContext) -> dict:
     source, section = source_of(ctx.config)
     result = source.prepare(section, ctx)
