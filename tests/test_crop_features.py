@@ -17,6 +17,10 @@ from cropsm.features.groups import (
     layer_feature_names,
     validate_groups,
 )
+from cropsm.features.phenology import (
+    calendar_on_days,
+    temperature_harmonics,
+)
 from cropsm.features.water_balance import (
     available_water_m3_m3,
     climate_descriptors,
@@ -27,6 +31,7 @@ from cropsm.features.water_balance import (
 from cropsm.predict.crop_inputs import (
     block_pattern_inputs,
     bucket_prepass,
+    pattern_calendars,
     pattern_kc,
     pattern_root_cm,
 )
@@ -139,7 +144,14 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
         "clay": rng.uniform(5, 45, (5, n_cells)),
     }
     starts = [200, 300, 450]
-    states = bucket_prepass(lambda sl: {k: v[sl] for k, v in climate.items()}, dates, soil, starts)
+    states = bucket_prepass(
+        lambda sl, names: {k: climate[k][sl] for k in names}, dates, soil, starts
+    )
+    np.testing.assert_allclose(
+        states.harmonics["clim_t_mean_c"],
+        temperature_harmonics(dates, climate["air_temperature"])["clim_t_mean_c"],
+    )
+    tables = pattern_calendars(states.harmonics, n_cells)
     fallow = catalog.fallow()
     bare = pattern_bucket_inputs(
         climate["precipitation"],
@@ -156,8 +168,8 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
             climate["precipitation"],
             climate["air_temperature"],
             climate["net_solar_radiation"],
-            np.repeat(pattern_kc(dates)[:, [p]], n_cells, axis=1),
-            np.repeat(pattern_root_cm(dates)[:, [p]], n_cells, axis=1),
+            calendar_on_days(tables[p], dates, 0),
+            calendar_on_days(tables[p], dates, 1),
             elevation_m=soil["elevation"],
             sand_by_layer_pct=soil["sand"],
             clay_by_layer_pct=soil["clay"],
@@ -165,9 +177,12 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else n_days
             block = {k: v[start:stop] for k, v in climate.items()}
-            names = ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare"]
+            names = ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare", "cal_kc"]
             _, by_cell_day, shared = block_pattern_inputs(
-                block, dates[start:stop], soil, states.start_water_mm[i], names
+                block, dates[start:stop], soil, states.start_water_mm[i], names, states.harmonics
+            )
+            np.testing.assert_allclose(
+                by_cell_day["cal_kc"][p], calendar_on_days(tables[p], dates[start:stop], 0)
             )
             for name in ("wb_top", "wb_sub"):
                 np.testing.assert_allclose(

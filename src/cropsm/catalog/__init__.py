@@ -41,6 +41,11 @@ class CropSeason:
     stage_days: tuple[int, int, int, int]
     kc: tuple[float, float, float]
     root_depth_max_cm: float
+    sowing: str = "fixed"
+    base_temperature_c: float = 0.0
+    upper_temperature_c: float = 30.0
+    frost_hardy: bool = True
+    gap_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,21 @@ def seasons() -> dict[str, CropSeason]:
             stage_days=tuple(int(d) for d in s["stage_days"]),
             kc=tuple(float(k) for k in s["kc"]),
             root_depth_max_cm=float(s["root_depth_max_cm"]),
+            sowing=str(s.get("sowing", "fixed")),
+            base_temperature_c=float(s.get("base_temperature_c", 0.0)),
+            upper_temperature_c=float(s.get("upper_temperature_c", 30.0)),
+            frost_hardy=bool(s.get("frost_hardy", True)),
+            gap_days=int(s.get("gap_days", 0)),
         )
         for name, s in data.items()
     }
+
+
+@cache
+def nominal_climate() -> dict[str, float]:
+    """The annual temperature cycle in which the nominal sowing days and stage lengths are typical
+    practice: ``mean_c``, ``amplitude_c`` (degC) and ``warmest_doy``."""
+    return {k: float(v) for k, v in _load("patterns.toml")["nominal_climate"].items()}
 
 
 @cache

@@ -12,8 +12,10 @@ constant pattern input is confounded with place. The crop-aware feature set inst
 
 These vary within a year at every station, so a network can learn the pattern's effect from
 seasonal contrasts inside each station's record (wheat drawing water down in spring, a fallow
-summer storing it), not only from differences between stations. They are *nominal*: one national
-sowing day and fixed stage lengths. The virtual China's truth grows crops on calendars that vary
+summer storing it), not only from differences between stations. The table here is *nominal*:
+one national sowing day and fixed stage lengths; the crop-aware feature set moves it to each place's
+long-term climate by thermal time (:mod:`cropsm.features.phenology`) and falls back to it
+where air temperature is missing. The virtual China's truth grows crops on calendars that vary
 with place and year (see ``docs/virtual_china.md``); the networks are never told those.
 """
 

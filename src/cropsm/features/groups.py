@@ -73,8 +73,9 @@ CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 """Feature groups of the crop-aware set (``[features] set = "crop"``).
 
-The cropping pattern enters as its nominal daily crop calendar (``cal_kc``, ``cal_root_cm``,
-``cal_crop_on``, :mod:`cropsm.features.calendar`) instead of a constant one-hot code; a
+The cropping pattern enters as its daily crop calendar (``cal_kc``, ``cal_root_cm``,
+``cal_crop_on``), the catalog's nominal calendar moved to the place's long-term temperature
+cycle (:mod:`cropsm.features.phenology`), instead of a constant one-hot code; a
 pattern-aware two-store bucket (``wb_top``, ``wb_sub``, :mod:`cropsm.features.water_balance`)
 and the cell's long-term climate (``clim_precip_mm_yr``, ``clim_aridity``) are added; day of
 year enters as sin/cos.

@@ -24,11 +24,7 @@ from cropsm import N_LAYERS
 from cropsm.catalog import fallow as catalog_fallow
 from cropsm.catalog import pattern_ids, region_ids
 from cropsm.errors import InputError
-from cropsm.features.calendar import (
-    CALENDAR_ATTRS,
-    calendar_features,
-    calendar_features_by_pattern,
-)
+from cropsm.features.calendar import CALENDAR_ATTRS, CALENDAR_FEATURES
 from cropsm.features.climate import (
     DIRECT_FEATURES,
     FEATURE_ATTRS,
@@ -44,6 +40,12 @@ from cropsm.features.groups import (
     missing_group_error,
     soil_column,
     validate_groups,
+)
+from cropsm.features.phenology import (
+    HARMONIC_FEATURES,
+    calendar_on_days,
+    climate_calendar_table,
+    temperature_harmonics,
 )
 from cropsm.features.water_balance import FEATURE_ATTRS as WATER_BALANCE_ATTRS
 from cropsm.features.water_balance import (
@@ -340,10 +342,11 @@ def crop_aware_columns(
     """Columns of the crop-aware feature set for the station-table rows.
 
     * ``doy_sin``, ``doy_cos``: :func:`cropsm.features.climate.cyclic_day_of_year`;
-    * ``cal_kc``, ``cal_root_cm``, ``cal_crop_on``: the nominal calendar of the station's
-      pattern (:mod:`cropsm.features.calendar`), when the station has one;
+    * ``cal_kc``, ``cal_root_cm``, ``cal_crop_on``: the calendar of the station's pattern moved
+      to the station's long-term temperature cycle (:mod:`cropsm.features.phenology`; the
+      nominal calendar without air temperature), when the station has one;
     * ``wb_top``, ``wb_sub``, ``clim_precip_mm_yr``, ``clim_aridity``: the bucket run over the
-      whole climate record with the station pattern's nominal Kc and rooting depth (Kc = 1 and
+      whole climate record with that calendar's Kc and rooting depth (Kc = 1 and
       50 cm without a pattern) and the long-term
       climate (:func:`cropsm.features.water_balance.pattern_bucket_inputs`), when daily
       precipitation, air temperature and net solar radiation exist.
@@ -367,18 +370,26 @@ def crop_aware_columns(
     out: dict[str, np.ndarray] = {"doy_sin": doy_sin, "doy_cos": doy_cos}
     known = set(pattern_ids())
     has_pattern = np.array([isinstance(p, str) and p in known for p in station_patterns])
+    n_stations = len(station_patterns)
+    if "tair" in station_series:
+        harmonics = temperature_harmonics(dates, station_series["tair"])
+    else:
+        harmonics = {name: np.full(n_stations, np.nan) for name in HARMONIC_FEATURES}
+    # (station, 366, 3) climate-adjusted calendar of each station's own pattern
+    tables = np.full((n_stations, 366, len(CALENDAR_FEATURES)), np.nan, dtype=np.float32)
+    for pid in sorted({p for p, ok in zip(station_patterns, has_pattern, strict=True) if ok}):
+        members = np.flatnonzero(station_patterns == pid)
+        tables[members] = climate_calendar_table(pid, {k: v[members] for k, v in harmonics.items()})
     if has_pattern.all():
-        out.update(calendar_features_by_pattern(station_patterns[row_station], row_doy))
+        for j, name in enumerate(CALENDAR_FEATURES):
+            out[name] = tables[row_station, row_doy.astype(np.int64) - 1, j].astype(np.float64)
     if not all(name in station_series for name in BUCKET_SERIES):
         return out
-    doy = day_of_year(dates)
     kc = np.full(station_series["precip"].shape, REFERENCE_KC)
     root = np.full(station_series["precip"].shape, REFERENCE_ROOT_CM)
-    for s, pid in enumerate(station_patterns):
-        if has_pattern[s]:
-            calendar = calendar_features(pid, doy)
-            kc[:, s] = calendar["cal_kc"]
-            root[:, s] = calendar["cal_root_cm"]
+    with_pattern = np.flatnonzero(has_pattern)
+    kc[:, with_pattern] = calendar_on_days(tables[with_pattern], dates, 0)
+    root[:, with_pattern] = calendar_on_days(tables[with_pattern], dates, 1)
     bucket = pattern_bucket_inputs(
         station_series["precip"],
         station_series["tair"],

@@ -4,13 +4,16 @@ The crop-aware feature set (:data:`cropsm.features.groups.CROP_FEATURE_GROUPS`) 
 cropland cell, what the station table computes for a station (same functions,
 :mod:`cropsm.features.water_balance` and :mod:`cropsm.features.calendar`):
 
+* the climate-adjusted calendar of each pattern (:mod:`cropsm.features.phenology`), from the
+  cell's long-term temperature cycle, fitted over the whole climate record;
 * the bucket of each of the six patterns, run from the first climate day (state ``C / 2``),
   so the product's blocks, which are computed independently, need its state on each block's
-  first day. :func:`bucket_prepass` runs the buckets once over the whole climate record, one
-  year-size piece at a time, and keeps the state at every block start (``(block, pattern,
-  cell)``, a few MB) and the running sums of the long-term climate descriptors;
-* per block, :func:`block_pattern_inputs` continues the buckets over the block's days from that
-  state and looks up the nominal calendars by day of year.
+  first day. :func:`bucket_prepass` fits the temperature cycles in a first pass over the
+  climate record and runs the buckets in a second, one piece at a time, and keeps the state at
+  every block start (``(block, pattern, cell)``, a few MB) and the running sums of the
+  long-term climate descriptors;
+* per block, :func:`block_pattern_inputs` builds the block cells' calendars from their
+  temperature cycles and continues the buckets over the block's days from the saved state.
 
 Because every step is element-wise per cell in float64, a grid cell gets the same bucket values
 as a station at its centre would.
@@ -28,6 +31,13 @@ import xarray as xr
 from cropsm import catalog
 from cropsm.features.calendar import CALENDAR_FEATURES, calendar_table
 from cropsm.features.climate import day_of_year
+from cropsm.features.phenology import (
+    HARMONIC_FEATURES,
+    calendar_on_days,
+    climate_calendar_tables,
+    harmonic_sums,
+    harmonics_from_sums,
+)
 from cropsm.features.water_balance import (
     BARE_BUCKET_FEATURES,
     CLIMATE_DESCRIPTORS,
@@ -41,7 +51,10 @@ BUCKET_VARIABLES: tuple[str, ...] = ("precipitation", "air_temperature", "net_so
 """Canonical climate variables the bucket and the climate descriptors are made from."""
 
 PREPASS_PIECE_DAYS = 366
-"""Days of climate read at a time by :func:`bucket_prepass`."""
+"""Most days of climate read at a time by :func:`bucket_prepass`."""
+
+PREPASS_CELL_DAYS = 3_000_000
+"""Cell-days per piece of :func:`bucket_prepass` at most (:func:`prepass_piece_days`)."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +72,16 @@ class BucketStates:
         ``(n_cells,)`` elevation for the reference ET, or None.
     descriptors
         ``clim_precip_mm_yr`` and ``clim_aridity`` per cell.
+    harmonics
+        The cells' long-term temperature cycle
+        (:data:`cropsm.features.phenology.HARMONIC_FEATURES`), for their calendars.
     """
 
     start_water_mm: np.ndarray
     capacity_mm: np.ndarray
     elevation_m: np.ndarray | None
     descriptors: Mapping[str, np.ndarray]
+    harmonics: Mapping[str, np.ndarray]
 
 
 def pattern_kc(dates) -> np.ndarray:
@@ -80,13 +97,6 @@ def pattern_root_cm(dates) -> np.ndarray:
 def _pattern_calendar_column(dates, column: int) -> np.ndarray:
     doy = day_of_year(dates).astype(np.int64)
     return np.stack([calendar_table(p)[doy - 1, column] for p in catalog.pattern_ids()], axis=1)
-
-
-def _with_fallow(values: np.ndarray, column: int) -> np.ndarray:
-    """``(day, 7)``: the six patterns and a fallow field (the bare bucket) last."""
-    fallow = catalog.fallow()
-    value = float(fallow["kc"] if column == 0 else fallow["root_depth_cm"])
-    return np.concatenate([values, np.full((values.shape[0], 1), value)], axis=1)
 
 
 def cell_soil(static: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> dict:
@@ -108,17 +118,28 @@ def _run_patterns(
     dates: pd.DatetimeIndex,
     soil: Mapping[str, np.ndarray],
     start_water: np.ndarray | None,
+    tables: np.ndarray,
     keep_relative: bool = True,
 ) -> dict:
     """Buckets of the six patterns and a fallow field over a piece, state ``(2, 7, cell)``:
     :func:`cropsm.features.water_balance.pattern_bucket_inputs`, the station table's function,
-    with the patterns' Kc and rooting depths on a pattern axis."""
+    with the patterns' climate-adjusted Kc and rooting depths (``tables``, ``(6, cell, 366, 3)``
+    from :func:`cropsm.features.phenology.climate_calendar_tables`) on a pattern axis."""
+    fallow = catalog.fallow()
+    n_days, n_cells = len(dates), tables.shape[1]
+
+    def with_fallow(column: int, value: float) -> np.ndarray:  # (day, pattern + fallow, cell)
+        out = np.empty((n_days, tables.shape[0] + 1, n_cells), dtype=np.float64)
+        out[:, :-1] = calendar_on_days(tables, dates, column)
+        out[:, -1] = value
+        return out
+
     result = pattern_bucket_inputs(
         climate_piece["precipitation"],
         climate_piece["air_temperature"],
         climate_piece["net_solar_radiation"],
-        _with_fallow(pattern_kc(dates), 0)[:, :, None],  # (day, pattern + fallow, 1)
-        _with_fallow(pattern_root_cm(dates), 1)[:, :, None],
+        with_fallow(0, float(fallow["kc"])),
+        with_fallow(1, float(fallow["root_depth_cm"])),
         elevation_m=soil.get("elevation"),
         sand_by_layer_pct=soil.get("sand"),
         clay_by_layer_pct=soil.get("clay"),
@@ -129,8 +150,23 @@ def _run_patterns(
     return result
 
 
+def pattern_calendars(harmonics: Mapping[str, np.ndarray] | None, n_cells: int) -> np.ndarray:
+    """``(6, cell, 366, 3)`` climate-adjusted calendars of every pattern at the cells
+    (:func:`cropsm.features.phenology.climate_calendar_tables`); without harmonics (no air
+    temperature) the nominal calendars."""
+    if harmonics is None:
+        harmonics = {name: np.full(n_cells, np.nan) for name in HARMONIC_FEATURES}
+    return climate_calendar_tables(harmonics)
+
+
+def prepass_piece_days(n_cells: int) -> int:
+    """Days per piece of :func:`bucket_prepass`: a year, fewer for large grids so that one
+    ``(day, 7, cell)`` float64 array stays near 160 MB."""
+    return int(np.clip(PREPASS_CELL_DAYS // max(n_cells, 1), 31, PREPASS_PIECE_DAYS))
+
+
 def bucket_prepass(
-    read_piece: Callable[[slice], Mapping[str, np.ndarray]],
+    read_piece: Callable[[slice, Sequence[str]], Mapping[str, np.ndarray]],
     climate_dates: pd.DatetimeIndex,
     soil: Mapping[str, np.ndarray],
     start_indices: Sequence[int],
@@ -138,10 +174,15 @@ def bucket_prepass(
 ) -> BucketStates:
     """Run the six pattern buckets of every cell over the whole climate record.
 
+    Two passes: the first fits each cell's long-term temperature cycle
+    (:func:`cropsm.features.phenology.harmonic_sums`) for its climate-adjusted calendars; the
+    second runs the buckets with them.
+
     Parameters
     ----------
     read_piece
-        ``f(time_slice) -> {variable: (time, cell) array}`` for :data:`BUCKET_VARIABLES`.
+        ``f(time_slice, variables) -> {variable: (time, cell) array}`` for variables of
+        :data:`BUCKET_VARIABLES`.
     climate_dates
         Every climate day.
     soil
@@ -163,14 +204,27 @@ def bucket_prepass(
     water = None
     capacity = None
     sums = None
+    harmonic = None
+    piece_days = PREPASS_PIECE_DAYS
+    first = read_piece(slice(0, min(1, n_days)), ("air_temperature",))["air_temperature"]
+    piece_days = prepass_piece_days(np.shape(first)[-1])
     # cut pieces at the wanted starts, so a start is always the first day of a piece
-    edges = sorted({0, n_days, *starts, *range(0, n_days, PREPASS_PIECE_DAYS)})
+    edges = sorted({0, n_days, *starts, *range(0, n_days, piece_days)})
     pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    total = 2 * len(pieces)
     for done, (a, b) in enumerate(pieces):
-        piece = read_piece(slice(a, b))
+        piece = read_piece(slice(a, b), ("air_temperature",))
+        part = harmonic_sums(climate_dates[a:b], piece["air_temperature"])
+        harmonic = part if harmonic is None else {k: harmonic[k] + part[k] for k in part}
+        if progress is not None:
+            progress(done + 1, total)
+    harmonics = harmonics_from_sums(harmonic)
+    tables = pattern_calendars(harmonics, len(harmonics["clim_t_mean_c"]))
+    for done, (a, b) in enumerate(pieces):
+        piece = read_piece(slice(a, b), BUCKET_VARIABLES)
         if water is not None and a in starts:
             saved[a] = np.array(water)
-        result = _run_patterns(piece, climate_dates[a:b], soil, water, keep_relative=False)
+        result = _run_patterns(piece, climate_dates[a:b], soil, water, tables, keep_relative=False)
         if water is None and 0 in starts:
             initial = initial_water_mm_of(result["capacity_mm"])  # (store, cell)
             saved[0] = np.repeat(initial[:, None, :], n_patterns + 1, axis=1)
@@ -184,13 +238,14 @@ def bucket_prepass(
         }
         sums = piece_sums if sums is None else {k: sums[k] + piece_sums[k] for k in sums}
         if progress is not None:
-            progress(done + 1, len(pieces))
+            progress(len(pieces) + done + 1, total)
     start_water = np.stack([saved[int(i)] for i in wanted]) if len(wanted) else np.empty(0)
     return BucketStates(
         start_water_mm=start_water,
         capacity_mm=capacity,
         elevation_m=soil.get("elevation"),
         descriptors=descriptors_from_sums(sums),
+        harmonics=harmonics,
     )
 
 
@@ -200,8 +255,9 @@ def block_pattern_inputs(
     soil: Mapping[str, np.ndarray],
     start_water_mm: np.ndarray | None,
     names: Sequence[str],
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Pattern inputs of a block: calendars by day, buckets by day and cell.
+    harmonics: Mapping[str, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pattern inputs of a block: calendars and buckets by day and cell.
 
     Parameters
     ----------
@@ -216,27 +272,31 @@ def block_pattern_inputs(
         ``(2, 6, n_cells)`` water of the two stores at the block's first day.
     names
         Inputs wanted (pattern inputs and the bare bucket).
+    harmonics
+        The block cells' long-term temperature cycle
+        (:data:`cropsm.features.phenology.HARMONIC_FEATURES`, from :func:`bucket_prepass`);
+        None: nominal calendars.
 
     Returns
     -------
     (by_day, by_cell_day, shared)
-        ``{name: (6, n_days) float32}`` for calendar inputs,
-        ``{name: (6, n_days, n_cells) float32}`` for ``wb_top`` and ``wb_sub``, and
-        ``{name: (n_days, n_cells) float32}`` for the pattern-free ``wb_top_bare`` and
-        ``wb_sub_bare``.
+        ``{}`` (kept for inputs that are one value per pattern and day),
+        ``{name: (6, n_days, n_cells) float32}`` for the calendar inputs, ``wb_top`` and
+        ``wb_sub``, and ``{name: (n_days, n_cells) float32}`` for the pattern-free
+        ``wb_top_bare`` and ``wb_sub_bare``.
     """
-    doy = day_of_year(dates).astype(np.int64)
-    by_day = {}
+    n_cells = _cell_count(block_climate, soil, harmonics)
+    tables = pattern_calendars(harmonics, n_cells)
+    by_day: dict[str, np.ndarray] = {}
+    by_cell_day = {}
     for j, name in enumerate(CALENDAR_FEATURES):
         if name in names:
-            by_day[name] = np.stack(
-                [calendar_table(p)[doy - 1, j] for p in catalog.pattern_ids()]
-            ).astype(np.float32)
-    by_cell_day = {}
+            values = calendar_on_days(tables, dates, j)  # (day, pattern, cell)
+            by_cell_day[name] = np.ascontiguousarray(values.transpose(1, 0, 2), dtype=np.float32)
     shared: dict[str, np.ndarray] = {}
     if any(name in names for name in WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES):
         piece = {k: block_climate[k] for k in BUCKET_VARIABLES}
-        result = _run_patterns(piece, dates, soil, start_water_mm)
+        result = _run_patterns(piece, dates, soil, start_water_mm, tables)
         n_patterns = len(catalog.pattern_ids())
         for name in WATER_BALANCE_FEATURES:
             if name in names:
@@ -250,6 +310,13 @@ def block_pattern_inputs(
     return by_day, by_cell_day, shared
 
 
+def _cell_count(block_climate, soil, harmonics) -> int:
+    for source in (harmonics or {}, block_climate, soil):
+        for values in source.values():
+            return int(np.shape(values)[-1])
+    raise ValueError("block_pattern_inputs: no per-cell input to count the cells from")
+
+
 __all__ = [
     "BUCKET_VARIABLES",
     "CLIMATE_DESCRIPTORS",
@@ -257,5 +324,6 @@ __all__ = [
     "block_pattern_inputs",
     "bucket_prepass",
     "cell_soil",
+    "pattern_calendars",
     "pattern_kc",
 ]

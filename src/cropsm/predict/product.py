@@ -31,6 +31,7 @@ import xarray as xr
 
 from cropsm import __version__, catalog, paper
 from cropsm.errors import CropsmError, UsageError
+from cropsm.features.calendar import CALENDAR_FEATURES
 from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.features.water_balance import (
@@ -127,7 +128,11 @@ class ProductJob:
         The long-term climate inputs (``clim_precip_mm_yr``, ``clim_aridity``) the networks
         take; with the buckets, filled in by :func:`with_bucket_states`.
     cell_soil
-        Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` for the buckets, or None.
+        Per-cell ``elevation`` and ``sand``/``clay`` ``(5, cell)`` for the buckets and
+        calendars, or None.
+    cell_harmonics
+        Per-cell long-term temperature cycle for the climate-adjusted calendars
+        (:mod:`cropsm.features.phenology`), filled in by :func:`with_bucket_states`, or None.
     """
 
     store: str
@@ -151,6 +156,7 @@ class ProductJob:
     descriptor_names: tuple[str, ...] = ()
     bucket_start_water: np.ndarray | None = None
     cell_soil: Mapping[str, np.ndarray] | None = None
+    cell_harmonics: Mapping[str, np.ndarray] | None = None
 
 
 DAY_FEATURES = ("doy", "doy_sin", "doy_cos")
@@ -354,7 +360,7 @@ def _block_pattern_inputs(
     cells: np.ndarray,
     t_sl: slice,
 ) -> tuple[dict, dict]:
-    """The block's crop-aware pattern inputs (nominal calendars, pattern buckets)."""
+    """The block's crop-aware pattern inputs (climate-adjusted calendars, pattern buckets)."""
     if not job.pattern_input_names and not job.bare_bucket_names:
         return {}, {}, {}
     n_days = len(dates)
@@ -367,7 +373,10 @@ def _block_pattern_inputs(
         start_water = job.bucket_start_water[i_time][..., cells]
     block_climate = {v: raw[v][-n_days:] for v in BUCKET_VARIABLES if v in raw}
     names = (*job.pattern_input_names, *job.bare_bucket_names)
-    return block_pattern_inputs(block_climate, dates, soil, start_water, names)
+    harmonics = None
+    if job.cell_harmonics is not None:
+        harmonics = {k: np.asarray(v)[cells] for k, v in job.cell_harmonics.items()}
+    return block_pattern_inputs(block_climate, dates, soil, start_water, names, harmonics)
 
 
 def _compute_block(job: ProductJob, block_id: int) -> dict:
@@ -604,7 +613,9 @@ def plan_product(
         and n not in bare_names
     ]
     variables, needs_halo = climate_sources(climate_names)
-    needs_bucket = bool(bare_names) or any(n in WATER_BALANCE_FEATURES for n in pattern_inputs)
+    needs_bucket = bool(bare_names) or any(
+        n in (*WATER_BALANCE_FEATURES, *CALENDAR_FEATURES) for n in pattern_inputs
+    )
     if needs_bucket or descriptor_names:
         variables = tuple(dict.fromkeys([*variables, *BUCKET_VARIABLES]))
     missing = [v for v in variables if v not in climate]
@@ -742,11 +753,11 @@ def with_bucket_states(job: ProductJob, progress: ProgressCallback | None = None
         for i in range(layout.n_time_blocks)
     ]
 
-    def read_piece(time_slice: slice) -> dict:
+    def read_piece(time_slice: slice, variables) -> dict:
         return read_tile_climate(
             climate,
-            BUCKET_VARIABLES,
-            {v: time_slice for v in BUCKET_VARIABLES},
+            tuple(variables),
+            {v: time_slice for v in variables},
             slice(0, n_lat),
             slice(0, n_lon),
             job.cell_ilat,
@@ -755,14 +766,17 @@ def with_bucket_states(job: ProductJob, progress: ProgressCallback | None = None
 
     def report(done: int, total: int) -> None:
         if progress is not None:
-            progress("pattern buckets over the climate record", done, total)
+            progress("calendars and pattern buckets over the climate record", done, total)
 
     states = bucket_prepass(read_piece, climate_dates, soil, starts, report)
     cell_static = dict(job.cell_static)
     for name in job.descriptor_names:
         cell_static[name] = states.descriptors[name]
     return dataclasses.replace(
-        job, bucket_start_water=states.start_water_mm, cell_static=cell_static
+        job,
+        bucket_start_water=states.start_water_mm,
+        cell_static=cell_static,
+        cell_harmonics=dict(states.harmonics),
     )
 
 
