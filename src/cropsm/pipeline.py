@@ -64,8 +64,9 @@ def run_pipeline(
     layout = RunLayout(Path(run_dir))
     make_folder(run_dir)
     seeds = {"run": config.run.seed}
-    if config.inputs.twin is not None:
-        seeds["twin"] = config.inputs.twin.seed
+    input_seed = getattr(config.inputs.section, "seed", None)  # a generated input (the twin)
+    if input_seed is not None:
+        seeds[config.inputs.source] = input_seed
     write_provenance(run_dir, config_to_dict(config), seeds)
     pipeline = ordered_stages()
     names = [st.name for st in pipeline]

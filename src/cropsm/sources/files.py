@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cropsm.errors import InputError
 from cropsm.io.check import check_inputs
 from cropsm.run_layout import RunLayout
 from cropsm.sources.grid import grid_evaluation_table, grid_station_table
@@ -37,8 +36,6 @@ class FilesSource(InputSource):
         return section.observations
 
     def prepare(self, section, ctx) -> dict:
-        if not section.stations.exists():
-            raise InputError(section.stations, None, "station metadata file not found")
         return check_inputs(self.grid_paths(section, ctx.layout), ctx.config.features.groups_off)
 
     def station_table(self, section, ctx):
