@@ -369,7 +369,6 @@ def test_one_pass_statistics_equal_the_definitions():
 
 
 def test_analyses_write_numbers_and_figures(tmp_path):
-    from cropsm import stages  # noqa: F401  (registers the earlier stages first)
     from cropsm.analyze import stage as analyze_stage
 
     time = daily_time(2001, 2005)  # five years: the fewest a trend is computed from

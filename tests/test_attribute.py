@@ -93,7 +93,7 @@ def run_dir(tmp_path_factory, table):
 
 @pytest.fixture(scope="module")
 def attribution(run_dir):
-    from cropsm.stages import load_run_config
+    from cropsm.run_layout import load_run_config
 
     config = load_run_config(run_dir)
     settings = AttributeConfig(groups=GROUPS, national_groups=("precipitation",))

@@ -147,3 +147,113 @@ def test_malformed_files(tmp_path: Path) -> None:
         read_ismn(root, engine="builtin")
     with pytest.raises(InputError, match="holds no ISMN 'sm' files"):
         find_ismn_files(tmp_path / "ismn", networks=["OTHER"])
+
+
+# --------------------------------------------------------------------------------------------
+# Static variables (soil, land cover, climate class) in the layout ISMN ships them
+
+STATIC_HEADER = (
+    "quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;"
+    "quantity_source_description;quantity_source_provider;quantity_source_version;"
+    "quantity_source_resolution;quantity_source_timerange;quantity_source_url;"
+)
+HWSD = 'HWSD;Harmonized World Soil Database v1.1  by IIASA;IIASA;v1.1;30";;http://x/;'
+
+
+def static_rows(top: dict[str, float], sub: dict[str, float]) -> list[str]:
+    """Soil rows at 0-0.30 and 0.30-1.00 m (HWSD), an in-situ row, land cover, climate."""
+    units = {"saturation": "m^3*m^-3"}
+    rows = []
+    for (d0, d1), values in (((0.0, 0.3), top), ((0.3, 1.0), sub)):
+        for name, value in values.items():
+            rows.append(
+                f"{name};{units.get(name, '% weight')};{d0:.2f};{d1:.2f};{value:.2f};;{HWSD}"
+            )
+    rows += [
+        "organic carbon;% weight;-99.90;-99.90;0.59;;insitu;in situ;;;;;;",
+        "land cover classification;;;;130;Grassland;CCI_landcover_2000;ESA CCI Land Cover;ESA;"
+        "2000-v1.6.1;300m;1998-2002;http://www.esa-landcover-cci.org/;",
+        "land cover classification;;;;10;Cropland, rainfed;CCI_landcover_2010;ESA CCI Land Cover;"
+        "ESA;2010-v1.6.1;300m;2008-2012;http://www.esa-landcover-cci.org/;",
+        "climate classification;;;;Cfa;Temperate - Without dry season - Hot Summer;"
+        "koeppen_geiger_2007;Koeppen-Geiger Climate Classification;;Peel2007;0.1°;;http://x/;",
+    ]
+    return rows
+
+
+TOP = {"saturation": 0.46, "clay fraction": 23.0, "organic carbon": 1.27, "sand fraction": 36.0,
+       "silt fraction": 41.0}  # fmt: skip
+SUB = {"saturation": 0.44, "clay fraction": 29.0, "organic carbon": 0.57, "sand fraction": 29.0,
+       "silt fraction": 42.0}  # fmt: skip
+
+
+def write_static(root: Path, net: str, station: str, rows: list[str] | None = None) -> Path:
+    folder = root / net / station
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{net}_{net}_{station}_static_variables.csv"
+    body = rows if rows is not None else static_rows(TOP, SUB)
+    path.write_text("\n".join([STATIC_HEADER, *body]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_static_variables_give_soil_on_the_five_layers(tmp_path: Path) -> None:
+    from cropsm.io.ismn import UNKNOWN_SOIL_PH, read_static_variables, soil_by_layer
+
+    static = read_static_variables(write_static(tmp_path, "NETA", "StA"))
+    assert static.land_cover == "Cropland, rainfed"  # the latest epoch (2010)
+    assert static.climate_class == "Cfa"
+    assert len(static.soil) == 10  # the in-situ row of unknown depth is not used
+    soil = soil_by_layer(static)
+    # layers 0-10, 10-20, 20-30 cm lie in 0-30 cm; 30-40, 40-50 cm in 30-100 cm
+    np.testing.assert_allclose(soil["sand"], [36, 36, 36, 29, 29])
+    np.testing.assert_allclose(soil["silt"], [41, 41, 41, 42, 42])
+    np.testing.assert_allclose(soil["clay"], [23, 23, 23, 29, 29])
+    np.testing.assert_allclose(soil["organic_carbon"], [1.27, 1.27, 1.27, 0.57, 0.57])
+    # bulk density from saturation (porosity): 2.65 (1 - theta_s)
+    np.testing.assert_allclose(soil["bd"], [1.431, 1.431, 1.431, 1.484, 1.484], atol=1e-9)
+    np.testing.assert_allclose(soil["ph"], UNKNOWN_SOIL_PH)
+
+
+def test_depth_overlap_weights_intervals_that_straddle_a_layer() -> None:
+    from cropsm.io.ismn import depth_overlap_mean
+
+    rows = pd.DataFrame(
+        {"depth_from_cm": [0.0, 15.0], "depth_to_cm": [15.0, 100.0], "value": [10.0, 40.0]}
+    )
+    assert depth_overlap_mean(rows, 0, 10) == 10.0
+    assert depth_overlap_mean(rows, 10, 20) == pytest.approx((5 * 10 + 5 * 40) / 10)
+    assert depth_overlap_mean(rows, 40, 50) == 40.0
+    assert np.isnan(depth_overlap_mean(rows.iloc[:1], 20, 30))
+
+
+def test_malformed_or_missing_static_variables(tmp_path: Path) -> None:
+    from cropsm.io.ismn import read_static_variables, station_soil_columns
+
+    path = write_static(tmp_path, "N", "S", [])
+    path.write_text("name,unit,from,to,value\nclay,%,0,0.3,20\n")
+    with pytest.raises(InputError, match=r"S_static_variables.csv: line 1: header 'name,unit,"):
+        read_static_variables(path)
+    rows = static_rows(TOP, SUB)
+    write_static(tmp_path, "N", "S", [rows[0].replace(";0.46;", ";0.4x6;")])
+    with pytest.raises(InputError, match=r"line 2: value '0.4x6' is not a number"):
+        read_static_variables(path)
+    write_static(tmp_path, "N", "S", [rows[1].replace("% weight", "g/kg")])
+    with pytest.raises(InputError, match=r"line 2: clay fraction in 'g/kg'; expected % weight"):
+        read_static_variables(path)
+    write_static(tmp_path, "N", "S", [rows[3].replace(";36.00;", ";136.00;")])
+    with pytest.raises(InputError, match=r"line 2: sand fraction 136 over 0-0.3 m; expected 0-100"):
+        read_static_variables(path)
+    write_static(tmp_path, "N", "S", rows[-2:])
+    with pytest.raises(InputError, match=r"no soil row; expected clay fraction, sand fraction"):
+        read_static_variables(path)
+    write_static(tmp_path, "N", "S", rows[:5])  # 0-30 cm only: layers 4 and 5 have no value
+    with pytest.raises(InputError, match=r"sand fraction: does not cover layer 4 \(30-40 cm\)"):
+        station_soil_columns(tmp_path, ["N.S"])
+    (tmp_path / "N" / "T").mkdir()
+    with pytest.raises(InputError) as info:
+        station_soil_columns(tmp_path, ["N.T"])
+    assert str(info.value) == (
+        f"{tmp_path / 'N' / 'T'}: no N_N_T_static_variables.csv; expected the ISMN static "
+        "variables (soil) beside the .stm files, or switch the soil group off ([features] "
+        'groups_off = ["soil"])'
+    )

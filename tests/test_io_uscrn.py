@@ -320,16 +320,17 @@ def test_station_climate_and_table(tree: Path) -> None:
 
 
 def test_run_config_with_uscrn_section(tmp_path: Path) -> None:
+    from cropsm.config import parse_config
     from cropsm.errors import ConfigError
-    from cropsm.realdata import parse_uscrn_run_config
 
-    config = parse_uscrn_run_config(
+    config = parse_config(
         {"inputs": {"uscrn": {"root": "data/uscrn"}}, "features": {"groups_off": ["wind"]}},
         tmp_path / "run.toml",
     )
     assert config.inputs.uscrn.root == (tmp_path / "data" / "uscrn").resolve()
+    assert config.inputs.source == "uscrn"
     assert config.train.split == "random"
     with pytest.raises(ConfigError, match=r"inputs\.uscrn\.year: unknown key \(allowed: root,"):
-        parse_uscrn_run_config({"inputs": {"uscrn": {"root": "x", "year": 1}}}, tmp_path / "a")
+        parse_config({"inputs": {"uscrn": {"root": "x", "year": 1}}}, tmp_path / "a")
     with pytest.raises(ConfigError, match=r"inputs\.uscrn\.root: required key is missing"):
-        parse_uscrn_run_config({"inputs": {"uscrn": {}}}, tmp_path / "a")
+        parse_config({"inputs": {"uscrn": {}}}, tmp_path / "a")

@@ -58,8 +58,8 @@ def product(run_dir, predict_app) -> dict:
 
 @pytest.fixture(scope="module")
 def inputs(run_dir) -> dict:
-    from cropsm.pipeline import RunContext
-    from cropsm.stages import load_run_config
+    from cropsm.run_layout import load_run_config
+    from cropsm.stage_registry import RunContext
 
     ctx = RunContext(config=load_run_config(run_dir), run_dir=run_dir)
     return load_product_inputs(ctx)

@@ -1,8 +1,9 @@
 """The station-level pipeline on the real USCRN files (skipped when the shared data is absent).
 
 A few stations and years with a one-configuration grid, so that it runs in well under a minute:
-what it checks is that real files flow through reading, station-level features, the networks
-and the baselines into the run files, and that ``evaluate_uscrn`` scores unseen stations.
+what it checks is that real files flow through ``cropsm run`` (reading, station-level features,
+the networks and the baselines) into the run files, and that ``cropsm evaluate --format uscrn``
+scores unseen stations.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from cropsm.cli import app
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 USCRN = DATA / "uscrn"
@@ -55,11 +59,12 @@ units = [8]
 
 
 def test_example_config_is_valid_and_its_stations_exist() -> None:
+    from cropsm.config import load_config
     from cropsm.io.uscrn import find_uscrn_files
-    from cropsm.realdata import load_uscrn_run_config
 
-    config = load_uscrn_run_config(EXAMPLE)
+    config = load_config(EXAMPLE)
     uscrn = config.inputs.uscrn
+    assert config.inputs.source == "uscrn"
     assert uscrn.root == USCRN.resolve()
     assert uscrn.elevation_grid == ETOPO.resolve()
     assert set(config.features.groups_off) == {"soil", "pattern", "wind", "cloud"}
@@ -67,20 +72,25 @@ def test_example_config_is_valid_and_its_stations_exist() -> None:
     assert {f.station for f in files} == set(uscrn.stations)
 
 
-def test_pipeline_trains_networks_and_baselines_and_evaluates(tmp_path: Path) -> None:
-    from cropsm.realdata import evaluate_uscrn, run_uscrn_station_pipeline
-
+def test_run_trains_networks_and_baselines_and_evaluate_scores_new_stations(
+    tmp_path: Path,
+) -> None:
     run_dir = tmp_path / "run"
-    lines: list[str] = []
-    summary = run_uscrn_station_pipeline(
-        small_config(tmp_path), run_dir, log=lines.append, figures=False
-    )
-    assert summary["table"]["stations"] == len(STATIONS)
-    assert summary["table"]["rows"] > 200
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["run", str(small_config(tmp_path)), "--out", str(run_dir), "--stages",
+         "inputs,features,train"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "run_summary.json").read_text())
+    assert summary["features"]["stations"] == len(STATIONS)
+    assert summary["features"]["rows"] > 200
     for name in (
         "config.resolved.toml", "features/station_table.parquet", "inputs/uscrn_report.json",
-        "models/layer5/model.json", "metrics.json", "splits.csv", "baselines/linear.json",
-        "baselines/climatology.csv", "baselines/comparison.csv", "run_summary.json",
+        "inputs/stations.csv", "inputs/source.json", "models/layer5/model.json", "metrics.json",
+        "splits.csv", "baselines/linear.json", "baselines/climatology.csv",
+        "baselines/comparison.csv", "run_summary.json",
     ):  # fmt: skip
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -92,9 +102,16 @@ def test_pipeline_trains_networks_and_baselines_and_evaluates(tmp_path: Path) ->
             assert test["rmse"] < 0.2
     assert metrics["baselines"]["gradient_boosting"]["layer1"]["test"]["r2"] > 0.0
 
-    result = evaluate_uscrn(run_dir, USCRN, stations=["KS_Oakley_19_SSW"], first_year=2017,
-                            last_year=2019)  # fmt: skip
-    assert result["stations"] == 1
-    assert result["layer1"]["test"]["n"] > 20
-    assert set(result["baselines"]) == {"climatology", "linear", "gradient_boosting"}
-    assert result["baselines"]["linear"]["layer3"]["test"]["n"] > 0
+    out = tmp_path / "oakley.json"
+    result = runner.invoke(
+        app,
+        ["evaluate", str(run_dir), "--stations", str(USCRN), "--format", "uscrn",
+         "--station", "KS_Oakley_19_SSW", "--first-year", "2017", "--last-year", "2019",
+         "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scored = json.loads(out.read_text())
+    assert scored["stations"] == 1
+    assert scored["layer1"]["test"]["n"] > 20
+    assert set(scored["baselines"]) == {"climatology", "linear", "gradient_boosting"}
+    assert scored["baselines"]["linear"]["layer3"]["test"]["n"] > 0

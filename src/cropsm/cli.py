@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cropsm import __version__
-from cropsm.pipeline import PIPELINE_ORDER
+from cropsm.stage_registry import PIPELINE_ORDER
 
 app = typer.Typer(
     name="cropsm",
@@ -235,47 +235,46 @@ def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with trained models.")],
     stations: Annotated[
         Path,
-        typer.Option(help="Station metadata (csv) or the USCRN daily01 folder (uscrn)."),
+        typer.Option(
+            help="Station metadata (csv), the USCRN daily01 folder (uscrn) or the ISMN "
+            "download folder (ismn)."
+        ),
     ],
     json_out: Annotated[Path, typer.Option("--json", help="Where to write the metrics.")],
     observations: Annotated[
         Path | None, typer.Option(help="Their observations (long table; csv format only).")
     ] = None,
     station_format: Annotated[
-        Literal["csv", "uscrn"],
-        typer.Option("--format", help="Station format: csv (CSV or Parquet) or uscrn."),
+        Literal["csv", "uscrn", "ismn"],
+        typer.Option(
+            "--format",
+            help="Station format: csv (CSV or Parquet; runs on a grid), uscrn or ismn (runs "
+            "on those networks).",
+        ),
     ] = "csv",
     station_names: Annotated[
         list[str] | None,
-        typer.Option("--station", help="uscrn: station name or pattern (repeatable)."),
+        typer.Option("--station", help="uscrn/ismn: station name or pattern (repeatable)."),
     ] = None,
-    first_year: Annotated[int | None, typer.Option(help="uscrn: first year to score.")] = None,
-    last_year: Annotated[int | None, typer.Option(help="uscrn: last year to score.")] = None,
+    first_year: Annotated[int | None, typer.Option(help="uscrn/ismn: first year to score.")] = None,
+    last_year: Annotated[int | None, typer.Option(help="uscrn/ismn: last year to score.")] = None,
 ) -> None:
     """Apply a run's networks (and baselines) to other stations or years; per-layer metrics."""
-    from cropsm.errors import UsageError
     from cropsm.io.atomic import check_writable
     from cropsm.provenance import write_json
+    from cropsm.sources import EvaluationRequest
+    from cropsm.stages import evaluate_run
 
     check_writable(json_out, "--json", beside=True)
-    if station_format == "uscrn":
-        from cropsm.realdata import evaluate_uscrn
-
-        result = evaluate_uscrn(
-            run_dir,
-            stations,
-            stations=station_names or (),
-            first_year=first_year,
-            last_year=last_year,
-        )
-    elif station_format == "csv":
-        from cropsm.stages import evaluate_stations
-
-        if observations is None:
-            raise UsageError("--observations is required with --format csv")
-        result = evaluate_stations(run_dir, stations, observations)
-    else:
-        raise UsageError(f"--format {station_format!r}: supported formats are: csv, uscrn")
+    request = EvaluationRequest(
+        format=station_format,
+        path=stations,
+        observations=observations,
+        stations=tuple(station_names or ()),
+        first_year=first_year,
+        last_year=last_year,
+    )
+    result = evaluate_run(run_dir, request)
     write_json(json_out, result)
     table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
     for col in ("layer", "R2", "RMSE", "ubRMSE", "bias", "n"):

@@ -1,9 +1,11 @@
 """Run configuration: one TOML file, validated by pydantic models that reject unknown keys.
 
-A run config has the sections ``[run]``, ``[inputs]`` (either ``[inputs.twin]`` for the
-virtual China or ``[inputs.files]`` for the user's own files), ``[features]`` and the sections
-the later stages add. Relative paths are resolved against the config file's folder. Values are
-not coerced: a string where a number is expected (``max_epochs = "40"``) is an error.
+A run config has the sections ``[run]``, ``[inputs]`` (exactly one input source:
+``[inputs.twin]`` for the virtual China, ``[inputs.files]`` for the user's own files,
+``[inputs.uscrn]`` or ``[inputs.ismn]`` for real station networks; each is a plug-in of
+:mod:`cropsm.sources`), ``[features]`` and the sections the later stages add. Relative
+paths are resolved against the config file's folder. Values are not coerced: a string where a
+number is expected (``max_epochs = "40"``) is an error.
 
 Errors name the file and the key, e.g.::
 
@@ -29,6 +31,7 @@ from pydantic import (
 
 from cropsm.attribute.config import AttributeConfig
 from cropsm.errors import ConfigError
+from cropsm.io.ismn import IsmnInput
 from cropsm.io.uscrn import UscrnInput
 from cropsm.predict.config import PredictConfig
 from cropsm.train.config import TrainConfig
@@ -51,6 +54,10 @@ class TwinInput(StrictModel):
     )
     seed: int = Field(0, description="Seed of the virtual China generator.")
 
+    def resolve_paths(self, base: Path) -> TwinInput:
+        """The twin section has no paths (it is written into the run directory)."""
+        return self
+
 
 class FileInputs(StrictModel):
     stations: Path = Field(description="Station metadata (CSV or Parquet).")
@@ -61,18 +68,55 @@ class FileInputs(StrictModel):
         default_factory=list, description="ESA CCI soil moisture netCDF files or globs."
     )
 
+    def resolve_paths(self, base: Path) -> FileInputs:
+        """Copy with every relative path made absolute against ``base``."""
+
+        def absolute(p: Path | None) -> Path | None:
+            return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+        def absolute_globs(items: list[str]) -> list[str]:
+            return [s if Path(s).is_absolute() else str((base / s).resolve()) for s in items]
+
+        return self.model_copy(
+            update={
+                "stations": absolute(self.stations),
+                "observations": absolute(self.observations),
+                "static": absolute(self.static),
+                "climate": absolute_globs(self.climate),
+                "satellite": absolute_globs(self.satellite),
+            }
+        )
+
 
 class InputsSection(StrictModel):
+    """Exactly one input source; each field is the section of one plug-in of
+    :mod:`cropsm.sources` (same name)."""
+
     twin: TwinInput | None = None
     files: FileInputs | None = None
     uscrn: UscrnInput | None = None
+    ismn: IsmnInput | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InputsSection:
-        given = [n for n in ("twin", "files", "uscrn") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of [inputs.twin], [inputs.files] or [inputs.uscrn]")
+        if len(self.given()) != 1:
+            names = [f"[inputs.{n}]" for n in type(self).model_fields]
+            raise ValueError(f"give exactly one of {', '.join(names)}")
         return self
+
+    def given(self) -> list[str]:
+        """Names of the input sections present."""
+        return [n for n in type(self).model_fields if getattr(self, n) is not None]
+
+    @property
+    def source(self) -> str:
+        """The name of the run's input source (``twin``, ``files``, ``uscrn``, ``ismn``)."""
+        return self.given()[0]
+
+    @property
+    def section(self):
+        """The config section of the run's input source."""
+        return getattr(self, self.source)
 
 
 class FeaturesSection(StrictModel):
@@ -106,33 +150,9 @@ class RunConfig(StrictModel):
 
     def resolve_paths(self, base: Path) -> RunConfig:
         """Copy with every relative input path made absolute against ``base``."""
-        if self.inputs.uscrn is not None:
-            uscrn = self.inputs.uscrn.resolve_paths(base)
-            return self.model_copy(
-                update={"inputs": self.inputs.model_copy(update={"uscrn": uscrn})}
-            )
-        files = self.inputs.files
-        if files is None:
-            return self
-
-        def absolute(p: Path | None) -> Path | None:
-            return None if p is None else (p if p.is_absolute() else (base / p).resolve())
-
-        def absolute_globs(items: list[str]) -> list[str]:
-            return [s if Path(s).is_absolute() else str((base / s).resolve()) for s in items]
-
-        new_files = files.model_copy(
-            update={
-                "stations": absolute(files.stations),
-                "observations": absolute(files.observations),
-                "static": absolute(files.static),
-                "climate": absolute_globs(files.climate),
-                "satellite": absolute_globs(files.satellite),
-            }
-        )
-        return self.model_copy(
-            update={"inputs": self.inputs.model_copy(update={"files": new_files})}
-        )
+        name = self.inputs.source
+        section = self.inputs.section.resolve_paths(base)
+        return self.model_copy(update={"inputs": self.inputs.model_copy(update={name: section})})
 
 
 def _format_validation_error(path: Path, err: ValidationError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno as codes
 from pathlib import Path
 
 
@@ -81,7 +82,6 @@ class OutputError(CropsmError):
 
 def output_hint(errno: int | None) -> str:
     """What a user can do about an output error with this ``errno``."""
-    import errno as codes
 
     if errno in (codes.ENOSPC, codes.EDQUOT):
         return (

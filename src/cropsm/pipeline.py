@@ -1,9 +1,12 @@
 """The main job: stages run in order over one run directory, each skippable when current.
 
-Stages register themselves with :func:`stage` (a decorator registry, no if/elif chain). Each
-stage reads what earlier stages wrote in the run directory and writes its own outputs; when it
-finishes, a marker ``RUN_DIR/stages/<name>.json`` records the fingerprint of the config it ran
-with, so ``cropsm run`` skips stages whose outputs are complete and current.
+Stages register themselves with :func:`cropsm.stage_registry.stage` (a decorator registry, no
+if/elif chain); importing :mod:`cropsm.stages` registers all of them. Each stage reads what
+earlier stages wrote in the run directory (:class:`cropsm.run_layout.RunLayout`) and writes its
+own outputs; when it finishes, a marker ``RUN_DIR/stages/<name>.json`` records the fingerprint
+of the config it ran with, so ``cropsm run`` skips stages whose outputs are complete and
+current. A stage that needs what the input source lacks (``needs``, :mod:`cropsm.sources`) is
+skipped with the reason.
 """
 
 from __future__ import annotations
@@ -11,79 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
+import cropsm.stages  # noqa: F401  (registers every stage)
 from cropsm.config import RunConfig, config_to_dict
 from cropsm.errors import UsageError
+from cropsm.io.atomic import check_writable, make_folder
+from cropsm.memory import release_memory, resident_mb
 from cropsm.provenance import write_json, write_provenance
-
-
-@dataclass
-class RunContext:
-    """What every stage gets: the validated config, the run directory and a console."""
-
-    config: RunConfig
-    run_dir: Path
-    console: Console = field(default_factory=lambda: Console(stderr=True))
-    results: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    purpose: str
-    func: Callable[[RunContext], dict]
-    config_keys: tuple[str, ...]
-    needs: tuple[str, ...] = ()
-
-
-STAGES: dict[str, Stage] = {}
-
-PIPELINE_ORDER: tuple[str, ...] = (
-    "inputs",
-    "features",
-    "train",
-    "predict",
-    "attribute",
-    "analyze",
-    "report",
+from cropsm.run_layout import RunLayout
+from cropsm.sources import lacking
+from cropsm.stage_registry import (
+    PIPELINE_ORDER,
+    STAGES,
+    RunContext,
+    Stage,
+    ordered_stages,
+    stage,
 )
-"""The order stages run in, whatever order their modules were imported in."""
-
-
-def ordered_stages() -> list[Stage]:
-    """Registered stages in pipeline order (unknown names last, in registration order)."""
-    known = [STAGES[n] for n in PIPELINE_ORDER if n in STAGES]
-    extra = [st for n, st in STAGES.items() if n not in PIPELINE_ORDER]
-    return known + extra
-
-
-def stage(name: str, purpose: str, config_keys: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
-    """Register a pipeline stage; ``config_keys`` are the config sections it depends on and
-    ``needs`` what the input must provide (:func:`input_provides`), else the stage is skipped
-    with the reason."""
-
-    def register(func: Callable[[RunContext], dict]) -> Callable[[RunContext], dict]:
-        STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs))
-        return func
-
-    return register
-
-
-def input_source(config: RunConfig) -> str:
-    """The name of the run's input section: ``twin``, ``files`` or ``uscrn``."""
-    return next(n for n in ("twin", "files", "uscrn") if getattr(config.inputs, n) is not None)
-
-
-def input_provides(config: RunConfig) -> dict[str, bool]:
-    """What the run's input provides: a ``grid`` (gridded climate and static fields, so a
-    national product can be made) and a known ``truth`` (the virtual China)."""
-    source = input_source(config)
-    return {"grid": source in ("twin", "files"), "truth": source == "twin"}
 
 
 def fingerprint(config: RunConfig, keys: tuple[str, ...]) -> str:
@@ -94,12 +44,8 @@ def fingerprint(config: RunConfig, keys: tuple[str, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _marker(run_dir: Path, name: str) -> Path:
-    return run_dir / "stages" / f"{name}.json"
-
-
 def stage_is_current(ctx: RunContext, st: Stage, keys: tuple[str, ...]) -> bool:
-    path = _marker(ctx.run_dir, st.name)
+    path = ctx.layout.stage_marker(st.name)
     if not path.exists():
         return False
     record = json.loads(path.read_text(encoding="utf-8"))
@@ -114,16 +60,14 @@ def run_pipeline(
     console: Console | None = None,
 ) -> dict:
     """Run the selected stages (default: all, in registry order) and return their results."""
-    from cropsm import stages as _stages  # noqa: F401  (registers the stages)
-    from cropsm.io.atomic import check_writable, make_folder
-    from cropsm.memory import release_memory, resident_mb
-
     check_writable(run_dir, "--out")  # before any input is read
     ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(stderr=True))
+    layout = RunLayout(Path(run_dir))
     make_folder(run_dir)
     seeds = {"run": config.run.seed}
-    if config.inputs.twin is not None:
-        seeds["twin"] = config.inputs.twin.seed
+    input_seed = getattr(config.inputs.section, "seed", None)  # a generated input (the twin)
+    if input_seed is not None:
+        seeds[config.inputs.source] = input_seed
     write_provenance(run_dir, config_to_dict(config), seeds)
     pipeline = ordered_stages()
     names = [st.name for st in pipeline]
@@ -138,16 +82,15 @@ def run_pipeline(
         keys = tuple(dict.fromkeys(keys + st.config_keys))
         if name not in wanted:
             continue
-        lacking = [need for need in st.needs if not input_provides(config).get(need, False)]
-        if lacking:
-            reason = f"the {input_source(config)} input has no {' and no '.join(lacking)}"
+        reason = lacking(config, st.needs)
+        if reason:
             ctx.console.print(f"stage {name}: skipped, {reason}", highlight=False, markup=False)
             ctx.results[name] = {}
             summary[name] = {"status": "not applicable", "reason": reason}
             continue
         if not force and stage_is_current(ctx, st, keys):
             ctx.console.print(f"[dim]stage {name}: up to date, skipped[/dim]")
-            record = json.loads(_marker(run_dir, name).read_text(encoding="utf-8"))
+            record = json.loads(layout.stage_marker(name).read_text(encoding="utf-8"))
             ctx.results[name] = record.get("result", {})
             summary[name] = {"status": "skipped", **record.get("result", {})}
             continue
@@ -159,9 +102,22 @@ def run_pipeline(
         result = {**result, "driver_rss_mb": round(resident_mb())}
         ctx.results[name] = result
         write_json(
-            _marker(run_dir, name),
+            layout.stage_marker(name),
             {"fingerprint": fingerprint(config, keys), "seconds": seconds, "result": result},
         )
         summary[name] = {"status": "ran", "seconds": seconds, **result}
-    write_json(run_dir / "run_summary.json", summary)
+    write_json(layout.run_summary, summary)
     return summary
+
+
+__all__ = [
+    "PIPELINE_ORDER",
+    "STAGES",
+    "RunContext",
+    "Stage",
+    "fingerprint",
+    "ordered_stages",
+    "run_pipeline",
+    "stage",
+    "stage_is_current",
+]

@@ -14,6 +14,7 @@ from pathlib import Path
 import tomli_w
 
 import cropsm
+from cropsm.io.atomic import atomic_write_text as write
 
 TRACKED_PACKAGES = ("numpy", "pandas", "xarray", "dask", "zarr", "jax", "optax", "pyet")
 
@@ -56,7 +57,6 @@ def package_versions() -> dict[str, str]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file whole or not at all (:func:`cropsm.io.atomic.atomic_output`)."""
-    from cropsm.io.atomic import atomic_write_text as write
 
     write(path, text)
 

@@ -1,134 +1,64 @@
-"""The stages of ``cropsm run``, in order. Each is a thin wrapper over importable functions.
+"""The first stages of ``cropsm run`` (inputs, features, train), each a thin wrapper over
+importable functions; the later stages (predict, attribute, analyze, report) are defined beside
+their code. Importing this module registers every stage (:data:`STAGE_MODULES`).
 
-Stages of later steps (predict, attribute, analyze, report) are defined beside their code and
-registered by importing their modules at the end of this file, in pipeline order.
+What differs between input sources (the virtual China, the user's files, USCRN, ISMN) is asked
+of the source's plug-in (:mod:`cropsm.sources`); where a file lives, of the run layout
+(:mod:`cropsm.run_layout`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cropsm.errors import ConfigError, InputError
-from cropsm.pipeline import RunContext, stage
+from cropsm.analyze import stage as analyze_stage
+from cropsm.attribute import stage as attribute_stage
+from cropsm.errors import InputError
+from cropsm.features.station_table import read_station_table, write_station_table
+from cropsm.predict import stage as predict_stage
 from cropsm.progress import progress_callback
+from cropsm.provenance import write_json
+from cropsm.report import stage as report_stage
+from cropsm.run_layout import load_run_config
+from cropsm.skill.truth import write_truth_skill
+from cropsm.sources import (
+    EvaluationRequest,
+    check_evaluation_format,
+    provided,
+    source_of,
+)
+from cropsm.stage_registry import RunContext, stage
+from cropsm.train import (
+    all_metrics,
+    load_models,
+    predict_chain,
+    train_layers,
+    write_scatter_plots,
+    write_training_outputs,
+)
+from cropsm.train.baselines import load_baselines, run_baselines, score_baselines
 
 
-def twin_dir(ctx: RunContext) -> Path:
-    twin = ctx.config.inputs.twin
-    return ctx.run_dir / "inputs" / f"twin-{twin.preset}-seed{twin.seed}"
-
-
-def input_paths(ctx: RunContext) -> dict:
-    """Paths of the run's input files, for the virtual China or the user's files."""
-    if ctx.config.inputs.twin is not None:
-        root = twin_dir(ctx)
-        return {
-            "stations": root / "stations" / "stations.csv",
-            "observations": root / "stations" / "observations.csv",
-            "climate": [str(root / "climate" / "era5_daily_*.nc")],
-            "static": root / "static" / "static.nc",
-            "satellite": [str(root / "satellite" / "*.nc")],
-            "truth": root / "truth.zarr",
-        }
-    files = ctx.config.inputs.files
-    return {
-        "stations": files.stations,
-        "observations": files.observations,
-        "climate": files.climate,
-        "static": files.static,
-        "satellite": files.satellite,
-        "truth": None,
-    }
-
-
-@stage("inputs", "generate the virtual China or check the user's input files", ("inputs",))
+@stage("inputs", "make or read and check the inputs (the input source's plug-in)", ("inputs",))
 def inputs_stage(ctx: RunContext) -> dict:
-    from cropsm.twin.generate import GENERATOR_VERSION, generate_twin, read_twin_summary
-
-    if ctx.config.inputs.uscrn is not None:
-        from cropsm.provenance import write_json
-        from cropsm.realdata import read_uscrn_inputs
-
-        report = read_uscrn_inputs(ctx.config.inputs.uscrn)["report"]
-        write_json(ctx.run_dir / "inputs" / "uscrn_report.json", report)
-        return {
-            "files": report["files"],
-            "stations": report["stations_with_observations"],
-            "observations": report["observations"],
-        }
-    twin = ctx.config.inputs.twin
-    if twin is None:
-        from cropsm.io.check import check_inputs
-
-        return check_inputs(input_paths(ctx), ctx.config.features.groups_off)
-    root = twin_dir(ctx)
-    existing = read_twin_summary(root)
-    if (
-        existing is not None
-        and existing.get("preset") == twin.preset
-        and existing.get("seed") == twin.seed
-        and existing.get("generator_version") == GENERATOR_VERSION
-    ):
-        ctx.console.print(f"  reusing the virtual China in {root}")
-        summary = existing
-    else:
-        with progress_callback(ctx.console) as report:
-            summary = generate_twin(root, twin.preset, twin.seed, overwrite=True, progress=report)
-    return {
-        "twin_dir": str(root),
-        "cropland_cells": summary["cropland_cells"],
-        "stations": summary["stations"],
-        "observations": summary["observations"],
-    }
-
-
-def load_run_inputs(ctx: RunContext, with_satellite: bool = False) -> dict:
-    """The run's inputs in canonical form, read through the user-file readers.
-
-    The value-range scan is skipped: the ``inputs`` stage validated the user's files, and the
-    virtual China's files are written by the generator (its tests read them with validation on).
-    """
-    from cropsm.io.check import load_inputs
-
-    paths = dict(input_paths(ctx))
-    if not with_satellite:
-        paths["satellite"] = []
-    return load_inputs(paths, validate=False, groups_off=ctx.config.features.groups_off)
+    source, section = source_of(ctx.config)
+    result = source.prepare(section, ctx)
+    write_json(
+        ctx.layout.input_source,
+        {"source": source.name, "provides": sorted(source.provides(section))},
+    )
+    return result
 
 
 @stage("features", "join observations with their covariates (Table 1)", ("features",))
 def features_stage(ctx: RunContext) -> dict:
-    from cropsm.features.station_table import (
-        build_station_table,
-        station_table_path,
-        write_station_table,
-    )
-    from cropsm.provenance import write_json
-
-    groups_off = ctx.config.features.groups_off
-    if ctx.config.inputs.uscrn is not None:
-        from cropsm.realdata import build_uscrn_station_table
-
-        table, report, _ = build_uscrn_station_table(ctx.config.inputs.uscrn, groups_off)
-    else:
-        data = load_run_inputs(ctx)
-        if data["static"] is None:
-            raise ConfigError(
-                "the station table needs static fields (soil, elevation): give [inputs.files] "
-                "static or switch the soil and elevation groups off"
-            )
-        table, report = build_station_table(
-            data["stations"], data["climate"], data["static"], groups_off=groups_off
-        )
+    source, section = source_of(ctx.config)
+    table, report = source.station_table(section, ctx)
     if len(table) == 0:
-        source = (
-            ctx.config.inputs.uscrn.root
-            if ctx.config.inputs.uscrn is not None
-            else input_paths(ctx)["observations"]
-        )
-        raise InputError(source, None, f"no observation is usable: {_unusable(report)}")
-    path = write_station_table(table, station_table_path(ctx.run_dir))
-    write_json(path.with_name("station_table_report.json"), report)
+        origin = source.observations_origin(section, ctx.layout)
+        raise InputError(origin, None, f"no observation is usable: {_unusable(report)}")
+    write_station_table(table, ctx.layout.station_table)
+    write_json(ctx.layout.station_table_report, report)
     kept = sum(report["observations_out_by_layer"].values())
     return {
         "rows": int(len(table)),
@@ -158,11 +88,7 @@ def _unusable(report: dict) -> str:
 
 @stage("train", "train the five chained layer networks with the grid search", ("train",))
 def train_stage(ctx: RunContext) -> dict:
-    from cropsm.features.station_table import read_station_table, station_table_path
-    from cropsm.progress import progress_callback
-    from cropsm.train import train_layers, write_scatter_plots, write_training_outputs
-
-    table = read_station_table(station_table_path(ctx.run_dir))
+    table = read_station_table(ctx.layout.station_table)
     with progress_callback(ctx.console) as report:
         chain = train_layers(
             table,
@@ -173,9 +99,7 @@ def train_stage(ctx: RunContext) -> dict:
             feature_set=ctx.config.features.set,
         )
     write_training_outputs(chain, table, ctx.run_dir)
-    write_scatter_plots(chain, table, ctx.run_dir / "figures")
-    from cropsm.train.baselines import run_baselines
-
+    write_scatter_plots(chain, table, ctx.layout.figures_dir)
     run_baselines(
         table,
         chain,
@@ -188,9 +112,7 @@ def train_stage(ctx: RunContext) -> dict:
         for k in range(1, 6)
         if f"layer{k}" in chain.metrics
     }
-    if ctx.config.inputs.twin is not None:
-        from cropsm.skill.truth import write_truth_skill
-
+    if "truth" in provided(ctx.config):
         skill = write_truth_skill(ctx, chain.models)
         result.update(
             {
@@ -202,38 +124,26 @@ def train_stage(ctx: RunContext) -> dict:
     return result
 
 
-def load_run_config(run_dir: Path):
-    """The resolved config a run directory was made with."""
-    from cropsm.config import load_config
+def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
+    """Apply a run's trained networks (and baselines) to other stations or years; score them.
 
-    path = Path(run_dir) / "config.resolved.toml"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not a cropsm run directory (run `cropsm run` first)")
-    return load_config(path)
+    The new stations' table is built by the run's input source exactly as for training
+    (:meth:`cropsm.sources.InputSource.evaluation_table`): on a gridded run, covariates from the
+    run's climate and static inputs (``--format csv``); on a USCRN or ISMN run, the run's
+    reading options on another folder, stations or years (``--format uscrn`` / ``ismn``).
 
-
-def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Path) -> dict:
-    """Apply a run's trained networks to other stations or years and score every layer.
-
-    The new stations' covariates come from the run's own climate and static inputs, through the
-    same feature code as training. Returns ``{"stations": n, "rows": n, "layer1": {"test": M},
-    ...}`` with M from :func:`cropsm.train.metrics.all_metrics`.
+    Returns
+    -------
+    dict
+        ``{"run_dir", "stations", "rows", "rows_dropped", "layer1": {"test": M}, ...,
+        "baselines": {...}}`` with M from :func:`cropsm.train.metrics.all_metrics`.
     """
-    from cropsm.features.station_table import build_station_table
-    from cropsm.io.stations import check_stations_in_grid, read_stations
-    from cropsm.train import all_metrics, load_models, predict_chain
-
+    run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    ctx = RunContext(config=config, run_dir=Path(run_dir))
-    data = load_run_inputs(ctx)
-    stations = read_stations(stations_path, observations_path)
-    check_stations_in_grid(
-        stations.meta, data["climate"]["lat"].values, data["climate"]["lon"].values, stations_path
-    )
-    table, report = build_station_table(
-        stations, data["climate"], data["static"], groups_off=config.features.groups_off
-    )
-    models = load_models(Path(run_dir) / "models")
+    ctx = RunContext(config=config, run_dir=run_dir)
+    source = check_evaluation_format(config, request)
+    table, report = source.evaluation_table(config.inputs.section, ctx, request)
+    models = load_models(ctx.layout.models_dir)
     pred = predict_chain(models, table)
     out = {
         "run_dir": str(run_dir),
@@ -244,19 +154,16 @@ def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Pat
     for model in models:
         k = model.layer
         out[f"layer{k}"] = {"test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"])}
-    if (Path(run_dir) / "baselines" / "baselines.json").is_file():
-        from cropsm.train.baselines import load_baselines, score_baselines
-
+    if ctx.layout.baselines.is_file():
         out["baselines"] = score_baselines(load_baselines(run_dir), table)
     return out
 
 
-# Later stages, in pipeline order (importing registers them).
-STAGE_MODULES: tuple[str, ...] = (
-    "cropsm.predict.stage",
-    "cropsm.attribute.stage",
-    "cropsm.analyze.stage",
-    "cropsm.report.stage",
-)
-for _name in STAGE_MODULES:
-    __import__(_name)
+def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Path) -> dict:
+    """:func:`evaluate_run` on other stations given as CSV/Parquet (a gridded run)."""
+    request = EvaluationRequest("csv", Path(stations_path), Path(observations_path))
+    return evaluate_run(run_dir, request)
+
+
+STAGE_MODULES = (predict_stage, attribute_stage, analyze_stage, report_stage)
+"""The modules of the later stages; importing them (above) registered their stages."""

@@ -16,10 +16,9 @@ def run_analyze(run_dir: Path, console: Console | None = None) -> dict:
     Calls :func:`cropsm.analyze.stage.run_analyses` directly, so the run's ``provenance.json``
     and ``run_summary.json`` stay those of the run that made it.
     """
-    from cropsm import stages as _stages  # noqa: F401  (registers the earlier stages first)
     from cropsm.analyze.stage import run_analyses
-    from cropsm.pipeline import RunContext
-    from cropsm.stages import load_run_config
+    from cropsm.run_layout import load_run_config
+    from cropsm.stage_registry import RunContext
 
     config = load_run_config(run_dir)
     ctx = RunContext(config=config, run_dir=Path(run_dir), console=console or Console(stderr=True))

@@ -33,11 +33,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pymannkendall
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+from scipy.stats import pearsonr
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND  # the one trend rule of a run (re-exported)
+from cropsm.catalog import pattern_ids, patterns
 from cropsm.io.atomic import atomic_output
+from cropsm.io.stations import read_stations
+from cropsm.maps import colorbar, fit_extent, new_figure, save_figure, station_map_panel
+from cropsm.provenance import write_json
+from cropsm.run_layout import RunLayout, load_run_config
+from cropsm.sources import grid_input_paths
 
 MIN_OBSERVATIONS_PER_YEAR = 3
 """Fewest observations of a layer in a calendar year for its annual mean (our choice; the paper
@@ -264,7 +272,6 @@ def layer_correlation(series: pd.DataFrame, layer_a: int = 1, layer_b: int = N_L
         ``layer_a``, ``layer_b``, ``r``, ``p`` (two-sided, :func:`scipy.stats.pearsonr`) and
         ``n_years``; ``r`` and ``p`` are NaN with fewer than 3 common years or a constant series.
     """
-    from scipy.stats import pearsonr
 
     wide = series.pivot(index="year", columns="layer", values=SM_COLUMN)
     out = {"layer_a": int(layer_a), "layer_b": int(layer_b), "r": np.nan, "p": np.nan,
@@ -290,7 +297,6 @@ def trends_by_pattern(trends: pd.DataFrame) -> pd.DataFrame:
         ``layer, pattern, n_stations, median, q25, q75, min, max`` (all m3 m-3 yr-1, suffixed
         ``_m3_m-3_yr-1``) and ``share_negative``, patterns in catalog order.
     """
-    from cropsm.catalog import pattern_ids
 
     suffix = "_m3_m-3_yr-1"
     columns = ["layer", "pattern", "n_stations", *[f"{s}{suffix}" for s in
@@ -406,7 +412,6 @@ def station_trend_map_figure(trends: pd.DataFrame, layer: int = 1) -> Figure:
     (Mann-Kendall p < :data:`SIGNIFICANCE_LEVEL`), rings are not. China's outline and provinces
     from :mod:`cropsm.maps`.
     """
-    from cropsm.maps import colorbar, fit_extent, new_figure, station_map_panel
 
     rows = trends[trends["layer"] == layer]
     slope = rows[TREND_COLUMN].to_numpy(dtype=np.float64)
@@ -443,9 +448,6 @@ def annual_mean_figure(
 ) -> Figure:
     """Fig. 3: annual mean SM across stations for every layer, with each layer's Sen's slope and
     the top-bottom correlation in the title."""
-    from matplotlib import colormaps
-
-    from cropsm.maps import new_figure
 
     fig = new_figure((8.0, 4.8))
     ax = fig.add_subplot(1, 1, 1)
@@ -478,8 +480,6 @@ def annual_mean_figure(
 
 def trends_by_pattern_figure(trends: pd.DataFrame, layer: int = 1) -> Figure:
     """Fig. S3: box plot of the station trends per cropping pattern for one layer."""
-    from cropsm.catalog import patterns
-    from cropsm.maps import new_figure
 
     rows = trends[trends["layer"] == layer]
     fig = new_figure((8.0, 4.8))
@@ -510,12 +510,9 @@ def trends_by_pattern_figure(trends: pd.DataFrame, layer: int = 1) -> Figure:
 
 def read_run_stations(run_dir: str | Path):
     """The canonical station data of a run, read through the run's input paths."""
-    from cropsm.io.stations import read_stations
-    from cropsm.pipeline import RunContext
-    from cropsm.stages import input_paths, load_run_config
 
     config = load_run_config(run_dir)
-    paths = input_paths(RunContext(config=config, run_dir=Path(run_dir)))
+    paths = grid_input_paths(config, RunLayout(Path(run_dir)))
     return read_stations(paths["stations"], paths["observations"])
 
 
@@ -542,8 +539,6 @@ def analyze_observations(run_dir: str | Path, top_layer: int = 1) -> dict:
     dict
         :func:`observation_summary` plus ``files`` (paths relative to ``run_dir``).
     """
-    from cropsm.maps import save_figure
-    from cropsm.provenance import write_json
 
     run_dir = Path(run_dir)
     stations = read_run_stations(run_dir)
@@ -555,7 +550,7 @@ def analyze_observations(run_dir: str | Path, top_layer: int = 1) -> dict:
     by_pattern = trends_by_pattern(trends)
     summary = observation_summary(trends, layer_trends, correlation)
 
-    analysis_dir, figure_dir = run_dir / "analysis", run_dir / "figures"
+    analysis_dir, figure_dir = RunLayout(run_dir).analysis_dir, RunLayout(run_dir).figures_dir
     analysis_dir.mkdir(parents=True, exist_ok=True)
     tables = {
         "observations_annual_station_means.csv": annual,

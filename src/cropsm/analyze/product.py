@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cropsm import catalog
+from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, catalog, maps
 from cropsm.analyze import MIN_REGION_CELLS, MIN_YEARS_FOR_TREND
 from cropsm.errors import UsageError
+from cropsm.maps import new_figure as maps_new_figure
 
 SM_UNITS = "m3 m-3"
 TREND_UNITS = "m3 m-3 yr-1"
@@ -753,7 +754,6 @@ DENSE_CROPLAND_FRACTION = 0.5
 
 def new_figure(width_in: float, height_in: float):
     """An empty :class:`matplotlib.figure.Figure` with an Agg canvas and constrained layout."""
-    from cropsm.maps import new_figure as maps_new_figure
 
     return maps_new_figure((width_in, height_in))
 
@@ -780,7 +780,6 @@ def map_panel(
     ``value_range`` (default the 2nd–98th percentiles). Cells where
     ``dense_cropland`` is true get a grey dot (the paper's notation for cropland > 0.5).
     """
-    from cropsm import maps
 
     field = field.transpose("lat", "lon")
     lat, lon = field["lat"].values, field["lon"].values
@@ -856,7 +855,6 @@ def magnitude_trend_layers_figure(result: xr.Dataset, dense_cropland: xr.DataArr
     The trend row is left out when no cell has :data:`cropsm.analyze.MIN_YEARS_FOR_TREND`
     annual means (the title says so); it is never drawn empty.
     """
-    from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, maps
 
     layers = [int(k) for k in result["layer"].values]
     has_trend = bool(np.isfinite(np.asarray(result["sm_trend"].values, dtype=float)).any())
@@ -895,7 +893,6 @@ def magnitude_trend_layers_figure(result: xr.Dataset, dense_cropland: xr.DataArr
 
 def national_annual_figure(series: xr.DataArray):
     """Cropland-mean annual SM of the reference product per layer (the product's Fig. 3)."""
-    from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM
 
     fig = new_figure(7.0, 4.0)
     ax = fig.subplots()

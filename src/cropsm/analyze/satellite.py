@@ -16,12 +16,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cropsm.analyze import MIN_YEARS_FOR_TREND
 from cropsm.analyze.product import (
+    SM_LABEL,
     SM_UNITS,
+    TREND_UNITS,
     magnitude_and_trend,
+    map_figure_height,
+    map_panel,
     monthly_climatology,
+    new_figure,
     pearson_r,
+    percentile_range,
     regional_mean,
+    symmetric_limit,
 )
 
 MIN_SATELLITE_DAYS_PER_YEAR = 30
@@ -262,16 +270,6 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
 
     The two magnitude maps share one colour scale, as do the two trend maps.
     """
-    from cropsm.analyze import MIN_YEARS_FOR_TREND
-    from cropsm.analyze.product import (
-        SM_UNITS,
-        TREND_UNITS,
-        map_figure_height,
-        map_panel,
-        new_figure,
-        percentile_range,
-        symmetric_limit,
-    )
 
     has_trend = bool(np.isfinite(comparison["product_sm_trend"].values).any())
     if not has_trend:  # the trend column would be empty maps: magnitude only, and say why
@@ -345,7 +343,6 @@ def satellite_maps_figure(comparison: xr.Dataset, dense_cropland: xr.DataArray |
 
 def monthly_by_region_figure(frame: pd.DataFrame):
     """Fig. 8: monthly climatology of both products for each region and all of China."""
-    from cropsm.analyze.product import SM_LABEL, new_figure
 
     with_data = frame.groupby("region", sort=False)["product_sm_m3_m-3"].apply(
         lambda v: bool(np.isfinite(v).any())

@@ -25,8 +25,10 @@ from cropsm.analyze import product as prod
 from cropsm.analyze import satellite as sat
 from cropsm.analyze import scenarios as scen
 from cropsm.io.atomic import atomic_output
-from cropsm.pipeline import RunContext, stage
 from cropsm.progress import progress_callback
+from cropsm.provenance import write_json
+from cropsm.sources import grid_input_paths, load_grid_inputs
+from cropsm.stage_registry import RunContext, stage
 
 ANALYSIS_DIR = "analysis"
 FIGURE_DIR = "figures"
@@ -286,8 +288,6 @@ def _rounded(value, digits: int = 3) -> float | None:
 
 def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
     """The product, regions, dense-cropland dots, satellite and truth of a run."""
-    from cropsm.stages import input_paths, load_run_inputs
-
     notes: dict = {}
     try:
         product = prod.open_product(ctx.run_dir)
@@ -295,8 +295,8 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
     except FileNotFoundError as err:
         product, sm = None, None
         notes["product"] = str(err)
-    paths = input_paths(ctx)
-    data = load_run_inputs(ctx, with_satellite=True)
+    paths = grid_input_paths(ctx.config, ctx.layout)
+    data = load_grid_inputs(ctx.config, ctx.layout, with_satellite=True)
     static, satellite = data["static"], data["satellite"]
     if satellite is None:
         notes["satellite"] = "the run has no satellite product ([inputs.files] satellite)"
@@ -410,7 +410,6 @@ def run_analyses(ctx: RunContext) -> dict:
                 summary["ran"]["truth"] = analyze_against_truth(
                     stats, region_cells, diff, run_dir, inputs.pattern_flag, small
                 )
-    from cropsm.provenance import write_json
 
     write_json(run_dir / ANALYSIS_DIR / SUMMARY_FILE, summary)
     return _headline(summary)

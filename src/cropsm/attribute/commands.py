@@ -13,20 +13,10 @@ from rich.table import Table
 def run_attribute_stage(run_dir: Path, force: bool = False, console: Console | None = None):
     """Run the ``attribute`` stage on an existing run directory (skipped when current).
 
-    The stage registry is completed before the pipeline iterates over it: ``cropsm.stages``
-    registers every wired stage in pipeline order; the predict stage (whose code makes the
-    reduced products) and the attribute stage are registered here too in case they are not wired
-    yet, so that no import registers a stage while the pipeline runs.
+    Importing :mod:`cropsm.pipeline` registers every stage in pipeline order before it runs.
     """
-    import importlib.util
-
-    from cropsm import stages as _stages  # noqa: F401  (registers the wired stages in order)
-
-    if importlib.util.find_spec("cropsm.predict.stage") is not None:
-        from cropsm.predict import stage as _predict_stage  # noqa: F401
-    from cropsm.attribute import stage as _attribute_stage  # noqa: F401
-    from cropsm.pipeline import run_pipeline
-    from cropsm.stages import load_run_config
+    from cropsm.pipeline import run_pipeline  # importing it registers every stage
+    from cropsm.run_layout import load_run_config
 
     config = load_run_config(run_dir)
     return run_pipeline(config, Path(run_dir), stages=["attribute"], force=force, console=console)

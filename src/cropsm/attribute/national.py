@@ -28,9 +28,21 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from cropsm.analyze.product import annual_mean, median_annual
-from cropsm.attribute.station import GROUP_LABELS, attribution_dir
+from cropsm.analyze.product import (
+    DENSE_CROPLAND_FRACTION,
+    annual_mean,
+    median_annual,
+    product_path,
+    region_on_grid,
+    standardize_product,
+)
+from cropsm.attribute.station import GROUP_LABELS, attribution_dir, reduced_models_dir
+from cropsm.catalog import regions
 from cropsm.io.atomic import atomic_output
+from cropsm.io.static import read_static
+from cropsm.maps import colorbar, field_extent, map_panel, new_figure, save_figure
+from cropsm.run_layout import RunLayout, load_run_config
+from cropsm.sources import grid_input_paths
 
 SM_UNITS = "m3 m-3"
 TOP_LAYER = 1
@@ -224,7 +236,6 @@ def national_differences_figure(
     percentile of ``|dSM|`` over all panels), China's outline and provinces, grey dots where the
     cropland fraction exceeds 0.5 when ``dense_cropland`` is given.
     """
-    from cropsm.maps import colorbar, field_extent, map_panel, new_figure
 
     groups = [str(g) for g in differences["group"].values]
     n_cols = 2 if len(groups) > 1 else 1
@@ -266,7 +277,6 @@ def reduced_product_path(run_dir: str | Path, group: str) -> Path:
 
 def top_layer_reference(path: str | Path) -> xr.DataArray:
     """The reference scenario's top layer ``(time, lat, lon)`` of a product store (lazy)."""
-    from cropsm.analyze.product import standardize_product
 
     path = Path(path)
     if not path.exists():
@@ -294,8 +304,6 @@ def write_national_attribution(
     dict
         National mean difference per group (m3 m-3) and the paths written.
     """
-    from cropsm.catalog import regions
-    from cropsm.maps import save_figure
 
     run_dir = Path(run_dir)
     differences = national_differences(
@@ -313,7 +321,7 @@ def write_national_attribution(
         summary.to_csv(tmp, index=False)
     fig_path = save_figure(
         national_differences_figure(differences, dense_cropland),
-        run_dir / "figures" / "fig6_national_differences.png",
+        RunLayout(run_dir).figures_dir / "fig6_national_differences.png",
     )
     china = summary[summary["area"] == ALL_CHINA].set_index("group")
     return {
@@ -349,15 +357,10 @@ def national_attribution_from_products(
 
 def _static_maps(run_dir: str | Path, like: xr.DataArray):
     """Region codes and dense-cropland dots on the product grid, from the run's static input."""
-    from cropsm.analyze.product import DENSE_CROPLAND_FRACTION, region_on_grid
-    from cropsm.pipeline import RunContext
-    from cropsm.stages import input_paths, load_run_config
-
     config = load_run_config(run_dir)
-    static_path = input_paths(RunContext(config=config, run_dir=Path(run_dir)))["static"]
+    static_path = grid_input_paths(config, RunLayout(Path(run_dir)))["static"]
     if not static_path or not Path(static_path).exists():
         return None, None
-    from cropsm.io.static import read_static
 
     lat, lon = like["lat"].values, like["lon"].values
     static = read_static(static_path, lat, lon)
@@ -394,8 +397,6 @@ def national_attribution(
     dict
         :func:`write_national_attribution`'s summary, or ``{"national": "skipped: <reason>"}``.
     """
-    from cropsm.analyze.product import product_path
-    from cropsm.attribute.station import reduced_models_dir
 
     run_dir = Path(run_dir)
     full_path = product_path(run_dir)

@@ -12,7 +12,13 @@ import importlib.util
 from pathlib import Path
 
 from cropsm.attribute.config import AttributeConfig
-from cropsm.pipeline import RunContext, input_provides, input_source, stage
+from cropsm.attribute.national import national_attribution
+from cropsm.attribute.station import station_attribution
+from cropsm.predict.config import PredictConfig
+from cropsm.predict.stage import predict_run, run_predict_config
+from cropsm.progress import progress_callback
+from cropsm.sources import lacking
+from cropsm.stage_registry import RunContext, stage
 
 PURPOSE = (
     "control experiments: R2 loss per omitted feature group (Fig. 5), national difference maps "
@@ -38,8 +44,6 @@ def product_maker(run_config, console=None):
         return None
 
     def make(run_dir: Path, models_dir: Path, out: Path) -> Path:
-        from cropsm.predict.config import PredictConfig
-        from cropsm.predict.stage import predict_run, run_predict_config
 
         settings = run_predict_config(run_config).model_dump()
         config = PredictConfig(**{**settings, "scenarios": ("reference",)})
@@ -54,9 +58,6 @@ def product_maker(run_config, console=None):
 
 @stage("attribute", PURPOSE, ("attribute",))
 def attribute_stage(ctx: RunContext) -> dict:
-    from cropsm.attribute.national import national_attribution
-    from cropsm.attribute.station import station_attribution
-    from cropsm.progress import progress_callback
 
     settings = attribute_settings(ctx.config)
 
@@ -67,8 +68,9 @@ def attribute_stage(ctx: RunContext) -> dict:
         result = station_attribution(
             ctx.run_dir, ctx.config, settings=settings, progress=report, log=log
         )
-    if settings.national and not input_provides(ctx.config)["grid"]:
-        log(f"national maps: skipped, the {input_source(ctx.config)} input has no grid")
+    no_grid = lacking(ctx.config, ("grid",))
+    if settings.national and no_grid:
+        log(f"national maps: skipped, {no_grid}")
     elif settings.national:
         groups = [g for g in settings.national_groups if g not in ctx.config.features.groups_off]
         national = national_attribution(

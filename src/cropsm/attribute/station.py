@@ -32,8 +32,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, paper
+from cropsm.attribute.config import AttributeConfig
 from cropsm.features.groups import ALL_GROUPS, feature_groups, validate_groups
+from cropsm.features.station_table import read_station_table, station_table_path
 from cropsm.io.atomic import atomic_output
+from cropsm.maps import new_figure, save_figure
+from cropsm.provenance import write_json
+from cropsm.run_layout import RunLayout, load_run_config
+from cropsm.train import load_models
+from cropsm.train.artifacts import save_layer_model
 from cropsm.train.chain import LayerModel, TrainedChain, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.splits import make_split
@@ -419,7 +426,6 @@ def r2_loss_layers_figure(losses: pd.DataFrame) -> Figure:
     training-row loss (the paper's measure) and test-row loss; black diamonds (layer 1): the
     paper's values where its text gives a number.
     """
-    from cropsm.maps import new_figure
 
     layers = sorted(int(k) for k in losses["layer"].unique())
     order = [g for g in ALL_GROUPS if g in set(losses["group"])]
@@ -486,7 +492,6 @@ def save_reduced_models(
     chain: TrainedChain, directory: str | Path, group: str, hyperparameters_from: str
 ) -> Path:
     """Write a reduced model set as ``directory/layer{k}/`` (the layout of ``RUN_DIR/models``)."""
-    from cropsm.train.artifacts import save_layer_model
 
     directory = Path(directory)
     training = {
@@ -537,21 +542,14 @@ def station_attribution(
     dict
         Summary: groups run, top group and loss per layer, paths.
     """
-    from cropsm.attribute.config import AttributeConfig
-    from cropsm.features.station_table import read_station_table, station_table_path
-    from cropsm.maps import save_figure
-    from cropsm.provenance import write_json
-    from cropsm.train import load_models
 
     run_dir = Path(run_dir)
     if config is None:
-        from cropsm.stages import load_run_config
-
         config = load_run_config(run_dir)
     if settings is None:
         settings = getattr(config, "attribute", None) or AttributeConfig()
     groups_off = tuple(config.features.groups_off)
-    models_dir = run_dir / "models"
+    models_dir = RunLayout(run_dir).models_dir
     if not (models_dir / "layer1" / "model.json").is_file():
         raise FileNotFoundError(
             f"{models_dir}: no trained networks; run the train stage first (`cropsm train`)"
@@ -589,13 +587,12 @@ def station_attribution(
                 )
 
     figures = []
-    for stale in (run_dir / "figures").glob("fig5_r2_loss_layer*.png"):  # one per layer before
+    figure_dir = RunLayout(run_dir).figures_dir
+    for stale in figure_dir.glob("fig5_r2_loss_layer*.png"):  # one per layer before
         stale.unlink()
     if not losses.empty:  # one chart, every layer, groups in one order
         figures.append(
-            save_figure(
-                r2_loss_layers_figure(losses), run_dir / "figures" / "fig5_r2_loss_all_layers.png"
-            )
+            save_figure(r2_loss_layers_figure(losses), figure_dir / "fig5_r2_loss_all_layers.png")
         )
 
     run_r2 = {
@@ -618,7 +615,7 @@ def station_attribution(
         "groups_off_in_run": list(groups_off),
         "hyperparameters": {f"layer{k}": v for k, v in experiments.hyperparameters.items()},
         "split": config.train.split,
-        "split_source": "splits.csv" if (run_dir / "splits.csv").is_file() else "recomputed",
+        "split_source": "splits.csv" if RunLayout(run_dir).splits.is_file() else "recomputed",
         "full_model_reproduction": reproduction,
         "reduced_model_sets": saved_models,
         "seconds": {k: round(v, 2) for k, v in experiments.seconds.items()},

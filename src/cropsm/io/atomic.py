@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cropsm.errors import OutputError
+from cropsm.errors import OutputError, output_hint
 
 
 def _umask() -> int:
@@ -170,6 +170,5 @@ def check_writable(path: str | Path, what: str = "output", *, beside: bool = Fal
 
 
 def _hint_for(what: str, errno: int | None) -> str:
-    from cropsm.errors import output_hint
 
     return output_hint(errno).replace("another output", f"another {what}")

@@ -10,6 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cropsm.errors import InputError
+from cropsm.features.groups import active_groups
+from cropsm.features.station_table import GROUP_SOURCES
+from cropsm.io.climate import CANONICAL_VARIABLES, read_climate
+from cropsm.io.satellite import read_cci
+from cropsm.io.static import read_static
+from cropsm.io.stations import check_stations_in_grid, read_stations
 
 
 def optional_climate_variables(groups_off: Iterable[str] = ()) -> tuple[str, ...]:
@@ -18,9 +24,6 @@ def optional_climate_variables(groups_off: Iterable[str] = ()) -> tuple[str, ...
     E.g. ``("wind_speed",)`` for ``groups_off = ["wind"]``: the climate reader then accepts
     files without wind.
     """
-    from cropsm.features.groups import active_groups
-    from cropsm.features.station_table import GROUP_SOURCES
-    from cropsm.io.climate import CANONICAL_VARIABLES
 
     needed = {v for group in active_groups(groups_off) for v in GROUP_SOURCES[group]}
     return tuple(v for v in CANONICAL_VARIABLES if v not in needed)
@@ -41,10 +44,6 @@ def load_inputs(paths: dict, validate: bool = True, groups_off: Iterable[str] = 
     groups_off
         Feature groups switched off: climate variables only they use may be absent.
     """
-    from cropsm.io.climate import read_climate
-    from cropsm.io.satellite import read_cci
-    from cropsm.io.static import read_static
-    from cropsm.io.stations import check_stations_in_grid, read_stations
 
     stations = read_stations(paths["stations"], paths["observations"])
     climate = read_climate(

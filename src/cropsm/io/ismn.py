@@ -34,11 +34,31 @@ From sensors to the five 10-cm layers (:func:`layer_weights`)
 Stations: ``station_id`` is ``<NETWORK>.<STATION>``; ``lat``, ``lon``, ``elevation`` from the
 headers; ``region`` is the network name; ``pattern`` is missing (ISMN has no cropping pattern):
 switch the ``pattern`` group off. ISMN has no station-level humidity or radiation, so its
-stations take their climate from a grid (``[inputs.files]``).
+stations take their climate from a grid (``[inputs.ismn] climate``, the nearest cell).
+
+Soil from the station's static variables (:func:`read_static_variables`, :func:`soil_by_layer`)
+----------------------------------------------------------------------------------------------
+Each station folder ships ``<NETWORK>_<NETWORK>_<STATION>_static_variables.csv``: semicolon
+separated, header ``quantity_name;unit;depth_from[m];depth_to[m];value;description;
+quantity_source_name;...``, one row per quantity and depth interval. Soil rows (HWSD v1.1 at
+0-0.30 and 0.30-1.00 m): ``clay fraction``, ``sand fraction``, ``silt fraction`` (``% weight``),
+``organic carbon`` (``% weight``) and ``saturation`` (``m^3*m^-3``); other rows without depths:
+``land cover classification`` (ESA CCI, one row per epoch) and ``climate classification``
+(Koeppen-Geiger). Rows with depth ``-99.90`` (an in-situ value of unknown depth) are not used.
+
+A model layer [t, u] takes the depth-overlap-weighted mean of the intervals [a, b] given for a
+quantity, ``v_k = sum_i o_ik v_i / sum_i o_ik`` with ``o_ik = max(0, min(b_i, u) - max(a_i, t))``;
+with the HWSD depths, layers 0-10, 10-20 and 20-30 cm take the 0-30 cm value and layers 30-40
+and 40-50 cm the 30-100 cm value. Bulk density follows from saturation (total porosity) with the
+mineral particle density used throughout the package, ``rho_b = 2.65 (1 - theta_s)`` g cm-3
+(the inverse of the porosity ``phi = 1 - rho_b / 2.65`` that bounds the networks' output). ISMN
+publishes no soil pH: the ``ph`` column is :data:`UNKNOWN_SOIL_PH` at every station, a
+constant that carries no information (the networks standardise it to zero).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +66,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
 from cropsm.errors import InputError
@@ -535,13 +556,316 @@ def read_ismn(
     return IsmnStations(meta=meta, obs=obs, report=report, path=root)
 
 
+# --------------------------------------------------------------------------------------------
+# Static variables: the station's soil, land cover and climate class
+
+STATIC_VARIABLES_SUFFIX = "_static_variables.csv"
+"""End of the static-variables file name in each station folder."""
+
+STATIC_COLUMNS = ("quantity_name", "unit", "depth_from[m]", "depth_to[m]", "value")
+"""Leading columns of a static-variables file, in order."""
+
+SOIL_QUANTITIES: dict[str, tuple[str, str]] = {
+    "clay fraction": ("clay", "% weight"),
+    "sand fraction": ("sand", "% weight"),
+    "silt fraction": ("silt", "% weight"),
+    "organic carbon": ("organic_carbon", "% weight"),
+    "saturation": ("saturation", "m^3*m^-3"),
+}
+"""ISMN quantity name -> (our name, the unit the file must declare)."""
+
+SOIL_RANGES: dict[str, tuple[float, float]] = {
+    "clay": (0.0, 100.0),
+    "sand": (0.0, 100.0),
+    "silt": (0.0, 100.0),
+    "organic_carbon": (0.0, 100.0),
+    "saturation": (0.05, 0.95),
+}
+"""Plausible ranges of the soil quantities (%, %, %, %, m3 m-3)."""
+
+PARTICLE_DENSITY_G_CM3 = 2.65
+"""Mineral particle density, g cm-3 (as in ``cropsm.train.bounds``)."""
+
+UNKNOWN_SOIL_PH = 7.0
+"""The ``ph`` of every ISMN station: ISMN publishes no pH (a constant, no information)."""
+
+
+@dataclass(frozen=True)
+class StaticVariables:
+    """One station's ``*_static_variables.csv``.
+
+    Attributes
+    ----------
+    path
+        The file.
+    soil
+        ``quantity`` (``clay``, ``sand``, ``silt``, ``organic_carbon``, ``saturation``),
+        ``depth_from_cm``, ``depth_to_cm``, ``value`` (``%`` or ``m3 m-3``).
+    land_cover
+        The latest land-cover class description (ESA CCI), or None.
+    climate_class
+        The Koeppen-Geiger class (e.g. ``Cfa``), or None.
+    """
+
+    path: Path
+    soil: pd.DataFrame
+    land_cover: str | None
+    climate_class: str | None
+
+
+def find_static_variables(station_dir: str | Path) -> Path | None:
+    """The static-variables file of a station folder, or None when it has none."""
+    found = sorted(Path(station_dir).glob(f"*{STATIC_VARIABLES_SUFFIX}"))
+    return found[0] if found else None
+
+
+def _static_number(path: Path, line: int, column: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(path, f"line {line}", f"{column} {text!r} is not a number") from None
+
+
+def read_static_variables(path: str | Path) -> StaticVariables:
+    """Read an ISMN ``*_static_variables.csv`` (format: module docstring).
+
+    Raises
+    ------
+    InputError
+        One line naming the file and the line: a header that is not the ISMN one, a soil row
+        with a missing or non-numeric depth or value, a unit other than the expected one, a value
+        out of range, or no soil row at all.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    rows = list(csv.reader(io.StringIO(text), delimiter=";", quoting=csv.QUOTE_NONE))
+    header = [c.strip() for c in rows[0]] if rows else []
+    if tuple(header[: len(STATIC_COLUMNS)]) != STATIC_COLUMNS:
+        raise InputError(
+            path, "line 1", f"header {';'.join(header[:5])!r}; expected {';'.join(STATIC_COLUMNS)}"
+        )
+    soil = []
+    land_cover: list[tuple[str, str]] = []
+    climate_class = None
+    for i, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        cells = [c.strip() for c in row] + [""] * 6
+        name, unit, d0, d1, value, description = cells[:6]
+        source = cells[6] if len(cells) > 6 else ""
+        if name == "land cover classification":
+            land_cover.append((source, description or value))
+        elif name == "climate classification":
+            climate_class = value or None
+        elif name in SOIL_QUANTITIES:
+            ours, expected_unit = SOIL_QUANTITIES[name]
+            top = _static_number(path, i, "depth_from[m]", d0)
+            bottom = _static_number(path, i, "depth_to[m]", d1)
+            if top < 0 or bottom < 0:
+                continue  # -99.90: unknown depth
+            if unit != expected_unit:
+                raise InputError(path, f"line {i}", f"{name} in {unit!r}; expected {expected_unit}")
+            v = _static_number(path, i, "value", value)
+            lo, hi = SOIL_RANGES[ours]
+            if not lo <= v <= hi or bottom <= top:
+                raise InputError(
+                    path,
+                    f"line {i}",
+                    f"{name} {v:g} over {top:g}-{bottom:g} m; expected {lo:g}-{hi:g} over a "
+                    "depth interval with depth_to > depth_from",
+                )
+            soil.append((ours, top * 100.0, bottom * 100.0, v))
+    if not soil:
+        raise InputError(
+            path, None, f"no soil row; expected {', '.join(SOIL_QUANTITIES)} with depths in m"
+        )
+    frame = pd.DataFrame(soil, columns=["quantity", "depth_from_cm", "depth_to_cm", "value"])
+    latest = sorted(land_cover)[-1][1] if land_cover else None
+    return StaticVariables(path, frame, latest, climate_class)
+
+
+def depth_overlap_mean(intervals: pd.DataFrame, top_cm: float, bottom_cm: float) -> float:
+    """The overlap-weighted mean of ``value`` over a layer [top, bottom] (NaN if none overlaps).
+
+    ``v = sum_i o_i v_i / sum_i o_i``, ``o_i = max(0, min(b_i, bottom) - max(a_i, top))``.
+    """
+    a = intervals["depth_from_cm"].to_numpy(np.float64)
+    b = intervals["depth_to_cm"].to_numpy(np.float64)
+    overlap = np.clip(np.minimum(b, bottom_cm) - np.maximum(a, top_cm), 0.0, None)
+    if overlap.sum() <= 0:
+        return float("nan")
+    return float((overlap * intervals["value"].to_numpy(np.float64)).sum() / overlap.sum())
+
+
+def soil_by_layer(static: StaticVariables) -> dict[str, np.ndarray]:
+    """The station's soil on the model's five layers (module docstring).
+
+    Returns
+    -------
+    dict
+        ``sand``, ``silt``, ``clay`` (%), ``bd`` (g cm-3, from saturation), ``ph``
+        (:data:`UNKNOWN_SOIL_PH`) and ``organic_carbon`` (%), each of length 5.
+
+    Raises
+    ------
+    InputError
+        When a quantity the soil group needs does not reach a layer (naming the file).
+    """
+    out: dict[str, np.ndarray] = {}
+    for ours in ("sand", "silt", "clay", "saturation", "organic_carbon"):
+        rows = static.soil.loc[static.soil["quantity"] == ours]
+        out[ours] = np.array(
+            [
+                depth_overlap_mean(rows, t, u)
+                for t, u in zip(LAYER_TOP_CM, LAYER_BOTTOM_CM, strict=True)
+            ]
+        )
+    for ours in ("sand", "silt", "clay", "saturation"):
+        if np.isnan(out[ours]).any():
+            k = int(np.flatnonzero(np.isnan(out[ours]))[0])
+            name = next(n for n, (o, _) in SOIL_QUANTITIES.items() if o == ours)
+            raise InputError(
+                static.path,
+                name,
+                f"does not cover layer {k + 1} ({LAYER_TOP_CM[k]}-{LAYER_BOTTOM_CM[k]} cm); "
+                "expected depth intervals over 0-0.5 m",
+            )
+    out["bd"] = PARTICLE_DENSITY_G_CM3 * (1.0 - out.pop("saturation"))
+    out["ph"] = np.full(N_LAYERS, UNKNOWN_SOIL_PH)
+    return out
+
+
+def station_soil_columns(
+    root: str | Path, station_ids: list[str] | pd.Index
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Soil columns ``<name>_l<k>`` (ph, sand, silt, clay, bd) of ISMN stations.
+
+    Parameters
+    ----------
+    root
+        The download folder; station ``NET.STATION`` lives in ``ROOT/NET/STATION/``.
+    station_ids
+        ``<NETWORK>.<STATION>`` ids.
+
+    Returns
+    -------
+    (frame, report)
+        ``frame`` indexed by station id with 25 soil columns plus ``land_cover`` and
+        ``climate_class``; ``report`` lists the files read.
+
+    Raises
+    ------
+    InputError
+        A station folder without a static-variables file (naming the folder and the expected
+        file, and how to run without soil), or a malformed file (:func:`read_static_variables`).
+    """
+    root = Path(root)
+    rows = {}
+    files = []
+    for sid in station_ids:
+        network, station = str(sid).split(".", 1)
+        folder = root / network / station
+        path = find_static_variables(folder)
+        if path is None:
+            raise InputError(
+                folder,
+                None,
+                f"no {network}_{network}_{station}{STATIC_VARIABLES_SUFFIX}; expected the ISMN "
+                "static variables (soil) beside the .stm files, or switch the soil group off "
+                '([features] groups_off = ["soil"])',
+            )
+        static = read_static_variables(path)
+        layers = soil_by_layer(static)
+        row: dict[str, Any] = {
+            f"{name}_l{k + 1}": float(layers[name][k])
+            for k in range(N_LAYERS)
+            for name in ("ph", "sand", "silt", "clay", "bd")
+        }
+        row["land_cover"] = static.land_cover
+        row["climate_class"] = static.climate_class
+        rows[str(sid)] = row
+        files.append(str(path))
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "station_id"
+    report = {
+        "static_variables_files": len(files),
+        "soil_ph": f"not in the ISMN static variables: {UNKNOWN_SOIL_PH} at every station "
+        "(no information for the networks)",
+    }
+    return frame, report
+
+
+# --------------------------------------------------------------------------------------------
+# The [inputs.ismn] section of a run configuration
+
+
+class IsmnInput(BaseModel):
+    """The ``[inputs.ismn]`` section: an ISMN "Header + values" download and a climate grid.
+
+    ISMN stations carry no weather of their own: each takes the climate of its nearest cell of
+    the ERA-style ``climate`` files. Soil comes from the stations' static variables.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: Path = Field(description="The download folder: ROOT/<NETWORK>/<STATION>/*.stm.")
+    climate: list[str] = Field(
+        description="ERA-style netCDF files or glob patterns covering the stations and period."
+    )
+    networks: list[str] = Field(default_factory=list, description="Networks to read; empty: all.")
+    stations: list[str] = Field(
+        default_factory=list, description="Station folder names to read; empty: all."
+    )
+    first_year: int | None = Field(None, description="First year to read (default: all).")
+    last_year: int | None = Field(None, description="Last year to read (default: all).")
+    days_of_month: list[int] = Field(
+        default_factory=list,
+        description="Keep observations of these days of the month only ([8, 18, 28] as in the "
+        "paper); empty: every day.",
+    )
+    engine: Engine = Field(
+        "auto", description="Reader: auto (the ismn package when installed), ismn or builtin."
+    )
+
+    @field_validator("days_of_month")
+    @classmethod
+    def _days(cls, days: list[int]) -> list[int]:
+        bad = [d for d in days if not 1 <= d <= 31]
+        if bad:
+            raise ValueError(f"days of the month must be 1...31, got {bad}")
+        return sorted(set(days))
+
+    @model_validator(mode="after")
+    def _years(self) -> IsmnInput:
+        if self.first_year is not None and self.last_year is not None:
+            if self.first_year > self.last_year:
+                raise ValueError(
+                    f"first_year {self.first_year} is after last_year {self.last_year}"
+                )
+        return self
+
+    def resolve_paths(self, base: Path) -> IsmnInput:
+        """Copy with ``root`` and the climate paths made absolute against ``base``."""
+        root = self.root if self.root.is_absolute() else (base / self.root).resolve()
+        climate = [s if Path(s).is_absolute() else str((base / s).resolve()) for s in self.climate]
+        return self.model_copy(update={"root": root, "climate": climate})
+
+
 __all__ = [
     "GOOD_FLAGS",
+    "UNKNOWN_SOIL_PH",
+    "IsmnInput",
     "IsmnStations",
     "SensorSeries",
+    "StaticVariables",
     "daily_sensor_means",
+    "depth_overlap_mean",
     "find_ismn_files",
+    "find_static_variables",
     "layer_weights",
     "read_ismn",
     "read_ismn_file",
+    "read_static_variables",
+    "soil_by_layer",
+    "station_soil_columns",
 ]

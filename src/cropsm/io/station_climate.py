@@ -39,13 +39,16 @@ import pandas as pd
 import xarray as xr
 
 from cropsm.features.climate import (
+    DIRECT_FEATURES,
     FEATURE_ATTRS,
     MAGNUS_A,
     MAGNUS_B_DEGC,
+    VPD_SOURCES,
     vapour_pressure_deficit_kpa,
     window_start_index,
 )
 from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS
+from cropsm.io.uscrn import daily_air_temperature
 
 FAO56_GRASS_ALBEDO = 0.23
 """Albedo of the FAO-56 grass reference surface (Allen et al. 1998, eq. 38)."""
@@ -203,7 +206,6 @@ def station_climate_from_uscrn(
         any station (NaN where a station has no row), every variable float64 with ``units`` and
         ``long_name``.
     """
-    from cropsm.io.uscrn import daily_air_temperature
 
     tair = daily_air_temperature(daily)
     rh = daily["RH_DAILY_AVG"].to_numpy(np.float64)
@@ -280,7 +282,6 @@ def station_climate_features(
     xarray.Dataset
         Dims ``(time, station)``.
     """
-    from cropsm.features.climate import DIRECT_FEATURES, VPD_SOURCES
 
     climate = climate.transpose("time", ...)
     dates = climate["time"].values

@@ -72,7 +72,7 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         from cropsm.errors import UsageError
         from cropsm.predict.config import PredictConfig, parse_scenarios
         from cropsm.predict.stage import predict_run, run_predict_config
-        from cropsm.stages import load_run_config
+        from cropsm.run_layout import load_run_config
 
         run_config = load_run_config(run_dir)
         base = run_predict_config(run_config)

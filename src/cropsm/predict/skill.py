@@ -18,6 +18,7 @@ map is the per-cell RMSE of the reference product, one panel per layer.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +26,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
 from cropsm.features.station_table import nearest_cell_index
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.config import REFERENCE
 from cropsm.predict.store import SM_FILL, SM_SCALE
+from cropsm.provenance import write_json
 
 WINDOW_DAYS = 92
 """Days read at a time when scoring."""
@@ -229,8 +233,6 @@ def write_error_map(
     rmse_map: np.ndarray, lat: np.ndarray, lon: np.ndarray, path: str | Path, title: str = ""
 ) -> Path:
     """PNG of the per-cell RMSE of the reference product, one panel per layer."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,9 +262,6 @@ def write_error_map(
 
 def update_truth_skill_json(path: str | Path, key: str, value: dict) -> dict:
     """Add ``key`` to the JSON object at ``path`` (created if absent), keeping other keys."""
-    import json
-
-    from cropsm.provenance import write_json
 
     path = Path(path)
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -15,10 +15,21 @@ from pathlib import Path
 from rich.console import Console
 
 from cropsm.errors import ConfigError
-from cropsm.pipeline import RunContext, stage
+from cropsm.io.atomic import check_writable
+from cropsm.io.check import optional_climate_variables
+from cropsm.io.climate import read_climate
+from cropsm.io.static import read_static
+from cropsm.io.stations import read_stations
+from cropsm.predict.cluster import dask_client
 from cropsm.predict.config import PredictConfig
-
-PRODUCT_NAME = "product.zarr"
+from cropsm.predict.product import predict_product
+from cropsm.predict.skill import product_truth_skill, update_truth_skill_json, write_error_map
+from cropsm.progress import progress_callback
+from cropsm.run_layout import PRODUCT_NAME, RunLayout, load_run_config
+from cropsm.sources import grid_input_paths
+from cropsm.stage_registry import RunContext, stage
+from cropsm.train import load_models
+from cropsm.twin.truth_store import open_truth
 
 
 def run_predict_config(config) -> PredictConfig:
@@ -48,15 +59,10 @@ def default_product_path(run_dir: Path, models_dir: Path | None = None) -> Path:
 
 def load_product_inputs(ctx: RunContext) -> dict:
     """Climate (lazy, not re-validated), static and stations of a run, canonical forms."""
-    from cropsm.io.climate import read_climate
-    from cropsm.io.static import read_static
-    from cropsm.io.stations import read_stations
-    from cropsm.stages import input_paths
 
-    paths = input_paths(ctx)
+    paths = grid_input_paths(ctx.config, ctx.layout)
     if not paths.get("static"):
         raise ConfigError("the product needs static fields (cropland, soil, crop areas)")
-    from cropsm.io.check import optional_climate_variables
 
     groups_off = ctx.config.features.groups_off
     climate = read_climate(
@@ -99,18 +105,12 @@ def predict_run(
         The summary of :func:`cropsm.predict.product.predict_product` plus ``skill_key``
         and per-layer ``layer{k}_r2_truth`` of the reference on the virtual China.
     """
-    from cropsm.io.atomic import check_writable
-    from cropsm.predict.cluster import dask_client
-    from cropsm.predict.product import predict_product
-    from cropsm.progress import progress_callback
-    from cropsm.stages import load_run_config
-    from cropsm.train import load_models
 
     run_dir = Path(run_dir)
     console = console or Console(stderr=True)
     run_config = run_config or load_run_config(run_dir)
     config = config or run_predict_config(run_config)
-    models_path = Path(models_dir) if models_dir is not None else run_dir / "models"
+    models_path = Path(models_dir) if models_dir is not None else RunLayout(run_dir).models_dir
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
     check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
@@ -154,20 +154,18 @@ def _describe(client) -> str:
 def _score_against_truth(
     run_dir: Path, product: Path, truth_path, label: str | None, client=None
 ) -> dict:
-    from cropsm.predict.skill import product_truth_skill, update_truth_skill_json, write_error_map
-    from cropsm.twin.truth_store import open_truth
 
     key = "product" if label is None else f"product_{label}"
     started = time.perf_counter()
     skill, rmse_map, lat, lon = product_truth_skill(product, open_truth(truth_path), client=client)
     skill["seconds"] = round(time.perf_counter() - started, 1)
     skill["product"] = str(product)
-    update_truth_skill_json(run_dir / "truth_skill.json", key, skill)
+    update_truth_skill_json(RunLayout(run_dir).truth_skill, key, skill)
     out = {"skill_key": key}
     if rmse_map is not None:
         name = "product_error_map.png" if label is None else f"{key}_error_map.png"
         write_error_map(
-            rmse_map, lat, lon, run_dir / "figures" / name,
+            rmse_map, lat, lon, RunLayout(run_dir).figures_dir / name,
             title="reference product vs truth: RMSE per cell over all days",
         )  # fmt: skip
         for k in range(1, 6):

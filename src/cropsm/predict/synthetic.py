@@ -19,6 +19,7 @@ import xarray as xr
 
 from cropsm import N_LAYERS, catalog
 from cropsm.features.groups import layer_feature_names
+from cropsm.io.stations import StationData
 from cropsm.train.artifacts import PAPER_TABLE2
 from cropsm.train.chain import LayerModel
 from cropsm.train.numpy_net import Scaler
@@ -236,7 +237,6 @@ def synthetic_static(n_cells: int, seed: int = 0) -> xr.Dataset:
 
 def synthetic_stations(first_year: int, last_year: int, seed: int = 0):
     """Two stations per region with two of its patterns, observed in the growing season."""
-    from cropsm.io.stations import StationData
 
     rng = np.random.default_rng(seed + 2)
     table3 = catalog.table3()

@@ -14,7 +14,9 @@ resources (CSS inline, no fonts, no network). A tiny inline script marks each ``
 position of the key-results box into its ``data-top``/``data-bottom`` (used by the browser
 test). Every text from the run directory is escaped.
 A section whose inputs are missing says so; one that cannot be read shows the error instead of
-stopping the report.
+stopping the report. Sections that need what the run's input source does not provide
+(:data:`SECTION_NEEDS`; ``inputs/source.json``, e.g. a national product from USCRN stations, which
+have no grid) are left out, page and table of contents, and the page names them with the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import pandas as pd
 from cropsm import paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND
 from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
+from cropsm.run_layout import RunLayout
 
 REPORT_DIR = "report"
 REPORT_FILE = "index.html"
@@ -343,13 +346,13 @@ class Section:
 
 
 def _twin_summary(run_dir: Path) -> dict | None:
-    for path in sorted((run_dir / "inputs").glob("twin-*/twin.json")):
+    for path in sorted(RunLayout(run_dir).inputs_dir.glob("twin-*/twin.json")):
         return _read_json(path)
     return None
 
 
 def _stage_result(run_dir: Path, name: str) -> dict | None:
-    record = _read_json(run_dir / "stages" / f"{name}.json")
+    record = _read_json(RunLayout(run_dir).stage_marker(name))
     return None if record is None else record.get("result", {})
 
 
@@ -385,10 +388,16 @@ def section_inputs(run_dir: Path, shelf: FigureShelf) -> str:
         )
     result = _stage_result(run_dir, "inputs")
     if result:
+        record = _read_json(RunLayout(run_dir).input_source) or {}
+        source = record.get("source", "files")
+        provides = ", ".join(record.get("provides", [])) or "stations only"
         rows = [(k, _inline(v) if isinstance(v, Mapping) else v) for k, v in result.items()]
-        return paragraph("The user's own input files (checked by the inputs stage):") + table(
-            rows, ["quantity", "value"]
+        what = (
+            "The user's own input files (checked by the inputs stage):"
+            if source == "files"
+            else f"The {source} input (read by the inputs stage; it provides: {provides}):"
         )
+        return paragraph(what) + table(rows, ["quantity", "value"])
     return missing("No inputs summary: neither inputs/twin-*/twin.json nor stages/inputs.json.")
 
 
@@ -401,7 +410,7 @@ def _inline(mapping) -> str:
 def section_headline(run_dir: Path, shelf: FigureShelf) -> str:
     """Our numbers beside the paper's: Table 2 R2, Fig. 5 losses, mean trend, top-bottom r."""
     rows = []
-    t2 = _read_csv(run_dir / "table2.csv")
+    t2 = _read_csv(RunLayout(run_dir).table2)
     paper_t2 = {r.layer: r for r in paper.TABLE2}
     if t2 is not None:
         for r in t2.to_dict("records"):
@@ -473,7 +482,7 @@ def section_headline(run_dir: Path, shelf: FigureShelf) -> str:
 
 def section_networks(run_dir: Path, shelf: FigureShelf) -> str:
     parts = []
-    t2 = _read_csv(run_dir / "table2.csv")
+    t2 = _read_csv(RunLayout(run_dir).table2)
     if t2 is None:
         parts.append(missing("No table2.csv (the train stage has not run)."))
     else:
@@ -523,10 +532,10 @@ def section_networks(run_dir: Path, shelf: FigureShelf) -> str:
             "paper: R² test",
         ]
         parts.append(table(rows, header, "Table 2: selected hyperparameters and R² per layer"))
-    grid = _read_csv(run_dir / "grid_search.csv")
+    grid = _read_csv(RunLayout(run_dir).grid_search)
     if grid is not None:
         parts.append(paragraph(grid_search_sentence(grid)))
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = _read_json(RunLayout(run_dir).metrics)
     if metrics is None:
         parts.append(missing("No metrics.json (the train stage has not run)."))
     else:
@@ -744,7 +753,7 @@ def grid_search_sentence(grid: pd.DataFrame) -> str:
 
 def section_truth(run_dir: Path, shelf: FigureShelf) -> str:
     parts = []
-    skill = _read_json(run_dir / "truth_skill.json")
+    skill = _read_json(RunLayout(run_dir).truth_skill)
     agreement = _read_csv(run_dir / "analysis" / "truth_scenario_agreement.csv")
     errors = _read_csv(run_dir / "analysis" / "truth_product_error.csv")
     if skill is None and agreement is None and errors is None:
@@ -904,7 +913,7 @@ def section_other_figures(run_dir: Path, shelf: FigureShelf) -> str:
 
 def section_provenance(run_dir: Path, shelf: FigureShelf) -> str:
     parts = []
-    prov = _read_json(run_dir / "provenance.json")
+    prov = _read_json(RunLayout(run_dir).provenance)
     if prov is None:
         parts.append(missing("No provenance.json."))
     else:
@@ -920,7 +929,7 @@ def section_provenance(run_dir: Path, shelf: FigureShelf) -> str:
         versions = prov.get("versions") or {}
         parts.append(table(list(versions.items()), ["package", "version"], "versions"))
     parts.append(_run_time_table(run_dir))
-    config = run_dir / "config.resolved.toml"
+    config = RunLayout(run_dir).config
     if config.exists():
         text = config.read_text(encoding="utf-8")
         parts.append("<h3>config.resolved.toml</h3>" + preformatted(text))
@@ -932,15 +941,15 @@ def section_provenance(run_dir: Path, shelf: FigureShelf) -> str:
 def _run_time_table(run_dir: Path) -> str:
     """Seconds of each stage's last run (``stages/<name>.json``, in the order they finished)
     and the status of the last ``cropsm run`` (``run_summary.json``)."""
-    markers = sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    summary = _read_json(run_dir / "run_summary.json") or {}
+    markers = sorted(RunLayout(run_dir).stages_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    summary = _read_json(RunLayout(run_dir).run_summary) or {}
     if not markers and not summary:
         return missing("No stage records (stages/*.json) and no run_summary.json.")
     rows = []
     total = 0.0
     names = [m.stem for m in markers] + [n for n in summary if n not in {m.stem for m in markers}]
     for name in names:
-        record = _read_json(run_dir / "stages" / f"{name}.json") or {}
+        record = _read_json(RunLayout(run_dir).stage_marker(name)) or {}
         seconds = record.get("seconds")
         if seconds is None and isinstance(summary.get(name), Mapping):
             seconds = summary[name].get("seconds")
@@ -971,6 +980,37 @@ SECTIONS: tuple[tuple[str, str, Callable[[Path, FigureShelf], str]], ...] = (
     ("provenance", "Provenance", section_provenance),
 )
 """The report's sections in order: anchor, title, builder (run dir, figure shelf) → HTML."""
+
+SECTION_NEEDS: dict[str, tuple[str, ...]] = {
+    "observations": ("grid",),
+    "product": ("grid",),
+    "satellite": ("grid", "satellite"),
+    "scenarios": ("grid", "patterns"),
+    "truth": ("truth",),
+}
+"""What a section needs the input source to provide (``cropsm.sources.PROVIDABLE``); the
+station analyses come from the analyze stage, which needs a grid."""
+
+
+def shown_sections(run_dir: Path) -> tuple[list, dict[str, str]]:
+    """The sections the run's inputs allow, and for each left out the reason.
+
+    A run directory without ``inputs/source.json`` (made by hand or by an older version)
+    shows every section.
+    """
+    layout = RunLayout(run_dir)
+    have = layout.provided()
+    if have is None:
+        return list(SECTIONS), {}
+    source = (_read_json(layout.input_source) or {}).get("source", "input")
+    shown, left_out = [], {}
+    for anchor, title, builder in SECTIONS:
+        lacking = [n for n in SECTION_NEEDS.get(anchor, ()) if n not in have]
+        if lacking:
+            left_out[title] = f"the {source} input has no {' and no '.join(lacking)}"
+        else:
+            shown.append((anchor, title, builder))
+    return shown, left_out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1023,7 +1063,7 @@ window.addEventListener("load", function () {
 
 
 def _run_name(run_dir: Path) -> str:
-    path = run_dir / "config.resolved.toml"
+    path = RunLayout(run_dir).config
     if path.exists():
         try:
             return str(
@@ -1041,9 +1081,10 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
     from cropsm import __version__
 
     run_dir = Path(run_dir)
-    shelf = FigureShelf(run_dir / "figures")
+    shelf = FigureShelf(RunLayout(run_dir).figures_dir)
     built = []
-    for anchor, title, builder in SECTIONS:
+    sections_shown, left_out = shown_sections(run_dir)
+    for anchor, title, builder in sections_shown:
         try:
             body = builder(run_dir, shelf)
         except Exception as err:  # noqa: BLE001 - one broken input must not lose the report
@@ -1063,6 +1104,12 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
         f"Run directory {run_dir.resolve()}; report made {when} by cropsm {__version__}. "
         f"Reference: {paper.CITATION}."
     )
+    if left_out:
+        intro += (
+            " Not in this report: "
+            + "; ".join(f"{title} ({reason})" for title, reason in left_out.items())
+            + "."
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

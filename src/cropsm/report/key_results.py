@@ -31,6 +31,7 @@ import pandas as pd
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, catalog, paper
 from cropsm.analyze import MIN_REGION_CELLS, MIN_YEARS_FOR_TREND
+from cropsm.run_layout import RunLayout
 
 EXAGGERATION_FACTOR = 2.0
 """A product effect more than this many times the true one (same sign) is 'exaggerated'."""
@@ -98,9 +99,9 @@ class LayerSkill:
 
 def layer_skill(run_dir: Path) -> list[LayerSkill]:
     """Skill per layer from ``metrics.json`` (or ``table2.csv``) and ``truth_skill.json``."""
-    metrics = _read_json(run_dir / "metrics.json") or {}
-    table2 = _read_csv(run_dir / "table2.csv")
-    truth = _read_json(run_dir / "truth_skill.json") or {}
+    metrics = _read_json(RunLayout(run_dir).metrics) or {}
+    table2 = _read_csv(RunLayout(run_dir).table2)
+    truth = _read_json(RunLayout(run_dir).truth_skill) or {}
     paper_rows = {r.layer: r for r in paper.TABLE2}
     layers = sorted(int(k[5:]) for k in metrics if k.startswith("layer") and k[5:].isdigit())
     if not layers and table2 is not None:
@@ -186,7 +187,7 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
             rows = rows[rows["pattern_flag"].astype(str) == "all"]
         for row in rows.to_dict("records"):
             truth_rows[str(row["pattern"])] = row
-    metrics = _read_json(run_dir / "metrics.json") or {}
+    metrics = _read_json(RunLayout(run_dir).metrics) or {}
     rmse = _finite(metrics.get(f"layer{TOP_LAYER}", {}).get("test", {}).get("rmse"))
     out = []
     for pattern, value in effects.items():

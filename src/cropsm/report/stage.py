@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cropsm.pipeline import RunContext, stage
 from cropsm.report.html import report_summary, write_report
+from cropsm.stage_registry import RunContext, stage
 
 PURPOSE = "one self-contained HTML page: inputs, tables, figures, the paper's numbers, provenance"
 

@@ -24,7 +24,10 @@ import xarray as xr
 
 from cropsm import N_LAYERS, catalog
 from cropsm.features.station_table import build_station_table, nearest_cell_index
+from cropsm.provenance import write_json
+from cropsm.sources import grid_input_paths, load_grid_inputs
 from cropsm.train import all_metrics, predict_chain
+from cropsm.twin.truth_store import open_truth
 
 SCHEDULE_DAYS = (8, 18, 28)
 SCHEDULE_MONTHS = tuple(range(3, 12))
@@ -183,12 +186,8 @@ def truth_skill(
 
 def write_truth_skill(ctx, models) -> dict:
     """Compute :func:`truth_skill` for a run on the virtual China and write truth_skill.json."""
-    from cropsm.provenance import write_json
-    from cropsm.stages import input_paths, load_run_inputs
-    from cropsm.twin.truth_store import open_truth
-
-    data = load_run_inputs(ctx)
-    truth = open_truth(input_paths(ctx)["truth"])
+    data = load_grid_inputs(ctx.config, ctx.layout)
+    truth = open_truth(grid_input_paths(ctx.config, ctx.layout)["truth"])
     skill = truth_skill(
         truth,
         data["climate"],
@@ -198,5 +197,5 @@ def write_truth_skill(ctx, models) -> dict:
         groups_off=ctx.config.features.groups_off,
         seed=ctx.config.run.seed,
     )
-    write_json(ctx.run_dir / "truth_skill.json", skill)
+    write_json(ctx.layout.truth_skill, skill)
     return skill

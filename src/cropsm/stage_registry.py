@@ -1,0 +1,78 @@
+"""The registry of pipeline stages and what every stage gets (:class:`RunContext`).
+
+Stages register themselves with :func:`stage` (a decorator registry, no if/elif chain). This
+module is low in the import graph: the stage modules import it, and the orchestrator
+(:mod:`cropsm.pipeline`) imports the stage modules, so no module imports the orchestrator to
+register or find anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from cropsm.config import RunConfig
+from cropsm.run_layout import RunLayout
+
+
+@dataclass
+class RunContext:
+    """What every stage gets: the validated config, the run directory and a console."""
+
+    config: RunConfig
+    run_dir: Path
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+    results: dict = field(default_factory=dict)
+
+    @property
+    def layout(self) -> RunLayout:
+        """The paths of the run directory."""
+        return RunLayout(Path(self.run_dir))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    purpose: str
+    func: Callable[[RunContext], dict]
+    config_keys: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+
+
+STAGES: dict[str, Stage] = {}
+
+PIPELINE_ORDER: tuple[str, ...] = (
+    "inputs",
+    "features",
+    "train",
+    "predict",
+    "attribute",
+    "analyze",
+    "report",
+)
+"""The order stages run in, whatever order their modules were imported in."""
+
+
+def ordered_stages() -> list[Stage]:
+    """Registered stages in pipeline order (unknown names last, in registration order)."""
+    known = [STAGES[n] for n in PIPELINE_ORDER if n in STAGES]
+    extra = [st for n, st in STAGES.items() if n not in PIPELINE_ORDER]
+    return known + extra
+
+
+def stage(name: str, purpose: str, config_keys: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
+    """Register a pipeline stage; ``config_keys`` are the config sections it depends on and
+    ``needs`` what the input source must provide (:data:`cropsm.sources.registry.PROVIDABLE`),
+    else the stage is skipped with the reason."""
+
+    def register(func: Callable[[RunContext], dict]) -> Callable[[RunContext], dict]:
+        STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs))
+        return func
+
+    return register
+
+
+__all__ = ["PIPELINE_ORDER", "STAGES", "RunContext", "Stage", "ordered_stages", "stage"]
