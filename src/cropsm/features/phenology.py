@@ -110,9 +110,16 @@ def harmonic_sums(dates, air_temperature_c) -> dict[str, np.ndarray]:
     if temperature.ndim == 1:
         temperature = temperature[:, None]
     x = _design(pd.DatetimeIndex(dates).dayofyear.to_numpy())  # (day, 3)
-    valid = np.isfinite(temperature).astype(np.float64)  # (day, n)
-    xtx = np.einsum("di,dj,dn->ijn", x, x, valid)
-    xty = np.einsum("di,dn->in", x, np.where(valid > 0, temperature, 0.0))
+    valid = np.isfinite(temperature)
+    values = np.where(valid, temperature, 0.0)
+    weights = valid.astype(np.float64)
+    # element-wise products summed over days (no BLAS): the same numbers whatever the threads
+    # or the memory layout, so a station and a grid cell with the same series agree exactly
+    xtx = np.empty((3, 3, temperature.shape[1]))
+    for i in range(3):
+        for j in range(i, 3):
+            xtx[i, j] = xtx[j, i] = np.sum((x[:, i] * x[:, j])[:, None] * weights, axis=0)
+    xty = np.stack([np.sum(x[:, [i]] * values, axis=0) for i in range(3)])
     return {"xtx": xtx, "xty": xty}
 
 
