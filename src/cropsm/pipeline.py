@@ -99,13 +99,13 @@ def run_pipeline(
         result = st.func(ctx) or {}
         seconds = round(time.perf_counter() - t0, 1)
         release_memory()  # what the stage no longer holds, before the next one starts
-        result = {**result, "driver_rss_mb": round(resident_mb())}
+        driver_mb = round(resident_mb())
         ctx.results[name] = result
         write_json(
             layout.stage_marker(name),
             {"fingerprint": fingerprint(config, keys), "seconds": seconds, "result": result},
         )
-        summary[name] = {"status": "ran", "seconds": seconds, **result}
+        summary[name] = {"status": "ran", "seconds": seconds, **result, "driver_rss_mb": driver_mb}
     write_json(layout.run_summary, summary)
     return summary
 
