@@ -28,7 +28,14 @@ from cropsm.predict.network import Workspace, fold_chain, forward_chain
 from cropsm.predict.skill import product_truth_skill
 from cropsm.predict.stage import load_product_inputs
 from cropsm.predict.store import chunk_files, encode_sm, plan_tiles
-from cropsm.train import load_models, predict_chain, save_models
+from cropsm.train import (
+    load_ensemble,
+    load_models,
+    load_residual_sd,
+    predict_chain,
+    predict_ensemble,
+    save_models,
+)
 from cropsm.train.chain import LayerModel
 from cropsm.twin.truth_store import open_truth
 from cropsm.weights import pattern_weights
@@ -89,15 +96,23 @@ def test_cell_product_equals_networks_on_station_features(product, inputs, run_d
     table, _ = build_station_table(
         pseudo_stations(ds, cells, ids), inputs["climate"], inputs["static"]
     )
-    expected = predict_chain(load_models(run_dir / "models"), table)
+    members = load_ensemble(run_dir / "models")
+    assert len(members) == 2  # the tiny run's [train] members
+    expected = predict_ensemble(members, table, load_residual_sd(run_dir / "models"))
+    mean_columns = [f"sm_pred_l{k}" for k in range(1, 6)]
+    sd_columns = [f"sm_sd_l{k}" for k in range(1, 6)]
     for i, (iy, ix) in enumerate(cells):
         for p in ids:
             rows = (table["station_id"] == f"c{i}_{p}").to_numpy()
             assert rows.sum() == ds.sizes["time"]
             got = ds["sm"].sel(scenario=p).isel(lat=iy, lon=ix).values.T  # (time, layer)
-            want = expected.loc[rows].to_numpy()
+            want = expected.loc[rows, mean_columns].to_numpy()
             assert np.isfinite(got).all()
-            np.testing.assert_allclose(got, want, rtol=0, atol=HALF_QUANTUM)
+            # the ensemble mean of float32 members: one quantum plus float32 round-off
+            np.testing.assert_allclose(got, want, rtol=0, atol=HALF_QUANTUM + 2e-6)
+            got_sd = ds["sm_sd"].sel(scenario=p).isel(lat=iy, lon=ix).values.T
+            want_sd = expected.loc[rows, sd_columns].to_numpy()
+            np.testing.assert_allclose(got_sd, want_sd, rtol=0, atol=HALF_QUANTUM + 2e-6)
 
 
 def test_reference_is_the_weighted_sum_of_the_patterns(product):

@@ -104,7 +104,7 @@ def predict_run(
     from cropsm.predict.product import predict_product
     from cropsm.progress import progress_callback
     from cropsm.stages import load_run_config
-    from cropsm.train import load_models
+    from cropsm.train import load_ensemble, load_residual_sd
 
     run_dir = Path(run_dir)
     console = console or Console(stderr=True)
@@ -114,7 +114,8 @@ def predict_run(
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
     check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
-    models = load_models(models_path)
+    models = load_ensemble(models_path)
+    residual_sd = load_residual_sd(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
     with dask_client(config.scheduler, config.workers) as client:
@@ -135,6 +136,7 @@ def predict_run(
                     if label is None
                     else f"networks of the model set {label!r}"
                 ),
+                residual_sd=residual_sd,
             )
         if summary["blocks_computed"] and summary["seconds"] > 0:
             summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)
