@@ -188,6 +188,14 @@ def train_stage(ctx: RunContext) -> dict:
         for k in range(1, 6)
         if f"layer{k}" in chain.metrics
     }
+    result["ensemble_members"] = 1 + len(chain.members)
+    result["interval90_coverage_test"] = {
+        f"layer{k}": {
+            "raw": round(float(e["coverage_test_raw"]), 3),
+            "calibrated": round(float(e["coverage_test_calibrated"]), 3),
+        }
+        for k, e in sorted(chain.ensemble.items())
+    }
     if ctx.config.inputs.twin is not None:
         from cropsm.skill.truth import write_truth_skill
 
@@ -216,12 +224,15 @@ def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Pat
     """Apply a run's trained networks to other stations or years and score every layer.
 
     The new stations' covariates come from the run's own climate and static inputs, through the
-    same feature code as training. Returns ``{"stations": n, "rows": n, "layer1": {"test": M},
-    ...}`` with M from :func:`cropsm.train.metrics.all_metrics`.
+    same feature code as training. Returns ``{"stations": n, "rows": n, "layer1": {"test": M,
+    "interval90_coverage": {"raw": c, "calibrated": c}}, ...}`` with M from
+    :func:`cropsm.train.metrics.all_metrics` of the ensemble mean and c the share of
+    observations inside the central 90 % interval (deep-ensemble spread alone, calibrated).
     """
     from cropsm.features.station_table import build_station_table
     from cropsm.io.stations import check_stations_in_grid, read_stations
-    from cropsm.train import all_metrics, load_models, predict_chain
+    from cropsm.train import all_metrics, load_ensemble, load_residual_sd, predict_ensemble
+    from cropsm.train.ensemble import interval_coverage
 
     config = load_run_config(run_dir)
     ctx = RunContext(config=config, run_dir=Path(run_dir))
@@ -233,9 +244,13 @@ def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Pat
     table, report = build_station_table(
         stations, data["climate"], data["static"], groups_off=config.features.groups_off
     )
-    models = load_models(Path(run_dir) / "models")
-    pred = predict_chain(models, table)
+    members = load_ensemble(Path(run_dir) / "models")
+    residual = load_residual_sd(Path(run_dir) / "models")
+    raw = predict_ensemble(members, table)
+    pred = predict_ensemble(members, table, residual)
+    models = members[0]
     out = {
+        "ensemble_members": len(members),
         "run_dir": str(run_dir),
         "stations": int(table["station_id"].nunique()),
         "rows": int(len(table)),
@@ -243,7 +258,17 @@ def evaluate_stations(run_dir: Path, stations_path: Path, observations_path: Pat
     }
     for model in models:
         k = model.layer
-        out[f"layer{k}"] = {"test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"])}
+        observed = table[f"sm_l{k}"].to_numpy(dtype=float)
+        mean = pred[f"sm_pred_l{k}"].to_numpy()
+        out[f"layer{k}"] = {
+            "test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"]),
+            # share of observations inside the central 90 % interval (ensemble mean +/- 1.645
+            # standard errors): from the members' spread alone, and calibrated
+            "interval90_coverage": {
+                "raw": interval_coverage(observed, mean, raw[f"sm_sd_l{k}"].to_numpy()),
+                "calibrated": interval_coverage(observed, mean, pred[f"sm_sd_l{k}"].to_numpy()),
+            },
+        }
     if (Path(run_dir) / "baselines" / "baselines.json").is_file():
         from cropsm.train.baselines import load_baselines, score_baselines
 

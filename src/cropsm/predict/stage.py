@@ -175,6 +175,12 @@ def _score_against_truth(
         for k in range(1, 6):
             r2 = skill[f"layer{k}"]["reference"]["r2"]
             out[f"layer{k}_r2_truth"] = None if r2 != r2 else round(float(r2), 3)
+            coverage = skill[f"layer{k}"].get("interval90_coverage")
+            if coverage:
+                out[f"layer{k}_interval90_coverage_truth"] = {
+                    "raw": round(coverage["raw"], 3),
+                    "calibrated": round(coverage["calibrated"], 3),
+                }
     return out
 
 
@@ -194,5 +200,6 @@ def predict_stage(ctx: RunContext) -> dict:
     keep = (
         "path", "status", "cells", "days", "blocks", "blocks_computed", "blocks_skipped",
         "cell_days_per_s", *[f"layer{k}_r2_truth" for k in range(1, 6)],
+        *[f"layer{k}_interval90_coverage_truth" for k in range(1, 6)],
     )  # fmt: skip
     return {k: summary[k] for k in keep if k in summary}
