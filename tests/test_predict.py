@@ -423,3 +423,42 @@ def test_netcdf_chunk_cache_is_limited_for_files_opened_later():
         assert netCDF4.get_chunk_cache()[0] == NETCDF_CHUNK_CACHE_BYTES
     finally:
         netCDF4.set_chunk_cache(*before)
+
+
+def test_ensemble_product_is_deterministic_and_k1_is_the_single_network(inputs, run_dir, tmp_path):
+    members = load_ensemble(run_dir / "models")
+    residual = load_residual_sd(run_dir / "models")
+    args = (inputs["climate"], inputs["static"], inputs["stations"])
+    config = PredictConfig(workers=0, **SHORT)
+    paths = {name: tmp_path / f"{name}.zarr" for name in ("a", "b", "single", "twins")}
+    for name in ("a", "b"):
+        product_module.predict_product(paths[name], *args, members, config, residual_sd=residual)
+    # the same members -> the same bytes, mean, standard error and member sums alike
+    variables = ("sm", "sm_sd", "time_flag", "member_sum", "member_days")
+    a, b = chunk_files(paths["a"], variables), chunk_files(paths["b"], variables)
+    assert a and a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert any(k.startswith("member_sum") for k in a)
+    # K = 1 is the single network's product; two identical members give the same mean
+    product_module.predict_product(paths["single"], *args, members[0], config)
+    twins = [members[0], members[0]]
+    product_module.predict_product(paths["twins"], *args, twins, config, residual_sd=residual)
+    single = chunk_files(paths["single"], ("sm",))
+    assert single == chunk_files(paths["twins"], ("sm",))
+    one = xr.open_zarr(paths["single"])
+    # one network without a calibrated residual: no standard error to store
+    assert "member_sum" not in one and "sm_sd" not in one
+    assert one["sm"].attrs["ancillary_variables"] == "time_flag pattern_flag"
+    ds = xr.open_zarr(paths["a"])
+    twin = xr.open_zarr(paths["twins"])
+    for k in range(1, 6):  # no spread: the standard error is the residual SD
+        sd = twin["sm_sd"].sel(layer=k).values
+        np.testing.assert_allclose(sd[np.isfinite(sd)], residual[k], atol=HALF_QUANTUM)
+    assert ds["sm"].attrs["ancillary_variables"].split()[0] == "sm_sd"
+    # members' sums: their mean over members and days is the mean of the stored ensemble mean
+    total = ds["member_sum"].sum(["time_block", "month_slot"]).mean("member")
+    days = ds["member_days"].sum(["time_block", "month_slot"])
+    from_sums = (total / days.where(days > 0)).values
+    direct = ds["sm"].mean("time").values
+    ok = np.isfinite(direct)
+    assert ok.any()
+    np.testing.assert_allclose(from_sums[ok], direct[ok], rtol=0, atol=HALF_QUANTUM + 1e-6)

@@ -517,7 +517,11 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
             by_cell_day,
             member_nets=job.member_nets,
             residual_sd=job.residual_sd,
-            extras=extras,
+            extras=(
+                extras
+                if product_store.has_standard_error(1 + len(job.member_nets), job.residual_sd)
+                else None
+            ),
             day_slot=product_store.month_slot_of_days(dates),
             n_slots=product_store.month_slots(layout),
         )
@@ -546,7 +550,9 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
     cell_days = int(cells.size * len(dates))
     timings.update(
         cell_days=cell_days,
-        flops=cell_days * executed_flops_per_cell_day(job.nets, job.n_patterns),
+        flops=cell_days
+        * executed_flops_per_cell_day(job.nets, job.n_patterns)
+        * (1 + len(job.member_nets)),
     )
     return timings
 

@@ -210,6 +210,13 @@ def _attrs_sm_sd(residual_sd: Sequence[float], n_members: int) -> dict:
     }
 
 
+def has_standard_error(n_members: int, residual_sd: Sequence[float]) -> bool:
+    """Whether a product stores ``sm_sd``: with ensemble members or a calibrated residual SD
+    (a single network without calibration, e.g. a control experiment's, has no uncertainty to
+    store, and skipping the variable keeps its cost as before)."""
+    return n_members > 1 or bool(np.any(np.asarray(residual_sd, dtype=np.float64) > 0))
+
+
 def month_slots(layout: ProductLayout) -> int:
     """Month slots a time block can touch: ``time_chunk_days // 28 + 2``."""
     return int(layout.time_chunk_days) // 28 + 2
@@ -272,11 +279,6 @@ def product_template(
     residual[: len(residual_sd)] = np.asarray(residual_sd, dtype=np.float64)[:N_LAYERS]
     data_vars = {
         "sm": (("scenario", "layer", "time", "lat", "lon"), sm, sm_attrs),
-        "sm_sd": (
-            ("scenario", "layer", "time", "lat", "lon"),
-            sm.copy(),
-            _attrs_sm_sd(residual, n_members),
-        ),
         "time_flag": (
             ("time", "lat", "lon"),
             tflag,
@@ -297,6 +299,15 @@ def product_template(
             },
         ),
     }
+    with_sd = has_standard_error(n_members, residual)
+    if with_sd:
+        data_vars["sm_sd"] = (
+            ("scenario", "layer", "time", "lat", "lon"),
+            sm.copy(),
+            _attrs_sm_sd(residual, n_members),
+        )
+    else:
+        sm_attrs["ancillary_variables"] = "time_flag pattern_flag"
     for name, (dims, values, var_attrs) in static_vars.items():
         data_vars[name] = (dims, values, var_attrs)
     n_slots = month_slots(layout)
@@ -389,10 +400,6 @@ def product_template(
             **_fill_encoding("int16", SM_FILL, (1, 1, tc, cy, cx)),
             "scale_factor": SM_SCALE,
         },
-        "sm_sd": {
-            **_fill_encoding("int16", SM_FILL, (1, 1, tc, cy, cx)),
-            "scale_factor": SM_SCALE,
-        },
         "time_flag": _fill_encoding("int8", FLAG_FILL, (tc, cy, cx)),
         "block_done": {
             "dtype": "int8",
@@ -403,6 +410,11 @@ def product_template(
         "time": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
         "time_bounds": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
     }
+    if with_sd:
+        encoding["sm_sd"] = {
+            **_fill_encoding("int16", SM_FILL, (1, 1, tc, cy, cx)),
+            "scale_factor": SM_SCALE,
+        }
     if n_members > 1:
         encoding["member_sum"] = {
             "chunks": (n_members, 1, 1, 1, n_slots, cy, cx),
