@@ -164,13 +164,12 @@ class TrainedChain:
 
     @property
     def metrics(self) -> dict:
-        """``{"split": kind, "layer1": {"train": M, "validation": M, "test": M}, ...}``
-        (member 0, the selected network), plus ``ensemble`` (:attr:`ensemble`) when set."""
+        """``{"split": kind, "layer1": {"train": M, "validation": M, "test": M}, ...}`` of
+        member 0, the selected network (the ensemble's numbers: :attr:`ensemble`,
+        ``models/ensemble.json``)."""
         out: dict = {"split": self.split_kind}
         for model in self.models:
             out[f"layer{model.layer}"] = {name: model.metrics[name] for name in SPLIT_NAMES}
-        if self.ensemble:
-            out["ensemble"] = {f"layer{k}": v for k, v in sorted(self.ensemble.items())}
         return out
 
     @property
