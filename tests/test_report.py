@@ -450,3 +450,43 @@ def test_scenario_maps_warning_counts_flag_one_maps_meeting_the_target(tmp_path)
     table.to_csv(path, index=False)
     assert scenario_maps_warning(tmp_path) is None
     assert scenario_maps_warning(tmp_path / "elsewhere") is None
+
+
+def test_report_states_significance_and_interval_coverage(full_run):
+    write_json(
+        full_run / "models" / "ensemble.json",
+        {
+            "members": 5,
+            "layers": {
+                f"layer{k}": {
+                    "residual_sd_m3_m-3": 0.02,
+                    "coverage_test_raw": 0.61,
+                    "coverage_test_calibrated": 0.893,
+                }
+                for k in range(1, 6)
+            },
+        },
+    )
+    skill = json.loads((full_run / "truth_skill.json").read_text())
+    skill["product"] = {
+        "layer1": {"interval90_coverage": {"raw": 0.581, "calibrated": 0.917, "pairs": 10}}
+    }
+    write_json(full_run / "truth_skill.json", skill)
+    (full_run / "analysis" / "scenario_monthly_differences.csv").write_text(
+        "pattern,layer,region,month,sm_difference_m3_m-3\nww_fl,1,CHN,1,0.01\n"
+    )
+    (full_run / "analysis" / "scenario_significant_share.csv").write_text(
+        "pattern,layer,share_significant,share_significant_calibrated\n"
+        "ww_fl,1,0.437,0.212\nww_fl,2,0.1,0.05\n"
+    )
+    (full_run / "analysis" / "truth_effect_calibration.csv").write_text(
+        "pattern,layer,cells,coverage90_raw,share_significant_raw,"
+        "significant_sign_agreement_raw,coverage90_calibrated,share_significant_calibrated,"
+        "significant_sign_agreement_calibrated\nww_fl,1,159,0.702,0.4,0.973,0.884,0.2,1.0\n"
+    )
+    page = write_report(full_run).read_text(encoding="utf-8")
+    assert "Share of cropland cells where each pattern" in page
+    assert "0.437" in page and "0.212" in page and "0.269" in page  # 0.269: mean of layers
+    assert "90 % interval coverage" in page and "5 ensemble members" in page
+    for number in ("0.581", "0.917", "0.610", "0.893", "0.702", "0.884", "0.973"):
+        assert number in page, number

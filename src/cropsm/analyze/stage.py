@@ -403,6 +403,7 @@ def effect_calibration_table(
                 g = cells[sig].sel(pick).values.astype(bool) & valid
                 row[f"coverage90_{kind}"] = scen.effect_interval_coverage(t, m, s_)
                 row[f"share_significant_{kind}"] = float(g.sum() / max(valid.sum(), 1))
+                row[f"significant_cells_{kind}"] = int(g.sum())
                 row[f"significant_sign_agreement_{kind}"] = scen.significant_sign_agreement(
                     t, m, g
                 )
@@ -416,9 +417,23 @@ def _calibration_summary(table: pd.DataFrame) -> dict:
     for column in table.columns:
         if column in ("pattern", "layer", "cells"):
             continue
+        if column.startswith("significant_cells"):
+            continue
         values = table.loc[table["cells"] > 0, column].dropna()
         out[f"median_{column}"] = _rounded(values.median()) if len(values) else None
-    # pooled over maps, weighted by cells: what share of significant cells get the sign right
+    # pooled over every map (pattern, layer): the share of all significant cells whose sign is
+    # the true one, and of all cells whose true effect lies in the interval
+    for kind in ("raw", "calibrated"):
+        n_sig = table[f"significant_cells_{kind}"]
+        agree = table[f"significant_sign_agreement_{kind}"].fillna(0.0) * n_sig
+        out[f"pooled_significant_sign_agreement_{kind}"] = (
+            _rounded(agree.sum() / n_sig.sum()) if n_sig.sum() else None
+        )
+        out[f"pooled_significant_cells_{kind}"] = int(n_sig.sum())
+        covered = (table[f"coverage90_{kind}"].fillna(0.0) * table["cells"]).sum()
+        out[f"pooled_coverage90_{kind}"] = (
+            _rounded(covered / table["cells"].sum()) if table["cells"].sum() else None
+        )
     return out
 
 
