@@ -893,7 +893,7 @@ def monthly_bands_figure(monthly_members: xr.DataArray, layer: int = 1, region: 
         ax.scatter(months[~sig], mean[~sig], facecolor="white", edgecolor="C0", s=14, zorder=3)
         ax.axhline(0, color="0.5", lw=0.6)
         ax.set_xticks(months)
-        ax.set_title(f"({chr(97 + i)}) {_pattern_title(pattern)}, {region}", fontsize=9)
+        ax.set_title(f"({chr(97 + i)}) {pattern} minus reference, {region}", fontsize=9)
         ax.set_xlabel("month")
         if i % 3 == 0:
             ax.set_ylabel(f"SM difference ({SM_LABEL})")
