@@ -78,6 +78,7 @@ def test_same_seed_gives_the_same_ensemble(chain, table):
     for first, second in zip(chain.all_members, again.all_members, strict=True):
         for a, b in zip(first, second, strict=True):
             assert _same_weights(a, b)
+
     def numbers(ensemble):  # wall times aside
         return {k: {n: v for n, v in e.items() if "seconds" not in n} for k, e in ensemble.items()}
 
@@ -93,7 +94,9 @@ def test_members_are_chained_member_by_member(chain, table):
     t = with_pattern_one_hot(table)
     x = _layer_inputs(t, member[1].feature_names, own["sm_pred_l1"].to_numpy(), 2)
     np.testing.assert_allclose(member[1].predict_array(x), own["sm_pred_l2"], rtol=0, atol=1e-12)
-    x0 = _layer_inputs(t, member[1].feature_names, predict_chain(chain.models, table)["sm_pred_l1"], 2)
+    x0 = _layer_inputs(
+        t, member[1].feature_names, predict_chain(chain.models, table)["sm_pred_l1"], 2
+    )
     assert not np.allclose(member[1].predict_array(x0), own["sm_pred_l2"], atol=1e-6)
 
 
@@ -126,7 +129,7 @@ def test_artifacts_round_trip_and_ensemble_prediction(chain, table, tmp_path):
         pred["sm_sd_l2"], np.sqrt(stack.std(0, ddof=1) ** 2 + residual[2] ** 2), atol=1e-12
     )
     # the calibrated interval covers about 90 % of the validation rows it was fitted on
-    for k, entry in chain.ensemble.items():
+    for entry in chain.ensemble.values():
         assert entry["members"] == 3
         assert entry["coverage_validation_calibrated"] == pytest.approx(0.9, abs=0.02)
         assert entry["coverage_validation_calibrated"] >= entry["coverage_validation_raw"]

@@ -297,7 +297,10 @@ def evaluate_command(
         ]
         if with_coverage:
             c = result[key].get("interval90_coverage", {})
-            cells += [f"{c.get('raw', float('nan')):.3f}", f"{c.get('calibrated', float('nan')):.3f}"]
+            cells += [
+                f"{c.get('raw', float('nan')):.3f}",
+                f"{c.get('calibrated', float('nan')):.3f}",
+            ]
         table.add_row(*cells)
     stdout.print(table)
     if "baselines" in result:

@@ -814,9 +814,7 @@ def ensemble_effect_statistics(
     calibrated = spread * inflation
     out = xr.Dataset(
         {
-            "effect_mean": mean.assign_attrs(
-                long_name="ensemble-mean effect", units=SM_UNITS
-            ),
+            "effect_mean": mean.assign_attrs(long_name="ensemble-mean effect", units=SM_UNITS),
             "effect_spread": spread.assign_attrs(
                 long_name="spread (SD) of the effect over the ensemble members", units=SM_UNITS
             ),
@@ -883,9 +881,7 @@ def monthly_bands_figure(monthly_members: xr.DataArray, layer: int = 1, region: 
     for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
         values = sel.sel(pattern=pattern).transpose("member", "month").values
         mean = np.nanmean(values, axis=0) if np.isfinite(values).any() else np.full(12, np.nan)
-        spread = (
-            np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros(12)
-        )
+        spread = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros(12)
         ax.fill_between(months, mean - 2 * spread, mean + 2 * spread, alpha=0.3, lw=0)
         ax.plot(months, mean, color="C0", lw=1)
         sig = np.abs(mean) > SIGNIFICANCE_FACTOR * spread

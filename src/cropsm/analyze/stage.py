@@ -275,7 +275,9 @@ def analyze_scenarios(
         write_netcdf(ds, out_dir / "scenario_differences.nc"),
         write_figure(
             scen.scenario_maps_figure(
-                diff, TOP_LAYER, dense_cropland,
+                diff,
+                TOP_LAYER,
+                dense_cropland,
                 None if effects is None else effects["significant"],
             ),
             fig_dir / "fig9_scenario_differences.png",
@@ -404,9 +406,7 @@ def effect_calibration_table(
                 row[f"coverage90_{kind}"] = scen.effect_interval_coverage(t, m, s_)
                 row[f"share_significant_{kind}"] = float(g.sum() / max(valid.sum(), 1))
                 row[f"significant_cells_{kind}"] = int(g.sum())
-                row[f"significant_sign_agreement_{kind}"] = scen.significant_sign_agreement(
-                    t, m, g
-                )
+                row[f"significant_sign_agreement_{kind}"] = scen.significant_sign_agreement(t, m, g)
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -543,8 +543,8 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
             extras["member_sum"] = np.zeros((n_members, *shape), np.float32)
             extras["member_days"] = np.zeros(shape, np.int16)
     product_store.write_block(
-        Path(job.store), layout, block_id, packed, flags, job.cell_ilat[cells], job.cell_ilon[cells],
-        extras=extras,
+        Path(job.store), layout, block_id, packed, flags,
+        job.cell_ilat[cells], job.cell_ilon[cells], extras=extras,
     )  # fmt: skip
     clock.lap("write")
     cell_days = int(cells.size * len(dates))

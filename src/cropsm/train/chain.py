@@ -267,8 +267,8 @@ def predict_ensemble(
 
     Each member's chain is :func:`predict_chain` (member m of layer k takes member m's layer
     k-1 prediction). Per layer ``sm_pred_l{k}`` is the members' mean and ``sm_sd_l{k}``
-    ``sqrt(s^2 + r_k^2)``, ``s`` their spread (:func:`cropsm.train.ensemble.ensemble_mean_and_spread`)
-    and ``r_k`` the calibrated residual SD (``residual_sd``; 0 when not given).
+    ``sqrt(s^2 + r_k^2)``, ``s`` their spread
+    (:func:`cropsm.train.ensemble.ensemble_mean_and_spread`) and ``r_k`` the calibrated residual SD (``residual_sd``; 0 when not given).
     """
     from cropsm.train.ensemble import calibrated_sd, ensemble_mean_and_spread
 
@@ -498,7 +498,9 @@ def train_layers(
         if extra:
             from cropsm.train.ensemble import station_bootstrap_weights, train_bootstrap_members
 
-            x_of = {m: x if k == 1 else np.column_stack([x[:, :-1], member_upper[m]]) for m in extra}
+            x_of = {
+                m: x if k == 1 else np.column_stack([x[:, :-1], member_upper[m]]) for m in extra
+            }
             weights, info = train_bootstrap_members(
                 search.selected,
                 np.stack([scaler.transform(x_of[m][sets["train"]]) for m in extra]),
@@ -535,7 +537,10 @@ def train_layers(
                 member_predictions.append(member_upper[m])
             seconds[k] += info["seconds"]
         ensemble[k] = _ensemble_summary(
-            y, np.stack(member_predictions), sets, train_seconds=0.0 if not extra else info["seconds"]
+            y,
+            np.stack(member_predictions),
+            sets,
+            train_seconds=0.0 if not extra else info["seconds"],
         )
         if log is not None and extra:
             e = ensemble[k]

@@ -42,9 +42,7 @@ Z90 = 1.6448536269514722
 """Half-width of the central 90 % interval of a standard normal, in standard deviations."""
 
 
-def station_bootstrap_weights(
-    station_ids: Sequence, seed: int, member: int
-) -> np.ndarray:
+def station_bootstrap_weights(station_ids: Sequence, seed: int, member: int) -> np.ndarray:
     """Per-row weights of one member's bootstrap resample of the stations.
 
     The ``S`` distinct stations are drawn ``S`` times with replacement (NumPy
