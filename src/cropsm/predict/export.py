@@ -166,7 +166,8 @@ def read_product(path: str | Path) -> xr.Dataset:
 
     ``sm`` (the ensemble mean) and ``sm_sd`` (its standard error; ``sm +/- 1.645 sm_sd`` is the
     calibrated central 90 % interval) decode to float32 m3 m-3 from both formats (a zarr store
-    keeps its ``scale_factor`` in JSON, where :func:`xarray.open_zarr` reads it as float64 and would decode to float64),
+    keeps its ``scale_factor`` in JSON, where :func:`xarray.open_zarr` reads it as float64 and
+    would decode to float64),
     ``scenario`` and ``pattern`` select by name even together with ``method="nearest"`` on
     lat/lon; an unfinished store is refused (:func:`cropsm.predict.store.open_product`).
 

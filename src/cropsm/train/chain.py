@@ -268,7 +268,8 @@ def predict_ensemble(
     Each member's chain is :func:`predict_chain` (member m of layer k takes member m's layer
     k-1 prediction). Per layer ``sm_pred_l{k}`` is the members' mean and ``sm_sd_l{k}``
     ``sqrt(s^2 + r_k^2)``, ``s`` their spread
-    (:func:`cropsm.train.ensemble.ensemble_mean_and_spread`) and ``r_k`` the calibrated residual SD (``residual_sd``; 0 when not given).
+    (:func:`cropsm.train.ensemble.ensemble_mean_and_spread`) and ``r_k`` the calibrated
+    residual SD (``residual_sd``; 0 when not given).
     """
     from cropsm.train.ensemble import calibrated_sd, ensemble_mean_and_spread
 
