@@ -71,6 +71,18 @@ def test_one_member_is_the_single_network(chain, table):
     assert not _same_weights(chain.members[0][0], chain.models[0])
     assert not _same_weights(chain.members[0][0], chain.members[1][0])
     pd.testing.assert_frame_equal(single.predict(table), predict_chain(chain.models, table))
+    # pinned: the numbers of the single network before ensembles existed (same table, config
+    # and seed, trained by the code of main at 3919d10)
+    before = np.array(
+        [
+            [0.2749204402, 0.2744321286, 0.2731967334],
+            [0.2386519839, 0.262248801, 0.2357074834],
+            [0.3090432862, 0.2992657262, 0.288045902],
+        ]
+    )
+    np.testing.assert_allclose(
+        single.predict(table).iloc[[0, 500, 1000]].to_numpy(), before, rtol=0, atol=2e-10
+    )
 
 
 def test_same_seed_gives_the_same_ensemble(chain, table):
