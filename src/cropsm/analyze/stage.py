@@ -184,10 +184,18 @@ def ensemble_effects(
     effects ``(pattern, layer, lat, lon)`` and the members' monthly regional effects
     ``(pattern, member, layer, region, month)``.
     """
-    annual, climatology = scen.member_means_from_sums(
-        members["member_sum"], members["member_days"], members["slot_month"].values, time=time
-    )
-    member_diff = scen.differences_from_annual(annual, region)
+    reference = prod.REFERENCE_SCENARIO
+    patterns = [str(p) for p in members["scenario"].values if str(p) != reference]
+    diffs, monthly_parts = [], []
+    for pattern in patterns:  # one pattern (and the reference) at a time bounds the memory
+        pick = {"scenario": [pattern, reference]}
+        annual, climatology = scen.member_means_from_sums(
+            members["member_sum"].sel(pick), members["member_days"].sel(pick),
+            members["slot_month"].values, time=time,
+        )  # fmt: skip
+        diffs.append(scen.differences_from_annual(annual, region))
+        monthly_parts.append(scen.monthly_differences_from_climatology(climatology, region))
+    member_diff = xr.concat(diffs, dim="pattern")
     layers = member_diff["layer"].values
     factor = xr.DataArray(
         [float((inflation or {}).get(int(k), 1.0) or 1.0) for k in layers],
@@ -196,7 +204,7 @@ def ensemble_effects(
     )
     effects = scen.ensemble_effect_statistics(member_diff, factor)
     effects["spread_inflation"] = factor
-    monthly = scen.monthly_differences_from_climatology(climatology, region)
+    monthly = xr.concat(monthly_parts, dim="pattern")
     monthly = prod.drop_small_regions(monthly, small_regions or {})
     return effects, monthly
 

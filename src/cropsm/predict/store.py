@@ -564,13 +564,14 @@ def _write_block(
     i_time = layout.block_position(block_id)[0]
     if "member_sum" in extras and "member_sum" in group:
         sums = extras["member_sum"]  # (member, scenario, layer, slot, cell)
-        plane = np.zeros((*sums.shape[:4], *shape[1:]), dtype=np.float32)
-        plane[..., ly, lx] = sums
-        group["member_sum"][:, :, :, i_time, :, y_sl, x_sl] = plane
-        days = extras["member_days"]
-        plane = np.zeros((*days.shape[:3], *shape[1:]), dtype=np.int16)
-        plane[..., ly, lx] = days
-        group["member_days"][:, :, i_time, :, y_sl, x_sl] = plane
+        days = extras["member_days"]  # (scenario, layer, slot, cell)
+        for s in range(sums.shape[1]):  # one scenario at a time bounds the memory
+            plane = np.zeros((sums.shape[0], *sums.shape[2:4], *shape[1:]), dtype=np.float32)
+            plane[..., ly, lx] = sums[:, s]
+            group["member_sum"][:, s, :, i_time, :, y_sl, x_sl] = plane
+            count = np.zeros((*days.shape[1:3], *shape[1:]), dtype=np.int16)
+            count[..., ly, lx] = days[s]
+            group["member_days"][s, :, i_time, :, y_sl, x_sl] = count
     flags = np.full(shape, FLAG_FILL, dtype=np.int8)
     flags[:, ly, lx] = time_flags
     group["time_flag"][t_sl, y_sl, x_sl] = flags
