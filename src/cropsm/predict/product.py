@@ -840,7 +840,14 @@ def plan_product(
         "comment": (
             "sm is packed as int16 x 1e-4 m3 m-3; cells with cropland fraction < 0.1 are fill. "
             "time_flag and pattern_flag are the quality flags of the paper's section 4c."
+            + (
+                f" sm is the mean of {len(members)} deep-ensemble members; sm_sd its standard "
+                "error (sm +/- 1.645 sm_sd: the calibrated central 90 % interval)."
+                if product_store.has_standard_error(len(members), residual)
+                else ""
+            )
         ),
+        "ensemble_members": len(members),
         "product_format": product_store.PRODUCT_FORMAT,
         "networks_use_pattern": int(uses_pattern),
         "period": f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
