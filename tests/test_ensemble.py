@@ -210,3 +210,77 @@ def test_member_means_from_monthly_sums():
     np.testing.assert_allclose(annual.sel(year=2012)[:, 0, 0, 0, 0], expected)
     np.testing.assert_allclose(clim.sel(month=2)[:, 0, 0, 0, 1], values[:, 1])
     assert np.isnan(clim.sel(month=7)).all()
+
+
+def _member_sums(daily: xr.DataArray, time_chunk_days: int = 366) -> xr.Dataset:
+    """What the product stores for the members: monthly-slot sums per time block
+    (:mod:`cropsm.predict.store`), from daily ``(member, scenario, layer, time, lat, lon)``."""
+    from cropsm.predict.store import ProductLayout, month_slot_of_days, month_slots, slot_months
+
+    dates = pd.DatetimeIndex(daily["time"].values)
+    layout = ProductLayout(
+        dates=dates, lat=daily["lat"].values, lon=daily["lon"].values,
+        scenarios=tuple(str(s) for s in daily["scenario"].values),
+        time_chunk_days=time_chunk_days, space_chunk_cells=8,
+        tiles=(((0, daily.sizes["lat"]), (0, daily.sizes["lon"])),),
+    )  # fmt: skip
+    n_slots = month_slots(layout)
+    values = daily.values
+    sums = np.zeros((*values.shape[:3], layout.n_time_blocks, n_slots, *values.shape[-2:]))
+    days = np.zeros((*values.shape[1:3], layout.n_time_blocks, n_slots, *values.shape[-2:]))
+    for tb in range(layout.n_time_blocks):
+        t = slice(tb * time_chunk_days, (tb + 1) * time_chunk_days)
+        for day, slot in zip(range(t.start, min(t.stop, len(dates))), month_slot_of_days(dates[t])):
+            v = values[:, :, :, day]
+            sums[:, :, :, tb, slot] += np.nan_to_num(v)
+            days[:, :, tb, slot] += np.isfinite(v[0])
+    dims = ("member", "scenario", "layer", "time_block", "month_slot", "lat", "lon")
+    coords = {c: daily[c].values for c in ("scenario", "layer", "lat", "lon")}
+    return xr.Dataset(
+        {
+            "member_sum": (dims, sums.astype(np.float32)),
+            "member_days": (dims[1:], days.astype(np.int16)),
+            "slot_month": (("time_block", "month_slot"), slot_months(layout)),
+        },
+        coords=coords,
+    )
+
+
+def test_scenario_significance_from_member_sums(tmp_path):
+    from test_analyze_product import DELTA, regions, synthetic_product
+
+    from cropsm.analyze import product as prod
+    from cropsm.analyze import stage as analyze_stage
+
+    sm = synthetic_product()  # patterns = reference + DELTA[p]; fl_mz: no effect
+    # three members: every effect shifted by -s, 0, +s; s = 0.002 (0.01 for fl_mz)
+    shifts = {p: (0.01 if p == "fl_mz" else 0.002) for p in DELTA}
+    members = []
+    for sign in (-1, 0, 1):
+        member = sm.copy()
+        for p, s in shifts.items():
+            member.loc[{"scenario": p}] = sm.sel(scenario=p) + sign * s
+        members.append(member)
+    daily = xr.concat(members, dim="member").transpose("member", ...)
+    stats = prod.product_statistics(sm)
+    cropland = regions() > 0
+    result, diff, effects = analyze_stage.analyze_scenarios(
+        stats, regions(), tmp_path, None, None, _member_sums(daily), {1: 2.0, 2: 1.0},
+        cropland, sm["time"].values,
+    )  # fmt: skip
+    spread = effects["effect_spread"].sel(layer=1)
+    inside = cropland.values
+    np.testing.assert_allclose(spread.sel(pattern="ww_fl").values[inside], 0.002, atol=1e-6)
+    mean = effects["effect_mean"].sel(layer=1, pattern="ww_fl").values
+    np.testing.assert_allclose(mean[inside], 0.02, atol=1e-6)
+    assert np.isnan(mean[~inside]).all()
+    share = result["significance"]["share_significant_layer1"]
+    # 0.02 > 2 x 0.002; 0 < 2 x 0.01; the north-east is masked for the double-cropping ww_mz
+    assert share["ww_fl"] == 1.0 and share["fl_mz"] == 0.0 and share["ww_mz"] == 1.0
+    assert share["sw_ct"] == 1.0  # 0.005 > 0.004
+    calibrated = result["significance"]["share_significant_calibrated_layer1"]
+    assert calibrated["sw_ct"] == 0.0 and calibrated["ww_fl"] == 1.0  # 0.005 < 2 x 2 x 0.002
+    table = pd.read_csv(tmp_path / "analysis" / "scenario_significant_share.csv")
+    assert set(table["layer"]) == {1, 2}
+    for name in ("fig10_scenario_monthly_bands.png", "fig9_scenario_differences.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 0
