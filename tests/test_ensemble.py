@@ -230,7 +230,8 @@ def _member_sums(daily: xr.DataArray, time_chunk_days: int = 366) -> xr.Dataset:
     days = np.zeros((*values.shape[1:3], layout.n_time_blocks, n_slots, *values.shape[-2:]))
     for tb in range(layout.n_time_blocks):
         t = slice(tb * time_chunk_days, (tb + 1) * time_chunk_days)
-        for day, slot in zip(range(t.start, min(t.stop, len(dates))), month_slot_of_days(dates[t])):
+        block_days = range(t.start, min(t.stop, len(dates)))
+        for day, slot in zip(block_days, month_slot_of_days(dates[t]), strict=True):
             v = values[:, :, :, day]
             sums[:, :, :, tb, slot] += np.nan_to_num(v)
             days[:, :, tb, slot] += np.isfinite(v[0])
@@ -247,10 +248,9 @@ def _member_sums(daily: xr.DataArray, time_chunk_days: int = 366) -> xr.Dataset:
 
 
 def test_scenario_significance_from_member_sums(tmp_path):
-    from test_analyze_product import DELTA, regions, synthetic_product
-
     from cropsm.analyze import product as prod
     from cropsm.analyze import stage as analyze_stage
+    from test_analyze_product import DELTA, regions, synthetic_product
 
     sm = synthetic_product()  # patterns = reference + DELTA[p]; fl_mz: no effect
     # three members: every effect shifted by -s, 0, +s; s = 0.002 (0.01 for fl_mz)
