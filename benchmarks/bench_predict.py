@@ -131,6 +131,12 @@ def main() -> dict:
         "--output", choices=["linear", "bounded"], default=None, help="default: bounded for crop"
     )
     parser.add_argument(
+        "--members",
+        type=int,
+        default=5,
+        help="deep-ensemble size K; the K = 1 product runs in the same run for the time ratio",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="also run the paper's linear networks in the same run and print the time ratio",
@@ -139,6 +145,20 @@ def main() -> dict:
     if args.output is None:
         args.output = "bounded" if args.feature_set == "crop" else "linear"
     result = run_once(args, args.feature_set, args.output)
+    if args.members > 1:
+        print(f"\nthe same product with a deep ensemble of K = {args.members} members")
+        ensemble = run_once(args, args.feature_set, args.output, members=args.members)
+        result[f"members_{args.members}"] = ensemble
+        for key, label in (("wall_s", "wall time"), ("cpu_s_blocks", "CPU time of the blocks")):
+            ratio = ensemble[key] / result[key] if result[key] else float("nan")
+            result[f"ratio_{key}_k{args.members}_to_k1"] = round(ratio, 3)
+            print(f"ratio K = {args.members} / K = 1, {label}: {ratio:.2f}")
+        print(
+            f"peak RSS all processes K = {args.members}: "
+            f"{ensemble['peak_rss_mb']['all_processes']:,.0f} MB vs K = 1 "
+            f"{result['peak_rss_mb']['all_processes']:,.0f} MB; store "
+            f"{ensemble['store_mb']:.1f} MB vs {result['store_mb']:.1f} MB"
+        )
     if args.compare and (args.feature_set, args.output) != ("paper", "linear"):
         print("\nbaseline in the same run: the paper's feature set, linear output")
         baseline = run_once(args, "paper", "linear")
@@ -157,8 +177,31 @@ def main() -> dict:
     return result
 
 
-def run_once(args, feature_set: str, output: str) -> dict:
-    """One product run of the benchmark with networks of the given feature set and output."""
+def ensemble_of(models, n_members: int, seed: int = 0) -> list:
+    """``n_members`` members: the given networks and copies with every weight multiplied by
+    ``1 + 0.05 N(0, 1)`` (timing only: the cost does not depend on the values)."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    members = [list(models)]
+    for _ in range(1, n_members):
+        members.append(
+            [
+                dataclasses.replace(
+                    m,
+                    weights=[
+                        (w * (1 + 0.05 * rng.standard_normal(w.shape)), b) for w, b in m.weights
+                    ],
+                )
+                for m in models
+            ]
+        )
+    return members
+
+
+def run_once(args, feature_set: str, output: str, members: int = 1) -> dict:
+    """One product run of the benchmark with networks of the given feature set and output
+    (``members`` > 1: a deep ensemble of that many member chains)."""
     if args.full:
         args.first_year, args.last_year = 1981, 2013
 
@@ -201,8 +244,11 @@ def run_once(args, feature_set: str, output: str) -> dict:
         with RssSampler() as rss:
             with dask_client(None, config.workers) as client:
                 t0 = time.perf_counter()
-                summary = predict_product(out, climate, static, stations, models, config,
-                                          client=client, source="benchmark")  # fmt: skip
+                summary = predict_product(
+                    out, climate, static, stations,
+                    models if members == 1 else ensemble_of(models, members), config,
+                    client=client, source="benchmark",
+                )  # fmt: skip
                 wall = time.perf_counter() - t0
         store_bytes = sum(
             os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs
@@ -222,6 +268,7 @@ def run_once(args, feature_set: str, output: str) -> dict:
         "machine": {"cores": available_cores(), "workers": n_workers},
         "feature_set": feature_set,
         "output": output,
+        "members": members,
         "setup": {
             "cells": summary["cells"],
             "days": summary["days"],

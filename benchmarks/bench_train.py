@@ -26,6 +26,10 @@ Phases (the machine may be shared, so the comparison is *paired*):
    ``--repeats`` interleaved repetitions). The full-grid steady time is also compared with the
    scikit-learn time.
 
+With ``--members K`` (default 5) the deep ensemble's extra members (:mod:`cropsm.train.ensemble`,
+members 1...K-1 of the selected configuration, here the paper's Table 2 one) are timed in the same
+run and the ratio of training with K members to training with one is printed.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_train.py --epochs 4
@@ -194,6 +198,28 @@ def time_ensemble(data: dict, members: list, epochs: int, layer: int) -> float:
     return time.perf_counter() - start
 
 
+def time_bootstrap_members(data: dict, hyper: dict, n_members: int, epochs: int, layer: int):
+    """Wall seconds of ensemble members 1...K-1 of one layer (:mod:`cropsm.train.ensemble`):
+    the selected configuration retrained K - 1 times as one vectorised ensemble, station-like
+    bootstrap weights, every member ``epochs`` epochs (no early stopping)."""
+    from cropsm.train.ensemble import train_bootstrap_members
+
+    extra = list(range(1, n_members))
+    if not extra:
+        return 0.0
+    rng = np.random.default_rng(0)
+    n = len(data["y_train"])
+    stack = lambda a: np.broadcast_to(a, (len(extra), *a.shape))  # noqa: E731
+    weights = rng.poisson(1.0, (len(extra), n)).astype(np.float64)
+    start = time.perf_counter()
+    train_bootstrap_members(
+        hyper, stack(data["x_train"]), data["y_train"], weights, stack(data["x_val"]),
+        data["y_val"], seed=0, layer=layer, members=extra, max_epochs=epochs,
+        patience=NO_EARLY_STOP,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
 def paired(data: dict, grid, epochs: int, grouping: str, layer: int, args) -> dict:
     """Per architecture: its ensemble, then the baselines of its subset configuration."""
     from cropsm.train.grid_search import ensemble_groups
@@ -263,6 +289,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--repeats", type=int, default=2, help="timings repeated, the minimum kept")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--members", type=int, default=5, help="deep-ensemble size K timed against K = 1"
+    )
     parser.add_argument("--sklearn-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sklearn_worker:
@@ -314,6 +343,26 @@ def main(argv: list[str] | None = None) -> dict:
             f"{cold / args.epochs:.2f} s including compilation "
             f"(load average {os.getloadavg()[0]:.2f})"
         )
+        if args.members > 1:
+            from cropsm import paper
+
+            row = next(r for r in paper.TABLE2 if r.layer == layer)
+            hyper = {f: getattr(row, f) for f in MEMBER_FIELDS}
+            time_bootstrap_members(data, hyper, args.members, args.epochs, layer)  # compile
+            members_s = min(
+                time_bootstrap_members(data, hyper, args.members, args.epochs, layer)
+                for _ in range(args.repeats)
+            )
+            out["members"] = args.members
+            out["bootstrap_members_seconds"] = members_s
+            out["ratio_training_k_to_k1"] = (warm + members_s) / warm
+            print(
+                f"  deep ensemble K = {args.members}: members 1...{args.members - 1} with the "
+                f"paper's Table 2 configuration ({hyper['hidden_layers']} x {hyper['units']}, "
+                f"batch {hyper['batch_size']}) take {members_s:.2f} s for {args.epochs} epochs; "
+                f"training K = {args.members} / K = 1 (grid search + members / grid search): "
+                f"x{out['ratio_training_k_to_k1']:.3f}"
+            )
         if args.baseline != "none":
             print("  paired, seconds per architecture (ensemble of all its configurations, "
                   "then one configuration):")  # fmt: skip

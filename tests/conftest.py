@@ -33,6 +33,7 @@ seed = 0
 [train]
 max_epochs = 12
 patience = 4
+members = 2
 
 [train.grid]
 batch_sizes = [128]

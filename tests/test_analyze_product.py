@@ -382,7 +382,8 @@ def test_analyses_write_numbers_and_figures(tmp_path):
     assert product["national_trend_layer1_m3_m-3_yr-1"] == pytest.approx(TREND)
     satellite = analyze_stage.analyze_satellite(sm, fine_satellite(time), regions(), tmp_path)
     assert satellite["magnitude_r"] == pytest.approx(1.0)
-    result, diff = analyze_stage.analyze_scenarios(stats, regions(), tmp_path, dense)
+    result, diff, effects = analyze_stage.analyze_scenarios(stats, regions(), tmp_path, dense)
+    assert effects is None and "significance" not in result  # no ensemble members
     assert result["ne_masked_patterns"] == ["ww_mz", "rs_ct"]
     truth_result = analyze_stage.analyze_against_truth(stats, region_cells, diff, tmp_path)
     assert truth_result["layer1_sign_agreement"]["ww_fl"] == 1.0

@@ -95,9 +95,16 @@ def test_evaluate_on_stations(tiny_run, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["stations"] == 30
+    assert data["ensemble_members"] == 2  # the tiny run's [train] members
     for k in range(1, 6):
-        assert set(data[f"layer{k}"]) == {"test"}
+        assert set(data[f"layer{k}"]) == {"test", "interval90_coverage"}
         assert data[f"layer{k}"]["test"]["n"] > 0
+        coverage = data[f"layer{k}"]["interval90_coverage"]
+        # the training stations themselves: the calibrated interval covers about 90 %, the
+        # two members' spread alone far less
+        assert 0.8 <= coverage["calibrated"] <= 0.97
+        assert coverage["raw"] < coverage["calibrated"]
+    assert "calibrat" in result.output  # the coverage columns of the table
 
 
 def test_groups_off_unknown_group_is_config_error(tmp_path):

@@ -28,7 +28,14 @@ from cropsm.predict.network import Workspace, fold_chain, forward_chain
 from cropsm.predict.skill import product_truth_skill
 from cropsm.predict.stage import load_product_inputs
 from cropsm.predict.store import chunk_files, encode_sm, plan_tiles
-from cropsm.train import load_models, predict_chain, save_models
+from cropsm.train import (
+    load_ensemble,
+    load_models,
+    load_residual_sd,
+    predict_chain,
+    predict_ensemble,
+    save_models,
+)
 from cropsm.train.chain import LayerModel
 from cropsm.twin.truth_store import open_truth
 from cropsm.weights import pattern_weights
@@ -89,15 +96,23 @@ def test_cell_product_equals_networks_on_station_features(product, inputs, run_d
     table, _ = build_station_table(
         pseudo_stations(ds, cells, ids), inputs["climate"], inputs["static"]
     )
-    expected = predict_chain(load_models(run_dir / "models"), table)
+    members = load_ensemble(run_dir / "models")
+    assert len(members) == 2  # the tiny run's [train] members
+    expected = predict_ensemble(members, table, load_residual_sd(run_dir / "models"))
+    mean_columns = [f"sm_pred_l{k}" for k in range(1, 6)]
+    sd_columns = [f"sm_sd_l{k}" for k in range(1, 6)]
     for i, (iy, ix) in enumerate(cells):
         for p in ids:
             rows = (table["station_id"] == f"c{i}_{p}").to_numpy()
             assert rows.sum() == ds.sizes["time"]
             got = ds["sm"].sel(scenario=p).isel(lat=iy, lon=ix).values.T  # (time, layer)
-            want = expected.loc[rows].to_numpy()
+            want = expected.loc[rows, mean_columns].to_numpy()
             assert np.isfinite(got).all()
-            np.testing.assert_allclose(got, want, rtol=0, atol=HALF_QUANTUM)
+            # the ensemble mean of float32 members: one quantum plus float32 round-off
+            np.testing.assert_allclose(got, want, rtol=0, atol=HALF_QUANTUM + 2e-6)
+            got_sd = ds["sm_sd"].sel(scenario=p).isel(lat=iy, lon=ix).values.T
+            want_sd = expected.loc[rows, sd_columns].to_numpy()
+            np.testing.assert_allclose(got_sd, want_sd, rtol=0, atol=HALF_QUANTUM + 2e-6)
 
 
 def test_reference_is_the_weighted_sum_of_the_patterns(product):
@@ -408,3 +423,42 @@ def test_netcdf_chunk_cache_is_limited_for_files_opened_later():
         assert netCDF4.get_chunk_cache()[0] == NETCDF_CHUNK_CACHE_BYTES
     finally:
         netCDF4.set_chunk_cache(*before)
+
+
+def test_ensemble_product_is_deterministic_and_k1_is_the_single_network(inputs, run_dir, tmp_path):
+    members = load_ensemble(run_dir / "models")
+    residual = load_residual_sd(run_dir / "models")
+    args = (inputs["climate"], inputs["static"], inputs["stations"])
+    config = PredictConfig(workers=0, **SHORT)
+    paths = {name: tmp_path / f"{name}.zarr" for name in ("a", "b", "single", "twins")}
+    for name in ("a", "b"):
+        product_module.predict_product(paths[name], *args, members, config, residual_sd=residual)
+    # the same members -> the same bytes, mean, standard error and member sums alike
+    variables = ("sm", "sm_sd", "time_flag", "member_sum", "member_days")
+    a, b = chunk_files(paths["a"], variables), chunk_files(paths["b"], variables)
+    assert a and a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert any(k.startswith("member_sum") for k in a)
+    # K = 1 is the single network's product; two identical members give the same mean
+    product_module.predict_product(paths["single"], *args, members[0], config)
+    twins = [members[0], members[0]]
+    product_module.predict_product(paths["twins"], *args, twins, config, residual_sd=residual)
+    single = chunk_files(paths["single"], ("sm",))
+    assert single == chunk_files(paths["twins"], ("sm",))
+    one = xr.open_zarr(paths["single"])
+    # one network without a calibrated residual: no standard error to store
+    assert "member_sum" not in one and "sm_sd" not in one
+    assert one["sm"].attrs["ancillary_variables"] == "time_flag pattern_flag"
+    ds = xr.open_zarr(paths["a"])
+    twin = xr.open_zarr(paths["twins"])
+    for k in range(1, 6):  # no spread: the standard error is the residual SD
+        sd = twin["sm_sd"].sel(layer=k).values
+        np.testing.assert_allclose(sd[np.isfinite(sd)], residual[k], atol=HALF_QUANTUM)
+    assert ds["sm"].attrs["ancillary_variables"].split()[0] == "sm_sd"
+    # members' sums: their mean over members and days is the mean of the stored ensemble mean
+    total = ds["member_sum"].sum(["time_block", "month_slot"]).mean("member")
+    days = ds["member_days"].sum(["time_block", "month_slot"])
+    from_sums = (total / days.where(days > 0)).values
+    direct = ds["sm"].mean("time").values
+    ok = np.isfinite(direct)
+    assert ok.any()
+    np.testing.assert_allclose(from_sums[ok], direct[ok], rtol=0, atol=HALF_QUANTUM + 1e-6)

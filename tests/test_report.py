@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from cropsm import paper as reference
+from cropsm.report import key_results
 from cropsm.report.html import render_report, report_summary, write_report
 
 HOSTILE_NAME = 'tiny <script>alert("x")</script> & co'
@@ -450,3 +451,74 @@ def test_scenario_maps_warning_counts_flag_one_maps_meeting_the_target(tmp_path)
     table.to_csv(path, index=False)
     assert scenario_maps_warning(tmp_path) is None
     assert scenario_maps_warning(tmp_path / "elsewhere") is None
+
+
+def test_report_states_significance_and_interval_coverage(full_run):
+    write_json(
+        full_run / "models" / "ensemble.json",
+        {
+            "members": 5,
+            "layers": {
+                f"layer{k}": {
+                    "residual_sd_m3_m-3": 0.02,
+                    "coverage_test_raw": 0.61,
+                    "coverage_test_calibrated": 0.893,
+                }
+                for k in range(1, 6)
+            },
+        },
+    )
+    skill = json.loads((full_run / "truth_skill.json").read_text())
+    skill["product"] = {
+        "layer1": {"interval90_coverage": {"raw": 0.581, "calibrated": 0.917, "pairs": 10}}
+    }
+    write_json(full_run / "truth_skill.json", skill)
+    (full_run / "analysis" / "scenario_monthly_differences.csv").write_text(
+        "pattern,layer,region,month,sm_difference_m3_m-3\nww_fl,1,CHN,1,0.01\n"
+    )
+    (full_run / "analysis" / "scenario_significant_share.csv").write_text(
+        "pattern,layer,share_significant,share_significant_calibrated\n"
+        "ww_fl,1,0.437,0.212\nww_fl,2,0.1,0.05\n"
+    )
+    (full_run / "analysis" / "truth_effect_calibration.csv").write_text(
+        "pattern,layer,cells,coverage90_raw,share_significant_raw,"
+        "significant_sign_agreement_raw,coverage90_calibrated,share_significant_calibrated,"
+        "significant_sign_agreement_calibrated\nww_fl,1,159,0.702,0.4,0.973,0.884,0.2,1.0\n"
+    )
+    page = write_report(full_run).read_text(encoding="utf-8")
+    assert "Share of cropland cells where each pattern" in page
+    assert "0.437" in page and "0.212" in page and "0.269" in page  # 0.269: mean of layers
+    assert "90 % interval coverage" in page and "5 ensemble members" in page
+    for number in ("0.581", "0.917", "0.610", "0.893", "0.702", "0.884", "0.973"):
+        assert number in page, number
+
+
+def test_key_results_use_the_ensemble_significance(full_run):
+    add_key_result_inputs(full_run)
+    summary = json.loads((full_run / "analysis" / "analyze_summary.json").read_text())
+    summary["ran"]["scenarios"]["significance"] = {
+        "members": 5,
+        "share_significant_layer1": {"ww_fl": 0.8, "rs_ct": 0.1, "fl_mz": 0.6},
+    }
+    summary["ran"]["truth"] = {
+        "effect_calibration": {
+            "pooled_significant_sign_agreement_raw": 0.9,
+            "pooled_significant_cells_raw": 958,
+        }
+    }
+    write_json(full_run / "analysis" / "analyze_summary.json", summary)
+    skill = json.loads((full_run / "truth_skill.json").read_text())
+    skill["product"] = {
+        "layer1": {"interval90_coverage": {"raw": 0.5, "calibrated": 0.9}},
+        "layer2": {"interval90_coverage": {"raw": 0.6, "calibrated": 0.97}},
+    }
+    write_json(full_run / "truth_skill.json", skill)
+    effects = {e.pattern: e for e in key_results.scenario_effects(full_run)}
+    assert effects["rs_ct"].verdict.endswith("significant in 10 % of cropland")
+    assert "within the networks' error" not in effects["fl_mz"].verdict
+    warnings = key_results.warnings_for_run(full_run)
+    text = " ".join(warnings)
+    assert "less than half of the cropland (0-10 cm): rs_ct 10 %" in text
+    missed = [w for w in warnings if "miss their target" in w]
+    assert len(missed) == 1 and "layer 2: 97 %" in missed[0] and "layer 1" not in missed[0]
+    assert "true sign in 90 % of the 958 significant cells" in text

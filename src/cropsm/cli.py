@@ -277,19 +277,30 @@ def evaluate_command(
     result = evaluate_run(run_dir, request)
     write_json(json_out, result)
     table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
-    for col in ("layer", "R2", "RMSE", "ubRMSE", "bias", "n"):
-        table.add_column(col, justify="right")
     layers = sorted(k for k in result if k.startswith("layer"))
+    with_coverage = any("interval90_coverage" in result[k] for k in layers)
+    columns = ["layer", "R2", "RMSE", "ubRMSE", "bias", "n"]
+    if with_coverage:
+        columns += ["90% interval: raw", "calibrated"]
+    for col in columns:
+        table.add_column(col, justify="right")
     for key in layers:
         m = result[key]["test"]
-        table.add_row(
+        cells = [
             key[5:],
             f"{m['r2']:.3f}",
             f"{m['rmse']:.4f}",
             f"{m['ubrmse']:.4f}",
             f"{m['bias']:+.4f}",
             str(m["n"]),
-        )
+        ]
+        if with_coverage:
+            c = result[key].get("interval90_coverage", {})
+            cells += [
+                f"{c.get('raw', float('nan')):.3f}",
+                f"{c.get('calibrated', float('nan')):.3f}",
+            ]
+        table.add_row(*cells)
     stdout.print(table)
     if "baselines" in result:
         base = Table(title="baselines on the same rows: R2 (ubRMSE) per layer")

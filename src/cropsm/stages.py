@@ -30,13 +30,15 @@ from cropsm.sources import (
 from cropsm.stage_registry import RunContext, stage
 from cropsm.train import (
     all_metrics,
-    load_models,
-    predict_chain,
+    load_ensemble,
+    load_residual_sd,
+    predict_ensemble,
     train_layers,
     write_scatter_plots,
     write_training_outputs,
 )
 from cropsm.train.baselines import load_baselines, run_baselines, score_baselines
+from cropsm.train.ensemble import interval_coverage
 
 
 @stage("inputs", "make or read and check the inputs (the input source's plug-in)", ("inputs",))
@@ -112,6 +114,14 @@ def train_stage(ctx: RunContext) -> dict:
         for k in range(1, 6)
         if f"layer{k}" in chain.metrics
     }
+    result["ensemble_members"] = 1 + len(chain.members)
+    result["interval90_coverage_test"] = {
+        f"layer{k}": {
+            "raw": round(float(e["coverage_test_raw"]), 3),
+            "calibrated": round(float(e["coverage_test_calibrated"]), 3),
+        }
+        for k, e in sorted(chain.ensemble.items())
+    }
     if "truth" in provided(ctx.config):
         skill = write_truth_skill(ctx, chain.models)
         result.update(
@@ -135,17 +145,23 @@ def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
     Returns
     -------
     dict
-        ``{"run_dir", "stations", "rows", "rows_dropped", "layer1": {"test": M}, ...,
-        "baselines": {...}}`` with M from :func:`cropsm.train.metrics.all_metrics`.
+        ``{"run_dir", "stations", "rows", "rows_dropped", "ensemble_members", "layer1": {"test":
+        M, "interval90_coverage": {"raw": c, "calibrated": c}}, ..., "baselines": {...}}`` with
+        M from :func:`cropsm.train.metrics.all_metrics` of the ensemble mean and c the share of
+        observations inside the central 90 % interval (deep-ensemble spread alone, calibrated).
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     ctx = RunContext(config=config, run_dir=run_dir)
     source = check_evaluation_format(config, request)
     table, report = source.evaluation_table(config.inputs.section, ctx, request)
-    models = load_models(ctx.layout.models_dir)
-    pred = predict_chain(models, table)
+    members = load_ensemble(ctx.layout.models_dir)
+    residual = load_residual_sd(ctx.layout.models_dir)
+    raw = predict_ensemble(members, table)
+    pred = predict_ensemble(members, table, residual)
+    models = members[0]
     out = {
+        "ensemble_members": len(members),
         "run_dir": str(run_dir),
         "stations": int(table["station_id"].nunique()),
         "rows": int(len(table)),
@@ -153,7 +169,17 @@ def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
     }
     for model in models:
         k = model.layer
-        out[f"layer{k}"] = {"test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"])}
+        observed = table[f"sm_l{k}"].to_numpy(dtype=float)
+        mean = pred[f"sm_pred_l{k}"].to_numpy()
+        out[f"layer{k}"] = {
+            "test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"]),
+            # share of observations inside the central 90 % interval (ensemble mean +/- 1.645
+            # standard errors): from the members' spread alone, and calibrated
+            "interval90_coverage": {
+                "raw": interval_coverage(observed, mean, raw[f"sm_sd_l{k}"].to_numpy()),
+                "calibrated": interval_coverage(observed, mean, pred[f"sm_sd_l{k}"].to_numpy()),
+            },
+        }
     if ctx.layout.baselines.is_file():
         out["baselines"] = score_baselines(load_baselines(run_dir), table)
     return out

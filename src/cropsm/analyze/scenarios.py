@@ -519,9 +519,14 @@ def _pattern_title(pattern_id: str) -> str:
 
 
 def scenario_maps_figure(
-    diff: xr.DataArray, layer: int = 1, dense_cropland: xr.DataArray | None = None
+    diff: xr.DataArray,
+    layer: int = 1,
+    dense_cropland: xr.DataArray | None = None,
+    significant: xr.DataArray | None = None,
 ):
-    """Fig. 9: one map of (pattern − reference) median annual SM per pattern, one colour scale."""
+    """Fig. 9: one map of (pattern − reference) median annual SM per pattern, one colour scale;
+    with ``significant`` ``(pattern, [layer,] lat, lon)`` the cells where the effect is not
+    larger than twice its ensemble spread are greyed out."""
     from cropsm.analyze.product import map_figure_height, map_panel, new_figure, symmetric_limit
 
     sel = diff.sel(layer=layer) if "layer" in diff.dims else diff
@@ -546,6 +551,8 @@ def scenario_maps_figure(
             limit=limit,
             colorbar=False,
         )
+        if significant is not None:
+            _grey_out(ax, sel.sel(pattern=pattern), significant, pattern, layer)
     for ax in axes[len(patterns) :]:
         ax.set_visible(False)
     if mesh is not None:  # one colour scale for every panel
@@ -553,6 +560,23 @@ def scenario_maps_figure(
 
         colorbar(fig, mesh, axes[: len(patterns)].tolist(), SM_UNITS, "pattern minus reference")
     return fig
+
+
+def _grey_out(ax, field: xr.DataArray, significant: xr.DataArray, pattern, layer) -> None:
+    """Grey the cells of a Fig. 9 panel whose effect is not significant."""
+    from matplotlib.colors import ListedColormap
+
+    sig = significant.sel(pattern=pattern)
+    if "layer" in sig.dims:
+        sig = sig.sel(layer=layer)
+    sig = sig.transpose("lat", "lon").reindex_like(field.transpose("lat", "lon"))
+    grey = field.notnull() & ~sig.fillna(False).astype(bool)
+    values = np.where(grey.values, 1.0, np.nan)
+    if np.isfinite(values).any():
+        ax.pcolormesh(
+            field["lon"].values, field["lat"].values, values,
+            cmap=ListedColormap(["0.55"]), alpha=0.8, shading="nearest", zorder=2,
+        )  # fmt: skip
 
 
 def monthly_differences_figure(monthly: xr.DataArray, layer: int = 1):
@@ -655,4 +679,222 @@ def truth_error_figure(errors: pd.DataFrame, scenario: str = REFERENCE_SCENARIO)
         ax.set_xlabel("layer")
         ax.set_title(f"{column.split('_')[0].upper()}: {scenario} product vs truth", fontsize=10)
         fig.colorbar(image, ax=ax, shrink=0.85).set_label(SM_LABEL)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Deep-ensemble spread of the effects (issue 11)
+# --------------------------------------------------------------------------------------------
+
+SIGNIFICANCE_FACTOR = 2.0
+"""An effect is significant where ``|mean| > 2 x spread`` over the ensemble members."""
+
+
+def member_means_from_sums(
+    member_sum: xr.DataArray,
+    member_days: xr.DataArray,
+    slot_month: np.ndarray,
+    complete_years_only: bool = True,
+    time: pd.DatetimeIndex | None = None,
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Each member's annual means and monthly climatology from the product's monthly sums.
+
+    The product stores, per member, scenario, layer, time block and month slot, the sum of the
+    daily SM over the slot's days and the number of valid days (:mod:`cropsm.predict.store`).
+    Per member and cell
+
+    .. math:: \\overline{SM}_{m,y} = \\frac{\\sum_{s \\in y} S_{m,s}}{\\sum_{s \\in y} N_s},
+              \\qquad \\overline{SM}_{m,\\mu} = \\frac{\\sum_{s:\\ \\mathrm{month}(s) = \\mu}
+              S_{m,s}}{\\sum_{s:\\ \\mathrm{month}(s) = \\mu} N_s}
+
+    the same means as :func:`cropsm.analyze.product.product_statistics` gives for the ensemble
+    mean. One time block is read at a time; sums are float32.
+
+    Parameters
+    ----------
+    member_sum
+        ``(member, scenario, layer, time_block, month_slot, lat, lon)``.
+    member_days
+        ``(scenario, layer, time_block, month_slot, lat, lon)``.
+    slot_month
+        ``(time_block, month_slot)`` month index ``year * 12 + month - 1``, -1 unused.
+    complete_years_only, time
+        Keep only the years the product's days ``time`` cover completely (unless none is).
+
+    Returns
+    -------
+    (annual, climatology)
+        ``(member, scenario, layer, year, lat, lon)`` and ``(member, scenario, layer, month,
+        lat, lon)`` in m3 m-3.
+    """
+    slot_month = np.asarray(slot_month)
+    used = slot_month[slot_month >= 0]
+    years = np.unique(used // 12)
+    if complete_years_only and time is not None:
+        from cropsm.analyze.product import complete_years
+
+        full = complete_years(pd.DatetimeIndex(time).values)
+        if np.size(full):
+            years = np.intersect1d(years, full)
+    lead = member_sum.shape[:3]
+    shape = member_sum.shape[-2:]
+    # float32 sums (a year adds at most 366 daily values of ~0.3: relative error ~1e-5 at
+    # worst), so that a paper-size grid with 33 years stays a few hundred MB per scenario pair
+    annual_sum = np.zeros((*lead, years.size, *shape), dtype=np.float32)
+    annual_n = np.zeros((*lead[1:], years.size, *shape), dtype=np.float32)
+    month_sum = np.zeros((*lead, 12, *shape), dtype=np.float32)
+    month_n = np.zeros((*lead[1:], 12, *shape), dtype=np.float32)
+    for tb in range(slot_month.shape[0]):
+        sums = np.asarray(member_sum.isel(time_block=tb).values, dtype=np.float32)
+        days = np.asarray(member_days.isel(time_block=tb).values, dtype=np.float32)
+        for slot, key in enumerate(slot_month[tb]):
+            if key < 0:
+                continue
+            month = int(key % 12)
+            month_sum[:, :, :, month] += sums[:, :, :, slot]
+            month_n[:, :, month] += days[:, :, slot]
+            where = np.flatnonzero(years == key // 12)
+            if where.size:
+                annual_sum[:, :, :, where[0]] += sums[:, :, :, slot]
+                annual_n[:, :, where[0]] += days[:, :, slot]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        annual = annual_sum / np.where(annual_n > 0, annual_n, np.nan)[None]
+        climatology = month_sum / np.where(month_n > 0, month_n, np.nan)[None]
+    coords = {
+        "member": np.arange(lead[0]),
+        "scenario": np.array([str(s) for s in member_sum["scenario"].values], dtype=object),
+        "layer": member_sum["layer"].values,
+        "lat": member_sum["lat"].values,
+        "lon": member_sum["lon"].values,
+    }
+    dims = ("member", "scenario", "layer")
+    attrs = {"units": SM_UNITS}
+    return (
+        xr.DataArray(
+            annual, dims=(*dims, "year", "lat", "lon"), coords={**coords, "year": years},
+            attrs={"long_name": "annual mean soil moisture of each ensemble member", **attrs},
+        ),
+        xr.DataArray(
+            climatology, dims=(*dims, "month", "lat", "lon"),
+            coords={**coords, "month": np.arange(1, 13)},
+            attrs={"long_name": "climatological monthly soil moisture of each member", **attrs},
+        ),
+    )  # fmt: skip
+
+
+def ensemble_effect_statistics(
+    member_effects: xr.DataArray, inflation: xr.DataArray | float = 1.0
+) -> xr.Dataset:
+    """Mean, spread and significance of an effect over the ensemble members.
+
+    .. math:: \\bar\\Delta = \\frac1K\\sum_m \\Delta_m, \\qquad
+              s = \\sqrt{\\frac{1}{K-1}\\sum_m (\\Delta_m - \\bar\\Delta)^2}, \\qquad
+              \\text{significant} = |\\bar\\Delta| > 2 s
+
+    Parameters
+    ----------
+    member_effects
+        Effects with a ``member`` dimension (e.g. :func:`differences_from_annual` per member).
+    inflation
+        Factor on the spread (per ``layer`` or scalar), from the interval calibration
+        (:func:`cropsm.train.ensemble.spread_inflation`); ``spread_calibrated = inflation x s``
+        and ``significant_calibrated`` uses it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``effect_mean``, ``effect_spread``, ``effect_spread_calibrated`` (m3 m-3),
+        ``significant``, ``significant_calibrated`` (bool; False where the mean is NaN or
+        there are fewer than 2 members).
+    """
+    n = member_effects.sizes["member"]
+    mean = member_effects.mean("member")
+    if n >= 2:
+        spread = member_effects.std("member", ddof=1)
+    else:
+        spread = xr.full_like(mean, np.nan)
+    calibrated = spread * inflation
+    out = xr.Dataset(
+        {
+            "effect_mean": mean.assign_attrs(long_name="ensemble-mean effect", units=SM_UNITS),
+            "effect_spread": spread.assign_attrs(
+                long_name="spread (SD) of the effect over the ensemble members", units=SM_UNITS
+            ),
+            "effect_spread_calibrated": calibrated.assign_attrs(
+                long_name="effect spread times the layer's calibration inflation", units=SM_UNITS
+            ),
+            "significant": significance_mask(mean, spread),
+            "significant_calibrated": significance_mask(mean, calibrated),
+        }
+    )
+    out.attrs["members"] = int(n)
+    out.attrs["rule"] = f"significant where |mean| > {SIGNIFICANCE_FACTOR:g} x spread"
+    return out
+
+
+def significance_mask(mean: xr.DataArray, spread: xr.DataArray) -> xr.DataArray:
+    """``|mean| > 2 x spread`` where both are finite, else False."""
+    ok = mean.notnull() & spread.notnull()
+    out = ok & (abs(mean) > SIGNIFICANCE_FACTOR * spread.fillna(np.inf))
+    return out.assign_attrs(long_name=f"effect larger than {SIGNIFICANCE_FACTOR:g} x its spread")
+
+
+def significant_share(significant: xr.DataArray, valid: xr.DataArray) -> xr.DataArray:
+    """Share of the valid (cropland, not masked) cells where the effect is significant,
+    per every non-spatial dimension (cells weighted equally)."""
+    spatial = [d for d in ("lat", "lon", "cell") if d in significant.dims]
+    n = valid.sum(spatial)
+    return (significant & valid).sum(spatial) / n.where(n > 0)
+
+
+def effect_interval_coverage(true, mean, spread, z: float = 1.6448536269514722) -> float:
+    """Share of finite cells whose true effect lies in ``mean +/- z spread`` (the central 90 %
+    interval for ``z = 1.645``); NaN when none."""
+    t, m, s = (np.asarray(a, dtype=float).ravel() for a in (true, mean, spread))
+    ok = np.isfinite(t) & np.isfinite(m) & np.isfinite(s)
+    if not ok.any():
+        return float("nan")
+    return float((np.abs(t[ok] - m[ok]) <= z * s[ok]).mean())
+
+
+def significant_sign_agreement(true, mean, significant) -> float:
+    """Share of the significant cells where the ensemble-mean effect has the sign of the truth
+    (NaN when no cell is significant)."""
+    t, m = (np.asarray(a, dtype=float).ravel() for a in (true, mean))
+    sig = np.asarray(significant, dtype=bool).ravel() & np.isfinite(t) & np.isfinite(m)
+    if not sig.any():
+        return float("nan")
+    return float((np.sign(m[sig]) == np.sign(t[sig])).mean())
+
+
+def monthly_bands_figure(monthly_members: xr.DataArray, layer: int = 1, region: str = "CHN"):
+    """Fig. 10 bands: per pattern, the ensemble-mean monthly (pattern - reference) over a region
+    (default all of China) with a band of +/- 2 ensemble spreads; non-significant months are
+    drawn hollow."""
+    from cropsm.analyze.product import SM_LABEL, new_figure
+
+    sel = monthly_members.sel(layer=layer) if "layer" in monthly_members.dims else monthly_members
+    sel = sel.sel(region=region)
+    patterns = [str(p) for p in sel["pattern"].values]
+    nrow = int(np.ceil(len(patterns) / 3))
+    fig = new_figure(11.0, 3.0 * nrow)
+    axes = np.atleast_1d(fig.subplots(nrow, 3, sharey=True)).ravel()
+    months = np.arange(1, 13)
+    for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
+        values = sel.sel(pattern=pattern).transpose("member", "month").values
+        mean = np.nanmean(values, axis=0) if np.isfinite(values).any() else np.full(12, np.nan)
+        spread = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros(12)
+        ax.fill_between(months, mean - 2 * spread, mean + 2 * spread, alpha=0.3, lw=0)
+        ax.plot(months, mean, color="C0", lw=1)
+        sig = np.abs(mean) > SIGNIFICANCE_FACTOR * spread
+        ax.scatter(months[sig], mean[sig], color="C0", s=14, zorder=3)
+        ax.scatter(months[~sig], mean[~sig], facecolor="white", edgecolor="C0", s=14, zorder=3)
+        ax.axhline(0, color="0.5", lw=0.6)
+        ax.set_xticks(months)
+        ax.set_title(f"({chr(97 + i)}) {pattern} minus reference, {region}", fontsize=9)
+        ax.set_xlabel("month")
+        if i % 3 == 0:
+            ax.set_ylabel(f"SM difference ({SM_LABEL})")
+    for ax in axes[len(patterns) :]:
+        ax.set_visible(False)
     return fig

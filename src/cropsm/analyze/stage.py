@@ -48,6 +48,8 @@ class AnalysisInputs:
     notes: dict
     pattern_flag: xr.DataArray | None = None  # (scenario, lat, lon) 1/0, the product's flag
     cropland: xr.DataArray | None = None  # (lat, lon) bool, cells with a product
+    members: xr.Dataset | None = None  # member_sum, member_days, slot_month (ensembles)
+    inflation: dict | None = None  # {layer: spread inflation} from models/ensemble.json
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,17 +173,64 @@ def analyze_satellite(
     return result
 
 
+def ensemble_effects(
+    members: xr.Dataset,
+    region: xr.DataArray,
+    time,
+    inflation: dict | None = None,
+    small_regions: dict | None = None,
+) -> tuple[xr.Dataset, xr.DataArray]:
+    """Each member's Fig. 9 and Fig. 10 effects, their mean, spread and significance.
+
+    Returns the :func:`cropsm.analyze.scenarios.ensemble_effect_statistics` of the median annual
+    effects ``(pattern, layer, lat, lon)`` and the members' monthly regional effects
+    ``(pattern, member, layer, region, month)``.
+    """
+    reference = prod.REFERENCE_SCENARIO
+    patterns = [str(p) for p in members["scenario"].values if str(p) != reference]
+    diffs, monthly_parts = [], []
+    for pattern in patterns:  # one pattern (and the reference) at a time bounds the memory
+        pick = {"scenario": [pattern, reference]}
+        annual, climatology = scen.member_means_from_sums(
+            members["member_sum"].sel(pick), members["member_days"].sel(pick),
+            members["slot_month"].values, time=time,
+        )  # fmt: skip
+        diffs.append(scen.differences_from_annual(annual, region))
+        monthly_parts.append(scen.monthly_differences_from_climatology(climatology, region))
+    member_diff = xr.concat(diffs, dim="pattern")
+    layers = member_diff["layer"].values
+    factor = xr.DataArray(
+        [float((inflation or {}).get(int(k), 1.0) or 1.0) for k in layers],
+        dims="layer",
+        coords={"layer": layers},
+    )
+    effects = scen.ensemble_effect_statistics(member_diff, factor)
+    effects["spread_inflation"] = factor
+    monthly = xr.concat(monthly_parts, dim="pattern")
+    monthly = prod.drop_small_regions(monthly, small_regions or {})
+    return effects, monthly
+
+
 def analyze_scenarios(
     stats: xr.Dataset,
     region: xr.DataArray,
     run_dir: Path,
     dense_cropland: xr.DataArray | None = None,
     small_regions: dict | None = None,
-) -> tuple[dict, xr.DataArray]:
+    members: xr.Dataset | None = None,
+    inflation: dict | None = None,
+    cropland: xr.DataArray | None = None,
+    time=None,
+) -> tuple[dict, xr.DataArray, xr.Dataset | None]:
     """Figs. 9 and 10: each pattern minus the reference, maps and monthly by region.
 
-    Regions in ``small_regions`` (too few cells) get no regional mean (NaN, not plotted).
-    Returns the summary and the Fig. 9 differences ``(pattern, layer, lat, lon)``.
+    Regions in ``small_regions`` (too few cells) get no regional mean (NaN, not plotted). With
+    the ensemble's ``members`` (the product's per-member monthly sums) each effect also gets its
+    spread over the members and a significance mask (:func:`ensemble_effects`): Fig. 9 greys the
+    cells where the effect is not larger than twice its spread, Fig. 10 gets bands, and the
+    share of cropland with a significant effect is tabulated per pattern and layer.
+    Returns the summary, the Fig. 9 differences ``(pattern, layer, lat, lon)`` and the effect
+    statistics (None without members).
     """
     out_dir, fig_dir = run_dir / ANALYSIS_DIR, run_dir / FIGURE_DIR
     annual = prod.annual_means_of_statistics(stats)
@@ -189,12 +238,60 @@ def analyze_scenarios(
     ds = diff.to_dataset(name="median_annual_sm_difference")
     ds.attrs["double_cropping_patterns_ne_masked"] = " ".join(scen.double_cropping_patterns())
     ds.attrs["years"] = prod.years_label(annual[prod.YEAR_DIM].values)
-    files = [
+    effects = member_monthly = None
+    significance: dict = {}
+    files = []
+    if members is not None:
+        effects, member_monthly = ensemble_effects(
+            members, region, time, inflation, small_regions,
+        )  # fmt: skip
+        valid = effects["effect_mean"].notnull()
+        if cropland is not None:
+            valid = valid & cropland
+        shares = xr.Dataset(
+            {
+                "share_significant": scen.significant_share(effects["significant"], valid),
+                "share_significant_calibrated": scen.significant_share(
+                    effects["significant_calibrated"], valid
+                ),
+            }
+        )
+        share_frame = shares.to_dataframe().reset_index()[
+            ["pattern", "layer", "share_significant", "share_significant_calibrated"]
+        ]
+        files.append(write_csv(share_frame, out_dir / "scenario_significant_share.csv"))
+        files.append(write_netcdf(effects, out_dir / "scenario_effect_ensemble.nc"))
+        significance = {
+            "members": int(effects.attrs["members"]),
+            "rule": effects.attrs["rule"],
+            "share_significant_layer1": {
+                str(r.pattern): _rounded(r.share_significant)
+                for r in share_frame[share_frame["layer"] == TOP_LAYER].itertuples()
+            },
+            "share_significant_calibrated_layer1": {
+                str(r.pattern): _rounded(r.share_significant_calibrated)
+                for r in share_frame[share_frame["layer"] == TOP_LAYER].itertuples()
+            },
+        }
+        band = member_monthly.to_dataframe(name="sm_difference_m3_m-3").reset_index()
+        files.append(write_csv(band, out_dir / "scenario_monthly_differences_members.csv"))
+        files.append(
+            write_figure(
+                scen.monthly_bands_figure(member_monthly, TOP_LAYER),
+                fig_dir / "fig10_scenario_monthly_bands.png",
+            )
+        )
+    files += [
         write_netcdf(ds, out_dir / "scenario_differences.nc"),
         write_figure(
-            scen.scenario_maps_figure(diff, TOP_LAYER, dense_cropland),
+            scen.scenario_maps_figure(
+                diff,
+                TOP_LAYER,
+                dense_cropland,
+                None if effects is None else effects["significant"],
+            ),
             fig_dir / "fig9_scenario_differences.png",
-        ),
+        ),  # fmt: skip
     ]
     monthly = scen.monthly_differences_from_climatology(stats["monthly_climatology"], region)
     monthly = prod.drop_small_regions(monthly, small_regions or {})
@@ -212,13 +309,16 @@ def analyze_scenarios(
     mean = (top.fillna(0) * weights).sum(("lat", "lon")) / (top.notnull() * weights).sum(
         ("lat", "lon")
     )
-    return {
+    result = {
         "mean_layer1_difference_m3_m-3": {
             str(p): float(v) for p, v in zip(mean["pattern"].values, mean.values, strict=True)
         },
         "ne_masked_patterns": list(scen.double_cropping_patterns()),
         "files": [_rel(f, run_dir) for f in files],
-    }, diff
+    }
+    if significance:
+        result["significance"] = significance
+    return result, diff, effects
 
 
 def analyze_against_truth(
@@ -228,8 +328,11 @@ def analyze_against_truth(
     run_dir: Path,
     pattern_flag: xr.DataArray | None = None,
     small_regions: dict | None = None,
+    effects: xr.Dataset | None = None,
 ) -> dict:
-    """On the virtual China: Fig. 9 against the true effects, and the product's error by region.
+    """On the virtual China: Fig. 9 against the true effects, and the product's error by region;
+    with the ensemble's ``effects`` also the calibration of the effect intervals and the sign
+    agreement of the significant cells (:func:`effect_calibration_table`).
 
     ``stats`` is :func:`cropsm.analyze.product.product_statistics` computed with the truth;
     ``region_cells`` the region code of each truth cell; ``product_diff`` the product's Fig. 9
@@ -262,9 +365,15 @@ def analyze_against_truth(
         ),
         write_figure(scen.truth_error_figure(errors), fig_dir / "truth_product_error.png"),
     ]
+    calibration = None
+    if effects is not None:
+        calibration = effect_calibration_table(effects, truth_diff, cell_lat, cell_lon)
+        files.append(write_csv(calibration, out_dir / "truth_effect_calibration.csv"))
     top = agreement[(agreement["layer"] == TOP_LAYER) & (agreement["pattern_flag"] == "all")]
     ref = errors[(errors["scenario"] == prod.REFERENCE_SCENARIO) & (errors["region"] == "CHN")]
+    extra = {} if calibration is None else {"effect_calibration": _calibration_summary(calibration)}
     return {
+        **extra,
         "layer1_sign_agreement": {r.pattern: _rounded(r.sign_agreement) for r in top.itertuples()},
         "layer1_pearson_r": {r.pattern: _rounded(r.pearson_r) for r in top.itertuples()},
         "reference_rmse_chn_by_layer_m3_m-3": {
@@ -274,6 +383,68 @@ def analyze_against_truth(
         "scenario_agreement": scen.agreement_summary(agreement),
         "files": [_rel(f, run_dir) for f in files],
     }
+
+
+def effect_calibration_table(
+    effects: xr.Dataset, truth_diff: xr.DataArray, cell_lat, cell_lon
+) -> pd.DataFrame:
+    """Per pattern and layer, against the true median annual effects at the truth's cells:
+    coverage of the central 90 % interval ``mean +/- 1.645 spread`` (raw spread and calibrated
+    spread), share of cells significant, and the sign agreement of the significant cells
+    (:func:`cropsm.analyze.scenarios.significant_sign_agreement`)."""
+    cells = {
+        name: scen.grid_to_cells(effects[name], cell_lat, cell_lon)
+        for name in (
+            "effect_mean", "effect_spread", "effect_spread_calibrated", "significant",
+            "significant_calibrated",
+        )
+    }  # fmt: skip
+    rows = []
+    for pattern in truth_diff["pattern"].values:
+        for layer in truth_diff["layer"].values:
+            pick = {"pattern": pattern, "layer": layer}
+            t = truth_diff.sel(pick).values
+            m = cells["effect_mean"].sel(pick).values
+            valid = np.isfinite(t) & np.isfinite(m)
+            row = {"pattern": str(pattern), "layer": int(layer), "cells": int(valid.sum())}
+            for kind, spread, sig in (
+                ("raw", "effect_spread", "significant"),
+                ("calibrated", "effect_spread_calibrated", "significant_calibrated"),
+            ):
+                s_ = cells[spread].sel(pick).values
+                g = cells[sig].sel(pick).values.astype(bool) & valid
+                row[f"coverage90_{kind}"] = scen.effect_interval_coverage(t, m, s_)
+                row[f"share_significant_{kind}"] = float(g.sum() / max(valid.sum(), 1))
+                row[f"significant_cells_{kind}"] = int(g.sum())
+                row[f"significant_sign_agreement_{kind}"] = scen.significant_sign_agreement(t, m, g)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _calibration_summary(table: pd.DataFrame) -> dict:
+    """Medians over the maps of :func:`effect_calibration_table` for the run summary."""
+    out = {}
+    for column in table.columns:
+        if column in ("pattern", "layer", "cells"):
+            continue
+        if column.startswith("significant_cells"):
+            continue
+        values = table.loc[table["cells"] > 0, column].dropna()
+        out[f"median_{column}"] = _rounded(values.median()) if len(values) else None
+    # pooled over every map (pattern, layer): the share of all significant cells whose sign is
+    # the true one, and of all cells whose true effect lies in the interval
+    for kind in ("raw", "calibrated"):
+        n_sig = table[f"significant_cells_{kind}"]
+        agree = table[f"significant_sign_agreement_{kind}"].fillna(0.0) * n_sig
+        out[f"pooled_significant_sign_agreement_{kind}"] = (
+            _rounded(agree.sum() / n_sig.sum()) if n_sig.sum() else None
+        )
+        out[f"pooled_significant_cells_{kind}"] = int(n_sig.sum())
+        covered = (table[f"coverage90_{kind}"].fillna(0.0) * table["cells"]).sum()
+        out[f"pooled_coverage90_{kind}"] = (
+            _rounded(covered / table["cells"].sum()) if table["cells"].sum() else None
+        )
+    return out
 
 
 def _rounded(value, digits: int = 3) -> float | None:
@@ -329,7 +500,22 @@ def load_analysis_inputs(ctx: RunContext) -> AnalysisInputs:
     cropland = None
     if product is not None and sm is not None and "cropland_mask" in product.data_vars:
         cropland = prod.region_on_grid(product["cropland_mask"].load(), lat, lon) == 1
-    return AnalysisInputs(sm, region, dense, satellite, truth, notes, pattern_flag, cropland)
+    members = None
+    if product is not None and "member_sum" in product.data_vars:
+        members = product[["member_sum", "member_days", "slot_month"]]
+    inflation = _spread_inflation(ctx.run_dir)
+    return AnalysisInputs(
+        sm, region, dense, satellite, truth, notes, pattern_flag, cropland, members, inflation
+    )
+
+
+def _spread_inflation(run_dir: Path) -> dict | None:
+    """``{layer: spread inflation}`` of the run's calibrated ensemble (models/ensemble.json)."""
+    path = Path(run_dir) / "models" / "ensemble.json"
+    if not path.is_file():
+        return None
+    layers = json.loads(path.read_text(encoding="utf-8")).get("layers", {})
+    return {int(k.removeprefix("layer")): v.get("spread_inflation") for k, v in layers.items()}
 
 
 def _observations(run_dir: Path) -> dict | None:
@@ -399,16 +585,17 @@ def run_analyses(ctx: RunContext) -> dict:
             summary["skipped"]["truth"] = reason
         else:
             say("  scenarios: pattern minus reference (Figs. 9, 10)")
-            result, diff = analyze_scenarios(
-                stats, inputs.region, run_dir, inputs.dense_cropland, small
-            )
+            result, diff, effects = analyze_scenarios(
+                stats, inputs.region, run_dir, inputs.dense_cropland, small,
+                inputs.members, inputs.inflation, inputs.cropland, sm["time"].values,
+            )  # fmt: skip
             summary["ran"]["scenarios"] = result
             if truth is None:
                 summary["skipped"]["truth"] = inputs.notes["truth"]
             else:
                 say("  virtual China: product and scenario effects against the truth")
                 summary["ran"]["truth"] = analyze_against_truth(
-                    stats, region_cells, diff, run_dir, inputs.pattern_flag, small
+                    stats, region_cells, diff, run_dir, inputs.pattern_flag, small, effects
                 )
 
     write_json(run_dir / ANALYSIS_DIR / SUMMARY_FILE, summary)
@@ -428,6 +615,10 @@ def _headline(summary: dict) -> dict:
         out["truth_sign_agreement_mean"] = round(float(np.mean(signs)), 3) if signs else None
         # every pattern and layer by pattern flag (analysis/truth_scenario_agreement.csv)
         out["truth_scenario_agreement"] = ran["truth"].get("scenario_agreement", {})
+    if "significance" in ran.get("scenarios", {}):
+        out["scenario_significance"] = ran["scenarios"]["significance"]
+    if "effect_calibration" in ran.get("truth", {}):
+        out["truth_effect_calibration"] = ran["truth"]["effect_calibration"]
     if summary["skipped"]:
         out["skipped"] = ",".join(summary["skipped"])
     return out

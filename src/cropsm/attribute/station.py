@@ -224,9 +224,11 @@ def train_chain_fixed(
         if progress is not None:
             progress()
 
+    # Control experiments compare single networks (member 0's procedure, K = 1): the R2 losses
+    # need no ensemble, and K members would multiply the cost of every experiment by K.
     return train_layers(
         table,
-        config,
+        config.model_copy(update={"members": 1}),
         progress=layer_trained,
         groups_off=groups_off,
         n_layers=len(layers),

@@ -30,6 +30,8 @@ from cropsm.predict.store import FLAG_FILL, SM_FILL, SM_SCALE, open_product, tim
 
 NETCDF_COMPLEVEL = 4
 LABEL_COORDINATES = ("scenario", "pattern")
+MEMBER_VARIABLES = ("member_sum", "member_days", "slot_month")
+"""Store variables of the deep-ensemble members (not exported)."""
 """Coordinates of names; written to netCDF as CF character-array labels."""
 
 
@@ -69,6 +71,9 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
                 "run `cropsm predict` again to finish it"
             )
         ds = ds.drop_vars("block_done")
+    # per-member sums feed the analysis of scenario effects; the exported product carries the
+    # ensemble mean sm and its standard error sm_sd
+    ds = ds.drop_vars([v for v in MEMBER_VARIABLES if v in ds.variables])
     ds.attrs.pop("cropsm_fingerprint", None)
     ds.attrs["history"] = (
         ds.attrs.get("history", "") + f"\nexported to netCDF from {product.name}"
@@ -79,7 +84,7 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
         chunks = var.encoding.get("preferred_chunks") or {}
         if var.ndim and chunks:
             enc["chunksizes"] = tuple(int(chunks.get(d, var.sizes[d])) for d in var.dims)
-        if name == "sm":
+        if name in ("sm", "sm_sd"):
             enc.update(dtype="int16", scale_factor=np.float32(SM_SCALE), _FillValue=SM_FILL)
         elif name in ("time_flag", "pattern_flag"):
             enc.update(dtype="int8", _FillValue=FLAG_FILL)
@@ -159,8 +164,10 @@ class LabelIndex(PandasIndex):
 def read_product(path: str | Path) -> xr.Dataset:
     """Open a product, zarr store or exported netCDF, the way a user reads it.
 
-    ``sm`` decodes to float32 m3 m-3 from both formats (a zarr store keeps its ``scale_factor``
-    in JSON, where :func:`xarray.open_zarr` reads it as float64 and would decode to float64),
+    ``sm`` (the ensemble mean) and ``sm_sd`` (its standard error; ``sm +/- 1.645 sm_sd`` is the
+    calibrated central 90 % interval) decode to float32 m3 m-3 from both formats (a zarr store
+    keeps its ``scale_factor`` in JSON, where :func:`xarray.open_zarr` reads it as float64 and
+    would decode to float64),
     ``scenario`` and ``pattern`` select by name even together with ``method="nearest"`` on
     lat/lon; an unfinished store is refused (:func:`cropsm.predict.store.open_product`).
 
@@ -182,7 +189,9 @@ def read_product(path: str | Path) -> xr.Dataset:
     path = Path(path)
     ds = open_product(path) if (path / "zarr.json").is_file() else open_export(path)
     ds = ds.drop_vars([v for v in ("block_done",) if v in ds.variables])
-    ds["sm"] = ds["sm"].astype(np.float32, keep_attrs=True)
+    for name in ("sm", "sm_sd"):
+        if name in ds:
+            ds[name] = ds[name].astype(np.float32, keep_attrs=True)
     for name in LABEL_COORDINATES:
         if name in ds.indexes:
             ds = ds.drop_indexes(name).set_xindex(name, LabelIndex)

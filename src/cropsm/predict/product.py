@@ -133,6 +133,12 @@ class ProductJob:
     cell_harmonics
         Per-cell long-term temperature cycle for the climate-adjusted calendars
         (:mod:`cropsm.features.phenology`), filled in by :func:`with_bucket_states`, or None.
+    member_nets
+        Folded networks of deep-ensemble members 1...K-1 (:attr:`nets` is member 0); empty for
+        one network per layer.
+    residual_sd
+        Calibrated residual SD per layer (m3 m-3) added in quadrature to the ensemble spread in
+        ``sm_sd`` (:func:`cropsm.train.ensemble.calibrated_sd`); empty: 0.
     """
 
     store: str
@@ -157,6 +163,8 @@ class ProductJob:
     bucket_start_water: np.ndarray | None = None
     cell_soil: Mapping[str, np.ndarray] | None = None
     cell_harmonics: Mapping[str, np.ndarray] | None = None
+    member_nets: tuple[tuple[FoldedNet, ...], ...] = ()
+    residual_sd: tuple[float, ...] = ()
 
 
 DAY_FEATURES = ("doy", "doy_sin", "doy_cos")
@@ -186,6 +194,12 @@ def predict_cells(
     timings: dict | None = None,
     pattern_by_day: Mapping[str, np.ndarray] | None = None,
     pattern_by_cell_day: Mapping[str, np.ndarray] | None = None,
+    *,
+    member_nets: Sequence[Sequence[FoldedNet]] = (),
+    residual_sd: Sequence[float] = (),
+    extras: dict | None = None,
+    day_slot: np.ndarray | None = None,
+    n_slots: int = 0,
 ) -> np.ndarray:
     """Packed soil moisture of the scenarios for the cells and days of one block.
 
@@ -213,11 +227,26 @@ def predict_cells(
     pattern_by_day, pattern_by_cell_day
         Pattern inputs of the crop-aware set: ``(6, n_days)`` (nominal calendar) and
         ``(6, n_days, n_cells)`` (``wb_top``, ``wb_sub``) per name (:func:`block_pattern_inputs`).
+    member_nets
+        Deep-ensemble members 1...K-1 (``nets`` is member 0). Every member runs on the same
+        gathered inputs; each scenario (the reference per member, Eq. 2) is averaged over the
+        members, ``SM = (1/K) sum_m SM_m``, and its spread ``s`` (SD over members, ddof 1) gives
+        the standard error ``sqrt(s^2 + r_k^2)``.
+    residual_sd
+        ``r_k`` per layer (m3 m-3, :func:`cropsm.train.ensemble.calibrated_sd`); empty: 0.
+    extras
+        When given, receives ``sm_sd`` ``(scenario, layer, n_days, n_cells)`` int16 and, with
+        members and ``day_slot``, ``member_sum`` ``(member, scenario, layer, n_slots, n_cells)``
+        float32 (each member's SM summed over the days of each month slot) and ``member_days``
+        ``(scenario, layer, n_slots, n_cells)`` int16 (valid days summed).
+    day_slot, n_slots
+        Month slot of every day of the block (0...n_slots-1).
 
     Returns
     -------
     numpy.ndarray
-        ``(scenario, layer, n_days, n_cells)`` int16 (:func:`cropsm.predict.store.encode_sm`).
+        ``(scenario, layer, n_days, n_cells)`` int16 (:func:`cropsm.predict.store.encode_sm`):
+        the ensemble mean (member 0 itself when K = 1).
     """
     ids = catalog.pattern_ids()
     if isinstance(day_of_year, Mapping):
@@ -233,6 +262,17 @@ def predict_cells(
     }
     n_rows = n_days * n_cells
     out = np.empty((len(scenarios), len(nets), n_rows), dtype=np.int16)
+    all_nets = [nets, *member_nets]
+    n_members = len(all_nets)
+    spreads = np.empty_like(out) if extras is not None else None
+    residual = np.zeros((len(nets), 1), dtype=np.float32)
+    residual[: len(residual_sd), 0] = np.asarray(residual_sd, dtype=np.float32)[: len(nets)]
+    sums = None
+    if extras is not None and n_members > 1 and day_slot is not None:
+        # float32: a slot sums at most 31 daily values per batch part (relative error ~1e-6)
+        sums = np.zeros((n_members, len(scenarios), len(nets), n_slots, n_cells), np.float32)
+        days_valid = np.zeros((len(scenarios), len(nets), n_slots, n_cells), dtype=np.int32)
+    member_ws = [Workspace() for _ in member_nets]
     flat = {name: np.asarray(v).reshape(-1) for name, v in climate_features.items()}
     static32 = {name: np.asarray(v, dtype=np.float32) for name, v in static_features.items()}
     weights32 = np.asarray(weights, dtype=np.float32)
@@ -263,24 +303,43 @@ def predict_cells(
         t1 = time.perf_counter()
         c1 = time.thread_time()
         sm = forward_chain(nets, inputs, n_patterns, ws, pattern_inputs)  # (layer, pattern, row)
+        member_sm = [
+            forward_chain(m_nets, inputs, n_patterns, m_ws, pattern_inputs)
+            for m_nets, m_ws in zip(member_nets, member_ws, strict=True)
+        ]
         cpu_net += time.thread_time() - c1
         t2 = time.perf_counter()
         w = None
-        for s, name in enumerate(scenarios):
-            if name == REFERENCE:
-                if w is None:
-                    w = np.take(weights32, cell, axis=1)  # (6, row)
-                if n_patterns == 1:
-                    total = w.sum(axis=0)
-                    ref = np.where(total > 0, sm[:, 0] * total, np.nan)
+        values = np.empty((n_members, len(scenarios), len(nets), stop - start), np.float32)
+        for m, sm_m in enumerate([sm, *member_sm]):
+            for s, name in enumerate(scenarios):
+                if name == REFERENCE:
+                    if w is None:
+                        w = np.take(weights32, cell, axis=1)  # (6, row)
+                    if n_patterns == 1:
+                        total = w.sum(axis=0)
+                        ref = np.where(total > 0, sm_m[:, 0] * total, np.nan)
+                    else:
+                        parts = np.where(w[None] > 0, sm_m * w[None], 0.0)
+                        ref = parts.sum(axis=1)
+                        ref[:, ~(w > 0).any(axis=0)] = np.nan
+                    values[m, s] = ref
                 else:
-                    parts = np.where(w[None] > 0, sm * w[None], 0.0)
-                    ref = parts.sum(axis=1)
-                    ref[:, ~(w > 0).any(axis=0)] = np.nan
-                out[s, :, start:stop] = product_store.encode_sm(ref)
-            else:
-                p = 0 if n_patterns == 1 else ids.index(name)
-                out[s, :, start:stop] = product_store.encode_sm(sm[:, p])
+                    p = 0 if n_patterns == 1 else ids.index(name)
+                    values[m, s] = sm_m[:, p]
+        if n_members == 1:
+            mean = values[0]
+            spread = np.zeros_like(mean)
+        else:
+            mean = values.mean(axis=0)
+            spread = values.std(axis=0, ddof=1)
+        out[:, :, start:stop] = product_store.encode_sm(mean)
+        if spreads is not None:
+            spreads[:, :, start:stop] = product_store.encode_sm(
+                np.sqrt(spread * spread + residual * residual)
+            )
+        if sums is not None:
+            _add_by_slot(sums, days_valid, values, mean, day_slot[day], start, n_cells)
         t3 = time.perf_counter()
         t_net += t2 - t1
         t_asm += (t1 - t0) + (t3 - t2)
@@ -288,7 +347,40 @@ def predict_cells(
         timings["network_s"] = timings.get("network_s", 0.0) + t_net
         timings["network_cpu_s"] = timings.get("network_cpu_s", 0.0) + cpu_net
         timings["assemble_s"] = timings.get("assemble_s", 0.0) + t_asm
+    if extras is not None:
+        extras["sm_sd"] = spreads.reshape(len(scenarios), len(nets), n_days, n_cells)
+        if sums is not None:
+            extras["member_sum"] = sums.astype(np.float32)
+            extras["member_days"] = days_valid.astype(np.int16)
     return out.reshape(len(scenarios), len(nets), n_days, n_cells)
+
+
+def _add_by_slot(
+    sums: np.ndarray,
+    days_valid: np.ndarray,
+    values: np.ndarray,
+    mean: np.ndarray,
+    slot_of_row: np.ndarray,
+    start: int,
+    n_cells: int,
+) -> None:
+    """Add a batch of member values (rows in (day, cell) order from row ``start``) to the
+    per-month-slot sums of each cell, ignoring NaN: rows of one slot are laid onto whole days
+    and summed over the day axis."""
+    n_lead = values.shape[0] * values.shape[1] * values.shape[2]
+    flat = values.reshape(n_lead, -1)
+    valid = np.isfinite(mean).reshape(-1, mean.shape[-1])
+    bounds = np.flatnonzero(np.diff(slot_of_row)) + 1
+    for a, b in zip([0, *bounds], [*bounds, len(slot_of_row)], strict=True):
+        slot = int(slot_of_row[a])
+        offset = (start + a) % n_cells
+        n_days = -(-(offset + b - a) // n_cells)
+        laid = np.zeros((n_lead, n_days * n_cells), dtype=np.float32)
+        laid[:, offset : offset + b - a] = np.nan_to_num(flat[:, a:b])
+        sums[:, :, :, slot] += laid.reshape(sums.shape[:3] + (n_days, n_cells)).sum(axis=3)
+        count = np.zeros((valid.shape[0], n_days * n_cells), dtype=np.int32)
+        count[:, offset : offset + b - a] = valid[:, a:b]
+        days_valid[:, :, slot] += count.reshape(days_valid.shape[:2] + (n_days, n_cells)).sum(2)
 
 
 def _gather_pattern_inputs(
@@ -391,6 +483,7 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
     )
     cells = np.flatnonzero(inside)
     timings = {"block": int(block_id), "cells": int(cells.size), "days": int(len(dates))}
+    extras: dict = {}
     for part in ("read", "features", "network", "assemble", "write"):
         timings[f"{part}_s"] = timings[f"{part}_cpu_s"] = 0.0
     clock = _PartClock(timings)
@@ -432,6 +525,15 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
             inner,
             by_day,
             by_cell_day,
+            member_nets=job.member_nets,
+            residual_sd=job.residual_sd,
+            extras=(
+                extras
+                if product_store.has_standard_error(1 + len(job.member_nets), job.residual_sd)
+                else None
+            ),
+            day_slot=product_store.month_slot_of_days(dates),
+            n_slots=product_store.month_slots(layout),
         )
         del features, by_cell_day
         flags = time_flag(dates, job.cell_region[cells], job.region_periods)
@@ -444,14 +546,23 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
     else:
         packed = np.empty((len(layout.scenarios), len(job.nets), len(dates), 0), dtype=np.int16)
         flags = np.empty((len(dates), 0), dtype=np.int8)
+        extras = {"sm_sd": packed}
+        if job.member_nets:
+            n_members, n_slots = 1 + len(job.member_nets), product_store.month_slots(layout)
+            shape = (len(layout.scenarios), len(job.nets), n_slots, 0)
+            extras["member_sum"] = np.zeros((n_members, *shape), np.float32)
+            extras["member_days"] = np.zeros(shape, np.int16)
     product_store.write_block(
-        Path(job.store), layout, block_id, packed, flags, job.cell_ilat[cells], job.cell_ilon[cells]
-    )
+        Path(job.store), layout, block_id, packed, flags,
+        job.cell_ilat[cells], job.cell_ilon[cells], extras=extras,
+    )  # fmt: skip
     clock.lap("write")
     cell_days = int(cells.size * len(dates))
     timings.update(
         cell_days=cell_days,
-        flops=cell_days * executed_flops_per_cell_day(job.nets, job.n_patterns),
+        flops=cell_days
+        * executed_flops_per_cell_day(job.nets, job.n_patterns)
+        * (1 + len(job.member_nets)),
     )
     return timings
 
@@ -553,6 +664,17 @@ def _static_variables(
     }
 
 
+def ensemble_members(
+    models: Sequence[LayerModel] | Sequence[Sequence[LayerModel]],
+) -> list[list[LayerModel]]:
+    """``models`` as a list of members (each a list of layer models): one network per layer
+    is one member."""
+    models = list(models)
+    if models and isinstance(models[0], LayerModel):
+        return [models]
+    return [list(m) for m in models]
+
+
 def _models_digest(models: Sequence[LayerModel]) -> str:
     parts: list = []
     for m in sorted(models, key=lambda m: m.layer):
@@ -568,9 +690,10 @@ def plan_product(
     climate: xr.Dataset,
     static: xr.Dataset,
     stations,
-    models: Sequence[LayerModel],
+    models: Sequence[LayerModel] | Sequence[Sequence[LayerModel]],
     config: PredictConfig,
     source: str = "",
+    residual_sd: Mapping[int, float] | None = None,
 ) -> tuple[ProductJob, xr.Dataset, dict, str]:
     """Plan a product: the block job, the store template, its encoding and its fingerprint.
 
@@ -597,7 +720,11 @@ def plan_product(
         When the networks need an input the data lack, the grids differ or the period is
         impossible.
     """
+    members = ensemble_members(models)
+    models = members[0]
     nets = fold_chain(models)
+    member_nets = tuple(fold_chain(m) for m in members[1:])
+    residual = tuple(float((residual_sd or {}).get(m.layer, 0.0)) for m in models)
     uses_pattern = chain_uses_pattern(nets)
     shared = sorted({n for net in nets for n in net.shared_names})
     pattern_inputs = tuple(dict.fromkeys(n for net in nets for n in net.pattern_input_names))
@@ -673,7 +800,8 @@ def plan_product(
     )
     fingerprint = product_store.digest(
         product_store.PRODUCT_FORMAT,
-        _models_digest(models),
+        [_models_digest(m) for m in members],
+        list(residual),
         [str(dates[0]), str(dates[-1])],
         list(layout.scenarios),
         [layout.time_chunk_days, layout.space_chunk_cells, [list(map(list, t)) for t in tiles]],
@@ -710,6 +838,8 @@ def plan_product(
         bare_bucket_names=bare_names,
         descriptor_names=tuple(descriptor_names),
         cell_soil=soil,
+        member_nets=member_nets,
+        residual_sd=residual,
     )
     attrs = {
         "Conventions": "CF-1.8",
@@ -721,7 +851,14 @@ def plan_product(
         "comment": (
             "sm is packed as int16 x 1e-4 m3 m-3; cells with cropland fraction < 0.1 are fill. "
             "time_flag and pattern_flag are the quality flags of the paper's section 4c."
+            + (
+                f" sm is the mean of {len(members)} deep-ensemble members; sm_sd its standard "
+                "error (sm +/- 1.645 sm_sd: the calibrated central 90 % interval)."
+                if product_store.has_standard_error(len(members), residual)
+                else ""
+            )
         ),
+        "ensemble_members": len(members),
         "product_format": product_store.PRODUCT_FORMAT,
         "networks_use_pattern": int(uses_pattern),
         "period": f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
@@ -731,6 +868,8 @@ def plan_product(
         layout,
         _static_variables(static, cropland, weights_grid, flags_grid, config.scenarios),
         attrs,
+        n_members=len(members),
+        residual_sd=residual,
     )
     return job, template, encoding, fingerprint
 
@@ -839,6 +978,7 @@ def predict_product(
     client=None,
     progress: ProgressCallback | None = None,
     source: str = "",
+    residual_sd: Mapping[int, float] | None = None,
 ) -> dict:
     """Compute (or resume) the product store at ``out``.
 
@@ -857,7 +997,8 @@ def predict_product(
     stations
         Canonical station data (``meta``, ``obs``) for the quality flags.
     models
-        Layer models 1...5 (reduced sets produce their own product the same way).
+        Layer models 1...5 (reduced sets produce their own product the same way), or the
+        deep-ensemble members, each a list of layer models (``sm`` is their mean).
     config
         Chunking, period, scenarios.
     client
@@ -866,6 +1007,9 @@ def predict_product(
         ``report(step, done, total)``.
     source
         Free text for the ``source`` attribute (e.g. the models folder).
+    residual_sd
+        Calibrated residual SD per layer, m3 m-3, for ``sm_sd``
+        (:func:`cropsm.train.load_residual_sd`); None: 0.
 
     Returns
     -------
@@ -878,7 +1022,7 @@ def predict_product(
     out = Path(out)
     t_start = time.perf_counter()
     job, template, encoding, fingerprint = plan_product(
-        out, climate, static, stations, models, config, source
+        out, climate, static, stations, models, config, source, residual_sd
     )
     status, work = prepare_store(out, template, encoding, fingerprint)
     job = dataclasses.replace(job, store=str(work))
@@ -907,6 +1051,7 @@ def predict_product(
         "period": [str(job.layout.dates[0].date()), str(job.layout.dates[-1].date())],
         "scenarios": list(job.layout.scenarios),
         "networks_use_pattern": job.n_patterns > 1,
+        "ensemble_members": 1 + len(job.member_nets),
         "seconds": round(time.perf_counter() - t_start, 3),
         **totals,
     }

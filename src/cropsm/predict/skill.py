@@ -113,8 +113,16 @@ def window_error_sums(
     import dask
 
     sm = zarr.open_array(str(Path(product_path) / "sm"), mode="r")
+    sd_path = Path(product_path) / "sm_sd"
+    sm_sd = zarr.open_array(str(sd_path), mode="r") if sd_path.is_dir() else None
+    residual = (
+        np.asarray(sm_sd.attrs.get("residual_sd_by_layer", [0.0] * N_LAYERS), dtype=np.float64)
+        if sm_sd is not None
+        else None
+    )
     truth_patterns = [str(p) for p in truth["pattern"].values]
     sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
+    coverage = np.zeros((N_LAYERS, 3))  # pairs, inside the raw and the calibrated 90 % interval
     cell_sse = np.zeros((N_LAYERS, iy.size))
     cell_n = np.zeros((N_LAYERS, iy.size))
     with dask.config.set(scheduler="synchronous"):
@@ -134,7 +142,31 @@ def window_error_sums(
                 ok = np.isfinite(err)
                 cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
                 cell_n += ok.sum(axis=1)
+                if sm_sd is not None:
+                    sd = _decode(np.asarray(sm_sd[s_i, :, product_days])[:, :, iy, ix])
+                    coverage += interval_counts(err, sd.astype(np.float64), residual)
+    sums[("coverage", "reference")] = coverage
     return sums, cell_sse, cell_n
+
+
+def interval_counts(error: np.ndarray, sd: np.ndarray, residual_sd: np.ndarray) -> np.ndarray:
+    """Per layer: pairs, and pairs inside the central 90 % interval from the ensemble spread
+    alone and from the calibrated standard error.
+
+    ``sd`` is the stored standard error ``sqrt(s^2 + r_k^2)``; the spread is recovered as
+    ``s = sqrt(max(sd^2 - r_k^2, 0))``. A pair is inside when ``|P - T| <= 1.645 x`` (x = s or
+    sd). ``error`` and ``sd`` are ``(layer, ...)``; returns ``(layer, 3)``.
+    """
+    from cropsm.train.ensemble import Z90
+
+    out = np.zeros((error.shape[0], 3))
+    for k in range(error.shape[0]):
+        e, total = np.abs(error[k]), sd[k]
+        ok = np.isfinite(e) & np.isfinite(total)
+        r = float(residual_sd[k]) if k < len(residual_sd) else 0.0
+        spread = np.sqrt(np.maximum(total[ok] ** 2 - r * r, 0.0))
+        out[k] = (ok.sum(), (e[ok] <= Z90 * spread).sum(), (e[ok] <= Z90 * total[ok]).sum())
+    return out
 
 
 def product_truth_skill(
@@ -203,7 +235,9 @@ def product_truth_skill(
     n_cells = iy.size
     cell_sse = np.zeros((N_LAYERS, n_cells))
     cell_n = np.zeros((N_LAYERS, n_cells))
+    coverage = np.zeros((N_LAYERS, 3))
     for part_sums, part_sse, part_n in parts:
+        coverage += part_sums.pop(("coverage", "reference"), 0.0)
         for key, value in part_sums.items():
             sums[key].merge(value)
         cell_sse += part_sse
@@ -220,6 +254,13 @@ def product_truth_skill(
         if REFERENCE in scenarios:
             entry[REFERENCE] = sums[(REFERENCE, k)].metrics()
         entry["by_pattern"] = {s: sums[(s, k)].metrics() for s in scenarios if s != REFERENCE}
+        if REFERENCE in scenarios and coverage[k, 0] > 0:
+            n, raw, calibrated = coverage[k]
+            entry["interval90_coverage"] = {
+                "raw": float(raw / n),
+                "calibrated": float(calibrated / n),
+                "pairs": int(n),
+            }
         skill[f"layer{k + 1}"] = entry
     rmse_map = None
     if REFERENCE in scenarios:

@@ -28,7 +28,7 @@ from cropsm.progress import progress_callback
 from cropsm.run_layout import PRODUCT_NAME, RunLayout, load_run_config
 from cropsm.sources import grid_input_paths
 from cropsm.stage_registry import RunContext, stage
-from cropsm.train import load_models
+from cropsm.train import load_ensemble, load_residual_sd
 from cropsm.twin.truth_store import open_truth
 
 
@@ -114,7 +114,8 @@ def predict_run(
     label = model_set_label(run_dir, models_path)
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
     check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
-    models = load_models(models_path)
+    models = load_ensemble(models_path)
+    residual_sd = load_residual_sd(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
     with dask_client(config.scheduler, config.workers) as client:
@@ -135,6 +136,7 @@ def predict_run(
                     if label is None
                     else f"networks of the model set {label!r}"
                 ),
+                residual_sd=residual_sd,
             )
         if summary["blocks_computed"] and summary["seconds"] > 0:
             summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)
@@ -171,6 +173,12 @@ def _score_against_truth(
         for k in range(1, 6):
             r2 = skill[f"layer{k}"]["reference"]["r2"]
             out[f"layer{k}_r2_truth"] = None if r2 != r2 else round(float(r2), 3)
+            coverage = skill[f"layer{k}"].get("interval90_coverage")
+            if coverage:
+                out[f"layer{k}_interval90_coverage_truth"] = {
+                    "raw": round(coverage["raw"], 3),
+                    "calibrated": round(coverage["calibrated"], 3),
+                }
     return out
 
 
@@ -190,5 +198,6 @@ def predict_stage(ctx: RunContext) -> dict:
     keep = (
         "path", "status", "cells", "days", "blocks", "blocks_computed", "blocks_skipped",
         "cell_days_per_s", *[f"layer{k}_r2_truth" for k in range(1, 6)],
+        *[f"layer{k}_interval90_coverage_truth" for k in range(1, 6)],
     )  # fmt: skip
     return {k: summary[k] for k in keep if k in summary}

@@ -190,6 +190,58 @@ def _attrs_sm() -> dict:
     }
 
 
+def _attrs_sm_sd(residual_sd: Sequence[float], n_members: int) -> dict:
+    return {
+        "long_name": "standard error of the volumetric soil moisture of the soil layer "
+        "(deep-ensemble spread with the calibrated residual)",
+        "standard_name": f"{SM_STANDARD_NAME} standard_error",
+        "units": "m3 m-3",
+        "cell_methods": "time: mean",
+        "valid_min": np.int16(0),
+        "valid_max": np.int16(round(1.0 / SM_SCALE)),
+        "ensemble_members": np.int32(n_members),
+        "residual_sd_by_layer": np.asarray(residual_sd, dtype=np.float64),
+        "comment": (
+            "sqrt(s^2 + r_k^2): s the standard deviation of sm over the deep-ensemble members "
+            "(0 for one member), r_k the residual standard deviation of layer k "
+            "(residual_sd_by_layer, m3 m-3) fitted on the validation stations so that "
+            "sm +/- 1.645 sm_sd covers 90 % of their observations."
+        ),
+    }
+
+
+def has_standard_error(n_members: int, residual_sd: Sequence[float]) -> bool:
+    """Whether a product stores ``sm_sd``: with ensemble members or a calibrated residual SD
+    (a single network without calibration, e.g. a control experiment's, has no uncertainty to
+    store, and skipping the variable keeps its cost as before)."""
+    return n_members > 1 or bool(np.any(np.asarray(residual_sd, dtype=np.float64) > 0))
+
+
+def month_slots(layout: ProductLayout) -> int:
+    """Month slots a time block can touch: ``time_chunk_days // 28 + 2``."""
+    return int(layout.time_chunk_days) // 28 + 2
+
+
+def month_slot_of_days(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Slot of each day of a block: months since the block's first month (0, 1, ...)."""
+    dates = pd.DatetimeIndex(dates)
+    if len(dates) == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = dates.year.to_numpy() * 12 + dates.month.to_numpy() - 1
+    return (key - key[0]).astype(np.int64)
+
+
+def slot_months(layout: ProductLayout) -> np.ndarray:
+    """``(time_block, slot)`` month index ``year * 12 + month - 1`` of every slot, -1 unused."""
+    out = np.full((layout.n_time_blocks, month_slots(layout)), -1, dtype=np.int32)
+    for i in range(layout.n_time_blocks):
+        dates = layout.dates[i * layout.time_chunk_days : (i + 1) * layout.time_chunk_days]
+        key = dates.year.to_numpy() * 12 + dates.month.to_numpy() - 1
+        used = np.unique(key)
+        out[i, used - key[0]] = used
+    return out
+
+
 def _fill_encoding(dtype, fill, chunks) -> dict:
     return {
         "dtype": dtype,
@@ -204,8 +256,11 @@ def product_template(
     layout: ProductLayout,
     static_vars: dict[str, tuple[tuple[str, ...], np.ndarray, dict]],
     attrs: dict,
+    n_members: int = 1,
+    residual_sd: Sequence[float] = (),
 ) -> tuple[xr.Dataset, dict]:
-    """The store's dataset (``sm``, ``time_flag``, ``block_done`` lazy) and its encoding."""
+    """The store's dataset (``sm``, ``sm_sd``, ``time_flag``, ``block_done`` lazy; with
+    ensemble members also ``member_sum``, ``member_days``) and its encoding."""
     n_s, n_t = len(layout.scenarios), len(layout.dates)
     n_y, n_x = len(layout.lat), len(layout.lon)
     tc, sc = layout.chunks()
@@ -218,8 +273,12 @@ def product_template(
         f"{s}: {pattern_names.get(s, 'crop-area-weighted reference (Eq. 2)')}"
         for s in layout.scenarios
     )
+    sm_attrs = _attrs_sm()
+    sm_attrs["ancillary_variables"] = "sm_sd time_flag pattern_flag"
+    residual = np.zeros(N_LAYERS)
+    residual[: len(residual_sd)] = np.asarray(residual_sd, dtype=np.float64)[:N_LAYERS]
     data_vars = {
-        "sm": (("scenario", "layer", "time", "lat", "lon"), sm, _attrs_sm()),
+        "sm": (("scenario", "layer", "time", "lat", "lon"), sm, sm_attrs),
         "time_flag": (
             ("time", "lat", "lon"),
             tflag,
@@ -240,8 +299,47 @@ def product_template(
             },
         ),
     }
+    with_sd = has_standard_error(n_members, residual)
+    if with_sd:
+        data_vars["sm_sd"] = (
+            ("scenario", "layer", "time", "lat", "lon"),
+            sm.copy(),
+            _attrs_sm_sd(residual, n_members),
+        )
+    else:
+        sm_attrs["ancillary_variables"] = "time_flag pattern_flag"
     for name, (dims, values, var_attrs) in static_vars.items():
         data_vars[name] = (dims, values, var_attrs)
+    n_slots = month_slots(layout)
+    if n_members > 1:
+        member_dims = ("member", "scenario", "layer", "time_block", "month_slot", "lat", "lon")
+        data_vars["member_sum"] = (
+            member_dims,
+            da.zeros(
+                (n_members, n_s, N_LAYERS, layout.n_time_blocks, n_slots, n_y, n_x),
+                chunks=(n_members, 1, 1, 1, n_slots, cy, cx),
+                dtype=np.float32,
+            ),
+            {
+                "long_name": "sum of each ensemble member's daily soil moisture over the days of "
+                "a month slot of a time block (per-member annual and monthly means)",
+                "units": "m3 m-3",
+            },
+        )
+        data_vars["member_days"] = (
+            member_dims[1:],
+            da.zeros(
+                (n_s, N_LAYERS, layout.n_time_blocks, n_slots, n_y, n_x),
+                chunks=(1, 1, 1, n_slots, cy, cx),
+                dtype=np.int16,
+            ),
+            {"long_name": "valid days summed in member_sum", "units": "1"},
+        )
+        data_vars["slot_month"] = (
+            ("time_block", "month_slot"),
+            slot_months(layout),
+            {"long_name": "month of the slot, year * 12 + month - 1 (-1: unused)", "units": "1"},
+        )
     coords = {
         "scenario": (
             "scenario",
@@ -312,6 +410,20 @@ def product_template(
         "time": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
         "time_bounds": {"units": f"days since {layout.dates[0]:%Y-%m-%d}", "dtype": "int32"},
     }
+    if with_sd:
+        encoding["sm_sd"] = {
+            **_fill_encoding("int16", SM_FILL, (1, 1, tc, cy, cx)),
+            "scale_factor": SM_SCALE,
+        }
+    if n_members > 1:
+        encoding["member_sum"] = {
+            "chunks": (n_members, 1, 1, 1, n_slots, cy, cx),
+            "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
+        }
+        encoding["member_days"] = {
+            "chunks": (1, 1, 1, n_slots, cy, cx),
+            "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
+        }
     for name, (dims, values, _) in static_vars.items():
         chunks = tuple({"scenario": 1, "pattern": 1}.get(d, min(sc, ds.sizes[d])) for d in dims)
         if np.issubdtype(values.dtype, np.floating):
@@ -406,6 +518,7 @@ def write_block(
     time_flags: np.ndarray,
     cell_ilat: np.ndarray,
     cell_ilon: np.ndarray,
+    extras: dict | None = None,
 ) -> None:
     """Write one block's ``sm`` and ``time_flag`` chunks, then its resume record.
 
@@ -417,26 +530,48 @@ def write_block(
         ``(n_days, n_cells)`` int8.
     cell_ilat, cell_ilon
         Absolute grid indices of the block's cells.
+    extras
+        ``sm_sd`` (like ``sm_packed``) and, for an ensemble, ``member_sum`` / ``member_days``
+        (:func:`cropsm.predict.product.predict_cells`).
     """
     try:
-        _write_block(path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon)
+        _write_block(
+            path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon, extras or {}
+        )
     except OSError as err:  # a full disk, lost permissions: one line naming the store
         raise OutputError.from_os_error(path, err) from None
 
 
-def _write_block(path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon) -> None:
+def _write_block(
+    path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon, extras
+) -> None:
     t_sl, y_sl, x_sl = layout.block(block_id)
     group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     ly = np.asarray(cell_ilat) - y_sl.start
     lx = np.asarray(cell_ilon) - x_sl.start
     shape = (t_sl.stop - t_sl.start, y_sl.stop - y_sl.start, x_sl.stop - x_sl.start)
-    sm = group["sm"]
     grid = np.empty(shape, dtype=np.int16)
-    for s in range(sm_packed.shape[0]):
-        for k in range(sm_packed.shape[1]):
-            grid.fill(SM_FILL)
-            grid[:, ly, lx] = sm_packed[s, k]
-            sm[s, k, t_sl, y_sl, x_sl] = grid
+    packed_vars = {"sm": sm_packed}
+    if "sm_sd" in extras and "sm_sd" in group:
+        packed_vars["sm_sd"] = extras["sm_sd"]
+    for name, packed in packed_vars.items():
+        target = group[name]
+        for s in range(packed.shape[0]):
+            for k in range(packed.shape[1]):
+                grid.fill(SM_FILL)
+                grid[:, ly, lx] = packed[s, k]
+                target[s, k, t_sl, y_sl, x_sl] = grid
+    i_time = layout.block_position(block_id)[0]
+    if "member_sum" in extras and "member_sum" in group:
+        sums = extras["member_sum"]  # (member, scenario, layer, slot, cell)
+        days = extras["member_days"]  # (scenario, layer, slot, cell)
+        for s in range(sums.shape[1]):  # one scenario at a time bounds the memory
+            plane = np.zeros((sums.shape[0], *sums.shape[2:4], *shape[1:]), dtype=np.float32)
+            plane[..., ly, lx] = sums[:, s]
+            group["member_sum"][:, s, :, i_time, :, y_sl, x_sl] = plane
+            count = np.zeros((*days.shape[1:3], *shape[1:]), dtype=np.int16)
+            count[..., ly, lx] = days[s]
+            group["member_days"][s, :, i_time, :, y_sl, x_sl] = count
     flags = np.full(shape, FLAG_FILL, dtype=np.int8)
     flags[:, ly, lx] = time_flags
     group["time_flag"][t_sl, y_sl, x_sl] = flags

@@ -255,7 +255,15 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
     "fig9*": lambda s: (
         "Fig. 9: median annual SM of each cropping pattern minus the reference (0-10 cm), one "
         "colour scale; the north-east is masked for the double-cropping patterns. Red: the "
-        "pattern dries the soil; the paper finds winter wheat + fallow wetter in most of China."
+        "pattern dries the soil; the paper finds winter wheat + fallow wetter in most of China. "
+        "With a deep ensemble, grey cells are those where the effect is not larger than twice "
+        "its spread over the members (not significant)."
+    ),
+    "fig10_scenario_monthly_bands": lambda s: (
+        "Fig. 10 with the ensemble's uncertainty: climatological monthly SM difference (pattern "
+        "minus reference) over all of China (0-10 cm), the deep-ensemble mean with a band of "
+        "+/- 2 member spreads; hollow points are months whose difference is not larger than "
+        "twice its spread."
     ),
     "fig10*": lambda s: (
         "Fig. 10: climatological monthly SM difference (pattern minus reference) by region and "
@@ -716,8 +724,100 @@ def section_scenarios(run_dir: Path, shelf: FigureShelf) -> str:
                 "Pattern minus reference, 0-10 cm",
             )
         )
+    shares = _read_csv(run_dir / "analysis" / "scenario_significant_share.csv")
+    if shares is not None:
+        parts.append(significance_html(shares))
     parts.append(figures_html(shelf.take(["fig9*", "fig10*"]), "scenario (Figs. 9, 10)"))
     return "".join(parts)
+
+
+def significance_html(shares: pd.DataFrame) -> str:
+    """The share of cropland where each pattern's effect is significant (deep ensemble),
+    from ``analysis/scenario_significant_share.csv``."""
+    top = shares[shares["layer"] == 1]
+    mean_layers = shares.groupby("pattern", sort=False)["share_significant"].mean()
+    rows = [
+        [
+            r.pattern,
+            r.share_significant,
+            r.share_significant_calibrated,
+            mean_layers.get(r.pattern),
+        ]
+        for r in top.itertuples()
+    ]
+    text = paragraph(
+        "Which effects are real: an effect counts as significant in a cell when its "
+        "ensemble-mean median annual value is larger than twice its spread over the members "
+        "(analysis/scenario_significant_share.csv, analysis/scenario_effect_ensemble.nc). "
+        "The calibrated column widens the spread by the layer's calibration factor."
+    )
+    return text + table(
+        rows,
+        [
+            "pattern",
+            "share of cropland significant, 0-10 cm",
+            "same, calibrated spread",
+            "mean over the five layers",
+        ],
+        "Share of cropland cells where each pattern's effect is significant",
+    )
+
+
+def uncertainty_html(run_dir: Path) -> str:
+    """Calibration of the deep ensemble's 90 % intervals: validation and test rows at the
+    stations (models/ensemble.json), the reference product against the truth (truth_skill.json)
+    and the effect maps against the true effects (analysis/truth_effect_calibration.csv)."""
+    ensemble = _read_json(run_dir / "models" / "ensemble.json")
+    skill = _read_json(run_dir / "truth_skill.json") or {}
+    product = skill.get("product", {})
+    effects = _read_csv(run_dir / "analysis" / "truth_effect_calibration.csv")
+    if ensemble is None and not product and effects is None:
+        return ""
+    rows = []
+    for k in range(1, 6):
+        e = (ensemble or {}).get("layers", {}).get(f"layer{k}", {})
+        cov = product.get(f"layer{k}", {}).get("interval90_coverage", {})
+        eff = effects[effects["layer"] == k] if effects is not None else None
+        rows.append(
+            [
+                k,
+                e.get("residual_sd_m3_m-3"),
+                e.get("coverage_test_raw"),
+                e.get("coverage_test_calibrated"),
+                cov.get("raw"),
+                cov.get("calibrated"),
+                None if eff is None or eff.empty else eff["coverage90_raw"].median(),
+                None if eff is None or eff.empty else eff["coverage90_calibrated"].median(),
+                None
+                if eff is None or eff.empty
+                else eff["significant_sign_agreement_raw"].median(),
+            ]
+        )
+    members = (ensemble or {}).get("members", 1)
+    text = paragraph(
+        f"Uncertainty ({members} ensemble members per layer): share of the truth inside the "
+        "central 90 % interval, from the members' spread alone (raw) and after adding the "
+        "residual SD fitted on the validation rows (calibrated); a calibrated interval should "
+        "cover 85-95 %. Effects: median over the patterns of the share of cells whose true "
+        "median annual effect lies in the interval, and of the significant cells whose sign "
+        "is right."
+    )
+    return text + table(
+        rows,
+        [
+            "layer",
+            "residual SD (m3 m-3)",
+            "test rows, raw",
+            "test rows, calibrated",
+            "reference product vs truth, raw",
+            "reference product vs truth, calibrated",
+            "effect maps, raw",
+            "effect maps, calibrated",
+            "significant cells with the true sign",
+        ],
+        "90 % interval coverage (models/ensemble.json, truth_skill.json, "
+        "analysis/truth_effect_calibration.csv)",
+    )
 
 
 def grid_search_sentence(grid: pd.DataFrame) -> str:
@@ -816,6 +916,7 @@ def section_truth(run_dir: Path, shelf: FigureShelf) -> str:
         )
     else:
         parts.append(missing("No analysis/truth_product_error.csv."))
+    parts.append(uncertainty_html(run_dir))
     if agreement is not None:
         parts.append(scenario_agreement_html(agreement))
     else:

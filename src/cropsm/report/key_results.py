@@ -142,6 +142,7 @@ class ScenarioEffect:
     true_effect: float | None
     sign_agreement: float | None
     verdict: str
+    significant_share: float | None = None  # share of cropland significant (deep ensemble)
 
 
 def scenario_verdict(
@@ -153,8 +154,9 @@ def scenario_verdict(
     all-China means differ; ``exaggerated N x`` when :math:`|e| > 2 |t|`; ``understated`` when
     :math:`|e| < 0.5 |t|`; else ``agrees with the truth``. Without a truth: ``not checked (no
     truth)``. In both cases the effect is flagged ``within the networks' error`` when
-    :math:`|e|` is below ``error_scale`` (the layer's test RMSE), as no ensemble spread is
-    available to test it.
+    :math:`|e|` is below ``error_scale`` (the layer's test RMSE), for runs without an ensemble
+    spread to test it (with one, :func:`scenario_effects` gives the share of cropland where the
+    effect is significant instead).
     """
     if effect is None:
         return "no effect computed"
@@ -189,19 +191,59 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
             truth_rows[str(row["pattern"])] = row
     metrics = _read_json(RunLayout(run_dir).metrics) or {}
     rmse = _finite(metrics.get(f"layer{TOP_LAYER}", {}).get("test", {}).get("rmse"))
+    significance = (summary.get("ran", {}).get("scenarios") or {}).get("significance") or {}
+    shares = significance.get("share_significant_layer1") or {}
     out = []
     for pattern, value in effects.items():
         row = truth_rows.get(pattern, {})
         effect = _finite(row.get("product_mean_m3_m-3", value)) if row else _finite(value)
         truth = _finite(row.get("true_mean_m3_m-3")) if row else None
+        share = _finite(shares.get(pattern)) if shares else None
+        if shares:  # the ensemble's spread decides, not the networks' test RMSE
+            verdict = scenario_verdict(effect, truth, None)
+            if share is not None:
+                verdict += f"; significant in {100 * share:.0f} % of cropland"
+        else:
+            verdict = scenario_verdict(effect, truth, rmse)
         out.append(
             ScenarioEffect(
                 pattern=pattern,
                 effect=effect,
                 true_effect=truth,
                 sign_agreement=_finite(row.get("sign_agreement")) if row else None,
-                verdict=scenario_verdict(effect, truth, rmse),
+                verdict=verdict,
+                significant_share=share,
             )
+        )
+    return out
+
+
+def uncertainty_warnings(run_dir: Path) -> list[str]:
+    """Warnings on the deep ensemble's intervals and significance (empty when all is well or
+    the run has no ensemble): reference-product coverage of the truth outside 85-95 % in a
+    layer (``truth_skill.json``), significant effects whose sign disagrees with the truth in
+    more than 5 % of the cells, pooled (``analysis/analyze_summary.json``)."""
+    out = []
+    product = (_read_json(run_dir / "truth_skill.json") or {}).get("product", {})
+    off = []
+    for k in range(1, 6):
+        coverage = product.get(f"layer{k}", {}).get("interval90_coverage") or {}
+        value = _finite(coverage.get("calibrated"))
+        if value is not None and not 0.85 <= value <= 0.95:
+            off.append(f"layer {k}: {100 * value:.0f} %")
+    if off:
+        out.append(
+            "The calibrated 90 % intervals of the reference product miss their target (85-95 % "
+            "of the truth inside): " + ", ".join(off) + "."
+        )
+    summary = _read_json(run_dir / "analysis" / "analyze_summary.json") or {}
+    calibration = (summary.get("ran", {}).get("truth") or {}).get("effect_calibration") or {}
+    sign = _finite(calibration.get("pooled_significant_sign_agreement_raw"))
+    if sign is not None and sign < 0.95:
+        out.append(
+            f"Significant scenario effects have the true sign in {100 * sign:.0f} % of the "
+            f"{calibration.get('pooled_significant_cells_raw')} significant cells (every pattern "
+            "and layer; target 95 %): the ensemble spread understates the effects' error."
         )
     return out
 
@@ -280,6 +322,15 @@ def warnings_for_run(
     maps_warning = scenario_maps_warning(run_dir)
     if maps_warning:
         out.append(maps_warning)
+    rare = [e for e in effects if e.significant_share is not None and e.significant_share < 0.5]
+    if rare:
+        out.append(
+            "Scenario effects significant (ensemble mean larger than twice its spread) in less "
+            "than half of the cropland (0-10 cm): "
+            + ", ".join(f"{e.pattern} {100 * e.significant_share:.0f} %" for e in rare)
+            + "; Fig. 9 greys the other cells."
+        )
+    out += uncertainty_warnings(run_dir)
     weak = [e for e in effects if "within the networks' error" in e.verdict]
     if weak:
         out.append(

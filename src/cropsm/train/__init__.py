@@ -10,15 +10,23 @@ Main entry points: :func:`train_layers`, :func:`predict_chain`, :func:`write_tra
 """
 
 from cropsm.train.artifacts import (
+    load_ensemble,
     load_layer_model,
     load_models,
+    load_residual_sd,
     save_layer_model,
     save_models,
     table2,
     write_metrics_json,
     write_training_outputs,
 )
-from cropsm.train.chain import LayerModel, TrainedChain, predict_chain, train_layers
+from cropsm.train.chain import (
+    LayerModel,
+    TrainedChain,
+    predict_chain,
+    predict_ensemble,
+    train_layers,
+)
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.metrics import all_metrics
 from cropsm.train.splits import make_split, split_membership
@@ -29,10 +37,13 @@ __all__ = [
     "TrainConfig",
     "TrainedChain",
     "all_metrics",
+    "load_ensemble",
     "load_layer_model",
     "load_models",
+    "load_residual_sd",
     "make_split",
     "predict_chain",
+    "predict_ensemble",
     "save_layer_model",
     "save_models",
     "split_membership",

@@ -11,6 +11,9 @@ Layout under an output folder::
                                    "test": M}, ...}, M = cropsm.train.metrics.all_metrics
     splits.csv                     station_id, date, split
     layer_rows.csv                 observed / dropped / train / validation / test rows per layer
+    models/member{m}/layer{k}/     deep-ensemble members m = 1...K-1, same files as member 0
+                                   (models/layer{k}, the grid search's selected network)
+    models/ensemble.json           members, calibrated residual SD and interval coverage per layer
 
 No pickle anywhere: arrays go to ``.npz`` and everything else to JSON or CSV.
 """
@@ -219,6 +222,58 @@ def save_models(
     return root
 
 
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def save_ensemble(chain: TrainedChain, out_dir: str | Path) -> Path:
+    """Write members 1...K-1 to ``out_dir/models/member{m}/layer{k}/`` (the format of
+    :func:`save_layer_model`) and ``out_dir/models/ensemble.json`` (members, calibration)."""
+    root = Path(out_dir) / "models"
+    training = _training_provenance(chain)
+    for m, models in enumerate(chain.members, start=1):
+        for model in models:
+            save_layer_model(model, root / f"member{m}" / f"layer{model.layer}", training)
+    description = {
+        "members": 1 + len(chain.members),
+        "member_folders": ["."] + [f"member{m}" for m in range(1, 1 + len(chain.members))],
+        "bootstrap": "stations resampled with replacement, as per-row loss weights",
+        "interval": "mean +/- 1.645 sqrt(spread^2 + residual_sd^2), central 90 %",
+        "layers": {f"layer{k}": v for k, v in sorted(chain.ensemble.items())},
+    }
+    _write_json(root / ENSEMBLE_FILE, description)
+    return root / ENSEMBLE_FILE
+
+
+def load_ensemble(out_dir: str | Path) -> list[list[LayerModel]]:
+    """Every member's layer models, member 0 (``models/layer{k}``) first; ``[member 0]`` for a
+    run without ``ensemble.json`` (one network per layer)."""
+    root = Path(out_dir)
+    if (root / "models").is_dir():
+        root = root / "models"
+    members = [load_models(root)]
+    path = root / ENSEMBLE_FILE
+    if path.is_file():
+        description = json.loads(path.read_text("utf-8"))
+        for folder in description.get("member_folders", [])[1:]:
+            members.append(load_models(root / folder))
+    return members
+
+
+def load_residual_sd(out_dir: str | Path) -> dict[int, float]:
+    """Calibrated residual SD per layer (m3 m-3) from ``ensemble.json``; empty when absent."""
+    root = Path(out_dir)
+    if (root / "models").is_dir():
+        root = root / "models"
+    path = root / ENSEMBLE_FILE
+    if not path.is_file():
+        return {}
+    layers = json.loads(path.read_text("utf-8")).get("layers", {})
+    return {
+        int(name.removeprefix("layer")): float(v.get("residual_sd_m3_m-3") or 0.0)
+        for name, v in layers.items()
+    }
+
+
 def load_models(out_dir: str | Path) -> list[LayerModel]:
     """Read ``out_dir/models/layer{k}/`` (or ``out_dir/layer{k}/``) for k = 1, 2, ... in order."""
     root = Path(out_dir)
@@ -302,6 +357,8 @@ def write_training_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"models": save_models(chain, out)}
+    if chain.ensemble:
+        paths["ensemble"] = save_ensemble(chain, out)
     tables = {
         "grid_search": chain.grid_search,
         "table2": table2(chain),

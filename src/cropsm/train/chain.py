@@ -140,6 +140,13 @@ class TrainedChain:
         Feature groups that were switched off.
     seconds
         Wall time of the grid search per layer.
+    members
+        Deep-ensemble members 1...K-1 (:mod:`cropsm.train.ensemble`), each a list of layer
+        models, top layer first; :attr:`models` is member 0. Empty for K = 1.
+    ensemble
+        Per layer: ensemble size, bootstrap training seconds, the calibrated residual SD
+        (m3 m-3) and the 90 % interval coverage on validation and test rows before and after
+        calibration, and the ensemble mean's metrics.
     """
 
     models: list[LayerModel]
@@ -152,14 +159,23 @@ class TrainedChain:
     groups_off: tuple[str, ...] = ()
     seconds: dict[int, float] = field(default_factory=dict)
     feature_set: str = "paper"
+    members: list[list[LayerModel]] = field(default_factory=list)
+    ensemble: dict[int, dict] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict:
-        """``{"split": kind, "layer1": {"train": M, "validation": M, "test": M}, ...}``."""
+        """``{"split": kind, "layer1": {"train": M, "validation": M, "test": M}, ...}`` of
+        member 0, the selected network (the ensemble's numbers: :attr:`ensemble`,
+        ``models/ensemble.json``)."""
         out: dict = {"split": self.split_kind}
         for model in self.models:
             out[f"layer{model.layer}"] = {name: model.metrics[name] for name in SPLIT_NAMES}
         return out
+
+    @property
+    def all_members(self) -> list[list[LayerModel]]:
+        """Every ensemble member's layer models, member 0 (:attr:`models`) first."""
+        return [self.models, *self.members]
 
     def predict(self, table: pd.DataFrame) -> pd.DataFrame:
         """Chained predictions ``sm_pred_l1...`` for the rows of ``table``."""
@@ -239,6 +255,31 @@ def predict_chain(
         x = _layer_inputs(table, model.feature_names, upper, model.layer)
         upper = model.predict_array(x)
         out[prediction_column(model.layer)] = upper
+    return pd.DataFrame(out, index=table.index)
+
+
+def predict_ensemble(
+    members: Sequence[Sequence[LayerModel]],
+    table: pd.DataFrame,
+    residual_sd: Mapping[int, float] | None = None,
+) -> pd.DataFrame:
+    """Ensemble-mean chained predictions and their standard error, member by member.
+
+    Each member's chain is :func:`predict_chain` (member m of layer k takes member m's layer
+    k-1 prediction). Per layer ``sm_pred_l{k}`` is the members' mean and ``sm_sd_l{k}``
+    ``sqrt(s^2 + r_k^2)``, ``s`` their spread
+    (:func:`cropsm.train.ensemble.ensemble_mean_and_spread`) and ``r_k`` the calibrated
+    residual SD (``residual_sd``; 0 when not given).
+    """
+    from cropsm.train.ensemble import calibrated_sd, ensemble_mean_and_spread
+
+    chains = [predict_chain(m, table) for m in members]
+    out = {}
+    for column in chains[0].columns:
+        mean, spread = ensemble_mean_and_spread(np.stack([c[column].to_numpy() for c in chains]))
+        layer = int(column.rsplit("_l", 1)[1])
+        out[column] = mean
+        out[f"sm_sd_l{layer}"] = calibrated_sd(spread, (residual_sd or {}).get(layer, 0.0))
     return pd.DataFrame(out, index=table.index)
 
 
@@ -364,6 +405,11 @@ def train_layers(
     counts: list[dict] = []
     seconds: dict[int, float] = {}
     upper: np.ndarray | None = None
+    extra = list(range(1, config.members))  # ensemble members beyond the selected network
+    member_models: dict[int, list[LayerModel]] = {m: [] for m in extra}
+    member_upper: dict[int, np.ndarray | None] = {m: None for m in extra}
+    ensemble: dict[int, dict] = {}
+    station_ids = table["station_id"].to_numpy() if extra else None
     for k in layers:
         names = names_of[k]
         x = _layer_inputs(table, names, upper, k)
@@ -449,6 +495,61 @@ def train_layers(
                 f"{metrics['train']['r2']:.3f}, test {metrics['test']['r2']:.3f}"
             )
         upper = prediction
+        member_predictions = [prediction]
+        if extra:
+            from cropsm.train.ensemble import station_bootstrap_weights, train_bootstrap_members
+
+            x_of = {
+                m: x if k == 1 else np.column_stack([x[:, :-1], member_upper[m]]) for m in extra
+            }
+            weights, info = train_bootstrap_members(
+                search.selected,
+                np.stack([scaler.transform(x_of[m][sets["train"]]) for m in extra]),
+                y_train,
+                np.stack(
+                    [station_bootstrap_weights(station_ids, config.seed, m)[sets["train"]]
+                     for m in extra]
+                ),
+                np.stack([scaler.transform(x_of[m][sets["validation"]]) for m in extra]),
+                y_val,
+                seed=config.seed, layer=k, members=extra, max_epochs=config.max_epochs,
+                patience=config.patience, bounds_train=bounds_train, bounds_val=bounds_val,
+            )  # fmt: skip
+            for i, m in enumerate(extra):
+                member = replace(
+                    model,
+                    weights=weights[i],
+                    hyperparameters={
+                        **search.selected,
+                        "best_epoch": info["best_epoch"][i],
+                        "validation_mse": info["validation_mse_standardised"][i] * target_std**2,
+                        "ensemble_member": m,
+                    },
+                )
+                member_upper[m] = member.predict_array(x_of[m])
+                member = replace(
+                    member,
+                    metrics={
+                        name: all_metrics(y[mask], member_upper[m][mask])
+                        for name, mask in sets.items()
+                    },
+                )
+                member_models[m].append(member)
+                member_predictions.append(member_upper[m])
+            seconds[k] += info["seconds"]
+        ensemble[k] = _ensemble_summary(
+            y,
+            np.stack(member_predictions),
+            sets,
+            train_seconds=0.0 if not extra else info["seconds"],
+        )
+        if log is not None and extra:
+            e = ensemble[k]
+            log(
+                f"layer {k}: {len(member_predictions)} ensemble members; 90 % interval covers "
+                f"{e['coverage_validation_raw']:.2f} of validation rows from the spread alone, "
+                f"residual SD {e['residual_sd_m3_m-3']:.4f} m3 m-3 added"
+            )
 
     grid_search = pd.concat(grid_tables, ignore_index=True)
     grid_search = grid_search.loc[:, ["layer", *[c for c in grid_search.columns if c != "layer"]]]
@@ -463,4 +564,41 @@ def train_layers(
         groups_off=groups_off,
         seconds=seconds,
         feature_set=feature_set,
+        members=[member_models[m] for m in extra],
+        ensemble=ensemble,
     )
+
+
+def _ensemble_summary(
+    y: np.ndarray, predictions: np.ndarray, sets: Mapping[str, np.ndarray], train_seconds: float
+) -> dict:
+    """Calibration and skill of one layer's ensemble on its rows (:mod:`cropsm.train.ensemble`).
+
+    The residual SD is fitted on the validation rows (:func:`cropsm.train.ensemble.fit_residual_sd`)
+    and the coverage of the central 90 % interval reported on validation and test rows, from the
+    spread alone (``raw``) and with the residual SD (``calibrated``).
+    """
+    from cropsm.train.ensemble import (
+        calibrated_sd,
+        ensemble_mean_and_spread,
+        fit_residual_sd,
+        interval_coverage,
+        spread_inflation,
+    )
+
+    mean, spread = ensemble_mean_and_spread(predictions)
+    val, test = sets["validation"], sets["test"]
+    residual = fit_residual_sd(y[val], mean[val], spread[val])
+    total = calibrated_sd(spread, residual)
+    return {
+        "members": int(predictions.shape[0]),
+        "bootstrap_train_seconds": round(float(train_seconds), 3),
+        "residual_sd_m3_m-3": residual,
+        "spread_inflation": spread_inflation(spread[val], residual),
+        "mean_spread_m3_m-3": float(np.nanmean(spread[val])) if val.any() else float("nan"),
+        "coverage_validation_raw": interval_coverage(y[val], mean[val], spread[val]),
+        "coverage_validation_calibrated": interval_coverage(y[val], mean[val], total[val]),
+        "coverage_test_raw": interval_coverage(y[test], mean[test], spread[test]),
+        "coverage_test_calibrated": interval_coverage(y[test], mean[test], total[test]),
+        "ensemble_mean_test": all_metrics(y[test], mean[test]),
+    }

@@ -101,6 +101,12 @@ class TrainConfig(BaseModel):
         ``bounded`` (default): the output is ``phi sigmoid(z)``, between 0 and the porosity
         ``phi`` of the row's layer (:mod:`cropsm.train.bounds`), so every prediction is
         physically possible by construction; ``linear``: the paper's linear output.
+    members
+        Deep-ensemble size K per layer (:mod:`cropsm.train.ensemble`). Member 0 is the grid
+        search's selected network (so ``members = 1`` is the single network of the paper);
+        members 1...K-1 retrain the selected hyperparameters with their own initial weights,
+        row order and a bootstrap resample of the training stations, as one vectorised
+        ensemble, chained member by member.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -143,6 +149,10 @@ class TrainConfig(BaseModel):
     output: Literal["bounded", "linear"] = Field(
         "bounded",
         description="'bounded': 0 <= SM <= porosity by construction; 'linear': the paper's.",
+    )
+
+    members: int = Field(
+        5, ge=1, le=64, description="Deep-ensemble members per layer (1: the single network)."
     )
 
     @field_validator("prune_at_epochs")

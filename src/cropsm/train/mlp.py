@@ -155,15 +155,20 @@ class Member:
         return (self.hidden_layers, self.units)
 
 
-def member_key(seed: int, layer: int, member: Member) -> jax.Array:
-    """Initialisation key of one configuration: depends on seed, soil layer and configuration only.
+def member_key(seed: int, layer: int, member: Member, ensemble_member: int = 0) -> jax.Array:
+    """Initialisation key of one configuration: depends on seed, soil layer, configuration and
+    deep-ensemble member only.
 
-    ``fold_in(fold_in(key(seed), layer), crc32("L-U-B-lr"))``, so a configuration gets the same
-    initial weights whichever ensemble it is trained in.
+    ``fold_in(fold_in(key(seed), layer), crc32("L-U-B-lr"))`` for ensemble member 0 (the grid
+    search's network), so a configuration gets the same initial weights whichever ensemble it
+    is trained in; member ``m >= 1`` folds in ``2_000_003 + m`` on top.
     """
     tag = f"{member.hidden_layers}-{member.units}-{member.batch_size}-{member.learning_rate!r}"
     code = zlib.crc32(tag.encode()) & 0x7FFFFFFF
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), layer), code)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), layer), code)
+    if ensemble_member:
+        key = jax.random.fold_in(key, 2_000_003 + int(ensemble_member))
+    return key
 
 
 def epoch_key(seed: int, layer: int, epoch: int) -> jax.Array:

@@ -1,0 +1,286 @@
+"""Deep ensembles: K = 1 is the single network, members are bootstrap-trained and chained
+member by member, training is deterministic, intervals are calibrated, effects get a spread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from cropsm.analyze import scenarios as scen
+from cropsm.features.groups import layer_feature_names
+from cropsm.train import (
+    GridConfig,
+    TrainConfig,
+    load_ensemble,
+    load_residual_sd,
+    predict_chain,
+    predict_ensemble,
+    train_layers,
+    write_training_outputs,
+)
+from cropsm.train.ensemble import (
+    Z90,
+    calibrated_sd,
+    ensemble_mean_and_spread,
+    fit_residual_sd,
+    interval_coverage,
+    station_bootstrap_weights,
+)
+from cropsm.train.synthetic import synthetic_station_table
+
+CONFIG = TrainConfig(
+    max_epochs=15,
+    patience=4,
+    seed=3,
+    members=3,
+    grid=GridConfig(batch_sizes=[64], learning_rates=[1e-2], hidden_layers=[1], units=[16]),
+)
+
+
+def features(layer: int) -> list[str]:
+    return layer_feature_names(layer, ())
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return synthetic_station_table(n_stations=30, n_years=4, dates_per_year=10, seed=2)
+
+
+@pytest.fixture(scope="module")
+def chain(table):
+    return train_layers(table, CONFIG, features, n_layers=3)
+
+
+def _same_weights(a, b) -> bool:
+    return all(
+        np.array_equal(wa, wb) and np.array_equal(ba, bb)
+        for (wa, ba), (wb, bb) in zip(a.weights, b.weights, strict=True)
+    )
+
+
+def test_one_member_is_the_single_network(chain, table):
+    single = train_layers(table, CONFIG.model_copy(update={"members": 1}), features, n_layers=3)
+    assert single.members == []
+    for a, b in zip(single.models, chain.models, strict=True):
+        assert _same_weights(a, b)
+        assert a.metrics == b.metrics
+    # the ensemble's extra members are other networks
+    assert len(chain.members) == 2
+    assert not _same_weights(chain.members[0][0], chain.models[0])
+    assert not _same_weights(chain.members[0][0], chain.members[1][0])
+    pd.testing.assert_frame_equal(single.predict(table), predict_chain(chain.models, table))
+    # pinned: the numbers of the single network before ensembles existed (same table, config
+    # and seed, trained by the code of main at 3919d10)
+    before = np.array(
+        [
+            [0.2749204402, 0.2744321286, 0.2731967334],
+            [0.2386519839, 0.262248801, 0.2357074834],
+            [0.3090432862, 0.2992657262, 0.288045902],
+        ]
+    )
+    np.testing.assert_allclose(
+        single.predict(table).iloc[[0, 500, 1000]].to_numpy(), before, rtol=0, atol=2e-10
+    )
+
+
+def test_same_seed_gives_the_same_ensemble(chain, table):
+    again = train_layers(table, CONFIG, features, n_layers=3)
+    for first, second in zip(chain.all_members, again.all_members, strict=True):
+        for a, b in zip(first, second, strict=True):
+            assert _same_weights(a, b)
+
+    def numbers(ensemble):  # wall times aside
+        return {k: {n: v for n, v in e.items() if "seconds" not in n} for k, e in ensemble.items()}
+
+    assert numbers(again.ensemble) == numbers(chain.ensemble)
+
+
+def test_members_are_chained_member_by_member(chain, table):
+    member = chain.members[1]
+    own = predict_chain(member, table)
+    # layer 2 of member 2 on member 2's layer-1 prediction, not on member 0's
+    from cropsm.train.chain import _layer_inputs, with_pattern_one_hot
+
+    t = with_pattern_one_hot(table)
+    x = _layer_inputs(t, member[1].feature_names, own["sm_pred_l1"].to_numpy(), 2)
+    np.testing.assert_allclose(member[1].predict_array(x), own["sm_pred_l2"], rtol=0, atol=1e-12)
+    x0 = _layer_inputs(
+        t, member[1].feature_names, predict_chain(chain.models, table)["sm_pred_l1"], 2
+    )
+    assert not np.allclose(member[1].predict_array(x0), own["sm_pred_l2"], atol=1e-6)
+
+
+def test_bootstrap_resamples_whole_stations():
+    ids = np.repeat([f"s{i}" for i in range(40)], 7)
+    np.testing.assert_array_equal(station_bootstrap_weights(ids, 0, 0), np.ones(ids.size))
+    w = station_bootstrap_weights(ids, 0, 1)
+    per_station = w.reshape(40, 7)
+    assert (per_station == per_station[:, :1]).all()  # one weight per station
+    assert per_station[:, 0].sum() == 40  # 40 draws
+    assert (per_station[:, 0] == 0).any() and (per_station[:, 0] >= 2).any()
+    assert not np.array_equal(w, station_bootstrap_weights(ids, 0, 2))
+    np.testing.assert_array_equal(w, station_bootstrap_weights(ids, 0, 1))
+
+
+def test_artifacts_round_trip_and_ensemble_prediction(chain, table, tmp_path):
+    write_training_outputs(chain, table, tmp_path)
+    members = load_ensemble(tmp_path)
+    assert len(members) == 3
+    for loaded, trained in zip(members, chain.all_members, strict=True):
+        for a, b in zip(loaded, trained, strict=True):
+            assert _same_weights(a, b)
+    residual = load_residual_sd(tmp_path)
+    assert set(residual) == {1, 2, 3} and all(v >= 0 for v in residual.values())
+    pred = predict_ensemble(members, table, residual)
+    chains = [predict_chain(m, table) for m in members]
+    stack = np.stack([c["sm_pred_l2"].to_numpy() for c in chains])
+    np.testing.assert_allclose(pred["sm_pred_l2"], stack.mean(0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        pred["sm_sd_l2"], np.sqrt(stack.std(0, ddof=1) ** 2 + residual[2] ** 2), atol=1e-12
+    )
+    # the calibrated interval covers about 90 % of the validation rows it was fitted on
+    for entry in chain.ensemble.values():
+        assert entry["members"] == 3
+        assert entry["coverage_validation_calibrated"] == pytest.approx(0.9, abs=0.02)
+        assert entry["coverage_validation_calibrated"] >= entry["coverage_validation_raw"]
+
+
+def test_residual_sd_recovers_gaussian_noise():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.1, 0.4, 40_000)
+    mean = truth + rng.normal(0, 0.02, truth.size)
+    spread = np.full(truth.size, 0.01)
+    r = fit_residual_sd(truth, mean, spread)
+    assert np.sqrt(0.01**2 + r**2) == pytest.approx(0.02, rel=0.03)
+    assert interval_coverage(truth, mean, calibrated_sd(spread, r)) == pytest.approx(0.9, abs=0.005)
+    assert interval_coverage(truth, mean, spread) < 0.6  # over-confident before
+    assert fit_residual_sd(truth, mean, np.full(truth.size, 0.05)) == 0.0  # wide enough already
+    assert Z90 == pytest.approx(1.6449, abs=1e-4)
+
+
+def test_mean_and_spread_over_members():
+    values = np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]])
+    mean, spread = ensemble_mean_and_spread(values)
+    np.testing.assert_allclose(mean, [3.0, 2.0])
+    np.testing.assert_allclose(spread, [2.0, 0.0])
+    _, one = ensemble_mean_and_spread(values[:1])
+    np.testing.assert_array_equal(one, [0.0, 0.0])
+
+
+def test_effect_significance_and_sign_agreement():
+    # three cells: a clear positive effect, a noisy one, a clear negative one
+    members = xr.DataArray(
+        [[0.05, 0.01, -0.04], [0.06, -0.02, -0.05], [0.055, 0.015, -0.045]],
+        dims=("member", "cell"),
+    )
+    stats = scen.ensemble_effect_statistics(members)
+    np.testing.assert_array_equal(stats["significant"].values, [True, False, True])
+    np.testing.assert_allclose(stats["effect_spread"].values[0], 0.005)
+    wide = scen.ensemble_effect_statistics(members, inflation=5.0)
+    # 5 x 0.005 = 0.025: |0.055| > 0.05 stays, |-0.045| < 0.05 does not
+    np.testing.assert_array_equal(wide["significant_calibrated"].values, [True, False, False])
+    truth = np.array([0.05, -0.01, 0.01])
+    # the significant cells: first right, third wrong
+    assert scen.significant_sign_agreement(truth, stats["effect_mean"], stats["significant"]) == 0.5
+    cov = scen.effect_interval_coverage(truth, stats["effect_mean"], stats["effect_spread"])
+    assert cov == pytest.approx(2 / 3)  # the third cell lies outside its interval
+    share = scen.significant_share(stats["significant"], xr.ones_like(stats["significant"]))
+    assert float(share) == pytest.approx(2 / 3)
+
+
+def test_member_means_from_monthly_sums():
+    # two members, one scenario, one layer, one time block of 3 month slots on a 1 x 2 grid
+    days = np.array([31, 29, 31])  # Jan, Feb, Mar 2012
+    member_sum = xr.DataArray(
+        np.zeros((2, 1, 1, 1, 3, 1, 2)),
+        dims=("member", "scenario", "layer", "time_block", "month_slot", "lat", "lon"),
+        coords={"scenario": ["reference"], "layer": [1], "lat": [30.0], "lon": [110.0, 111.0]},
+    )
+    values = np.array([[0.2, 0.3, 0.4], [0.25, 0.35, 0.45]])  # member x month
+    member_sum[:, 0, 0, 0, :, 0, :] = (values * days)[..., None]
+    member_days = xr.DataArray(
+        np.broadcast_to(days[None, None, None, :, None, None], (1, 1, 1, 3, 1, 2)).copy(),
+        dims=("scenario", "layer", "time_block", "month_slot", "lat", "lon"),
+    )
+    slot_month = np.array([[2012 * 12, 2012 * 12 + 1, 2012 * 12 + 2]])
+    annual, clim = scen.member_means_from_sums(member_sum, member_days, slot_month)
+    expected = (values * days).sum(1) / days.sum()
+    np.testing.assert_allclose(annual.sel(year=2012)[:, 0, 0, 0, 0], expected)
+    np.testing.assert_allclose(clim.sel(month=2)[:, 0, 0, 0, 1], values[:, 1])
+    assert np.isnan(clim.sel(month=7)).all()
+
+
+def _member_sums(daily: xr.DataArray, time_chunk_days: int = 366) -> xr.Dataset:
+    """What the product stores for the members: monthly-slot sums per time block
+    (:mod:`cropsm.predict.store`), from daily ``(member, scenario, layer, time, lat, lon)``."""
+    from cropsm.predict.store import ProductLayout, month_slot_of_days, month_slots, slot_months
+
+    dates = pd.DatetimeIndex(daily["time"].values)
+    layout = ProductLayout(
+        dates=dates, lat=daily["lat"].values, lon=daily["lon"].values,
+        scenarios=tuple(str(s) for s in daily["scenario"].values),
+        time_chunk_days=time_chunk_days, space_chunk_cells=8,
+        tiles=(((0, daily.sizes["lat"]), (0, daily.sizes["lon"])),),
+    )  # fmt: skip
+    n_slots = month_slots(layout)
+    values = daily.values
+    sums = np.zeros((*values.shape[:3], layout.n_time_blocks, n_slots, *values.shape[-2:]))
+    days = np.zeros((*values.shape[1:3], layout.n_time_blocks, n_slots, *values.shape[-2:]))
+    for tb in range(layout.n_time_blocks):
+        t = slice(tb * time_chunk_days, (tb + 1) * time_chunk_days)
+        block_days = range(t.start, min(t.stop, len(dates)))
+        for day, slot in zip(block_days, month_slot_of_days(dates[t]), strict=True):
+            v = values[:, :, :, day]
+            sums[:, :, :, tb, slot] += np.nan_to_num(v)
+            days[:, :, tb, slot] += np.isfinite(v[0])
+    dims = ("member", "scenario", "layer", "time_block", "month_slot", "lat", "lon")
+    coords = {c: daily[c].values for c in ("scenario", "layer", "lat", "lon")}
+    return xr.Dataset(
+        {
+            "member_sum": (dims, sums.astype(np.float32)),
+            "member_days": (dims[1:], days.astype(np.int16)),
+            "slot_month": (("time_block", "month_slot"), slot_months(layout)),
+        },
+        coords=coords,
+    )
+
+
+def test_scenario_significance_from_member_sums(tmp_path):
+    from cropsm.analyze import product as prod
+    from cropsm.analyze import stage as analyze_stage
+    from test_analyze_product import DELTA, regions, synthetic_product
+
+    sm = synthetic_product()  # patterns = reference + DELTA[p]; fl_mz: no effect
+    # three members: every effect shifted by -s, 0, +s; s = 0.002 (0.01 for fl_mz)
+    shifts = {p: (0.01 if p == "fl_mz" else 0.002) for p in DELTA}
+    members = []
+    for sign in (-1, 0, 1):
+        member = sm.copy()
+        for p, s in shifts.items():
+            member.loc[{"scenario": p}] = sm.sel(scenario=p) + sign * s
+        members.append(member)
+    daily = xr.concat(members, dim="member").transpose("member", ...)
+    stats = prod.product_statistics(sm)
+    cropland = regions() > 0
+    result, diff, effects = analyze_stage.analyze_scenarios(
+        stats, regions(), tmp_path, None, None, _member_sums(daily), {1: 2.0, 2: 1.0},
+        cropland, sm["time"].values,
+    )  # fmt: skip
+    spread = effects["effect_spread"].sel(layer=1)
+    inside = cropland.values
+    np.testing.assert_allclose(spread.sel(pattern="ww_fl").values[inside], 0.002, atol=1e-6)
+    mean = effects["effect_mean"].sel(layer=1, pattern="ww_fl").values
+    np.testing.assert_allclose(mean[inside], 0.02, atol=1e-6)
+    assert np.isnan(mean[~inside]).all()
+    share = result["significance"]["share_significant_layer1"]
+    # 0.02 > 2 x 0.002; 0 < 2 x 0.01; the north-east is masked for the double-cropping ww_mz
+    assert share["ww_fl"] == 1.0 and share["fl_mz"] == 0.0 and share["ww_mz"] == 1.0
+    assert share["sw_ct"] == 1.0  # 0.005 > 0.004
+    calibrated = result["significance"]["share_significant_calibrated_layer1"]
+    assert calibrated["sw_ct"] == 0.0 and calibrated["ww_fl"] == 1.0  # 0.005 < 2 x 2 x 0.002
+    table = pd.read_csv(tmp_path / "analysis" / "scenario_significant_share.csv")
+    assert set(table["layer"]) == {1, 2}
+    for name in ("fig10_scenario_monthly_bands.png", "fig9_scenario_differences.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 0
