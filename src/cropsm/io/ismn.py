@@ -66,10 +66,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
 from cropsm.errors import InputError
+from cropsm.io.record_selection import RecordSelection
 
 Engine = Literal["auto", "ismn", "builtin"]
 
@@ -799,7 +800,7 @@ def station_soil_columns(
 # The [inputs.ismn] section of a run configuration
 
 
-class IsmnInput(BaseModel):
+class IsmnInput(RecordSelection):
     """The ``[inputs.ismn]`` section: an ISMN "Header + values" download and a climate grid.
 
     ISMN stations carry no weather of their own: each takes the climate of its nearest cell of
@@ -826,23 +827,6 @@ class IsmnInput(BaseModel):
     engine: Engine = Field(
         "auto", description="Reader: auto (the ismn package when installed), ismn or builtin."
     )
-
-    @field_validator("days_of_month")
-    @classmethod
-    def _days(cls, days: list[int]) -> list[int]:
-        bad = [d for d in days if not 1 <= d <= 31]
-        if bad:
-            raise ValueError(f"days of the month must be 1...31, got {bad}")
-        return sorted(set(days))
-
-    @model_validator(mode="after")
-    def _years(self) -> IsmnInput:
-        if self.first_year is not None and self.last_year is not None:
-            if self.first_year > self.last_year:
-                raise ValueError(
-                    f"first_year {self.first_year} is after last_year {self.last_year}"
-                )
-        return self
 
     def resolve_paths(self, base: Path) -> IsmnInput:
         """Copy with ``root`` and the climate paths made absolute against ``base``."""

@@ -57,10 +57,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field
 
 from cropsm import LAYER_MID_CM, N_LAYERS
 from cropsm.errors import InputError
+from cropsm.io.record_selection import RecordSelection
 
 USCRN_COLUMNS: tuple[str, ...] = (
     "WBANNO",
@@ -139,7 +140,7 @@ REGION_ID = "US"
 FrozenRule = Literal["soil_temperature", "air_temperature", "none"]
 
 
-class UscrnInput(BaseModel):
+class UscrnInput(RecordSelection):
     """The ``[inputs.uscrn]`` section of a run configuration: USCRN daily01 files as inputs.
 
     Paths are resolved against the config file's folder.
@@ -180,23 +181,6 @@ class UscrnInput(BaseModel):
         le=1.0,
         description="Least share of valid days in a precipitation accumulation window.",
     )
-
-    @field_validator("days_of_month")
-    @classmethod
-    def _days(cls, days: list[int]) -> list[int]:
-        bad = [d for d in days if not 1 <= d <= 31]
-        if bad:
-            raise ValueError(f"days of the month must be 1...31, got {bad}")
-        return sorted(set(days))
-
-    @model_validator(mode="after")
-    def _years(self) -> UscrnInput:
-        if self.first_year is not None and self.last_year is not None:
-            if self.first_year > self.last_year:
-                raise ValueError(
-                    f"first_year {self.first_year} is after last_year {self.last_year}"
-                )
-        return self
 
     def resolve_paths(self, base: Path) -> UscrnInput:
         """Copy with ``root`` and ``elevation_grid`` made absolute against ``base``."""

@@ -12,7 +12,6 @@ off), no satellite, no truth.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pandas as pd
 import xarray as xr
@@ -127,12 +126,5 @@ class IsmnSource(InputSource):
 
     def evaluation_table(self, section, ctx, request: EvaluationRequest):
         """The run's ISMN options on another download folder, stations or years."""
-        other = section.model_copy(
-            update={
-                "root": Path(request.path),
-                "stations": list(request.stations),
-                "first_year": request.first_year,
-                "last_year": request.last_year,
-            }
-        )
+        other = request.applied_to(section)
         return ismn_station_table(other, ctx.config.features.groups_off)

@@ -44,6 +44,19 @@ class EvaluationRequest:
     first_year: int | None = None
     last_year: int | None = None
 
+    def applied_to(self, section):
+        """A station-network input section (``root``, ``stations``, ``first_year``,
+        ``last_year``) with the run's reading options, moved to the requested folder, stations
+        and years."""
+        return section.model_copy(
+            update={
+                "root": Path(self.path),
+                "stations": list(self.stations),
+                "first_year": self.first_year,
+                "last_year": self.last_year,
+            }
+        )
+
 
 class InputSource:
     """Base of an input-source plug-in (see ``docs/contracts.md``, "Input sources").

@@ -6,8 +6,6 @@ pattern: the stages that need them are skipped with the reason.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from cropsm.features.station_table import build_station_table_from_station_features
@@ -71,12 +69,5 @@ class UscrnSource(InputSource):
     def evaluation_table(self, section, ctx, request: EvaluationRequest):
         """The run's USCRN options on other stations or years (``request.path``: a daily01
         folder)."""
-        other = section.model_copy(
-            update={
-                "root": Path(request.path),
-                "stations": list(request.stations),
-                "first_year": request.first_year,
-                "last_year": request.last_year,
-            }
-        )
+        other = request.applied_to(section)
         return uscrn_station_table(other, ctx.config.features.groups_off)
