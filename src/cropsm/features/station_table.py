@@ -308,7 +308,6 @@ def _add_crop_aware_columns(
     """Add :func:`crop_aware_columns` and the location inputs
     (:func:`cropsm.features.location.location_unit_vector` of the rows' ``lat``, ``lon``) to
     ``columns`` (static inputs taken from ``columns``)."""
-    columns.update(location_unit_vector(columns["lat"], columns["lon"]))
     columns.update(
         crop_aware_columns(
             station_series,
@@ -319,6 +318,7 @@ def _add_crop_aware_columns(
             row_station=row_station,
         )
     )
+    columns.update(location_unit_vector(columns["lat"], columns["lon"]))
 
 
 def _station_static(columns: dict, row_station: np.ndarray, n_stations: int) -> dict:
