@@ -247,3 +247,53 @@ def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set):
             assert (want[k] >= bounds[:, 0]).all() and (want[k] <= bounds[:, 1] + 1e-12).all()
         # the output weights are large: the bounds are reached, not merely respected
         assert (want < 0.01).any() and (want > 0.35).any()
+
+
+def test_location_unit_vector_and_group():
+    from cropsm.features.location import LOCATION_FEATURES, location_unit_vector
+
+    loc = location_unit_vector(
+        [0.0, 0.0, 90.0, -30.0, 40.0, 40.0], [0.0, 90.0, 17.0, 180.0, -100.0, 260.0]
+    )
+    np.testing.assert_allclose(loc["loc_x"][:3], [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(loc["loc_y"][:3], [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(loc["loc_z"][:3], [0.0, 0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(loc["loc_x"][3], -np.sqrt(3) / 2)  # (-30, 180): x = -cos 30
+    np.testing.assert_allclose(loc["loc_z"][3], -0.5)
+    # -100 and 260 degrees east are the same meridian; every vector has unit length
+    for name in LOCATION_FEATURES:
+        assert loc[name][4] == pytest.approx(loc[name][5])
+    length = np.sqrt(sum(loc[n] ** 2 for n in LOCATION_FEATURES))
+    np.testing.assert_allclose(length, 1.0)
+    assert np.isnan(location_unit_vector(np.nan, 10.0)["loc_z"])
+    with pytest.raises(ValueError, match="latitude outside"):
+        location_unit_vector(120.0, 10.0)
+    # a group of the crop-aware set (switchable), not of the paper's Table 1
+    crop = layer_feature_names(1, feature_set="crop")
+    assert set(LOCATION_FEATURES) <= set(crop)
+    assert not set(LOCATION_FEATURES) & set(layer_feature_names(1, feature_set="paper"))
+    assert not set(LOCATION_FEATURES) & set(layer_feature_names(1, ["location"], "crop"))
+
+
+def test_grid_cells_get_the_location_of_their_coordinates():
+    import xarray as xr
+
+    from cropsm.predict.grid_features import STATIC_FEATURES, static_cell_features
+
+    assert {"loc_x", "loc_y", "loc_z"} <= set(STATIC_FEATURES)
+    static = xr.Dataset(
+        {"elevation": (("lat", "lon"), np.array([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]]))},
+        coords={"lat": [30.0, 45.0], "lon": [100.0, 110.0, 120.0]},
+    )
+    cells = static_cell_features(
+        static, np.array([1, 0]), np.array([2, 0]), ["elevation", "loc_x", "loc_z"]
+    )
+    np.testing.assert_allclose(cells["elevation"], [60.0, 10.0])
+    np.testing.assert_allclose(
+        cells["loc_x"],
+        [
+            np.cos(np.radians(45)) * np.cos(np.radians(120)),
+            np.cos(np.radians(30)) * np.cos(np.radians(100)),
+        ],
+    )
+    np.testing.assert_allclose(cells["loc_z"], [np.sin(np.radians(45)), 0.5])

@@ -280,6 +280,7 @@ CONTRACT_COLUMNS = (
     + ["elevation", "doy"]
     + ["doy_sin", "doy_cos", "cal_kc", "cal_root_cm", "cal_crop_on"]
     + ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare", "clim_precip_mm_yr", "clim_aridity"]
+    + ["loc_x", "loc_y", "loc_z"]
     + [f"sm_l{k}" for k in range(1, 6)]
 )
 

@@ -317,6 +317,13 @@ def test_station_climate_and_table(tree: Path) -> None:
     assert row["sm_l3"] == pytest.approx(0.1)
     assert report["rows_out"] == len(table)
     assert table.attrs["units"]["vpd"] == "kPa"
+    # location inputs: the unit vector of the station's own lat/lon, one per station
+    lat, lon = np.radians(data.meta.loc["KS_Test_2", ["lat", "lon"]].astype(float))
+    assert row["loc_x"] == pytest.approx(np.cos(lat) * np.cos(lon))
+    assert row["loc_y"] == pytest.approx(np.cos(lat) * np.sin(lon))
+    assert row["loc_z"] == pytest.approx(np.sin(lat))
+    assert (table.groupby("station_id")["loc_z"].nunique() == 1).all()
+    assert table.attrs["units"]["loc_x"] == "1"
 
 
 def test_run_config_with_uscrn_section(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from cropsm import N_LAYERS
 from cropsm.catalog import pattern_ids
 from cropsm.errors import InputError
 from cropsm.features.calendar import CALENDAR_FEATURES
+from cropsm.features.location import LOCATION_FEATURES
 from cropsm.features.water_balance import (
     BARE_BUCKET_FEATURES,
     CLIMATE_DESCRIPTORS,
@@ -67,6 +68,7 @@ CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "pattern": CALENDAR_FEATURES,
     "water_balance": WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES,
     "climate_normals": CLIMATE_DESCRIPTORS,
+    "location": LOCATION_FEATURES,
     "ssr": ("ssr",),
     "wind": ("wind",),
     "cloud": ("cloud",),
@@ -77,8 +79,9 @@ The cropping pattern enters as its daily crop calendar (``cal_kc``, ``cal_root_c
 ``cal_crop_on``), the catalog's nominal calendar moved to the place's long-term temperature
 cycle (:mod:`cropsm.features.phenology`), instead of a constant one-hot code; a
 pattern-aware two-store bucket (``wb_top``, ``wb_sub``, :mod:`cropsm.features.water_balance`)
-and the cell's long-term climate (``clim_precip_mm_yr``, ``clim_aridity``) are added; day of
-year enters as sin/cos.
+and the cell's long-term climate (``clim_precip_mm_yr``, ``clim_aridity``) and its location
+(``loc_x``, ``loc_y``, ``loc_z``, :mod:`cropsm.features.location`) are added; day of year enters
+as sin/cos.
 """
 
 FEATURE_SETS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -41,6 +41,7 @@ from cropsm.features.groups import (
     soil_column,
     validate_groups,
 )
+from cropsm.features.location import LOCATION_ATTRS, location_unit_vector
 from cropsm.features.phenology import (
     HARMONIC_FEATURES,
     calendar_on_days,
@@ -100,6 +101,7 @@ TABLE_UNITS: dict[str, str] = {
     "doy": "day",
     "doy_sin": "1",
     "doy_cos": "1",
+    **{name: attrs["units"] for name, attrs in LOCATION_ATTRS.items()},
     **{name: attrs["units"] for name, attrs in CALENDAR_ATTRS.items()},
     **{name: attrs["units"] for name, attrs in WATER_BALANCE_ATTRS.items()},
     **{c: "m3 m-3" for c in SM_COLUMNS},
@@ -303,7 +305,9 @@ def _add_crop_aware_columns(
     row_time: np.ndarray,
     row_station: np.ndarray,
 ) -> None:
-    """Add :func:`crop_aware_columns` to ``columns`` (static inputs taken from ``columns``)."""
+    """Add :func:`crop_aware_columns` and the location inputs
+    (:func:`cropsm.features.location.location_unit_vector` of the rows' ``lat``, ``lon``) to
+    ``columns`` (static inputs taken from ``columns``)."""
     columns.update(
         crop_aware_columns(
             station_series,
@@ -314,6 +318,7 @@ def _add_crop_aware_columns(
             row_station=row_station,
         )
     )
+    columns.update(location_unit_vector(columns["lat"], columns["lon"]))
 
 
 def _station_static(columns: dict, row_station: np.ndarray, n_stations: int) -> dict:

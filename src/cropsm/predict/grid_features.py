@@ -27,6 +27,7 @@ from cropsm.features.climate import (
     day_of_year,
 )
 from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS, SOIL_PROPERTIES
+from cropsm.features.location import LOCATION_FEATURES, location_unit_vector
 from cropsm.features.station_table import SOIL_SOURCES
 
 CROPLAND_MIN_FRACTION = 0.1
@@ -35,10 +36,12 @@ CROPLAND_MIN_FRACTION = 0.1
 ACCUMULATED = {f"precip_{n}m": n for n in PRECIPITATION_ACCUMULATION_MONTHS}
 """Accumulated-precipitation features and their look-back in calendar months."""
 
-STATIC_FEATURES = ("elevation",) + tuple(
-    f"{name}_l{k}" for k in range(1, 6) for name in SOIL_PROPERTIES
+STATIC_FEATURES = (
+    ("elevation",)
+    + tuple(f"{name}_l{k}" for k in range(1, 6) for name in SOIL_PROPERTIES)
+    + LOCATION_FEATURES
 )
-"""Network inputs that are one value per cell (elevation, soil of each layer)."""
+"""Network inputs that are one value per cell (elevation, soil of each layer, location)."""
 
 
 def cropland_cells(
@@ -103,12 +106,21 @@ def static_cell_features(
 ) -> dict[str, np.ndarray]:
     """Per-cell static inputs (``elevation``, ``ph_l{k}`` ...) at grid indices ``(ilat, ilon)``.
 
-    Same sources as the station table: ``elevation`` and the canonical soil variables of
-    :data:`cropsm.features.station_table.SOIL_SOURCES` on layer k. Float64, NaN where the
-    static field is NaN.
+    Same sources as the station table: ``elevation``, the canonical soil variables of
+    :data:`cropsm.features.station_table.SOIL_SOURCES` on layer k, and the location inputs
+    (:func:`cropsm.features.location.location_unit_vector` of the grid's ``lat``, ``lon``).
+    Float64, NaN where the static field is NaN.
     """
     out: dict[str, np.ndarray] = {}
+    names = list(names)
+    if any(name in LOCATION_FEATURES for name in names):
+        lat = np.asarray(static["lat"].values, dtype=np.float64)[ilat]
+        lon = np.asarray(static["lon"].values, dtype=np.float64)[ilon]
+        location = location_unit_vector(lat, lon)
     for name in names:
+        if name in LOCATION_FEATURES:
+            out[name] = location[name]
+            continue
         if name == "elevation":
             grid = static["elevation"].transpose("lat", "lon").values
         else:

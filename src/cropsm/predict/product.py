@@ -33,6 +33,7 @@ from cropsm import __version__, catalog, paper
 from cropsm.errors import CropsmError, UsageError
 from cropsm.features.calendar import CALENDAR_FEATURES
 from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
+from cropsm.features.location import LOCATION_FEATURES
 from cropsm.features.station_table import SOIL_SOURCES
 from cropsm.features.water_balance import (
     BARE_BUCKET_FEATURES,
@@ -755,6 +756,8 @@ def plan_product(
     if unknown:
         raise UsageError(f"the networks take input(s) {unknown} that cropsm cannot grid")
     for name in static_names:
+        if name in LOCATION_FEATURES:  # from the grid's own lat/lon
+            continue
         source_var = "elevation" if name == "elevation" else SOIL_SOURCES[name.rsplit("_l", 1)[0]]
         if source_var not in static:
             raise UsageError(
