@@ -32,8 +32,14 @@ import pandas as pd
 from cropsm.config import load_config
 from cropsm.pipeline import run_pipeline
 
-MODELS = ("network", "climatology", "linear", "gradient_boosting")
-SHORT = {"network": "net", "climatology": "clim", "linear": "lin", "gradient_boosting": "gb"}
+MODELS = ("network", "ensemble", "climatology", "linear", "gradient_boosting")
+SHORT = {
+    "network": "net",
+    "ensemble": "ens",
+    "climatology": "clim",
+    "linear": "lin",
+    "gradient_boosting": "gb",
+}
 
 CONFIG_TEMPLATE = """\
 [run]

@@ -175,3 +175,16 @@ def test_metrics_json_and_comparison(tmp_path: Path) -> None:
     assert (tmp_path / "baselines" / "comparison.csv").exists()
     again = add_baselines_to_metrics(metrics_path, {"linear": {}})
     assert json.loads(again.read_text())["baselines"] == {"linear": {}}
+
+
+def test_comparison_table_has_the_ensemble_mean_rows_only_for_an_ensemble():
+    metrics = {
+        "layer1": {"test": {"r2": 0.80, "rmse": 0.04, "n": 10}},
+        "baselines": {"linear": {"layer1": {"test": {"r2": 0.70, "rmse": 0.05, "n": 10}}}},
+    }
+    mean_test = {"r2": 0.83, "rmse": 0.038, "n": 10}
+    table = comparison_table(metrics, {1: {"members": 3, "ensemble_mean_test": mean_test}})
+    ensemble = table[table["model"] == "ensemble"]
+    assert ensemble[["layer", "split", "r2"]].values.tolist() == [[1, "test", 0.83]]
+    single = comparison_table(metrics, {1: {"members": 1, "ensemble_mean_test": mean_test}})
+    assert set(single["model"]) == {"network", "linear"}

@@ -744,17 +744,37 @@ def add_baselines_to_metrics(metrics_path: str | Path, baselines_metrics: Mappin
     return path
 
 
-def comparison_table(metrics: Mapping) -> pd.DataFrame:
+def comparison_table(
+    metrics: Mapping, ensemble: Mapping[int, Mapping] | None = None
+) -> pd.DataFrame:
     """Networks vs baselines per layer and split, from a ``metrics.json`` mapping.
+
+    Parameters
+    ----------
+    metrics
+        ``metrics.json``: the selected networks' (member 0's) metrics and ``baselines``.
+    ensemble
+        Per layer the deep ensemble's summary (``TrainedChain.ensemble``); with more than one
+        member, its mean's test metrics (what the product holds) are the ``ensemble`` rows.
 
     Returns
     -------
     pandas.DataFrame
-        ``model, layer, split, r2, rmse, ubrmse, bias, r, n``; ``model`` is ``network`` or a
-        baseline name.
+        ``model, layer, split, r2, rmse, ubrmse, bias, r, n``; ``model`` is ``network`` (member
+        0), ``ensemble`` (the ensemble mean, test rows) or a baseline name.
     """
     rows = []
     sources = [("network", {k: v for k, v in metrics.items() if k.startswith("layer")})]
+    sources += [
+        (
+            "ensemble",
+            {
+                f"layer{k}": {"test": e["ensemble_mean_test"]}
+                for k, e in (ensemble or {}).items()
+                if e.get("members", 1) > 1 and "ensemble_mean_test" in e
+            },
+        )
+    ]
     sources += [(name, metrics.get("baselines", {}).get(name, {})) for name in BASELINE_NAMES]
     for model, layers in sources:
         for key, by_split in layers.items():
@@ -809,7 +829,9 @@ def run_baselines(
     path = add_baselines_to_metrics(out / "metrics.json", baselines.metrics)
     metrics = json.loads(path.read_text("utf-8"))
     with atomic_output(folder / "comparison.csv") as tmp:
-        comparison_table(metrics).to_csv(tmp, index=False, float_format="%.6g")
+        comparison_table(metrics, getattr(chain, "ensemble", None)).to_csv(
+            tmp, index=False, float_format="%.6g"
+        )
     return baselines
 
 
