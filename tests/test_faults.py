@@ -316,6 +316,11 @@ def test_disk_full_on_a_worker_is_one_line_without_a_worker_traceback(
     assert str(err.value).startswith(f"{partial_path(out)}: cannot write")
     assert not [r for r in caplog.records if "Compute Failed" in r.getMessage()]
     assert not out.exists()
+    # the threads that ran the blocks left dask's global config as they found it (a global
+    # scheduler setting restored by a worker thread after the client closed broke later tests)
+    import dask
+
+    assert dask.config.get("scheduler", None) != "dask.distributed"
 
 
 KILLED_DRIVER = """

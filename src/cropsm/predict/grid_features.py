@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import dask
+import dask.array
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -161,13 +162,26 @@ def read_tile_climate(
     out: dict[str, np.ndarray] = {}
     ly = np.asarray(cell_ilat) - lat_slice.start
     lx = np.asarray(cell_ilon) - lon_slice.start
-    with dask.config.set(scheduler="synchronous"):
-        for name in variables:
-            box = climate[name].isel(time=time_slices[name], lat=lat_slice, lon=lon_slice)
-            values = np.asarray(box.transpose("time", "lat", "lon").values)
-            out[name] = np.ascontiguousarray(values[:, ly, lx], dtype=np.float32)
-            del values
+    for name in variables:
+        box = climate[name].isel(time=time_slices[name], lat=lat_slice, lon=lon_slice)
+        values = synchronous_values(box.transpose("time", "lat", "lon"))
+        out[name] = np.ascontiguousarray(values[:, ly, lx], dtype=np.float32)
+        del values
     return out
+
+
+def synchronous_values(array: xr.DataArray) -> np.ndarray:
+    """The values of a (possibly dask-backed) array, computed in this thread.
+
+    The scheduler is passed to the compute call, not set in dask's global config: a worker
+    that runs tasks in threads (``LocalCluster(processes=False)``) would otherwise race the
+    client's own config change when it closes and leave ``scheduler = "dask.distributed"``
+    behind with no client.
+    """
+    data = array.data
+    if isinstance(data, dask.array.Array):
+        return np.asarray(data.compute(scheduler="synchronous"))
+    return np.asarray(data)
 
 
 def block_climate_features(

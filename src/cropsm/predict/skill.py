@@ -33,6 +33,7 @@ from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS
 from cropsm.features.station_table import nearest_cell_index
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.config import REFERENCE
+from cropsm.predict.grid_features import synchronous_values
 from cropsm.predict.store import SM_FILL, SM_SCALE
 from cropsm.provenance import write_json
 
@@ -110,8 +111,6 @@ def window_error_sums(
         :class:`ErrorSums` per ``(scenario, layer index)``; squared errors and counts of the
         reference per ``(layer, cell)`` (zeros without a reference scenario).
     """
-    import dask
-
     sm = zarr.open_array(str(Path(product_path) / "sm"), mode="r")
     sd_path = Path(product_path) / "sm_sd"
     sm_sd = zarr.open_array(str(sd_path), mode="r") if sd_path.is_dir() else None
@@ -125,26 +124,25 @@ def window_error_sums(
     coverage = np.zeros((N_LAYERS, 3))  # pairs, inside the raw and the calibrated 90 % interval
     cell_sse = np.zeros((N_LAYERS, iy.size))
     cell_n = np.zeros((N_LAYERS, iy.size))
-    with dask.config.set(scheduler="synchronous"):
-        for s_i, s in enumerate(scenarios):
-            packed = np.asarray(sm[s_i, :, product_days])  # (layer, time, lat, lon)
-            sim = _decode(packed[:, :, iy, ix])  # (layer, time, cell)
-            del packed
-            if s == REFERENCE:
-                obs = truth["reference_sm"].isel(time=truth_days)
-            else:
-                obs = truth["sm"].isel(pattern=truth_patterns.index(s), time=truth_days)
-            obs = np.asarray(obs.transpose("layer", "time", "cell").values, dtype=np.float32)
-            for k in range(N_LAYERS):
-                sums[(s, k)].add(obs[k], sim[k])
-            if s == REFERENCE:
-                err = (sim - obs).astype(np.float64)
-                ok = np.isfinite(err)
-                cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
-                cell_n += ok.sum(axis=1)
-                if sm_sd is not None:
-                    sd = _decode(np.asarray(sm_sd[s_i, :, product_days])[:, :, iy, ix])
-                    coverage += interval_counts(err, sd.astype(np.float64), residual)
+    for s_i, s in enumerate(scenarios):
+        packed = np.asarray(sm[s_i, :, product_days])  # (layer, time, lat, lon)
+        sim = _decode(packed[:, :, iy, ix])  # (layer, time, cell)
+        del packed
+        if s == REFERENCE:
+            obs = truth["reference_sm"].isel(time=truth_days)
+        else:
+            obs = truth["sm"].isel(pattern=truth_patterns.index(s), time=truth_days)
+        obs = synchronous_values(obs.transpose("layer", "time", "cell")).astype(np.float32)
+        for k in range(N_LAYERS):
+            sums[(s, k)].add(obs[k], sim[k])
+        if s == REFERENCE:
+            err = (sim - obs).astype(np.float64)
+            ok = np.isfinite(err)
+            cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
+            cell_n += ok.sum(axis=1)
+            if sm_sd is not None:
+                sd = _decode(np.asarray(sm_sd[s_i, :, product_days])[:, :, iy, ix])
+                coverage += interval_counts(err, sd.astype(np.float64), residual)
     sums[("coverage", "reference")] = coverage
     return sums, cell_sse, cell_n
 
