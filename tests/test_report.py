@@ -522,3 +522,27 @@ def test_key_results_use_the_ensemble_significance(full_run):
     missed = [w for w in warnings if "miss their target" in w]
     assert len(missed) == 1 and "layer 2: 97 %" in missed[0] and "layer 1" not in missed[0]
     assert "true sign in 90 % of the 958 significant cells" in text
+
+
+def test_key_results_judge_the_baselines_against_the_ensemble_mean(full_run):
+    """With a deep ensemble the product holds the members' mean: the box shows its test R²
+    beside the selected network's, and a baseline 'beats the networks' only if it beats it."""
+    from cropsm.report.key_results import layer_skill, warnings_for_run
+
+    add_key_result_inputs(full_run)  # gradient boosting 0.810 beats layer 1's network (0.700)
+    layers = {
+        "layer1": {"members": 3, "ensemble_mean_test": {"r2": 0.8234}},
+        "layer2": {"members": 3, "ensemble_mean_test": {"r2": 0.7412}},
+    }
+    write_json(full_run / "models" / "ensemble.json", {"members": 3, "layers": layers})
+    skill = {s.layer: s for s in layer_skill(full_run)}
+    assert skill[1].ensemble_r2_test == pytest.approx(0.8234)
+    assert skill[1].product_r2_test == pytest.approx(0.8234) and skill[3].ensemble_r2_test is None
+    assert not any("baseline beats" in w for w in warnings_for_run(full_run))
+    page = render_report(full_run)
+    box = page[page.index('id="key-results"') :]
+    box = box[: box.index("</section>")]
+    assert "ensemble mean" in box and "0.823" in box and 'class="bad"' not in box
+    # one network only: the column is left out and the warning stands
+    write_json(full_run / "models" / "ensemble.json", {"members": 1, "layers": {}})
+    assert any("layer 1: 0.810 vs 0.700" in w for w in warnings_for_run(full_run))
