@@ -178,7 +178,7 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
             stop = starts[i + 1] if i + 1 < len(starts) else n_days
             block = {k: v[start:stop] for k, v in climate.items()}
             names = ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare", "cal_kc"]
-            _, by_cell_day, shared = block_pattern_inputs(
+            by_cell_day, shared = block_pattern_inputs(
                 block, dates[start:stop], soil, states.start_water_mm[i], names, states.harmonics
             )
             np.testing.assert_allclose(

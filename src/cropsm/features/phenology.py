@@ -48,11 +48,13 @@ Agric. For. Meteorol. 87, 291-300.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 import numpy as np
 import pandas as pd
 
 from cropsm import catalog
+from cropsm.features.calendar import calendar_table
 
 HARMONIC_FEATURES: tuple[str, ...] = ("clim_t_mean_c", "clim_t_amplitude_c", "clim_t_warmest_doy")
 """The long-term temperature cycle of a place (:func:`temperature_harmonics`)."""
@@ -178,31 +180,30 @@ def growing_degree_days(air_temperature_c, base_c: float, upper_c: float) -> np.
     return np.clip(np.asarray(air_temperature_c, dtype=np.float64) - base_c, 0.0, upper_c - base_c)
 
 
+def _nominal_temperature_c(day_of_year) -> np.ndarray:
+    """``T_nom(d)``: the catalog's nominal climate (:func:`cropsm.catalog.nominal_climate`)."""
+    nominal = catalog.nominal_climate()
+    return cycle_temperature_c(
+        nominal["mean_c"], nominal["amplitude_c"], nominal["warmest_doy"], day_of_year
+    )
+
+
+@cache
 def nominal_stage_gdd(season: catalog.CropSeason) -> np.ndarray:
-    """Thermal time of each of the four stages in the nominal climate, degC d.
+    """Thermal time of each of the four stages in the nominal climate, degC d (read-only).
 
     ``G_k = sum over the nominal days of stage k of GDD(T_nom(d))``, days counted from the
     nominal sowing day (across the new year).
     """
-    nominal = catalog.nominal_climate()
     days = np.arange(sum(season.stage_days))
     doy = (season.sow_doy - 1 + days) % _YEAR + 1
     daily = growing_degree_days(
-        cycle_temperature_c(nominal["mean_c"], nominal["amplitude_c"], nominal["warmest_doy"], doy),
-        season.base_temperature_c,
-        season.upper_temperature_c,
+        _nominal_temperature_c(doy), season.base_temperature_c, season.upper_temperature_c
     )
     bounds = np.cumsum((0, *season.stage_days))
-    return np.array([daily[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
-
-
-def _sowing_threshold_c(season: catalog.CropSeason) -> float:
-    nominal = catalog.nominal_climate()
-    return float(
-        cycle_temperature_c(
-            nominal["mean_c"], nominal["amplitude_c"], nominal["warmest_doy"], season.sow_doy
-        )
-    )
+    stage = np.array([daily[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    stage.setflags(write=False)
+    return stage
 
 
 def _sowing_doy(season: catalog.CropSeason, cycle: np.ndarray) -> np.ndarray:
@@ -212,7 +213,7 @@ def _sowing_doy(season: catalog.CropSeason, cycle: np.ndarray) -> np.ndarray:
         return np.full(n, season.sow_doy, dtype=np.int64)
     offsets = np.arange(-SOWING_WINDOW_DAYS, SOWING_WINDOW_DAYS + 1)
     window = (season.sow_doy - 1 + offsets) % _YEAR  # 0-based
-    threshold = _sowing_threshold_c(season)
+    threshold = float(_nominal_temperature_c(season.sow_doy))
     temps = cycle[window]  # (window, n)
     ready = temps >= threshold if season.sowing == "warming" else temps <= threshold
     first = np.where(ready.any(axis=0), ready.argmax(axis=0), len(offsets) - 1)
@@ -266,8 +267,6 @@ def climate_calendar_table(pattern_id: str, harmonics: Mapping[str, np.ndarray])
     harmonics
         :data:`HARMONIC_FEATURES` ``(n,)`` of the places (:func:`temperature_harmonics`).
     """
-    from cropsm.features.calendar import calendar_table
-
     by_id = {p.id: p for p in catalog.patterns()}
     if pattern_id not in by_id:
         raise KeyError(f"unknown pattern {pattern_id!r}; expected one of {tuple(by_id)}")

@@ -205,9 +205,11 @@ def bucket_prepass(
     capacity = None
     sums = None
     harmonic = None
-    piece_days = PREPASS_PIECE_DAYS
-    first = read_piece(slice(0, min(1, n_days)), ("air_temperature",))["air_temperature"]
-    piece_days = prepass_piece_days(np.shape(first)[-1])
+    if soil:
+        n_cells = _cell_count({}, soil, None)
+    else:  # no soil inputs: one day of climate tells the cells
+        n_cells = np.shape(read_piece(slice(0, 1), ("air_temperature",))["air_temperature"])[-1]
+    piece_days = prepass_piece_days(n_cells)
     # cut pieces at the wanted starts, so a start is always the first day of a piece
     edges = sorted({0, n_days, *starts, *range(0, n_days, piece_days)})
     pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
@@ -219,7 +221,7 @@ def bucket_prepass(
         if progress is not None:
             progress(done + 1, total)
     harmonics = harmonics_from_sums(harmonic)
-    tables = pattern_calendars(harmonics, len(harmonics["clim_t_mean_c"]))
+    tables = pattern_calendars(harmonics, n_cells)
     for done, (a, b) in enumerate(pieces):
         piece = read_piece(slice(a, b), BUCKET_VARIABLES)
         if water is not None and a in starts:
@@ -256,7 +258,7 @@ def block_pattern_inputs(
     start_water_mm: np.ndarray | None,
     names: Sequence[str],
     harmonics: Mapping[str, np.ndarray] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Pattern inputs of a block: calendars and buckets by day and cell.
 
     Parameters
@@ -279,15 +281,13 @@ def block_pattern_inputs(
 
     Returns
     -------
-    (by_day, by_cell_day, shared)
-        ``{}`` (kept for inputs that are one value per pattern and day),
+    (by_cell_day, shared)
         ``{name: (6, n_days, n_cells) float32}`` for the calendar inputs, ``wb_top`` and
         ``wb_sub``, and ``{name: (n_days, n_cells) float32}`` for the pattern-free
         ``wb_top_bare`` and ``wb_sub_bare``.
     """
     n_cells = _cell_count(block_climate, soil, harmonics)
     tables = pattern_calendars(harmonics, n_cells)
-    by_day: dict[str, np.ndarray] = {}
     by_cell_day = {}
     for j, name in enumerate(CALENDAR_FEATURES):
         if name in names:
@@ -307,7 +307,7 @@ def block_pattern_inputs(
             if name in names:
                 bare = result["relative"][name.removesuffix("_bare")][:, n_patterns]
                 shared[name] = np.ascontiguousarray(bare, dtype=np.float32)  # (day, cell)
-    return by_day, by_cell_day, shared
+    return by_cell_day, shared
 
 
 def _cell_count(block_climate, soil, harmonics) -> int:

@@ -193,7 +193,6 @@ def predict_cells(
     weights: np.ndarray,
     batch_cell_days: int,
     timings: dict | None = None,
-    pattern_by_day: Mapping[str, np.ndarray] | None = None,
     pattern_by_cell_day: Mapping[str, np.ndarray] | None = None,
     *,
     member_nets: Sequence[Sequence[FoldedNet]] = (),
@@ -225,9 +224,9 @@ def predict_cells(
         Optional dict; ``network_s`` (wall seconds of the forward passes), ``network_cpu_s``
         (their thread CPU seconds) and ``assemble_s`` (gathering inputs, reference, packing) are
         added to it.
-    pattern_by_day, pattern_by_cell_day
-        Pattern inputs of the crop-aware set: ``(6, n_days)`` (nominal calendar) and
-        ``(6, n_days, n_cells)`` (``wb_top``, ``wb_sub``) per name (:func:`block_pattern_inputs`).
+    pattern_by_cell_day
+        Pattern inputs of the crop-aware set, ``(6, n_days, n_cells)`` per name (calendar inputs,
+        ``wb_top``, ``wb_sub``; :func:`block_pattern_inputs`).
     member_nets
         Deep-ensemble members 1...K-1 (``nets`` is member 0). Every member runs on the same
         gathered inputs; each scenario (the reference per member, Eq. 2) is averaged over the
@@ -256,7 +255,6 @@ def predict_cells(
         day_inputs = {"doy": np.asarray(day_of_year, dtype=np.float32)}
     n_days = len(next(iter(day_inputs.values())))
     n_cells = weights.shape[1]
-    by_day = {k: np.asarray(v, np.float32) for k, v in (pattern_by_day or {}).items()}
     by_cell_day = {
         k: np.asarray(v, np.float32).reshape(v.shape[0], -1)
         for k, v in (pattern_by_cell_day or {}).items()
@@ -297,9 +295,7 @@ def predict_cells(
                     np.take(static32[name], cell, out=x[f])
             inputs.append(x)
             pattern_inputs.append(
-                _gather_pattern_inputs(
-                    net, by_day, by_cell_day, day, start, stop, n_patterns, ws, k
-                )
+                _gather_pattern_inputs(net, by_cell_day, start, stop, n_patterns, ws, k)
             )
         t1 = time.perf_counter()
         c1 = time.thread_time()
@@ -386,9 +382,7 @@ def _add_by_slot(
 
 def _gather_pattern_inputs(
     net: FoldedNet,
-    by_day: Mapping[str, np.ndarray],
     by_cell_day: Mapping[str, np.ndarray],
-    day: np.ndarray,
     start: int,
     stop: int,
     n_patterns: int,
@@ -401,13 +395,9 @@ def _gather_pattern_inputs(
         return None
     out = ws.get(("pattern_inputs", k), (n_patterns, len(names), stop - start))
     for j, name in enumerate(names):
-        for p in range(n_patterns):
-            if name in by_day:
-                np.take(by_day[name][p], day, out=out[p, j])
-            elif name in by_cell_day:
-                out[p, j] = by_cell_day[name][p, start:stop]
-            else:
-                raise ValueError(f"layer {net.layer}: no values for the input {name!r}")
+        if name not in by_cell_day:
+            raise ValueError(f"layer {net.layer}: no values for the input {name!r}")
+        out[:, j] = by_cell_day[name][:n_patterns, start:stop]
     return out
 
 
@@ -453,9 +443,10 @@ def _block_pattern_inputs(
     cells: np.ndarray,
     t_sl: slice,
 ) -> tuple[dict, dict]:
-    """The block's crop-aware pattern inputs (climate-adjusted calendars, pattern buckets)."""
+    """The block's crop-aware pattern inputs (climate-adjusted calendars, pattern buckets)
+    and its pattern-free bare buckets (:func:`block_pattern_inputs`)."""
     if not job.pattern_input_names and not job.bare_bucket_names:
-        return {}, {}, {}
+        return {}, {}
     n_days = len(dates)
     soil = {}
     for name, values in (job.cell_soil or {}).items():
@@ -508,7 +499,7 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
         )
         clock.lap("read")
         features = block_climate_features(raw, dates, halo, job.climate_features)
-        by_day, by_cell_day, bare = _block_pattern_inputs(job, raw, dates, cells, t_sl)
+        by_cell_day, bare = _block_pattern_inputs(job, raw, dates, cells, t_sl)
         features.update(bare)
         del raw
         static = {name: v[cells] for name, v in job.cell_static.items()}
@@ -524,7 +515,6 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
             job.cell_weights[:, cells],
             job.batch_cell_days,
             inner,
-            by_day,
             by_cell_day,
             member_nets=job.member_nets,
             residual_sd=job.residual_sd,

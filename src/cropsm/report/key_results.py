@@ -108,11 +108,12 @@ class LayerSkill:
 def layer_skill(run_dir: Path) -> list[LayerSkill]:
     """Skill per layer from ``metrics.json`` (or ``table2.csv``), ``models/ensemble.json`` (the
     deep ensemble's mean on the test rows) and ``truth_skill.json``."""
-    metrics = _read_json(RunLayout(run_dir).metrics) or {}
-    ensemble = (_read_json(RunLayout(run_dir).models_dir / "ensemble.json") or {}).get("layers")
+    layout = RunLayout(run_dir)
+    metrics = _read_json(layout.metrics) or {}
+    ensemble = (_read_json(layout.models_dir / "ensemble.json") or {}).get("layers")
     ensemble = ensemble if isinstance(ensemble, Mapping) else {}
-    table2 = _read_csv(RunLayout(run_dir).table2)
-    truth = _read_json(RunLayout(run_dir).truth_skill) or {}
+    table2 = _read_csv(layout.table2)
+    truth = _read_json(layout.truth_skill) or {}
     paper_rows = {r.layer: r for r in paper.TABLE2}
     layers = sorted(int(k[5:]) for k in metrics if k.startswith("layer") and k[5:].isdigit())
     if not layers and table2 is not None:
