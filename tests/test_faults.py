@@ -187,6 +187,10 @@ def test_no_worker_left_is_a_bounded_error_and_the_run_resumes(
     with pytest.raises(UsageError, match="unfinished product"):
         standardize_product(xr.open_zarr(partial_path(out)), partial_path(out))
     assert not (tmp_path / "copy.nc").exists()
+    # a worker killed inside a chunk write leaves zarr's temporary chunk file behind
+    chunk_dir = partial_path(out) / "sm" / "c" / "0" / "0" / "0" / "0"
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    (chunk_dir / "0.61ce132cecd14a5296433c43ded529ae.partial").write_bytes(b"torn")
     again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
     assert again["status"] == "resumed"
     assert 2 <= again["blocks_skipped"] < N_BLOCKS

@@ -482,6 +482,7 @@ def finish_store(work: Path, path: Path, layout: ProductLayout) -> None:
         return  # already finished
     try:
         shutil.rmtree(work / RESUME_RECORD)
+        remove_write_debris(work)
         _consolidate(work)
         if work != path:  # (the same path: a store of an earlier cropsm, finished in place)
             if path.exists():
@@ -489,6 +490,19 @@ def finish_store(work: Path, path: Path, layout: ProductLayout) -> None:
             work.rename(path)
     except OSError as err:
         raise OutputError.from_os_error(path, err) from None
+
+
+def remove_write_debris(store: Path) -> int:
+    """Remove the temporary chunk files of writes that never finished; return how many.
+
+    zarr writes a chunk to ``KEY.<uuid>.partial`` and renames it to ``KEY``; a worker killed
+    between the two leaves the temporary file behind (the block itself is recomputed and
+    written again). A finished store holds none of them.
+    """
+    debris = [f for f in Path(store).rglob(f"*{PARTIAL_SUFFIX}") if f.is_file()]
+    for f in debris:
+        f.unlink()
+    return len(debris)
 
 
 def read_fingerprint(path: Path) -> str | None:
