@@ -200,13 +200,15 @@ def test_pedotransfer_and_porosity():
     assert porosity_m3_m3(1.325) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("feature_set", ["paper", "crop"])
-def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set):
+@pytest.mark.parametrize(
+    ("feature_set", "output"), [("paper", "bounded"), ("crop", "bounded"), ("crop", "anchored")]
+)
+def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set, output):
     models = table2_models(
         seed=5,
         architectures={1: (2, 8), 2: (0, 1), 3: (1, 4), 4: (2, 4), 5: (1, 2)},
         feature_set=feature_set,
-        output="bounded",
+        output=output,
     )
     # blow the output weights up so that the linear output would leave [0, porosity]
     models = [
@@ -220,6 +222,8 @@ def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set):
     table = pd.DataFrame({name: rng.normal(1.0, 3.0, n) for name in shared})
     for k in range(1, 6):
         table[f"bd_l{k}"] = rng.uniform(1.0, 1.7, n)
+        table[f"sand_l{k}"] = rng.uniform(5.0, 90.0, n)
+        table[f"clay_l{k}"] = rng.uniform(3.0, 60.0, n)
     per_pattern = sorted({n_ for net in nets for n_ in net.pattern_input_names})
     pattern_values = {name: rng.uniform(0, 1, (6, n)) for name in per_pattern}
     inputs = [
@@ -247,6 +251,65 @@ def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set):
             assert (want[k] >= bounds[:, 0]).all() and (want[k] <= bounds[:, 1] + 1e-12).all()
         # the output weights are large: the bounds are reached, not merely respected
         assert (want < 0.01).any() and (want > 0.35).any()
+    if output == "anchored":  # layers of the 20-50 cm store only
+        assert [net.anchor_index is not None for net in nets] == [False, False, True, True, True]
+
+
+def test_anchored_network_starts_from_the_bucket_and_moves_with_the_pattern():
+    """With a zero output map an anchored network of the 20-50 cm layers predicts the bucket's
+    soil moisture theta_1500 + W_sub (theta_33 - theta_1500), in the station path and the folded
+    product path, per pattern; the 0-20 cm layers are not anchored (0.5 porosity)."""
+    from cropsm.features.water_balance import saxton_rawls_retention
+
+    models = table2_models(
+        seed=2, architectures={k: (1, 4) for k in range(1, 6)}, feature_set="crop",
+        output="anchored",
+    )  # fmt: skip
+    models = [
+        dataclasses.replace(m, weights=[*m.weights[:-1], tuple(a * 0 for a in m.weights[-1])])
+        for m in models
+    ]
+    nets = fold_chain(models)
+    rng = np.random.default_rng(4)
+    n = 300
+    shared = sorted({n_ for net in nets for n_ in net.shared_names})
+    table = pd.DataFrame({name: rng.normal(1.0, 3.0, n) for name in shared})
+    for k in range(1, 6):
+        table[f"bd_l{k}"] = rng.uniform(1.1, 1.6, n)
+        table[f"sand_l{k}"] = rng.uniform(5.0, 90.0, n)
+        table[f"clay_l{k}"] = rng.uniform(3.0, 60.0, n)
+    stores = {name: rng.uniform(0, 1, (6, n)) for name in ("wb_top", "wb_sub")}
+    per_pattern = sorted({n_ for net in nets for n_ in net.pattern_input_names})
+    values = {name: stores.get(name, rng.uniform(0, 1, (6, n))) for name in per_pattern}
+    inputs = [
+        np.vstack([table[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, n), "f4")])
+        for net in nets
+    ]
+    pattern_inputs = [
+        np.stack([[values[name][p] for name in net.pattern_input_names] for p in range(6)])
+        .astype(np.float32)
+        for net in nets
+    ]  # fmt: skip
+    got = forward_chain(nets, inputs, 6, Workspace(), pattern_inputs).copy()
+    for p, pid in enumerate(catalog.pattern_ids()):
+        rows = with_pattern_one_hot(
+            table.assign(pattern=pid, **{name: v[p] for name, v in values.items()})
+        )
+        want = predict_chain(models, rows).to_numpy().T
+        np.testing.assert_allclose(got[:, p], want, rtol=1e-4, atol=2e-5)
+        for k in range(3, 6):  # the 20-50 cm layers start from the subsoil store
+            w = stores["wb_sub"][p]
+            wp, fc = saxton_rawls_retention(
+                table[f"sand_l{k}"] / 100, table[f"clay_l{k}"] / 100, 2.0
+            )
+            bucket = wp + w * np.maximum(fc - wp, 0.02)
+            porosity = 1 - table[f"bd_l{k}"].to_numpy() / 2.65
+            inside = (bucket > 0.03 * porosity) & (bucket < 0.97 * porosity)
+            assert inside.mean() > 0.8
+            np.testing.assert_allclose(want[k - 1][inside], bucket[inside], rtol=1e-9)
+        for k in (1, 2):
+            porosity = 1 - table[f"bd_l{k}"].to_numpy() / 2.65
+            np.testing.assert_allclose(want[k - 1], 0.5 * porosity, rtol=1e-9)
 
 
 def test_location_unit_vector_and_group():

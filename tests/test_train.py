@@ -319,3 +319,54 @@ def test_selection_tolerance_prefers_the_smallest_near_best_network():
     assert (
         chosen["units"] == 4 or loose.loc[loose["units"] == 4, "validation_mse"].item() > 2 * best
     )
+
+
+def test_anchored_layers_take_the_subsoil_store_only_through_the_anchor(table, tmp_path):
+    """``output = "anchored"``: layers 3-5 learn the departure from the bucket's 20-50 cm store;
+    the store's input weights stay 0, so the prediction's logit moves with the store exactly by
+    the anchor's logit; layers 1-2 are plain bounded networks that use the store as an input."""
+    from cropsm.train.bounds import row_anchor, row_bounds
+    from cropsm.train.chain import with_pattern_one_hot
+
+    rng = np.random.default_rng(3)
+    store = rng.uniform(0.0, 1.0, len(table))
+    with_store = table.assign(wb_sub=store)
+    # the target follows the store a little, so that it matters to every layer
+    for k in range(1, 4):
+        with_store[f"sm_l{k}"] = with_store[f"sm_l{k}"] + 0.02 * (store - 0.5)
+    config = CONFIG.model_copy(update={"output": "anchored", "max_epochs": 10})
+    result = train_layers(
+        with_store, config, lambda k: [*layer_feature_names(k, ()), "wb_sub"], n_layers=3
+    )
+    for model in result.models:
+        w1 = model.weights[0][0]
+        row = list(model.feature_names).index("wb_sub")
+        if model.layer <= 2:
+            assert model.output == "anchored" and np.abs(w1[row]).max() > 0.01
+            continue
+        np.testing.assert_array_equal(w1[row], 0.0)
+        names = list(model.feature_names)
+        rows = with_pattern_one_hot(with_store.iloc[:50])
+        x = rows[names[:-1]].assign(**{UPPER: 0.25}).to_numpy()
+        x = x[np.isfinite(x).all(axis=1)]
+        moved = x.copy()
+        moved[:, names.index("wb_sub")] = rng.uniform(0.0, 1.0, len(x))
+        upper = row_bounds(x, names, model.layer)[:, 1]
+        before, after = model.predict_array(x), model.predict_array(moved)
+        shift = np.log(after / (upper - after)) - np.log(before / (upper - before))
+        expected = row_anchor(moved, names, model.layer) - row_anchor(x, names, model.layer)
+        np.testing.assert_allclose(shift, expected, atol=1e-6)
+        assert np.abs(expected).max() > 0.5
+    # the saved networks say how they end and predict the same after loading
+    from cropsm.train.artifacts import save_models
+
+    loaded = load_models(save_models(result, tmp_path))
+    assert [m.output for m in loaded] == ["anchored"] * 3
+    description = json.loads((tmp_path / "models" / "layer3" / "model.json").read_text())
+    assert (
+        description["output"]["kind"] == "anchored" and "wb_sub" in description["output"]["anchor"]
+    )
+    rows = with_pattern_one_hot(with_store)
+    np.testing.assert_allclose(
+        predict_chain(loaded, rows).to_numpy(), predict_chain(result.models, rows).to_numpy()
+    )

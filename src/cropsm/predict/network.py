@@ -31,7 +31,9 @@ the pattern *and* the cell-day (the crop-aware set's nominal calendar and bucket
 
 A network with a bounded output (``LayerModel.output == "bounded"``) keeps the last map in the
 network's own units ``z`` and ends with ``SM = phi sigmoid(z)``, ``phi`` the porosity of the
-cell's layer from its bulk-density input (:mod:`cropsm.train.bounds`). Every affine map is
+cell's layer from its bulk-density input (:mod:`cropsm.train.bounds`); an anchored output
+(``"anchored"``) adds the bucket's offset ``logit(b_p)`` of each pattern's bucket store before
+the sigmoid (:func:`cropsm.train.bounds.anchor_logit`). Every affine map is
 one float32 matrix product in "feature-major" layout (``(units, cell-days)``, one BLAS thread);
 biases ride along as a constant row of ones (augmented weights).
 """
@@ -48,7 +50,10 @@ from cropsm.features.groups import PATTERN_INPUTS, PATTERN_ONE_HOT, UPPER
 from cropsm.train.bounds import (
     DEFAULT_BULK_DENSITY_G_CM3,
     LOWER_BOUND_M3_M3,
+    anchor_inputs,
+    anchor_logit,
     bound_feature,
+    is_bounded,
     upper_bound_m3_m3,
 )
 from cropsm.train.chain import LayerModel
@@ -92,6 +97,12 @@ class FoldedNet:
         Index in :attr:`shared_names` of the bulk density behind ``phi``; None: the default.
     default_upper
         ``phi`` without a bulk-density input, m3 m-3.
+    anchor_index
+        Anchored output: index in :attr:`pattern_input_names` of the bucket store behind the
+        offset ``logit(b)``; None: no anchor.
+    anchor_texture_index
+        Indices in :attr:`shared_names` of the layer's sand and clay (the anchor's retention);
+        None: the default loam.
     """
 
     layer: int
@@ -107,6 +118,8 @@ class FoldedNet:
     bounded: bool = False
     bound_index: int | None = None
     default_upper: float = float(upper_bound_m3_m3(DEFAULT_BULK_DENSITY_G_CM3))
+    anchor_index: int | None = None
+    anchor_texture_index: tuple[int, int] | None = None
 
     @property
     def n_first(self) -> int:
@@ -126,7 +139,7 @@ def fold_layer_model(model: LayerModel) -> FoldedNet:
     w1_scaled = w1 / std[:, None]  # (n_in, n_first)
     b1_folded = b1 - (mean / std) @ w1
     is_output = len(weights) == 1
-    bounded = model.output == "bounded"
+    bounded = is_bounded(model.output)
     if is_output and not bounded:
         w1_scaled = w1_scaled * model.target_std
         b1_folded = b1_folded * model.target_std + model.target_mean
@@ -153,6 +166,14 @@ def fold_layer_model(model: LayerModel) -> FoldedNet:
     per_pattern = np.stack(columns, axis=2)
     shared_names = tuple(names[i] for i in shared)
     feature = bound_feature(model.layer, names) if bounded else None
+    pattern_input_names = tuple(names[i] for i in cell_pattern)
+    anchor_index = anchor_texture_index = None
+    if model.output == "anchored":
+        store, sand, clay = anchor_inputs(model.layer, names)
+        if store is not None:
+            anchor_index = pattern_input_names.index(store)
+            if sand is not None and clay is not None:
+                anchor_texture_index = (shared_names.index(sand), shared_names.index(clay))
     return FoldedNet(
         layer=model.layer,
         shared_names=shared_names,
@@ -163,9 +184,11 @@ def fold_layer_model(model: LayerModel) -> FoldedNet:
         pattern_steps=np.ascontiguousarray(per_pattern, dtype=np.float32),
         first_is_output=is_output,
         uses_pattern=any(c in names for c in PATTERN_INPUTS),
-        pattern_input_names=tuple(names[i] for i in cell_pattern),
+        pattern_input_names=pattern_input_names,
         bounded=bounded,
         bound_index=None if feature is None else shared_names.index(feature),
+        anchor_index=anchor_index,
+        anchor_texture_index=anchor_texture_index,
     )
 
 
@@ -363,6 +386,14 @@ def forward_chain(
                     np.matmul(w, h, out=nxt[:n_out])
                     _relu_inplace(nxt[:n_out], zeros)
                     h = nxt
+            if net.anchor_index is not None:
+                texture = net.anchor_texture_index
+                out[k, p] += anchor_logit(
+                    cell_inputs[p][net.anchor_index],
+                    None if texture is None else x[texture[0]],
+                    None if texture is None else x[texture[1]],
+                    porosity,
+                ).astype(np.float32)
             if porosity is not None:
                 _bound_inplace(out[k, p], porosity)
         upper = out[k]

@@ -31,7 +31,12 @@ import pandas as pd
 
 from cropsm import paper
 from cropsm.io.atomic import atomic_output, atomic_write_text
-from cropsm.train.bounds import DEFAULT_BULK_DENSITY_G_CM3, LOWER_BOUND_M3_M3, bound_feature
+from cropsm.train.bounds import (
+    DEFAULT_BULK_DENSITY_G_CM3,
+    LOWER_BOUND_M3_M3,
+    anchor_inputs,
+    bound_feature,
+)
 from cropsm.train.chain import LayerModel, TrainedChain, target_column
 from cropsm.train.numpy_net import Scaler
 from cropsm.train.splits import split_membership
@@ -145,7 +150,11 @@ def save_layer_model(model: LayerModel, directory: str | Path, training: dict | 
             "hidden_layers": model.hidden_layers,
             "units": model.units,
             "hidden_activation": "relu",
-            "output_activation": "linear" if model.output == "linear" else "bounded_sigmoid",
+            "output_activation": {
+                "linear": "linear",
+                "bounded": "bounded_sigmoid",
+                "anchored": "anchored_bounded_sigmoid",
+            }[model.output],
             "arrays": list(arrays),
         },
         "output": _output_description(model),
@@ -164,7 +173,7 @@ def _output_description(model: LayerModel) -> dict:
     if model.output == "linear":
         return {"kind": "linear", "formula": "sm = target_mean + target_std * z"}
     feature = bound_feature(model.layer, model.feature_names)
-    return {
+    description = {
         "kind": "bounded",
         "formula": "sm = lower + (upper - lower) * sigmoid(z)",
         "lower_m3_m3": LOWER_BOUND_M3_M3,
@@ -174,6 +183,20 @@ def _output_description(model: LayerModel) -> dict:
             else f"porosity of bulk density {DEFAULT_BULK_DENSITY_G_CM3} g cm-3"
         ),
     }
+    if model.output == "anchored":
+        store, sand, clay = anchor_inputs(model.layer, model.feature_names)
+        texture = f"{sand}, {clay}" if sand and clay else "a loam (no soil inputs)"
+        description.update(
+            kind="anchored",
+            formula="sm = lower + (upper - lower) * sigmoid(z + logit(b))",
+            anchor=(
+                f"b = clip((theta_1500 + {store} (theta_33 - theta_1500)) / upper, 0.02, 0.98), "
+                f"Saxton-Rawls retention of {texture}"
+                if store
+                else "none: the network lacks the bucket input (b = 0.5)"
+            ),
+        )
+    return description
 
 
 def load_layer_model(directory: str | Path) -> LayerModel:

@@ -10,6 +10,28 @@ The porosity comes from the layer's bulk-density input ``bd_l{k}`` when the netw
 (the soil group is on); a network without soil inputs (data without soil, or the control
 experiment without soil) uses :data:`DEFAULT_BULK_DENSITY_G_CM3`, so a bound never carries
 information that the network's inputs lack.
+
+An *anchored* network (``output = "anchored"``) keeps the same range and, in the layers of the
+bucket's 20-50 cm store (layers 3-5, :mod:`cropsm.features.water_balance`), starts from the
+pattern's bucket instead of the middle of it::
+
+    SM = lo + (hi - lo) sigmoid(z + logit(b)),   b = clip(theta_b / hi, 0.02, 0.98)
+    theta_b = theta_1500,k + W_sub (theta_33,k - theta_1500,k)
+
+with ``W_sub`` the relative water of the store (``wb_sub``) and the layer's wilting point and
+field capacity from its texture (Saxton & Rawls 2006, Eqs. 1-2; a loam without soil inputs).
+The store enters *only* through ``b`` (its input weights are zero), so the network learns the
+departure from the bucket and cannot learn the bucket's pattern contrast away again: a change of
+cropping pattern moves the prediction by the bucket's physical size. A regression on the store
+(the bounded output) shrinks that contrast, because the daily store is a proxy with errors
+(regression dilution): on the demo twin the bounded networks' scenario effects were 0.6 of the
+true size in layers 3-5, the anchored ones 0.9 (README, "Cropping-pattern effects").
+
+The 0-20 cm layers are not anchored: the bucket's top store lacks what sets a crop's effect on
+the topsoil (no split of soil evaporation and transpiration, no shading by the canopy), and its
+pattern contrast runs against the true one in the virtual China (``benchmarks/
+scenario_ceiling.py``: r -0.4 to -0.7 in layer 1). Without the ``wb_sub`` input the anchor is
+0 (the plain bounded output), so it never carries information the network's inputs lack.
 """
 
 from __future__ import annotations
@@ -18,7 +40,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cropsm.features.water_balance import porosity_m3_m3
+from cropsm.features.water_balance import (
+    ORGANIC_MATTER_PCT,
+    TOP_DEPTH_CM,
+    porosity_m3_m3,
+    saxton_rawls_retention,
+)
 
 LOWER_BOUND_M3_M3 = 0.0
 """Lower bound of volumetric soil moisture, m3 m-3."""
@@ -26,6 +53,90 @@ LOWER_BOUND_M3_M3 = 0.0
 DEFAULT_BULK_DENSITY_G_CM3 = 1.0
 """Bulk density behind the upper bound when the network has no bulk-density input (a light
 mineral soil: porosity 0.62)."""
+
+
+DEFAULT_SAND_PCT, DEFAULT_CLAY_PCT = 40.0, 20.0
+"""Texture (a loam) behind the anchor's wilting point and field capacity without soil inputs."""
+
+ANCHOR_CLIP = 0.02
+"""The anchor's relative position ``b`` is kept within ``[ANCHOR_CLIP, 1 - ANCHOR_CLIP]``."""
+
+OUTPUTS: tuple[str, ...] = ("bounded", "anchored", "linear")
+"""Output kinds of a layer network (``[train] output``)."""
+
+
+def is_bounded(output: str) -> bool:
+    """True for the output kinds that lie between 0 and the porosity by construction."""
+    return output in ("bounded", "anchored")
+
+
+def anchor_store_feature(layer: int) -> str | None:
+    """The bucket store an anchored layer starts from: ``wb_sub`` for the layers of the 20-50 cm
+    store; None (no anchor) for the 0-20 cm layers (see the module docstring)."""
+    return None if (layer - 1) * 10.0 < TOP_DEPTH_CM else "wb_sub"
+
+
+def anchor_only_columns(layer: int, feature_names: Sequence[str], output: str) -> list[int]:
+    """Input columns of an anchored layer that enter only through the anchor (the store)."""
+    if output != "anchored":
+        return []
+    store = anchor_inputs(layer, feature_names)[0]
+    return [] if store is None else [list(feature_names).index(store)]
+
+
+def anchor_inputs(layer: int, feature_names: Sequence[str]) -> tuple[str, str | None, str | None]:
+    """``(store, sand, clay)`` input names of the anchor of layer ``layer``; store is None when
+    the network lacks the bucket input (no anchor), sand/clay None without soil inputs."""
+    names = list(feature_names)
+    store = anchor_store_feature(layer)
+    sand, clay = f"sand_l{layer}", f"clay_l{layer}"
+    return (
+        store if store is not None and store in names else None,
+        sand if sand in names else None,
+        clay if clay in names else None,
+    )
+
+
+def anchor_logit(relative_water, sand_pct, clay_pct, upper_m3_m3) -> np.ndarray:
+    """The anchored output's offset ``logit(b)`` (see the module docstring).
+
+    Parameters
+    ----------
+    relative_water
+        Relative water of the layer's bucket store (``wb_top`` / ``wb_sub``), 0-1.
+    sand_pct, clay_pct
+        The layer's texture, % (None: :data:`DEFAULT_SAND_PCT`, :data:`DEFAULT_CLAY_PCT`).
+    upper_m3_m3
+        The row's upper bound (porosity), m3 m-3.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log(b / (1 - b))`` with ``b = clip(theta_b / hi, 0.02, 0.98)``; NaN where an input is
+        NaN.
+    """
+    w = np.asarray(relative_water, dtype=np.float64)
+    sand = DEFAULT_SAND_PCT if sand_pct is None else np.asarray(sand_pct, dtype=np.float64)
+    clay = DEFAULT_CLAY_PCT if clay_pct is None else np.asarray(clay_pct, dtype=np.float64)
+    theta_1500, theta_33 = saxton_rawls_retention(sand / 100.0, clay / 100.0, ORGANIC_MATTER_PCT)
+    theta_bucket = theta_1500 + w * np.maximum(theta_33 - theta_1500, 0.02)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = theta_bucket / np.asarray(upper_m3_m3, dtype=np.float64)
+        b = np.clip(relative, ANCHOR_CLIP, 1.0 - ANCHOR_CLIP)
+        return np.log(b / (1.0 - b))
+
+
+def row_anchor(x: np.ndarray, feature_names: Sequence[str], layer: int) -> np.ndarray:
+    """``(n,)`` anchor offset ``logit(b)`` of every row of a layer's input matrix (0 without the
+    bucket input)."""
+    x = np.asarray(x)
+    names = list(feature_names)
+    store, sand, clay = anchor_inputs(layer, names)
+    if store is None:
+        return np.zeros(x.shape[0])
+    upper = row_bounds(x, names, layer)[:, 1]
+    column = lambda name: None if name is None else x[:, names.index(name)]  # noqa: E731
+    return anchor_logit(column(store), column(sand), column(clay), upper)
 
 
 def bound_feature(layer: int, feature_names: Sequence[str]) -> str | None:

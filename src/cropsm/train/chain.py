@@ -23,7 +23,7 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.features.groups import PATTERN_ONE_HOT, UPPER, layer_feature_names, pattern_one_hot
-from cropsm.train.bounds import row_bounds, sigmoid
+from cropsm.train.bounds import anchor_only_columns, is_bounded, row_anchor, row_bounds, sigmoid
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.metrics import all_metrics
 from cropsm.train.numpy_net import NumpyParams, Scaler, fit_scaler, numpy_forward
@@ -36,6 +36,17 @@ ProgressCallback = Callable[[str, int, int], None]
 def target_column(layer: int) -> str:
     """Observed soil moisture of a layer in the station table: ``sm_l{k}``."""
     return f"sm_l{layer}"
+
+
+def _silence_inputs(weights: NumpyParams, columns: list[int]) -> NumpyParams:
+    """The network with the first-layer weights of ``columns`` set to 0 (inputs it was trained
+    without: they were 0 in every training row)."""
+    if not columns:
+        return weights
+    (w1, b1), *rest = weights
+    w1 = np.array(w1, copy=True)
+    w1[columns] = 0.0
+    return [(w1, b1), *rest]
 
 
 def prediction_column(layer: int) -> str:
@@ -67,9 +78,11 @@ class LayerModel:
     row_counts
         ``observed``, ``dropped_nan``, ``train``, ``validation``, ``test`` rows of the layer.
     output
-        ``linear`` (the paper: ``sm = target_mean + target_std * z``) or ``bounded``
+        ``linear`` (the paper: ``sm = target_mean + target_std * z``), ``bounded``
         (``sm = lo + (hi - lo) sigmoid(z)`` between 0 and the porosity of the row's layer,
-        :mod:`cropsm.train.bounds`).
+        :mod:`cropsm.train.bounds`) or ``anchored`` (the same range, ``sigmoid(z + logit(b))``
+        with ``b`` the bucket's soil moisture, :func:`cropsm.train.bounds.anchor_logit`; the
+        bucket store enters only through ``b``: its input weights are zero).
     """
 
     layer: int
@@ -106,8 +119,10 @@ class LayerModel:
         if finite.any():
             z = self.scaler.transform(x[finite])
             raw = numpy_forward(self.weights, z)
-            if self.output == "bounded":
+            if is_bounded(self.output):
                 bounds = row_bounds(x[finite], self.feature_names, self.layer)
+                if self.output == "anchored":
+                    raw = raw + row_anchor(x[finite], self.feature_names, self.layer)
                 out[finite] = bounds[:, 0] + (bounds[:, 1] - bounds[:, 0]) * sigmoid(raw)
             else:
                 out[finite] = self.target_mean + self.target_std * raw
@@ -440,13 +455,23 @@ def train_layers(
         target_mean = float(np.mean(y[sets["train"]]))
         target_std = float(np.std(y[sets["train"]])) or 1.0
 
-        x_train = scaler.transform(x[sets["train"]])
+        # an anchored layer's bucket store enters only through the anchor (zero input weights)
+        silent = anchor_only_columns(k, names, config.output)
+
+        def standardise(rows: np.ndarray, scaler=scaler, silent=silent) -> np.ndarray:
+            z = scaler.transform(rows)
+            z[:, silent] = 0.0
+            return z
+
+        x_train = standardise(x[sets["train"]])
         y_train = (y[sets["train"]] - target_mean) / target_std
-        x_val = scaler.transform(x[sets["validation"]])
+        x_val = standardise(x[sets["validation"]])
         y_val = (y[sets["validation"]] - target_mean) / target_std
         bounds_train = bounds_val = None
-        if config.output == "bounded":
+        if is_bounded(config.output):
             bounds = (row_bounds(x, names, k) - target_mean) / target_std  # standardised
+            if config.output == "anchored":  # the offset in logit space, not standardised
+                bounds = np.column_stack([bounds, row_anchor(x, names, k)])
             bounds_train, bounds_val = bounds[sets["train"]], bounds[sets["validation"]]
 
         done_before = sum(n_ensembles_of[j] for j in layers if j < k)
@@ -475,7 +500,7 @@ def train_layers(
             scaler=scaler,
             target_mean=target_mean,
             target_std=target_std,
-            weights=search.weights,
+            weights=_silence_inputs(search.weights, silent),
             hyperparameters=dict(search.selected),
             row_counts={key: v for key, v in row_count.items() if key != "layer"},
             output=config.output,
@@ -504,13 +529,13 @@ def train_layers(
             }
             weights, info = train_bootstrap_members(
                 search.selected,
-                np.stack([scaler.transform(x_of[m][sets["train"]]) for m in extra]),
+                np.stack([standardise(x_of[m][sets["train"]]) for m in extra]),
                 y_train,
                 np.stack(
                     [station_bootstrap_weights(station_ids, config.seed, m)[sets["train"]]
                      for m in extra]
                 ),
-                np.stack([scaler.transform(x_of[m][sets["validation"]]) for m in extra]),
+                np.stack([standardise(x_of[m][sets["validation"]]) for m in extra]),
                 y_val,
                 seed=config.seed, layer=k, members=extra, max_epochs=config.max_epochs,
                 patience=config.patience, bounds_train=bounds_train, bounds_val=bounds_val,
@@ -518,7 +543,7 @@ def train_layers(
             for i, m in enumerate(extra):
                 member = replace(
                     model,
-                    weights=weights[i],
+                    weights=_silence_inputs(weights[i], silent),
                     hyperparameters={
                         **search.selected,
                         "best_epoch": info["best_epoch"][i],

@@ -100,7 +100,10 @@ class TrainConfig(BaseModel):
     output
         ``bounded`` (default): the output is ``phi sigmoid(z)``, between 0 and the porosity
         ``phi`` of the row's layer (:mod:`cropsm.train.bounds`), so every prediction is
-        physically possible by construction; ``linear``: the paper's linear output.
+        physically possible by construction; ``anchored``: the same range, but the network
+        learns the departure from the pattern's bucket, ``phi sigmoid(z + logit(b))``
+        (:func:`cropsm.train.bounds.anchor_logit`), so a change of cropping pattern moves the
+        prediction by the bucket's physical size; ``linear``: the paper's linear output.
     members
         Deep-ensemble size K per layer (:mod:`cropsm.train.ensemble`). Member 0 is the grid
         search's selected network (so ``members = 1`` is the single network of the paper);
@@ -146,9 +149,12 @@ class TrainConfig(BaseModel):
         description="Pick the smallest network within this relative margin of the best MSE.",
     )
 
-    output: Literal["bounded", "linear"] = Field(
+    output: Literal["bounded", "anchored", "linear"] = Field(
         "bounded",
-        description="'bounded': 0 <= SM <= porosity by construction; 'linear': the paper's.",
+        description=(
+            "'bounded': 0 <= SM <= porosity by construction; 'anchored': the same range, "
+            "started from the pattern's bucket; 'linear': the paper's."
+        ),
     )
 
     members: int = Field(

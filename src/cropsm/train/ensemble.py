@@ -92,7 +92,7 @@ def _one_member_epoch(
     xb = x[perm].reshape(n_steps, batch, x.shape[1])
     yb = y[perm].reshape(n_steps, batch)
     wb = w[perm].reshape(n_steps, batch)
-    bb = None if bounds is None else bounds[perm].reshape(n_steps, batch, 2)
+    bb = None if bounds is None else bounds[perm].reshape(n_steps, batch, bounds.shape[-1])
 
     def step(state, inputs):
         p, o = state

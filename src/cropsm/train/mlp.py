@@ -120,11 +120,15 @@ def bounded_output(raw: jax.Array, bounds: jax.Array | None) -> jax.Array:
     ``y = lo + (hi - lo) sigmoid(z)`` with ``z`` the linear output of :func:`mlp_forward` and
     ``bounds[:, 0] = lo``, ``bounds[:, 1] = hi`` in standardised target units (the physical range
     0 ... porosity of the row's soil, see :mod:`cropsm.train.bounds`). ``bounds=None`` is the
-    paper's linear output ``y = z``.
+    paper's linear output ``y = z``. A third column is the anchored output's offset
+    ``logit(b)`` (:func:`cropsm.train.bounds.anchor_logit`): ``y = lo + (hi - lo)
+    sigmoid(z + logit(b))``.
     """
     if bounds is None:
         return raw
     lower, upper = bounds[..., 0], bounds[..., 1]
+    if bounds.shape[-1] > 2:
+        raw = raw + bounds[..., 2]
     return lower + (upper - lower) * jax.nn.sigmoid(raw)
 
 
@@ -279,7 +283,11 @@ def _train_epoch(
     perm = jax.random.permutation(key, n)[: n_micro_steps * micro]
     xb = x_train[perm].reshape(n_micro_steps, micro, x_train.shape[1])
     yb = y_train[perm].reshape(n_micro_steps, micro)
-    bb = None if bounds_train is None else bounds_train[perm].reshape(n_micro_steps, micro, 2)
+    bb = (
+        None
+        if bounds_train is None
+        else bounds_train[perm].reshape(n_micro_steps, micro, bounds_train.shape[-1])
+    )
 
     member_grad = jax.vmap(jax.grad(mse_loss), in_axes=(0, None, None, None))
     member_adam = jax.vmap(_ADAM.update)
@@ -370,7 +378,8 @@ def train_ensemble(
     epoch_callback
         Optional ``f(epoch, n_active)`` called after every epoch.
     bounds_train, bounds_val
-        Optional ``(n, 2)`` lower and upper bound of every row in standardised target units:
+        Optional ``(n, 2)`` lower and upper bound of every row in standardised target units
+        (a third column: the anchored output's offset, :func:`bounded_output`):
         the output is then :func:`bounded_output` (else linear, as in the paper).
 
     Returns
