@@ -107,6 +107,11 @@ class TrainConfig(BaseModel):
         members 1...K-1 retrain the selected hyperparameters with their own initial weights,
         row order and a bootstrap resample of the training stations, as one vectorised
         ensemble, chained member by member.
+    chain
+        ``upper`` (default, the paper, section 2a): the network of layer k >= 2 also takes
+        ``sm_pred_upper``, the chained prediction of layer k - 1; ``none``: every layer's network
+        takes only its own features (the layers are independent). A saved network's feature
+        names say which it is, so prediction and evaluation follow the trained models.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -153,6 +158,11 @@ class TrainConfig(BaseModel):
 
     members: int = Field(
         5, ge=1, le=64, description="Deep-ensemble members per layer (1: the single network)."
+    )
+
+    chain: Literal["upper", "none"] = Field(
+        "upper",
+        description="'upper': layer k >= 2 takes layer k-1's prediction (paper); 'none': it does not.",
     )
 
     @field_validator("prune_at_epochs")

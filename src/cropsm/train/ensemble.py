@@ -9,7 +9,8 @@ deep ensembles), beyond the paper's single network (section 2a):
   and a bootstrap resample of the training **stations** (:func:`station_bootstrap_weights`):
   a station drawn ``c`` times weighs ``c`` in the loss, so every member sees arrays of the same
   shape and all of them train as one vectorised JAX ensemble (:func:`train_bootstrap_members`);
-* the chain runs member by member: member m of layer k takes member m's layer k-1 prediction.
+* the chain runs member by member: member m of layer k takes member m's layer k-1 prediction
+  (with ``[train] chain = "none"`` no layer takes one and the members' layers are independent).
 
 The ensemble spread alone misses the error every member shares (measurement noise, what no
 input explains), so intervals are calibrated on the validation rows
@@ -150,8 +151,8 @@ def train_bootstrap_members(
     hyperparameters
         ``hidden_layers``, ``units``, ``batch_size``, ``learning_rate`` of the selected network.
     x_train, x_val
-        ``(M, n, d)`` standardised inputs per member (layer >= 2: each member's own upper-layer
-        prediction in the last column).
+        ``(M, n, d)`` standardised inputs per member (layer >= 2 of a chained network: each
+        member's own upper-layer prediction in the last column).
     y_train, y_val
         ``(n,)`` standardised targets, shared.
     weights
