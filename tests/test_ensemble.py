@@ -26,6 +26,7 @@ from cropsm.train.ensemble import (
     ensemble_mean_and_spread,
     fit_residual_sd,
     interval_coverage,
+    member_weights,
     station_bootstrap_weights,
 )
 from cropsm.train.synthetic import synthetic_station_table
@@ -122,6 +123,27 @@ def test_bootstrap_resamples_whole_stations():
     assert (per_station[:, 0] == 0).any() and (per_station[:, 0] >= 2).any()
     assert not np.array_equal(w, station_bootstrap_weights(ids, 0, 2))
     np.testing.assert_array_equal(w, station_bootstrap_weights(ids, 0, 1))
+
+
+def test_member_weights_resample_stations_rows_or_nothing():
+    ids = np.repeat([f"s{i}" for i in range(40)], 25)
+    np.testing.assert_array_equal(
+        member_weights("stations", ids, 0, 1), station_bootstrap_weights(ids, 0, 1)
+    )
+    for kind in ("stations", "rows", "none"):
+        np.testing.assert_array_equal(member_weights(kind, ids, 0, 0), np.ones(ids.size))
+    np.testing.assert_array_equal(member_weights("none", ids, 0, 3), np.ones(ids.size))
+    rows = member_weights("rows", ids, 0, 1)
+    assert rows.sum() == ids.size and rows.min() == 0 and rows.max() >= 3  # n draws of n rows
+    np.testing.assert_array_equal(rows, member_weights("rows", ids, 0, 1))
+    assert not np.array_equal(rows, member_weights("rows", ids, 0, 2))
+    # rows: every station keeps about its share; stations: about 1/e of them drop out
+    per_station_rows = rows.reshape(40, 25).sum(axis=1)
+    per_station_stations = member_weights("stations", ids, 0, 1).reshape(40, 25).sum(axis=1)
+    assert per_station_rows.min() > 10 and per_station_rows.max() < 45
+    assert 8 <= (per_station_stations == 0).sum() <= 22
+    with pytest.raises(ValueError, match="bootstrap must be"):
+        member_weights("blocks", ids, 0, 1)
 
 
 def test_artifacts_round_trip_and_ensemble_prediction(chain, table, tmp_path):
@@ -286,9 +308,7 @@ def test_scenario_significance_from_member_sums(tmp_path):
         assert (tmp_path / "figures" / name).stat().st_size > 0
 
 
-def test_unchained_layers_take_no_upper_prediction_and_predict_alike_on_both_paths(
-    table, tmp_path
-):
+def test_unchained_layers_predict_alike_on_product_and_station_paths(table, tmp_path):
     """``[train] chain = "none"``: layers 2-3 of every member lack ``sm_pred_upper``; the saved
     ensemble predicts the same through the product's folded float32 path and the station path,
     and a NaN that only layer 1 uses leaves the layers below finite."""
@@ -331,9 +351,7 @@ def test_unchained_layers_take_no_upper_prediction_and_predict_alike_on_both_pat
     per_member = []
     for nets in folded:
         inputs = [
-            np.vstack(
-                [rows[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, 60), "f4")]
-            )
+            np.vstack([rows[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, 60), "f4")])
             for net in nets
         ]
         per_member.append(forward_chain(nets, inputs, 6, Workspace()).copy())  # (layer, p, row)

@@ -513,7 +513,7 @@ def train_layers(
         upper = prediction
         member_predictions = [prediction]
         if extra:
-            from cropsm.train.ensemble import station_bootstrap_weights, train_bootstrap_members
+            from cropsm.train.ensemble import member_weights, train_bootstrap_members
 
             # member m's layer k takes member m's own layer k-1 prediction (chain = "upper")
             x_of = {
@@ -524,7 +524,7 @@ def train_layers(
                 np.stack([scaler.transform(x_of[m][sets["train"]]) for m in extra]),
                 y_train,
                 np.stack(
-                    [station_bootstrap_weights(station_ids, config.seed, m)[sets["train"]]
+                    [member_weights(config.bootstrap, station_ids, config.seed, m)[sets["train"]]
                      for m in extra]
                 ),
                 np.stack([scaler.transform(x_of[m][sets["validation"]]) for m in extra]),

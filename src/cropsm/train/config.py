@@ -105,8 +105,12 @@ class TrainConfig(BaseModel):
         Deep-ensemble size K per layer (:mod:`cropsm.train.ensemble`). Member 0 is the grid
         search's selected network (so ``members = 1`` is the single network of the paper);
         members 1...K-1 retrain the selected hyperparameters with their own initial weights,
-        row order and a bootstrap resample of the training stations, as one vectorised
+        row order and a bootstrap resample (``bootstrap``), as one vectorised
         ensemble, chained member by member.
+    bootstrap
+        What members 1...K-1 resample (:func:`cropsm.train.ensemble.member_weights`):
+        ``stations`` (default: whole training stations with replacement), ``rows`` (training
+        rows with replacement) or ``none`` (only the initial weights and row order differ).
     chain
         ``upper`` (default, the paper, section 2a): the network of layer k >= 2 also takes
         ``sm_pred_upper``, the chained prediction of layer k - 1; ``none``: every layer's network
@@ -160,9 +164,12 @@ class TrainConfig(BaseModel):
         5, ge=1, le=64, description="Deep-ensemble members per layer (1: the single network)."
     )
 
+    bootstrap: Literal["stations", "rows", "none"] = Field(
+        "stations", description="What ensemble members 1...K-1 resample: stations, rows or none."
+    )
     chain: Literal["upper", "none"] = Field(
         "upper",
-        description="'upper': layer k >= 2 takes layer k-1's prediction (paper); 'none': it does not.",
+        description="'upper': layer k >= 2 takes layer k-1's prediction (paper); 'none': not.",
     )
 
     @field_validator("prune_at_epochs")

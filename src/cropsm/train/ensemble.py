@@ -9,6 +9,8 @@ deep ensembles), beyond the paper's single network (section 2a):
   and a bootstrap resample of the training **stations** (:func:`station_bootstrap_weights`):
   a station drawn ``c`` times weighs ``c`` in the loss, so every member sees arrays of the same
   shape and all of them train as one vectorised JAX ensemble (:func:`train_bootstrap_members`);
+  ``[train] bootstrap = "rows"`` resamples rows instead and ``"none"`` not at all
+  (:func:`member_weights`);
 * the chain runs member by member: member m of layer k takes member m's layer k-1 prediction
   (with ``[train] chain = "none"`` no layer takes one and the members' layers are independent).
 
@@ -69,6 +71,38 @@ def station_bootstrap_weights(station_ids: Sequence, seed: int, member: int) -> 
     rng = np.random.default_rng([int(seed), 7919, int(member)])
     counts = np.bincount(rng.integers(0, stations.size, stations.size), minlength=stations.size)
     return counts[row_station].astype(np.float64)
+
+
+def member_weights(kind: str, station_ids: Sequence, seed: int, member: int) -> np.ndarray:
+    """Per-row loss weights of one ensemble member under ``[train] bootstrap = kind``.
+
+    ``stations``: :func:`station_bootstrap_weights` (whole stations resampled); ``rows``: the
+    rows drawn ``n`` times with replacement (``default_rng([seed, 7927, member])``), a row
+    weighing the number of times it was drawn, so every station keeps about its share; ``none``:
+    every row weighs 1 (members differ only in initial weights and row order). Member 0 is never
+    resampled.
+
+    Station resampling leaves about a third of the stations out of each member (``(1 - 1/S)^S``
+    -> ``1/e``): measured on all USCRN stations with whole years held out, such a member scores
+    R2 0.42-0.62 at the sites it never saw against 0.87-0.92 for member 0, and the mean of five
+    members falls to 0.75-0.81 (``examples/uscrn.toml``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rows,)`` float64 weights, mean about 1.
+    """
+    ids = np.asarray(station_ids).astype(str)
+    if member == 0 or kind == "none":
+        return np.ones(ids.size)
+    if kind == "stations":
+        return station_bootstrap_weights(ids, seed, member)
+    if kind == "rows":
+        rng = np.random.default_rng([int(seed), 7927, int(member)])
+        return np.bincount(rng.integers(0, ids.size, ids.size), minlength=ids.size).astype(
+            np.float64
+        )
+    raise ValueError(f"bootstrap must be 'stations', 'rows' or 'none', got {kind!r}")
 
 
 def weighted_mse_loss(params, x, y, w, bounds=None):
