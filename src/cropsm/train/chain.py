@@ -481,7 +481,7 @@ def train_layers(
             parallel=config.parallel_ensembles, prune_at_epochs=config.prune_at_epochs,
             prune_keep_fraction=config.prune_keep_fraction,
             selection_tolerance=config.selection_tolerance, progress=ensemble_done,
-            bounds_train=bounds_train, bounds_val=bounds_val,
+            bounds_train=bounds_train, bounds_val=bounds_val, input_noise=config.input_noise,
         )  # fmt: skip
         seconds[k] = search.seconds
         model = LayerModel(
@@ -531,6 +531,7 @@ def train_layers(
                 y_val,
                 seed=config.seed, layer=k, members=extra, max_epochs=config.max_epochs,
                 patience=config.patience, bounds_train=bounds_train, bounds_val=bounds_val,
+                input_noise=config.input_noise,
             )  # fmt: skip
             for i, m in enumerate(extra):
                 member = replace(

@@ -111,6 +111,10 @@ class TrainConfig(BaseModel):
         What members 1...K-1 resample (:func:`cropsm.train.ensemble.member_weights`):
         ``stations`` (default: whole training stations with replacement), ``rows`` (training
         rows with replacement) or ``none`` (only the initial weights and row order differ).
+    input_noise
+        SD of Gaussian noise added to the standardised training inputs, fresh every epoch
+        (:func:`cropsm.train.mlp.noisy_inputs`), in units of each input's training SD; 0
+        (default, the paper): none. Validation, test and prediction see the inputs as they are.
     chain
         ``upper`` (default, the paper, section 2a): the network of layer k >= 2 also takes
         ``sm_pred_upper``, the chained prediction of layer k - 1; ``none``: every layer's network
@@ -166,6 +170,9 @@ class TrainConfig(BaseModel):
 
     bootstrap: Literal["stations", "rows", "none"] = Field(
         "stations", description="What ensemble members 1...K-1 resample: stations, rows or none."
+    )
+    input_noise: float = Field(
+        0.0, ge=0.0, le=2.0, description="SD of the noise on standardised training inputs."
     )
     chain: Literal["upper", "none"] = Field(
         "upper",

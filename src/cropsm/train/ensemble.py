@@ -39,6 +39,7 @@ from cropsm.train.mlp import (
     bounded_output,
     member_key,
     mlp_forward,
+    noisy_inputs,
 )
 
 Z90 = 1.6448536269514722
@@ -120,11 +121,12 @@ def _init(keys, *, hidden_layers: int, units: int, n_inputs: int):
 
 
 def _one_member_epoch(
-    carry, x, w, y, xv, yv, bounds, bounds_val, key, epoch, lr, *, batch, n_steps, patience
-):
+    carry, x, w, y, xv, yv, bounds, bounds_val, key, epoch, lr, *, batch, n_steps, patience,
+    input_noise=0.0,
+):  # fmt: skip
     params, opt_state, best, best_val, best_epoch, active = carry
     perm = jax.random.permutation(key, x.shape[0])[: n_steps * batch]
-    xb = x[perm].reshape(n_steps, batch, x.shape[1])
+    xb = noisy_inputs(x[perm], key, input_noise).reshape(n_steps, batch, x.shape[1])
     yb = y[perm].reshape(n_steps, batch)
     wb = w[perm].reshape(n_steps, batch)
     bb = None if bounds is None else bounds[perm].reshape(n_steps, batch, 2)
@@ -147,12 +149,20 @@ def _one_member_epoch(
     return params, opt_state, best, best_val, best_epoch, active
 
 
-@partial(jax.jit, static_argnames=("batch", "n_steps", "patience"), donate_argnums=(0,))
+@partial(
+    jax.jit,
+    static_argnames=("batch", "n_steps", "patience", "input_noise"),
+    donate_argnums=(0,),
+)
 def _members_epoch(
-    carry, x, w, y, xv, yv, bounds, bounds_val, keys, epoch, lr, *, batch, n_steps, patience
-):
+    carry, x, w, y, xv, yv, bounds, bounds_val, keys, epoch, lr, *, batch, n_steps, patience,
+    input_noise=0.0,
+):  # fmt: skip
     """One epoch of every member, vectorised: ``x``, ``w``, ``xv``, ``keys`` per member."""
-    fn = partial(_one_member_epoch, batch=batch, n_steps=n_steps, patience=patience)
+    fn = partial(
+        _one_member_epoch, batch=batch, n_steps=n_steps, patience=patience,
+        input_noise=input_noise,
+    )  # fmt: skip
     return jax.vmap(fn, in_axes=(0, 0, 0, None, 0, None, None, None, 0, None, None))(
         carry, x, w, y, xv, yv, bounds, bounds_val, keys, epoch, lr
     )
@@ -173,6 +183,7 @@ def train_bootstrap_members(
     patience: int,
     bounds_train: np.ndarray | None = None,
     bounds_val: np.ndarray | None = None,
+    input_noise: float = 0.0,
 ) -> tuple[list[NumpyParams], dict]:
     """Train ensemble members 1...K-1 of one layer together as one vectorised ensemble.
 
@@ -195,6 +206,9 @@ def train_bootstrap_members(
         The M member indices (for :func:`cropsm.train.mlp.member_key` and the epoch keys).
     bounds_train, bounds_val
         ``(n, 2)`` bounded-output range in standardised units, or None (linear output).
+    input_noise
+        SD of the Gaussian noise on the standardised training inputs, as in the grid search
+        (:func:`cropsm.train.mlp.noisy_inputs`).
 
     Returns
     -------
@@ -228,7 +242,7 @@ def train_bootstrap_members(
         epoch_keys = jnp.stack([jax.random.fold_in(k, epoch) for k in base])
         carry = _members_epoch(
             carry, *data, *bounds, epoch_keys, jnp.int32(epoch), lr,
-            batch=batch, n_steps=n_steps, patience=patience,
+            batch=batch, n_steps=n_steps, patience=patience, input_noise=float(input_noise),
         )  # fmt: skip
         if not bool(np.asarray(carry[5]).any()):
             break
