@@ -14,7 +14,8 @@ Usage::
     python benchmarks/real_data_skill.py ../shared/data/uscrn --out /tmp/real_skill \\
         [--sets crop paper] [--splits year station] [--first-year 2000 --last-year 2019] \\
         [--also-off climate_normals] [--elevation-grid ../shared/data/etopo20] \\
-        [--chain none] [--members 5] [--units 32 64] [--lr 1e-3 5e-3]
+        [--chain none] [--bootstrap none] [--input-noise 0.1] [--members 5] \\
+        [--units 32 64] [--lr 1e-3 5e-3] [--batch 128] [--max-epochs 400 --patience 40]
     python benchmarks/real_data_skill.py --table-only /tmp/real_skill   # print saved runs again
 
 Each run lands in ``OUT/<set>_<split>/`` (a normal run directory: ``cropsm evaluate`` works on
@@ -68,6 +69,7 @@ patience = {patience}
 members = {members}
 chain = "{chain}"
 bootstrap = "{bootstrap}"
+input_noise = {input_noise}
 
 [train.grid]
 batch_sizes = {batch}
@@ -183,6 +185,12 @@ def main(argv: list[str] | None = None) -> None:
         help="[train] bootstrap: what ensemble members 1...K-1 resample",
     )
     parser.add_argument(
+        "--input-noise",
+        type=float,
+        default=0.0,
+        help="[train] input_noise: SD of the noise on the standardised training inputs",
+    )
+    parser.add_argument(
         "--chain",
         default="upper",
         choices=["upper", "none"],
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
                     members=args.members,
                     chain=args.chain,
                     bootstrap=args.bootstrap,
+                    input_noise=args.input_noise,
                     seed=args.seed,
                     groups_off=json.dumps(["soil", "pattern", "wind", "cloud", *args.also_off]),
                 )

@@ -8,10 +8,11 @@ inference on the grid will see. Predictions are computed with the same NumPy for
 (:func:`predict_chain`) during training and at inference.
 
 ``[train] chain = "none"`` drops the chained input: every layer's network then takes only its own
-features. Measured on all USCRN stations (``examples/uscrn.toml``), the chained input passes the
-upper layer's error down the profile and the independent layers score higher on new years. A
-model's :attr:`LayerModel.feature_names` say whether it takes ``sm_pred_upper``; prediction
-follows them, so a chain may mix both kinds.
+features. Measured on all USCRN stations with whole years held out (``examples/uscrn.toml``;
+ensemble mean of 5, members without resampling), the chained input passes the upper layer's
+error down the profile: test R2 0.934 0.933 0.914 0.914 0.890 chained, 0.934 0.925 0.918 0.921
+0.906 unchained (layers 1-5). A model's :attr:`LayerModel.feature_names` say whether it takes
+``sm_pred_upper``; prediction follows them.
 
 Rows: for layer k the rows of the station table with ``sm_l{k}`` observed; rows with a NaN in a
 used feature (including a NaN upper-layer prediction) are dropped and counted. The
