@@ -14,7 +14,8 @@ Usage::
     python benchmarks/real_data_skill.py ../shared/data/uscrn --out /tmp/real_skill \\
         [--sets crop paper] [--splits year station] [--first-year 2000 --last-year 2019] \\
         [--also-off climate_normals] [--elevation-grid ../shared/data/etopo20] \\
-        [--chain none] [--bootstrap none] [--input-noise 0.1] [--members 5] \\
+        [--chain none] [--bootstrap none] [--input-noise 0.1] [--weight-decay 0.01] \\
+        [--members 5] \\
         [--units 32 64] [--lr 1e-3 5e-3] [--batch 128] [--max-epochs 400 --patience 40]
     python benchmarks/real_data_skill.py --table-only /tmp/real_skill   # print saved runs again
 
@@ -70,6 +71,7 @@ members = {members}
 chain = "{chain}"
 bootstrap = "{bootstrap}"
 input_noise = {input_noise}
+weight_decay = {weight_decay}
 
 [train.grid]
 batch_sizes = {batch}
@@ -191,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
         help="[train] input_noise: SD of the noise on the standardised training inputs",
     )
     parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="[train] weight_decay (AdamW lambda)"
+    )
+    parser.add_argument(
         "--chain",
         default="upper",
         choices=["upper", "none"],
@@ -240,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
                     chain=args.chain,
                     bootstrap=args.bootstrap,
                     input_noise=args.input_noise,
+                    weight_decay=args.weight_decay,
                     seed=args.seed,
                     groups_off=json.dumps(["soil", "pattern", "wind", "cloud", *args.also_off]),
                 )

@@ -483,6 +483,7 @@ def train_layers(
             prune_keep_fraction=config.prune_keep_fraction,
             selection_tolerance=config.selection_tolerance, progress=ensemble_done,
             bounds_train=bounds_train, bounds_val=bounds_val, input_noise=config.input_noise,
+            weight_decay=config.weight_decay,
         )  # fmt: skip
         seconds[k] = search.seconds
         model = LayerModel(
@@ -532,7 +533,7 @@ def train_layers(
                 y_val,
                 seed=config.seed, layer=k, members=extra, max_epochs=config.max_epochs,
                 patience=config.patience, bounds_train=bounds_train, bounds_val=bounds_val,
-                input_noise=config.input_noise,
+                input_noise=config.input_noise, weight_decay=config.weight_decay,
             )  # fmt: skip
             for i, m in enumerate(extra):
                 member = replace(

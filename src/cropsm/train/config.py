@@ -115,6 +115,10 @@ class TrainConfig(BaseModel):
         SD of Gaussian noise added to the standardised training inputs, fresh every epoch
         (:func:`cropsm.train.mlp.noisy_inputs`), in units of each input's training SD; 0
         (default, the paper): none. Validation, test and prediction see the inputs as they are.
+    weight_decay
+        Decoupled weight decay ``lambda`` of Adam (AdamW,
+        :func:`cropsm.train.mlp.decayed_step`) on the weights, not the biases; 0 (default, the
+        paper): plain Adam.
     chain
         ``upper`` (default, the paper, section 2a): the network of layer k >= 2 also takes
         ``sm_pred_upper``, the chained prediction of layer k - 1; ``none``: every layer's network
@@ -173,6 +177,9 @@ class TrainConfig(BaseModel):
     )
     input_noise: float = Field(
         0.0, ge=0.0, le=2.0, description="SD of the noise on standardised training inputs."
+    )
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, description="Decoupled (AdamW) weight decay of the weights."
     )
     chain: Literal["upper", "none"] = Field(
         "upper",

@@ -37,6 +37,7 @@ from cropsm.train.mlp import (
     Member,
     NumpyParams,
     bounded_output,
+    decayed_step,
     member_key,
     mlp_forward,
     noisy_inputs,
@@ -122,7 +123,7 @@ def _init(keys, *, hidden_layers: int, units: int, n_inputs: int):
 
 def _one_member_epoch(
     carry, x, w, y, xv, yv, bounds, bounds_val, key, epoch, lr, *, batch, n_steps, patience,
-    input_noise=0.0,
+    input_noise=0.0, weight_decay=0.0,
 ):  # fmt: skip
     params, opt_state, best, best_val, best_epoch, active = carry
     perm = jax.random.permutation(key, x.shape[0])[: n_steps * batch]
@@ -136,7 +137,13 @@ def _one_member_epoch(
         xi, yi, wi, bi = inputs
         grads = jax.grad(weighted_mse_loss)(p, xi, yi, wi, bi)
         updates, o = _ADAM.update(grads, o)
-        p = jax.tree_util.tree_map(lambda a, u: a - lr * u, p, updates)
+        if weight_decay > 0.0:
+            p = [
+                decayed_step(w_, b_, uw, ub, lr, lr, weight_decay)
+                for (w_, b_), (uw, ub) in zip(p, updates, strict=True)
+            ]
+        else:
+            p = jax.tree_util.tree_map(lambda a, u: a - lr * u, p, updates)
         return (p, o), None
 
     (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), (xb, yb, wb, bb))
@@ -151,17 +158,17 @@ def _one_member_epoch(
 
 @partial(
     jax.jit,
-    static_argnames=("batch", "n_steps", "patience", "input_noise"),
+    static_argnames=("batch", "n_steps", "patience", "input_noise", "weight_decay"),
     donate_argnums=(0,),
 )
 def _members_epoch(
     carry, x, w, y, xv, yv, bounds, bounds_val, keys, epoch, lr, *, batch, n_steps, patience,
-    input_noise=0.0,
+    input_noise=0.0, weight_decay=0.0,
 ):  # fmt: skip
     """One epoch of every member, vectorised: ``x``, ``w``, ``xv``, ``keys`` per member."""
     fn = partial(
         _one_member_epoch, batch=batch, n_steps=n_steps, patience=patience,
-        input_noise=input_noise,
+        input_noise=input_noise, weight_decay=weight_decay,
     )  # fmt: skip
     return jax.vmap(fn, in_axes=(0, 0, 0, None, 0, None, None, None, 0, None, None))(
         carry, x, w, y, xv, yv, bounds, bounds_val, keys, epoch, lr
@@ -184,6 +191,7 @@ def train_bootstrap_members(
     bounds_train: np.ndarray | None = None,
     bounds_val: np.ndarray | None = None,
     input_noise: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> tuple[list[NumpyParams], dict]:
     """Train ensemble members 1...K-1 of one layer together as one vectorised ensemble.
 
@@ -209,6 +217,8 @@ def train_bootstrap_members(
     input_noise
         SD of the Gaussian noise on the standardised training inputs, as in the grid search
         (:func:`cropsm.train.mlp.noisy_inputs`).
+    weight_decay
+        Decoupled weight decay, as in the grid search (:func:`cropsm.train.mlp.decayed_step`).
 
     Returns
     -------
@@ -243,6 +253,7 @@ def train_bootstrap_members(
         carry = _members_epoch(
             carry, *data, *bounds, epoch_keys, jnp.int32(epoch), lr,
             batch=batch, n_steps=n_steps, patience=patience, input_noise=float(input_noise),
+            weight_decay=float(weight_decay),
         )  # fmt: skip
         if not bool(np.asarray(carry[5]).any()):
             break
