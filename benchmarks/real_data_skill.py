@@ -15,8 +15,8 @@ Usage::
         [--sets crop paper] [--splits year station] [--first-year 2000 --last-year 2019] \\
         [--also-off climate_normals] [--elevation-grid ../shared/data/etopo20] \\
         [--chain none] [--bootstrap none] [--input-noise 0.1] [--weight-decay 0.01] \\
-        [--members 5] \\
-        [--units 32 64] [--lr 1e-3 5e-3] [--batch 128] [--max-epochs 400 --patience 40]
+        [--members 5] [--units 32 64] [--lr 1e-3 5e-3] [--batch 128] \\
+        [--max-epochs 400 --patience 40]
     python benchmarks/real_data_skill.py --table-only /tmp/real_skill   # print saved runs again
 
 Each run lands in ``OUT/<set>_<split>/`` (a normal run directory: ``cropsm evaluate`` works on
