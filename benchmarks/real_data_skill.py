@@ -13,7 +13,10 @@ Usage::
 
     python benchmarks/real_data_skill.py ../shared/data/uscrn --out /tmp/real_skill \\
         [--sets crop paper] [--splits year station] [--first-year 2000 --last-year 2019] \\
-        [--also-off climate_normals] [--elevation-grid ../shared/data/etopo20]
+        [--also-off climate_normals] [--elevation-grid ../shared/data/etopo20] \\
+        [--chain none] [--bootstrap none] [--input-noise 0.1] [--weight-decay 0.01] \\
+        [--members 5] [--units 32 64] [--lr 1e-3 5e-3] [--batch 128] \\
+        [--max-epochs 400 --patience 40]
     python benchmarks/real_data_skill.py --table-only /tmp/real_skill   # print saved runs again
 
 Each run lands in ``OUT/<set>_<split>/`` (a normal run directory: ``cropsm evaluate`` works on
@@ -64,12 +67,17 @@ groups_off = {groups_off}
 split = "{split}"
 max_epochs = {max_epochs}
 patience = {patience}
+members = {members}
+chain = "{chain}"
+bootstrap = "{bootstrap}"
+input_noise = {input_noise}
+weight_decay = {weight_decay}
 
 [train.grid]
-batch_sizes = [{batch}]
-learning_rates = [{lr}]
-hidden_layers = [2, 3]
-units = [{units}]
+batch_sizes = {batch}
+learning_rates = {lr}
+hidden_layers = {hidden_layers}
+units = {units}
 """
 
 
@@ -165,9 +173,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--elevation-grid", type=Path, help="ETOPO20 folder (optional)")
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--units", type=int, default=32)
+    parser.add_argument("--batch", type=int, nargs="+", default=[256], help="grid batch sizes")
+    parser.add_argument("--lr", type=float, nargs="+", default=[5e-3], help="grid learning rates")
+    parser.add_argument("--hidden-layers", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--units", type=int, nargs="+", default=[32], help="grid units per layer")
+    parser.add_argument(
+        "--members", type=int, default=5, help="[train] members: deep-ensemble size K"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        default="stations",
+        choices=["stations", "rows", "none"],
+        help="[train] bootstrap: what ensemble members 1...K-1 resample",
+    )
+    parser.add_argument(
+        "--input-noise",
+        type=float,
+        default=0.0,
+        help="[train] input_noise: SD of the noise on the standardised training inputs",
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="[train] weight_decay (AdamW lambda)"
+    )
+    parser.add_argument(
+        "--chain",
+        default="upper",
+        choices=["upper", "none"],
+        help="[train] chain: layer k >= 2 takes layer k-1's prediction (upper) or not (none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--also-off",
@@ -204,9 +237,15 @@ def main(argv: list[str] | None = None) -> None:
                     elevation=elevation,
                     max_epochs=args.max_epochs,
                     patience=args.patience,
-                    batch=args.batch,
-                    lr=args.lr,
-                    units=args.units,
+                    batch=json.dumps(args.batch),
+                    lr=json.dumps(args.lr),
+                    hidden_layers=json.dumps(args.hidden_layers),
+                    units=json.dumps(args.units),
+                    members=args.members,
+                    chain=args.chain,
+                    bootstrap=args.bootstrap,
+                    input_noise=args.input_noise,
+                    weight_decay=args.weight_decay,
                     seed=args.seed,
                     groups_off=json.dumps(["soil", "pattern", "wind", "cloud", *args.also_off]),
                 )

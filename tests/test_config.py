@@ -145,3 +145,18 @@ def test_pruning_rungs_must_increase(tmp_path):
     ok = load_config(write(tmp_path, '[inputs.twin]\npreset = "tiny"\n'))
     assert ok.train.prune_at_epochs == []  # exhaustive by default
     assert load_config(EXAMPLES / "paper.toml").train.prune_at_epochs == [5, 15, 40]
+
+
+def test_chain_and_bootstrap_choices_are_strict(tmp_path):
+    base = '[inputs.twin]\npreset = "tiny"\n[train]\n'
+    assert load_config(write(tmp_path, base)).train.chain == "upper"  # the paper's default
+    assert load_config(write(tmp_path, base + 'chain = "none"\n')).train.chain == "none"
+    path = write(tmp_path, base + 'chain = "lower"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg and "train.chain" in msg and "\n" not in msg.strip()
+    assert load_config(write(tmp_path, base)).train.bootstrap == "stations"
+    assert load_config(write(tmp_path, base + 'bootstrap = "rows"\n')).train.bootstrap == "rows"
+    with pytest.raises(ConfigError, match="train.bootstrap"):
+        load_config(write(tmp_path, base + 'bootstrap = "years"\n'))

@@ -26,6 +26,7 @@ from cropsm.train.ensemble import (
     ensemble_mean_and_spread,
     fit_residual_sd,
     interval_coverage,
+    member_weights,
     station_bootstrap_weights,
 )
 from cropsm.train.synthetic import synthetic_station_table
@@ -122,6 +123,27 @@ def test_bootstrap_resamples_whole_stations():
     assert (per_station[:, 0] == 0).any() and (per_station[:, 0] >= 2).any()
     assert not np.array_equal(w, station_bootstrap_weights(ids, 0, 2))
     np.testing.assert_array_equal(w, station_bootstrap_weights(ids, 0, 1))
+
+
+def test_member_weights_resample_stations_rows_or_nothing():
+    ids = np.repeat([f"s{i}" for i in range(40)], 25)
+    np.testing.assert_array_equal(
+        member_weights("stations", ids, 0, 1), station_bootstrap_weights(ids, 0, 1)
+    )
+    for kind in ("stations", "rows", "none"):
+        np.testing.assert_array_equal(member_weights(kind, ids, 0, 0), np.ones(ids.size))
+    np.testing.assert_array_equal(member_weights("none", ids, 0, 3), np.ones(ids.size))
+    rows = member_weights("rows", ids, 0, 1)
+    assert rows.sum() == ids.size and rows.min() == 0 and rows.max() >= 3  # n draws of n rows
+    np.testing.assert_array_equal(rows, member_weights("rows", ids, 0, 1))
+    assert not np.array_equal(rows, member_weights("rows", ids, 0, 2))
+    # rows: every station keeps about its share; stations: about 1/e of them drop out
+    per_station_rows = rows.reshape(40, 25).sum(axis=1)
+    per_station_stations = member_weights("stations", ids, 0, 1).reshape(40, 25).sum(axis=1)
+    assert per_station_rows.min() > 10 and per_station_rows.max() < 45
+    assert 8 <= (per_station_stations == 0).sum() <= 22
+    with pytest.raises(ValueError, match="bootstrap must be"):
+        member_weights("blocks", ids, 0, 1)
 
 
 def test_artifacts_round_trip_and_ensemble_prediction(chain, table, tmp_path):
@@ -284,3 +306,70 @@ def test_scenario_significance_from_member_sums(tmp_path):
     assert set(table["layer"]) == {1, 2}
     for name in ("fig10_scenario_monthly_bands.png", "fig9_scenario_differences.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 0
+
+
+def test_unchained_layers_predict_alike_on_product_and_station_paths(table, tmp_path):
+    """``[train] chain = "none"``: layers 2-3 of every member lack ``sm_pred_upper``; the saved
+    ensemble predicts the same through the product's folded float32 path and the station path,
+    and a NaN that only layer 1 uses leaves the layers below finite."""
+    from cropsm import catalog
+    from cropsm.attribute.station import train_chain_fixed, winning_hyperparameters
+    from cropsm.features.groups import UPPER
+    from cropsm.predict.network import Workspace, fold_chain, forward_chain
+    from cropsm.train.chain import _layer_inputs, with_pattern_one_hot
+
+    config = CONFIG.model_copy(update={"chain": "none"})
+    unchained = train_layers(table, config, features, n_layers=3)
+    assert unchained.upper_inputs == {}
+    for member in unchained.all_members:
+        assert UPPER not in member[1].feature_names and UPPER not in member[2].feature_names
+        assert list(member[1].feature_names) == [n for n in features(2) if n != UPPER]
+    # learned, not merely run: the ensemble mean's test R2 (measured 0.88 0.82 0.73; the
+    # chained networks 0.88 0.83 0.76 on this table)
+    for k in (1, 2, 3):
+        assert unchained.ensemble[k]["ensemble_mean_test"]["r2"] > 0.7
+    # layer 2 is its own function of its own features: no layer-1 prediction goes in
+    t = with_pattern_one_hot(table)
+    layer2 = unchained.models[1]
+    np.testing.assert_allclose(
+        layer2.predict_array(_layer_inputs(t, layer2.feature_names, None, 2)),
+        unchained.predict(table)["sm_pred_l2"],
+        rtol=0,
+        atol=0,
+    )
+
+    write_training_outputs(unchained, table, tmp_path)
+    members = load_ensemble(tmp_path)
+    rows = table.iloc[:60].copy()
+    rows.loc[rows.index[7], "clay_l1"] = np.nan  # a layer-1 input only
+    station = predict_ensemble(members, rows)
+    assert np.isnan(station.loc[rows.index[7], "sm_pred_l1"])
+    assert np.isfinite(station.loc[rows.index[7], ["sm_pred_l2", "sm_pred_l3"]]).all()
+
+    folded = [fold_chain(m) for m in members]  # raised before: "lacks the sm_pred_upper input"
+    assert all(net.upper_column is None for nets in folded for net in nets)
+    per_member = []
+    for nets in folded:
+        inputs = [
+            np.vstack([rows[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, 60), "f4")])
+            for net in nets
+        ]
+        per_member.append(forward_chain(nets, inputs, 6, Workspace()).copy())  # (layer, p, row)
+    product_mean = np.mean(per_member, axis=0)
+    for p, pid in enumerate(catalog.pattern_ids()):
+        want = predict_ensemble(members, rows.assign(pattern=pid))
+        for k in (1, 2, 3):
+            np.testing.assert_allclose(
+                product_mean[k - 1, p], want[f"sm_pred_l{k}"], rtol=0, atol=2e-6
+            )
+
+    # the control experiments retrain the run's way: unchained, same numbers as the run
+    fixed = train_chain_fixed(
+        table,
+        config,
+        winning_hyperparameters(unchained.models),
+        unchained.split,
+    )
+    assert all(UPPER not in m.feature_names for m in fixed.models)
+    for a, b in zip(fixed.models, unchained.models, strict=True):
+        assert _same_weights(a, b)

@@ -207,6 +207,53 @@ def test_lockstep_batch_sizes_match_separate_training():
     assert together.best_val_mse[0] != together.best_val_mse[1]
 
 
+def test_input_noise_shrinks_the_fit_and_is_reproducible():
+    import jax
+
+    from cropsm.train.mlp import noisy_inputs
+    from cropsm.train.numpy_net import numpy_forward
+
+    x = jax.numpy.zeros((4000, 3))
+    key = jax.random.key(0)
+    assert noisy_inputs(x, key, 0.0) is x  # 0: the paper's training, untouched
+    eps = np.asarray(noisy_inputs(x, key, 0.5))
+    assert abs(eps.mean()) < 0.03 and 0.48 < eps.std() < 0.52
+    np.testing.assert_array_equal(eps, noisy_inputs(x, key, 0.5))
+    assert not np.array_equal(eps, noisy_inputs(x, jax.random.key(1), 0.5))
+    # noise of 1 SD on every input: errors in the variables attenuate the fitted response
+    # (a linear slope would halve); same seed and noise, same numbers
+    kwargs = dict(seed=3, layer=2, max_epochs=40, patience=40)
+    x_train, y_train, x_val, y_val = small_problem()
+    plain = train_ensemble([SINGLE], x_train, y_train, x_val, y_val, **kwargs)
+    noisy = train_ensemble([SINGLE], x_train, y_train, x_val, y_val, input_noise=1.0, **kwargs)
+    again = train_ensemble([SINGLE], x_train, y_train, x_val, y_val, input_noise=1.0, **kwargs)
+    np.testing.assert_array_equal(noisy.best_params[0][0][0], again.best_params[0][0][0])
+    spread_plain = numpy_forward(plain.best_params[0], x_val).std()
+    spread_noisy = numpy_forward(noisy.best_params[0], x_val).std()
+    assert spread_noisy < 0.65 * spread_plain  # measured 0.35 vs 0.68
+    assert plain.best_val_mse[0] < noisy.best_val_mse[0]  # clean data: noise only costs here
+
+
+def test_weight_decay_shrinks_the_weights_not_the_biases():
+    from cropsm.train.mlp import decayed_step
+
+    w, b = np.full((2, 3), 2.0), np.full(3, 2.0)
+    new_w, new_b = decayed_step(w, b, np.zeros_like(w), np.zeros_like(b), 0.1, 0.1, 0.5)
+    np.testing.assert_allclose(new_w, 2.0 - 0.1 * 0.5 * 2.0)  # W - lr lambda W
+    np.testing.assert_array_equal(new_b, b)
+    kwargs = dict(seed=3, layer=2, max_epochs=40, patience=40)
+    problem = small_problem()
+    plain = train_ensemble([SINGLE], *problem, **kwargs)
+    decayed = train_ensemble([SINGLE], *problem, weight_decay=1.0, **kwargs)
+    again = train_ensemble([SINGLE], *problem, weight_decay=1.0, **kwargs)
+    np.testing.assert_array_equal(decayed.best_params[0][0][0], again.best_params[0][0][0])
+
+    def norm(params):
+        return sum(float(np.sum(np.asarray(w) ** 2)) for w, _ in params)
+
+    assert norm(decayed.best_params[0]) < 0.6 * norm(plain.best_params[0])  # measured 2.9 vs 6.3
+
+
 def test_groups_off_removes_features(table, monkeypatch):
     """``groups_off`` reaches the feature lists (grid search replaced by a stub: no training)."""
     import cropsm.train.grid_search as grid_search

@@ -17,7 +17,8 @@ models differ only in their inputs. The full model is retrained the same way (it
 run's selected network up to float32 round-off; the difference is reported). Layers are chained as
 in training (section 2a): the reduced network of layer k >= 2 takes the prediction of the reduced
 network of layer k - 1, so a reduced model *set* omits the group in every layer, which is what the
-national experiments (section 2c(3)) need.
+national experiments (section 2c(3)) need. A run trained with ``[train] chain = "none"`` trains
+its full and reduced networks unchained alike (the run's ``TrainConfig`` is passed on).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ target scaling into the last one, so inference is plain affine maps:
     W_L' = s_y W_L,\\quad b_L' = s_y b_L + m_y.
 
 The first layer's inputs split into the **shared** inputs (climate, soil, elevation, day of
-year: the same under every cropping pattern), the pattern one-hot and, for layer k >= 2, the
-chained prediction of layer k - 1 (``sm_pred_upper``). Under pattern p
+year: the same under every cropping pattern), the pattern one-hot and, for layer k >= 2 of a
+chained network, the prediction of layer k - 1 (``sm_pred_upper``; a network trained with
+``[train] chain = "none"`` lacks it and the term drops out). Under pattern p
 
 .. math::
 
@@ -76,7 +77,8 @@ class FoldedNet:
         ``(n_first, 6)``: what the one-hot input of each pattern (``pattern_ids()`` order) adds;
         zeros when the network has no pattern input.
     upper_column
-        ``(n_first,)``: weight of ``sm_pred_upper`` (m3 m-3 folded), ``None`` for layer 1.
+        ``(n_first,)``: weight of ``sm_pred_upper`` (m3 m-3 folded), ``None`` for layer 1 and
+        for a network without that input (``[train] chain = "none"``).
     hidden
         Augmented ``(n_out, n_in + 1)`` maps after the first one; the last is the output map
         (target scaling folded) unless :attr:`first` already is the output.
@@ -193,14 +195,17 @@ def fold_layer_model(model: LayerModel) -> FoldedNet:
 
 
 def fold_chain(models: Sequence[LayerModel]) -> tuple[FoldedNet, ...]:
-    """Fold layers 1...k (sorted, without gaps) of a model set."""
+    """Fold layers 1...k (sorted, without gaps) of a model set.
+
+    Each network keeps the inputs its saved feature names list: layer k >= 2 takes the layer
+    k - 1 prediction only when ``sm_pred_upper`` is among them (``[train] chain = "upper"``).
+    """
     models = sorted(models, key=lambda m: m.layer)
     layers = [m.layer for m in models]
     if layers != list(range(1, len(layers) + 1)):
         raise ValueError(f"a chain needs layers 1...k without gaps, got {layers}")
-    for m in models[1:]:
-        if UPPER not in m.feature_names:
-            raise ValueError(f"layer {m.layer}: the network lacks the {UPPER} input")
+    if UPPER in models[0].feature_names:
+        raise ValueError(f"layer 1 has no layer above; its network lists the {UPPER} input")
     return tuple(fold_layer_model(m) for m in models)
 
 
@@ -336,7 +341,7 @@ def forward_chain(
     -------
     numpy.ndarray
         ``(L, P, B)`` float32 soil moisture, m3 m-3 (a workspace buffer: copy it before the next
-        call); NaN where an input of the cell-day (or of a layer above) is NaN.
+        call); NaN where an input of the cell-day (or of a chained layer above) is NaN.
     """
     ws = workspace or Workspace()
     n_rows = shared_inputs[0].shape[1]
@@ -351,7 +356,9 @@ def forward_chain(
         if n_cell and cell_inputs is None:
             raise ValueError(f"layer {net.layer}: inputs {net.pattern_input_names} are missing")
         # rows [1; SM of the layer above; pattern inputs] that the per-pattern columns multiply
-        offset = 1 if upper is None else 2
+        # (no SM row for a network without the chained input, [train] chain = "none")
+        chained = net.upper_column is not None
+        offset = 2 if chained else 1
         pattern_rows = ws.ones_last_row(("pattern_rows", k), (offset + n_cell + 1, n_rows))
         pattern_rows[0] = 1.0
         # pre-activation of the first layer; stepped from pattern to pattern in place
@@ -360,7 +367,7 @@ def forward_chain(
         first = ws.ones_last_row(("first", k), (n1 + 1, n_rows))
         porosity = _upper_row(net, x, ws, k) if net.bounded else None
         for p in range(n_patterns):
-            if upper is not None:
+            if chained:
                 if p == 0:
                     pattern_rows[1] = upper[0]
                 else:

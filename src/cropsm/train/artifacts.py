@@ -246,6 +246,11 @@ def save_models(
 
 
 ENSEMBLE_FILE = "ensemble.json"
+BOOTSTRAP_DESCRIPTIONS = {
+    "stations": "stations resampled with replacement, as per-row loss weights",
+    "rows": "rows resampled with replacement, as per-row loss weights",
+    "none": "no resampling: members differ in initial weights and row order",
+}
 
 
 def save_ensemble(chain: TrainedChain, out_dir: str | Path) -> Path:
@@ -259,7 +264,7 @@ def save_ensemble(chain: TrainedChain, out_dir: str | Path) -> Path:
     description = {
         "members": 1 + len(chain.members),
         "member_folders": ["."] + [f"member{m}" for m in range(1, 1 + len(chain.members))],
-        "bootstrap": "stations resampled with replacement, as per-row loss weights",
+        "bootstrap": BOOTSTRAP_DESCRIPTIONS[chain.config.bootstrap],
         "interval": "mean +/- 1.645 sqrt(spread^2 + residual_sd^2), central 90 %",
         "layers": {f"layer{k}": v for k, v in sorted(chain.ensemble.items())},
     }

@@ -108,8 +108,25 @@ class TrainConfig(BaseModel):
         Deep-ensemble size K per layer (:mod:`cropsm.train.ensemble`). Member 0 is the grid
         search's selected network (so ``members = 1`` is the single network of the paper);
         members 1...K-1 retrain the selected hyperparameters with their own initial weights,
-        row order and a bootstrap resample of the training stations, as one vectorised
+        row order and a bootstrap resample (``bootstrap``), as one vectorised
         ensemble, chained member by member.
+    bootstrap
+        What members 1...K-1 resample (:func:`cropsm.train.ensemble.member_weights`):
+        ``stations`` (default: whole training stations with replacement), ``rows`` (training
+        rows with replacement) or ``none`` (only the initial weights and row order differ).
+    input_noise
+        SD of Gaussian noise added to the standardised training inputs, fresh every epoch
+        (:func:`cropsm.train.mlp.noisy_inputs`), in units of each input's training SD; 0
+        (default, the paper): none. Validation, test and prediction see the inputs as they are.
+    weight_decay
+        Decoupled weight decay ``lambda`` of Adam (AdamW,
+        :func:`cropsm.train.mlp.decayed_step`) on the weights, not the biases; 0 (default, the
+        paper): plain Adam.
+    chain
+        ``upper`` (default, the paper, section 2a): the network of layer k >= 2 also takes
+        ``sm_pred_upper``, the chained prediction of layer k - 1; ``none``: every layer's network
+        takes only its own features (the layers are independent). A saved network's feature
+        names say which it is, so prediction and evaluation follow the trained models.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -159,6 +176,20 @@ class TrainConfig(BaseModel):
 
     members: int = Field(
         5, ge=1, le=64, description="Deep-ensemble members per layer (1: the single network)."
+    )
+
+    bootstrap: Literal["stations", "rows", "none"] = Field(
+        "stations", description="What ensemble members 1...K-1 resample: stations, rows or none."
+    )
+    input_noise: float = Field(
+        0.0, ge=0.0, le=2.0, description="SD of the noise on standardised training inputs."
+    )
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, description="Decoupled (AdamW) weight decay of the weights."
+    )
+    chain: Literal["upper", "none"] = Field(
+        "upper",
+        description="'upper': layer k >= 2 takes layer k-1's prediction (paper); 'none': not.",
     )
 
     @field_validator("prune_at_epochs")

@@ -174,6 +174,8 @@ def run_grid_search(
     progress: Callable[[str], None] | None = None,
     bounds_train: np.ndarray | None = None,
     bounds_val: np.ndarray | None = None,
+    input_noise: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> GridSearchResult:
     """Train every configuration of ``grid`` on one layer's rows and select the best.
 
@@ -212,6 +214,11 @@ def run_grid_search(
     bounds_train, bounds_val
         Optional ``(n, 2)`` per-row output bounds in standardised target units (bounded output,
         :func:`cropsm.train.mlp.bounded_output`); None: the paper's linear output.
+    input_noise
+        SD of the Gaussian noise on the standardised training inputs
+        (:func:`cropsm.train.mlp.noisy_inputs`); 0: none.
+    weight_decay
+        Decoupled weight decay (:func:`cropsm.train.mlp.decayed_step`); 0: none.
 
     Returns
     -------
@@ -232,6 +239,8 @@ def run_grid_search(
             patience=patience,
             bounds_train=bounds_train,
             bounds_val=bounds_val,
+            input_noise=input_noise,
+            weight_decay=weight_decay,
         )  # fmt: skip
         for group in groups
     ]

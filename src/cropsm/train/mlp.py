@@ -215,6 +215,29 @@ _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
 """
 
 
+def noisy_inputs(x: jax.Array, key: jax.Array, sd: float) -> jax.Array:
+    """Training inputs with Gaussian input noise: ``x + sd * eps``, ``eps ~ N(0, 1)`` per row,
+    input and epoch (``x`` standardised, so ``sd`` is in units of each input's training SD).
+
+    A regulariser (Bishop 1995, "Training with noise is equivalent to Tikhonov
+    regularization"): the network cannot rely on exact input values, e.g. the exact location
+    and elevation that single out a training station. ``sd = 0`` returns ``x`` unchanged.
+    """
+    if sd <= 0.0:
+        return x
+    return x + sd * jax.random.normal(jax.random.fold_in(key, 0x5EED), x.shape, x.dtype)
+
+
+def decayed_step(w, b, update_w, update_b, lr_w, lr_b, weight_decay: float):
+    """One Adam step with decoupled weight decay (AdamW; Loshchilov & Hutter 2019):
+    ``W <- W - lr (adam(g_W) + lambda W)``, ``b <- b - lr adam(g_b)`` (biases not decayed).
+
+    ``lambda`` is per step, relative to the learning rate; the weights shrink towards 0 unless
+    the data pull them away, a regulariser against fitting what singles out a training station.
+    """
+    return w - lr_w * (update_w + weight_decay * w), b - lr_b * update_b
+
+
 def effective_batch_sizes(batch_sizes: Sequence[int], n_rows: int) -> tuple[list[int], int]:
     """Batch sizes the ensemble actually uses, and the micro-batch of the lockstep.
 
@@ -251,7 +274,14 @@ def _where_members(mask: jax.Array, new, old):
 
 @partial(
     jax.jit,
-    static_argnames=("n_micro_steps", "micro", "accumulate", "patience"),
+    static_argnames=(
+        "n_micro_steps",
+        "micro",
+        "accumulate",
+        "patience",
+        "input_noise",
+        "weight_decay",
+    ),
     donate_argnums=(0,),
 )
 def _train_epoch(
@@ -272,16 +302,21 @@ def _train_epoch(
     micro: int,
     accumulate: bool,
     patience: int,
+    input_noise: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> EnsembleState:
     """One epoch of every member: shuffled micro-batches (scan), Adam, validation, early stop.
 
     Member ``m`` with ``k_m = steps_per_update[m]`` applies after micro-steps ``i`` with
     ``(i + 1) % k_m == 0`` the update ``theta <- theta - lr_m * adam((1/k_m) sum g_i)``, for the
     first ``updates_per_epoch[m]`` such steps (the last incomplete batch is dropped).
+    ``input_noise > 0`` adds :func:`noisy_inputs` to the epoch's training inputs;
+    ``weight_decay > 0`` makes the step :func:`decayed_step`.
     """
     n = x_train.shape[0]
     perm = jax.random.permutation(key, n)[: n_micro_steps * micro]
-    xb = x_train[perm].reshape(n_micro_steps, micro, x_train.shape[1])
+    xb = noisy_inputs(x_train[perm], key, input_noise)
+    xb = xb.reshape(n_micro_steps, micro, x_train.shape[1])
     yb = y_train[perm].reshape(n_micro_steps, micro)
     bb = (
         None
@@ -294,6 +329,13 @@ def _train_epoch(
 
     def apply_update(params, opt_state, grads):
         updates, opt_state = member_adam(grads, opt_state)
+        if weight_decay > 0.0:
+            params = [
+                decayed_step(w, b, uw, ub, _per_member(learning_rates, w),
+                             _per_member(learning_rates, b), weight_decay)
+                for (w, b), (uw, ub) in zip(params, updates, strict=True)
+            ]  # fmt: skip
+            return params, opt_state
         params = jax.tree_util.tree_map(
             lambda p, u: p - _per_member(learning_rates, p) * u, params, updates
         )
@@ -354,6 +396,8 @@ def train_ensemble(
     epoch_callback: Callable[[int, int], None] | None = None,
     bounds_train: np.ndarray | None = None,
     bounds_val: np.ndarray | None = None,
+    input_noise: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> EnsembleResult:
     """Train configurations of ONE architecture together, early stopping per member.
 
@@ -381,6 +425,11 @@ def train_ensemble(
         Optional ``(n, 2)`` lower and upper bound of every row in standardised target units
         (a third column: the anchored output's offset, :func:`bounded_output`):
         the output is then :func:`bounded_output` (else linear, as in the paper).
+    input_noise
+        SD of the Gaussian noise added to the standardised training inputs every epoch
+        (:func:`noisy_inputs`); 0: none (the paper).
+    weight_decay
+        Decoupled weight decay ``lambda`` (:func:`decayed_step`); 0: plain Adam (the paper).
 
     Returns
     -------
@@ -389,7 +438,8 @@ def train_ensemble(
     trainer = EnsembleTrainer(
         members, x_train, y_train, x_val, y_val,
         seed=seed, layer=layer, patience=patience, compact=compact,
-        bounds_train=bounds_train, bounds_val=bounds_val,
+        bounds_train=bounds_train, bounds_val=bounds_val, input_noise=input_noise,
+        weight_decay=weight_decay,
     )  # fmt: skip
     trainer.advance(max_epochs, epoch_callback)
     return trainer.result()
@@ -418,6 +468,8 @@ class EnsembleTrainer:
         compact: bool = True,
         bounds_train: np.ndarray | None = None,
         bounds_val: np.ndarray | None = None,
+        input_noise: float = 0.0,
+        weight_decay: float = 0.0,
     ) -> None:
         shapes = {m.shape for m in members}
         if len(shapes) != 1:
@@ -433,6 +485,8 @@ class EnsembleTrainer:
 
         self.members = list(members)
         self.seed, self.layer, self.patience, self.compact = seed, layer, patience, compact
+        self.input_noise = float(input_noise)
+        self.weight_decay = float(weight_decay)
         self.n_train = n_train
         n_members = len(members)
         keys = jnp.stack([member_key(seed, layer, m) for m in members])
@@ -499,7 +553,8 @@ class EnsembleTrainer:
             self.state = _train_epoch(
                 self.state, x_train, y_train, x_val, y_val, bounds_train, bounds_val,
                 epoch_key(self.seed, self.layer, self.epoch), jnp.int32(self.epoch),
-                patience=self.patience, **self.plan,
+                patience=self.patience, input_noise=self.input_noise,
+                weight_decay=self.weight_decay, **self.plan,
             )  # fmt: skip
             n_active = self.n_active
             self.epoch_seconds.append(time.perf_counter() - start)
