@@ -184,8 +184,8 @@ def _attrs_sm() -> dict:
             "Daily mean volumetric soil moisture of one 10-cm layer predicted by the chained "
             f"layer networks ({paper.CITATION_SHORT}, section 2c(2)); scenario = cropping pattern, "
             "'reference' = crop-area-weighted sum over the region's patterns (Eq. 2). "
-            "Networks with a bounded output keep every value between 0 and the porosity "
-            "1 - bulk_density / 2.65 of the cell's layer."
+            "Networks with a bounded or anchored output keep every value between 0 and the "
+            "porosity 1 - bulk_density / 2.65 of the cell's layer."
         ),
     }
 
