@@ -200,24 +200,12 @@ def test_pedotransfer_and_porosity():
     assert porosity_m3_m3(1.325) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(
-    ("feature_set", "output"), [("paper", "bounded"), ("crop", "bounded"), ("crop", "anchored")]
-)
-def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set, output):
-    models = table2_models(
-        seed=5,
-        architectures={1: (2, 8), 2: (0, 1), 3: (1, 4), 4: (2, 4), 5: (1, 2)},
-        feature_set=feature_set,
-        output=output,
-    )
-    # blow the output weights up so that the linear output would leave [0, porosity]
-    models = [
-        dataclasses.replace(m, weights=[*m.weights[:-1], (m.weights[-1][0] * 40, m.weights[-1][1])])
-        for m in models
-    ]
+def _random_rows_through_both_paths(models, seed: int, n: int):
+    """Random inputs for a model chain (realistic density and texture) run through the folded
+    product path and the station path; asserts they agree and returns
+    ``(nets, table, pattern_values, [(rows, want) per pattern])``."""
     nets = fold_chain(models)
-    rng = np.random.default_rng(1)
-    n = 400
+    rng = np.random.default_rng(seed)
     shared = sorted({n_ for net in nets for n_ in net.shared_names})
     table = pd.DataFrame({name: rng.normal(1.0, 3.0, n) for name in shared})
     for k in range(1, 6):
@@ -239,12 +227,34 @@ def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set, o
         for net in nets
     ]
     got = forward_chain(nets, inputs, 6, Workspace(), pattern_inputs).copy()
+    results = []
     for p, pid in enumerate(catalog.pattern_ids()):
         rows = with_pattern_one_hot(
             table.assign(pattern=pid, **{name: v[p] for name, v in pattern_values.items()})
         )
         want = predict_chain(models, rows).to_numpy().T  # (layer, row)
         np.testing.assert_allclose(got[:, p], want, rtol=1e-4, atol=2e-5)
+        results.append((rows, want))
+    return nets, table, pattern_values, results
+
+
+@pytest.mark.parametrize(
+    ("feature_set", "output"), [("paper", "bounded"), ("crop", "bounded"), ("crop", "anchored")]
+)
+def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set, output):
+    models = table2_models(
+        seed=5,
+        architectures={1: (2, 8), 2: (0, 1), 3: (1, 4), 4: (2, 4), 5: (1, 2)},
+        feature_set=feature_set,
+        output=output,
+    )
+    # blow the output weights up so that the linear output would leave [0, porosity]
+    models = [
+        dataclasses.replace(m, weights=[*m.weights[:-1], (m.weights[-1][0] * 40, m.weights[-1][1])])
+        for m in models
+    ]
+    nets, _, _, results = _random_rows_through_both_paths(models, seed=1, n=400)
+    for rows, want in results:
         for k, model in enumerate(models):
             x = rows[list(model.feature_names)[:-1] if k else list(model.feature_names)]
             bounds = row_bounds(x.to_numpy(), model.feature_names, model.layer)
@@ -269,36 +279,10 @@ def test_anchored_network_starts_from_the_bucket_and_moves_with_the_pattern():
         dataclasses.replace(m, weights=[*m.weights[:-1], tuple(a * 0 for a in m.weights[-1])])
         for m in models
     ]
-    nets = fold_chain(models)
-    rng = np.random.default_rng(4)
-    n = 300
-    shared = sorted({n_ for net in nets for n_ in net.shared_names})
-    table = pd.DataFrame({name: rng.normal(1.0, 3.0, n) for name in shared})
-    for k in range(1, 6):
-        table[f"bd_l{k}"] = rng.uniform(1.1, 1.6, n)
-        table[f"sand_l{k}"] = rng.uniform(5.0, 90.0, n)
-        table[f"clay_l{k}"] = rng.uniform(3.0, 60.0, n)
-    stores = {name: rng.uniform(0, 1, (6, n)) for name in ("wb_top", "wb_sub")}
-    per_pattern = sorted({n_ for net in nets for n_ in net.pattern_input_names})
-    values = {name: stores.get(name, rng.uniform(0, 1, (6, n))) for name in per_pattern}
-    inputs = [
-        np.vstack([table[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, n), "f4")])
-        for net in nets
-    ]
-    pattern_inputs = [
-        np.stack([[values[name][p] for name in net.pattern_input_names] for p in range(6)])
-        .astype(np.float32)
-        for net in nets
-    ]  # fmt: skip
-    got = forward_chain(nets, inputs, 6, Workspace(), pattern_inputs).copy()
-    for p, pid in enumerate(catalog.pattern_ids()):
-        rows = with_pattern_one_hot(
-            table.assign(pattern=pid, **{name: v[p] for name, v in values.items()})
-        )
-        want = predict_chain(models, rows).to_numpy().T
-        np.testing.assert_allclose(got[:, p], want, rtol=1e-4, atol=2e-5)
+    _, table, values, results = _random_rows_through_both_paths(models, seed=4, n=300)
+    for p, (_, want) in enumerate(results):
         for k in range(3, 6):  # the 20-50 cm layers start from the subsoil store
-            w = stores["wb_sub"][p]
+            w = values["wb_sub"][p]
             wp, fc = saxton_rawls_retention(
                 table[f"sand_l{k}"] / 100, table[f"clay_l{k}"] / 100, 2.0
             )
