@@ -160,3 +160,11 @@ def test_chain_and_bootstrap_choices_are_strict(tmp_path):
     assert load_config(write(tmp_path, base + 'bootstrap = "rows"\n')).train.bootstrap == "rows"
     with pytest.raises(ConfigError, match="train.bootstrap"):
         load_config(write(tmp_path, base + 'bootstrap = "years"\n'))
+
+
+def test_anchored_output_rejects_input_noise():
+    from cropsm.train.config import TrainConfig
+
+    assert TrainConfig(output="anchored").output == "anchored"
+    with pytest.raises(ValueError, match="anchored.*input_noise"):
+        TrainConfig(output="anchored", input_noise=0.1)
