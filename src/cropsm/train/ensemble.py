@@ -86,7 +86,7 @@ def member_weights(kind: str, station_ids: Sequence, seed: int, member: int) -> 
 
     Station resampling leaves about a third of the stations out of each member (``(1 - 1/S)^S``
     -> ``1/e``): measured on all USCRN stations with whole years held out, such a member scores
-    R2 0.42-0.62 at the sites it never saw against 0.87-0.92 for member 0, and the mean of five
+    R2 0.42-0.62 on the held-out years against 0.87-0.92 for member 0, and the mean of five
     members falls to 0.75-0.81 (``examples/uscrn.toml``).
 
     Returns
