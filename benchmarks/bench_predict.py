@@ -128,7 +128,10 @@ def main() -> dict:
         "--feature-set", choices=["paper", "crop"], default="paper", help="inputs of the networks"
     )
     parser.add_argument(
-        "--output", choices=["linear", "bounded"], default=None, help="default: bounded for crop"
+        "--output",
+        choices=["linear", "bounded", "anchored"],
+        default=None,
+        help="default: bounded for crop",
     )
     parser.add_argument(
         "--members",

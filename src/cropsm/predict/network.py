@@ -52,7 +52,8 @@ from cropsm.train.bounds import (
     DEFAULT_BULK_DENSITY_G_CM3,
     LOWER_BOUND_M3_M3,
     anchor_inputs,
-    anchor_logit,
+    anchor_logit_of,
+    anchor_retention,
     bound_feature,
     is_bounded,
     upper_bound_m3_m3,
@@ -366,6 +367,16 @@ def forward_chain(
         np.matmul(net.first, x, out=act)
         first = ws.ones_last_row(("first", k), (n1 + 1, n_rows))
         porosity = _upper_row(net, x, ws, k) if net.bounded else None
+        retention = None
+        if net.anchor_index is not None:  # per layer and batch; the store changes per pattern
+            texture = net.anchor_texture_index
+            retention = [
+                np.asarray(v, dtype=np.float32)
+                for v in anchor_retention(
+                    None if texture is None else x[texture[0]],
+                    None if texture is None else x[texture[1]],
+                )
+            ]
         for p in range(n_patterns):
             if chained:
                 if p == 0:
@@ -393,14 +404,8 @@ def forward_chain(
                     np.matmul(w, h, out=nxt[:n_out])
                     _relu_inplace(nxt[:n_out], zeros)
                     h = nxt
-            if net.anchor_index is not None:
-                texture = net.anchor_texture_index
-                out[k, p] += anchor_logit(
-                    cell_inputs[p][net.anchor_index],
-                    None if texture is None else x[texture[0]],
-                    None if texture is None else x[texture[1]],
-                    porosity,
-                ).astype(np.float32)
+            if retention is not None:
+                out[k, p] += anchor_logit_of(cell_inputs[p][net.anchor_index], *retention, porosity)
             if porosity is not None:
                 _bound_inplace(out[k, p], porosity)
         upper = out[k]

@@ -97,13 +97,33 @@ def anchor_inputs(layer: int, feature_names: Sequence[str]) -> tuple[str, str | 
     )
 
 
+def anchor_retention(sand_pct, clay_pct) -> tuple[np.ndarray, np.ndarray]:
+    """The anchor's wilting point ``theta_1500`` and available water ``max(theta_33 -
+    theta_1500, 0.02)`` (m3 m-3) of a layer's texture (Saxton & Rawls 2006, Eqs. 1-2, organic
+    matter :data:`ORGANIC_MATTER_PCT`); sand and clay in %, None: the default loam."""
+    sand = DEFAULT_SAND_PCT if sand_pct is None else np.asarray(sand_pct, dtype=np.float64)
+    clay = DEFAULT_CLAY_PCT if clay_pct is None else np.asarray(clay_pct, dtype=np.float64)
+    theta_1500, theta_33 = saxton_rawls_retention(sand / 100.0, clay / 100.0, ORGANIC_MATTER_PCT)
+    return theta_1500, np.maximum(theta_33 - theta_1500, 0.02)
+
+
+def anchor_logit_of(relative_water, theta_1500, available_water, upper_m3_m3) -> np.ndarray:
+    """``logit(b)``, ``b = clip((theta_1500 + W available_water) / upper, 0.02, 0.98)``, from a
+    precomputed :func:`anchor_retention`; computed in the dtype of ``relative_water``."""
+    w = np.asarray(relative_water)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = (theta_1500 + w * available_water) / upper_m3_m3
+        b = np.clip(b, ANCHOR_CLIP, 1.0 - ANCHOR_CLIP)
+        return np.log(b / (1.0 - b))
+
+
 def anchor_logit(relative_water, sand_pct, clay_pct, upper_m3_m3) -> np.ndarray:
     """The anchored output's offset ``logit(b)`` (see the module docstring).
 
     Parameters
     ----------
     relative_water
-        Relative water of the layer's bucket store (``wb_top`` / ``wb_sub``), 0-1.
+        Relative water of the layer's bucket store (``wb_sub``), 0-1.
     sand_pct, clay_pct
         The layer's texture, % (None: :data:`DEFAULT_SAND_PCT`, :data:`DEFAULT_CLAY_PCT`).
     upper_m3_m3
@@ -115,15 +135,13 @@ def anchor_logit(relative_water, sand_pct, clay_pct, upper_m3_m3) -> np.ndarray:
         ``log(b / (1 - b))`` with ``b = clip(theta_b / hi, 0.02, 0.98)``; NaN where an input is
         NaN.
     """
-    w = np.asarray(relative_water, dtype=np.float64)
-    sand = DEFAULT_SAND_PCT if sand_pct is None else np.asarray(sand_pct, dtype=np.float64)
-    clay = DEFAULT_CLAY_PCT if clay_pct is None else np.asarray(clay_pct, dtype=np.float64)
-    theta_1500, theta_33 = saxton_rawls_retention(sand / 100.0, clay / 100.0, ORGANIC_MATTER_PCT)
-    theta_bucket = theta_1500 + w * np.maximum(theta_33 - theta_1500, 0.02)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        relative = theta_bucket / np.asarray(upper_m3_m3, dtype=np.float64)
-        b = np.clip(relative, ANCHOR_CLIP, 1.0 - ANCHOR_CLIP)
-        return np.log(b / (1.0 - b))
+    theta_1500, available = anchor_retention(sand_pct, clay_pct)
+    return anchor_logit_of(
+        np.asarray(relative_water, dtype=np.float64),
+        theta_1500,
+        available,
+        np.asarray(upper_m3_m3, dtype=np.float64),
+    )
 
 
 def row_anchor(x: np.ndarray, feature_names: Sequence[str], layer: int) -> np.ndarray:
