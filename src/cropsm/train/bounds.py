@@ -61,13 +61,13 @@ DEFAULT_SAND_PCT, DEFAULT_CLAY_PCT = 40.0, 20.0
 ANCHOR_CLIP = 0.02
 """The anchor's relative position ``b`` is kept within ``[ANCHOR_CLIP, 1 - ANCHOR_CLIP]``."""
 
-OUTPUTS: tuple[str, ...] = ("bounded", "anchored", "linear")
-"""Output kinds of a layer network (``[train] output``)."""
+BOUNDED_OUTPUTS: tuple[str, ...] = ("bounded", "anchored")
+"""Output kinds (``[train] output``) that lie between 0 and the porosity by construction."""
 
 
 def is_bounded(output: str) -> bool:
-    """True for the output kinds that lie between 0 and the porosity by construction."""
-    return output in ("bounded", "anchored")
+    """True for the output kinds of :data:`BOUNDED_OUTPUTS`."""
+    return output in BOUNDED_OUTPUTS
 
 
 def anchor_store_feature(layer: int) -> str | None:
@@ -144,15 +144,18 @@ def anchor_logit(relative_water, sand_pct, clay_pct, upper_m3_m3) -> np.ndarray:
     )
 
 
-def row_anchor(x: np.ndarray, feature_names: Sequence[str], layer: int) -> np.ndarray:
+def row_anchor(
+    x: np.ndarray, feature_names: Sequence[str], layer: int, upper_m3_m3=None
+) -> np.ndarray:
     """``(n,)`` anchor offset ``logit(b)`` of every row of a layer's input matrix (0 without the
-    bucket input)."""
+    bucket input); ``upper_m3_m3``: the rows' upper bounds when the caller has them already
+    (None: :func:`row_bounds`)."""
     x = np.asarray(x)
     names = list(feature_names)
     store, sand, clay = anchor_inputs(layer, names)
     if store is None:
         return np.zeros(x.shape[0])
-    upper = row_bounds(x, names, layer)[:, 1]
+    upper = row_bounds(x, names, layer)[:, 1] if upper_m3_m3 is None else upper_m3_m3
     column = lambda name: None if name is None else x[:, names.index(name)]  # noqa: E731
     return anchor_logit(column(store), column(sand), column(clay), upper)
 

@@ -130,7 +130,7 @@ class LayerModel:
             if is_bounded(self.output):
                 bounds = row_bounds(x[finite], self.feature_names, self.layer)
                 if self.output == "anchored":
-                    raw = raw + row_anchor(x[finite], self.feature_names, self.layer)
+                    raw = raw + row_anchor(x[finite], self.feature_names, self.layer, bounds[:, 1])
                 out[finite] = bounds[:, 0] + (bounds[:, 1] - bounds[:, 0]) * sigmoid(raw)
             else:
                 out[finite] = self.target_mean + self.target_std * raw
@@ -485,9 +485,10 @@ def train_layers(
         y_val = (y[sets["validation"]] - target_mean) / target_std
         bounds_train = bounds_val = None
         if is_bounded(config.output):
-            bounds = (row_bounds(x, names, k) - target_mean) / target_std  # standardised
+            physical = row_bounds(x, names, k)
+            bounds = (physical - target_mean) / target_std  # standardised
             if config.output == "anchored":  # the offset in logit space, not standardised
-                bounds = np.column_stack([bounds, row_anchor(x, names, k)])
+                bounds = np.column_stack([bounds, row_anchor(x, names, k, physical[:, 1])])
             bounds_train, bounds_val = bounds[sets["train"]], bounds[sets["validation"]]
 
         done_before = sum(n_ensembles_of[j] for j in layers if j < k)
