@@ -65,6 +65,7 @@ groups_off = {groups_off}
 
 [train]
 split = "{split}"
+seed = {seed}
 max_epochs = {max_epochs}
 patience = {patience}
 members = {members}
@@ -201,7 +202,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=["upper", "none"],
         help="[train] chain: layer k >= 2 takes layer k-1's prediction (upper) or not (none)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="[run] and [train] seed: the split, the initial weights and the members' resamples",
+    )
     parser.add_argument(
         "--also-off",
         nargs="*",
