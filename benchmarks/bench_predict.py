@@ -122,6 +122,9 @@ def main() -> dict:
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--models", default=None, help="a trained model set instead of Table 2")
     parser.add_argument("--batch", type=int, default=None, help="cell-days per network batch")
+    parser.add_argument(
+        "--max-block-cell-days", type=int, default=None, help="[predict] max_block_cell_days"
+    )
     parser.add_argument("--out", default=None, help="product store (default: a temp folder)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
     parser.add_argument(
@@ -234,6 +237,8 @@ def run_once(args, feature_set: str, output: str, members: int = 1) -> dict:
     updates = {"workers": args.workers}
     if args.batch:
         updates["batch_cell_days"] = args.batch
+    if args.max_block_cell_days:
+        updates["max_block_cell_days"] = args.max_block_cell_days
     config = PredictConfig(**updates)
     n_workers = 0 if args.workers == 0 else local_worker_count(args.workers)
     threads = max(1, n_workers)

@@ -46,6 +46,13 @@ class StrictModel(BaseModel):
 class RunSection(StrictModel):
     name: str = Field("run", description="A label for the run, used in the report.")
     seed: int = Field(0, description="Seed of every random choice of the run after the inputs.")
+    isolate_stages: bool = Field(
+        True,
+        description=(
+            "Run the stages that keep memory for the life of their process (inputs, train) in a "
+            "child process of their own, so it goes back to the system before the next stage."
+        ),
+    )
 
 
 class TwinInput(StrictModel):

@@ -26,6 +26,7 @@ from cropsm.memory import release_memory, resident_mb
 from cropsm.provenance import write_json, write_provenance
 from cropsm.run_layout import RunLayout
 from cropsm.sources import lacking
+from cropsm.stage_process import run_stage_in_own_process
 from cropsm.stage_registry import (
     PIPELINE_ORDER,
     STAGES,
@@ -96,7 +97,10 @@ def run_pipeline(
             continue
         ctx.console.print(f"[bold]stage {name}[/bold]: {st.purpose}")
         t0 = time.perf_counter()
-        result = st.func(ctx) or {}
+        if st.own_process and config.run.isolate_stages:
+            result = run_stage_in_own_process(st, ctx)
+        else:
+            result = st.func(ctx) or {}
         seconds = round(time.perf_counter() - t0, 1)
         release_memory()  # what the stage no longer holds, before the next one starts
         driver_mb = round(resident_mb())

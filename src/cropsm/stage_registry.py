@@ -40,6 +40,7 @@ class Stage:
     func: Callable[[RunContext], dict]
     config_keys: tuple[str, ...]
     needs: tuple[str, ...] = ()
+    own_process: bool = False
 
 
 STAGES: dict[str, Stage] = {}
@@ -63,13 +64,22 @@ def ordered_stages() -> list[Stage]:
     return known + extra
 
 
-def stage(name: str, purpose: str, config_keys: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
+def stage(
+    name: str,
+    purpose: str,
+    config_keys: tuple[str, ...] = (),
+    needs: tuple[str, ...] = (),
+    own_process: bool = False,
+):
     """Register a pipeline stage; ``config_keys`` are the config sections it depends on and
     ``needs`` what the input source must provide (:data:`cropsm.sources.registry.PROVIDABLE`),
-    else the stage is skipped with the reason."""
+    else the stage is skipped with the reason. ``own_process``: the stage runs in a child
+    process of its own (:mod:`cropsm.stage_process`, ``[run] isolate_stages``), so that what it
+    held goes back to the system when it ends -- for stages whose libraries keep memory for the
+    life of the process (JAX's buffers and compiled programs, glibc's arenas)."""
 
     def register(func: Callable[[RunContext], dict]) -> Callable[[RunContext], dict]:
-        STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs))
+        STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs), own_process)
         return func
 
     return register

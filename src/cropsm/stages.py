@@ -15,6 +15,7 @@ from cropsm.analyze import stage as analyze_stage
 from cropsm.attribute import stage as attribute_stage
 from cropsm.errors import InputError
 from cropsm.features.station_table import read_station_table, write_station_table
+from cropsm.memory import release_memory
 from cropsm.predict import stage as predict_stage
 from cropsm.progress import progress_callback
 from cropsm.provenance import write_json
@@ -41,7 +42,12 @@ from cropsm.train.baselines import load_baselines, run_baselines, score_baseline
 from cropsm.train.ensemble import interval_coverage
 
 
-@stage("inputs", "make or read and check the inputs (the input source's plug-in)", ("inputs",))
+@stage(
+    "inputs",
+    "make or read and check the inputs (the input source's plug-in)",
+    ("inputs",),
+    own_process=True,
+)
 def inputs_stage(ctx: RunContext) -> dict:
     source, section = source_of(ctx.config)
     result = source.prepare(section, ctx)
@@ -88,7 +94,12 @@ def _unusable(report: dict) -> str:
     return f"{reasons}; expected observations on days the climate and static inputs cover"
 
 
-@stage("train", "train the five chained layer networks with the grid search", ("train",))
+@stage(
+    "train",
+    "train the five chained layer networks with the grid search",
+    ("train",),
+    own_process=True,
+)
 def train_stage(ctx: RunContext) -> dict:
     table = read_station_table(ctx.layout.station_table)
     with progress_callback(ctx.console) as report:
@@ -123,6 +134,7 @@ def train_stage(ctx: RunContext) -> dict:
         for k, e in sorted(chain.ensemble.items())
     }
     if "truth" in provided(ctx.config):
+        release_memory()  # the training's compiled programs and buffers, before the scoring
         skill = write_truth_skill(ctx, chain.models)
         result.update(
             {

@@ -45,10 +45,12 @@ class PredictConfig(BaseModel):
     space_chunk_cells
         Grid cells per stored chunk along lat and lon.
     max_block_cell_days
-        Upper bound on cropland cell-days in one compute block; bounds worker memory (measured
-        about 1 GB peak per worker for a block of 2.9 M cell-days: a year of 8,000 cells on the
-        paper's grid, climate read included). When the whole grid exceeds it for one time
-        chunk the grid is split into tiles of whole stored chunks.
+        Upper bound on cropland cell-days in one compute block; bounds worker memory. When the
+        whole grid exceeds it for one time chunk the grid is split into tiles of whole stored
+        chunks. Measured with ``benchmarks/bench_predict.py --max-block-cell-days N`` (8,000
+        cells, 1981-1982, the crop-aware anchored networks of the paper preset, K = 5, two
+        workers): a year of the whole grid per block (4 M) peaks at 2.06 GB per worker and
+        4.3 GB all processes; 1.5 M (tiles) at 1.25 GB and 2.5 GB, for 2 % more wall time.
     batch_cell_days
         Cell-days per network batch (float32 matrix products sized to stay in cache).
     """
@@ -67,7 +69,7 @@ class PredictConfig(BaseModel):
     time_chunk_days: int = Field(366, ge=1, le=4000, description="Days per stored chunk.")
     space_chunk_cells: int = Field(48, ge=1, le=4096, description="Cells per chunk along lat/lon.")
     max_block_cell_days: int = Field(
-        4_000_000, ge=1000, description="Most cropland cell-days in one compute block."
+        1_500_000, ge=1000, description="Most cropland cell-days in one compute block."
     )
     batch_cell_days: int = Field(
         8192, ge=16, le=1_000_000, description="Cell-days per float32 network batch."

@@ -30,6 +30,7 @@ import pandas as pd
 
 from cropsm import N_LAYERS
 from cropsm.features.groups import PATTERN_ONE_HOT, UPPER, layer_feature_names, pattern_one_hot
+from cropsm.memory import release_memory
 from cropsm.train.bounds import anchor_only_columns, is_bounded, row_anchor, row_bounds, sigmoid
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.metrics import all_metrics
@@ -596,6 +597,9 @@ def train_layers(
                 f"{e['coverage_validation_raw']:.2f} of validation rows from the spread alone, "
                 f"residual SD {e['residual_sd_m3_m-3']:.4f} m3 m-3 added"
             )
+        # the next layer has other row counts, so other compiled programs: drop this layer's
+        # (JAX keeps every compiled program and its buffers for the life of the process)
+        release_memory()
 
     grid_search = pd.concat(grid_tables, ignore_index=True)
     grid_search = grid_search.loc[:, ["layer", *[c for c in grid_search.columns if c != "layer"]]]
