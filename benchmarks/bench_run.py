@@ -107,6 +107,7 @@ def run_once(config: Path, out: Path, stages: str, interval_s: float, log_path: 
         with StageMemory(psutil.Process(child.pid), interval_s) as sampler:
             for line in child.stderr:
                 log.write(line)
+                log.flush()  # the log is the run's progress, read while it runs
                 match = STAGE_LINE.match(line)
                 if match:
                     sampler.stage = match.group(1)

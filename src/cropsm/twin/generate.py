@@ -261,6 +261,10 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
     try:
         for k, year in enumerate(years):
             report("weather, water balance and truth", k, len(years))
+            # let the previous year's arrays go before this year's are made; otherwise two
+            # years are held at once (4.3 GB peak on the paper preset)
+            climate = cells = forcing = kc = root = result = None
+            sm = pattern_sm = reference = station_sm = grid_sm = grid_flag = mixed = None
             climate = weather.generate_weather_year(geo["elevation"], geo["region"], year, seed)
             background.submit(write_era_daily, climate, tmp / "climate" / f"era5_daily_{year}.nc")
             dates = pd.DatetimeIndex(climate["time"].values)

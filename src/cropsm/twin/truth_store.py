@@ -127,20 +127,22 @@ class TruthWriter:
         ``station_sm`` (layer, n, station).
         """
         n = sm.shape[2]
+        days = slice(start, start + n)
+        # one pattern at a time: encoding (scale, pack) makes temporary copies of what it gets,
+        # and a year of all six patterns is 0.7 GB as float32 on the paper preset
+        for p in range(sm.shape[0]):
+            slab = xr.Dataset({"sm": (("pattern", "layer", "time", "cell"), sm[p : p + 1])})
+            self._write_region(slab, {"pattern": slice(p, p + 1), "time": days})
         slab = xr.Dataset(
             {
-                "sm": (("pattern", "layer", "time", "cell"), sm),
                 "reference_sm": (("layer", "time", "cell"), reference_sm),
                 "station_sm": (("layer", "time", "station"), station_sm),
             }
         )
-        slab.to_zarr(
-            self.tmp_path,
-            region={"time": slice(start, start + n)},
-            mode="r+",
-            safe_chunks=False,
-            consolidated=False,
-        )
+        self._write_region(slab, {"time": days})
+
+    def _write_region(self, slab: xr.Dataset, region: dict) -> None:
+        slab.to_zarr(self.tmp_path, region=region, mode="r+", safe_chunks=False, consolidated=False)
 
     def finish(self) -> Path:
         if self.path.exists():
