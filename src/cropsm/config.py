@@ -49,8 +49,9 @@ class RunSection(StrictModel):
     isolate_stages: bool = Field(
         True,
         description=(
-            "Run the stages that keep memory for the life of their process (inputs, train) in a "
-            "child process of their own, so it goes back to the system before the next stage."
+            "Run the stages that keep memory for the life of their process (train; the twin's "
+            "inputs) in a child process of their own, so it goes back to the system before the "
+            "next stage."
         ),
     )
 

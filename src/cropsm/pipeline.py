@@ -97,7 +97,7 @@ def run_pipeline(
             continue
         ctx.console.print(f"[bold]stage {name}[/bold]: {st.purpose}")
         t0 = time.perf_counter()
-        if st.own_process and config.run.isolate_stages:
+        if st.wants_own_process(ctx):
             result = run_stage_in_own_process(st, ctx)
         else:
             result = st.func(ctx) or {}

@@ -40,7 +40,14 @@ class Stage:
     func: Callable[[RunContext], dict]
     config_keys: tuple[str, ...]
     needs: tuple[str, ...] = ()
-    own_process: bool = False
+    own_process: bool | Callable[[RunContext], bool] = False
+
+    def wants_own_process(self, ctx: RunContext) -> bool:
+        """Whether this run of the stage goes to a process of its own (``[run]
+        isolate_stages`` and the stage's ``own_process``, a flag or a question to the run)."""
+        if not ctx.config.run.isolate_stages:
+            return False
+        return self.own_process(ctx) if callable(self.own_process) else bool(self.own_process)
 
 
 STAGES: dict[str, Stage] = {}
@@ -69,14 +76,15 @@ def stage(
     purpose: str,
     config_keys: tuple[str, ...] = (),
     needs: tuple[str, ...] = (),
-    own_process: bool = False,
+    own_process: bool | Callable[[RunContext], bool] = False,
 ):
     """Register a pipeline stage; ``config_keys`` are the config sections it depends on and
     ``needs`` what the input source must provide (:data:`cropsm.sources.registry.PROVIDABLE`),
-    else the stage is skipped with the reason. ``own_process``: the stage runs in a child
-    process of its own (:mod:`cropsm.stage_process`, ``[run] isolate_stages``), so that what it
-    held goes back to the system when it ends -- for stages whose libraries keep memory for the
-    life of the process (JAX's buffers and compiled programs, glibc's arenas)."""
+    else the stage is skipped with the reason. ``own_process`` (a flag, or a function of the
+    run context that decides): the stage runs in a child process of its own
+    (:mod:`cropsm.stage_process`, ``[run] isolate_stages``), so that what it held goes back to
+    the system when it ends -- for stages whose libraries keep memory for the life of the
+    process (JAX's buffers and compiled programs, glibc's arenas)."""
 
     def register(func: Callable[[RunContext], dict]) -> Callable[[RunContext], dict]:
         STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs), own_process)

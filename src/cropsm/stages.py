@@ -42,11 +42,15 @@ from cropsm.train.baselines import load_baselines, run_baselines, score_baseline
 from cropsm.train.ensemble import interval_coverage
 
 
+def _source_prepares_in_own_process(ctx: RunContext) -> bool:
+    return source_of(ctx.config)[0].prepares_in_own_process
+
+
 @stage(
     "inputs",
     "make or read and check the inputs (the input source's plug-in)",
     ("inputs",),
-    own_process=True,
+    own_process=_source_prepares_in_own_process,
 )
 def inputs_stage(ctx: RunContext) -> dict:
     source, section = source_of(ctx.config)

@@ -14,6 +14,7 @@ class TwinSource(InputSource):
     """Everything: a grid, soil, cropping patterns, a satellite product and the truth."""
 
     evaluation_format = "csv"
+    prepares_in_own_process = True  # generating the paper preset peaks near 4 GB
 
     def provides(self, section) -> frozenset[str]:
         return frozenset(PROVIDABLE)
