@@ -54,6 +54,11 @@ def station_free_cells(
     return np.array([i for i, k in enumerate(cells) if k not in occupied], dtype=np.intp)
 
 
+def pseudo_station_id(cell: int, pattern: str) -> str:
+    """Station id of the pseudo-station of truth cell ``cell`` under ``pattern``."""
+    return f"cell{cell}_{pattern}"
+
+
 def pseudo_stations(
     truth: xr.Dataset,
     static: xr.Dataset,
@@ -84,7 +89,7 @@ def pseudo_stations(
         np.arange(N_LAYERS), np.arange(len(dates)), np.arange(len(cells)), indexing="ij"
     )
     for p, pid in enumerate(patterns):
-        ids = np.asarray([f"cell{c}_{pid}" for c in cells])
+        ids = np.asarray([pseudo_station_id(c, pid) for c in cells])
         metas.append(
             pd.DataFrame(
                 {
@@ -147,6 +152,9 @@ def truth_skill(
     values = truth["sm"].isel(time=t_index, cell=cells).values  # (pattern, layer, time, cell)
     all_weights = truth["weights"].values  # (pattern, cell)
     patterns = [str(p) for p in truth["pattern"].values]
+    where_of = {  # pseudo-station -> (cell index in the truth, pattern index)
+        pseudo_station_id(c, p): (c, j) for j, p in enumerate(patterns) for c in cells
+    }
     obs_parts: dict[int, list] = {}
     sim_parts: dict[int, list] = {}
     where_parts: list = []  # (cell index in the whole truth, pattern index, date) per row
@@ -157,10 +165,8 @@ def truth_skill(
         )
         table, _ = build_station_table(pseudo, climate, static, groups_off=groups_off)
         pred = predict_chain(models, table)
-        # station ids are "cell{c}_{pattern}" (pattern ids hold underscores themselves)
-        station = table["station_id"].astype(str).str.split("_", n=1)
-        cell_of_row = np.array([int(s[0].removeprefix("cell")) for s in station])
-        pattern_of_row = np.array([patterns.index(s[1]) for s in station])
+        position = np.array([where_of[s] for s in table["station_id"].astype(str)])
+        cell_of_row, pattern_of_row = position[:, 0], position[:, 1]
         where_parts.append((cell_of_row, pattern_of_row, table["date"].to_numpy()))
         for k in range(1, len(pred.columns) + 1):
             obs_parts.setdefault(k, []).append(table[f"sm_l{k}"].to_numpy())

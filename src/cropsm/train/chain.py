@@ -38,10 +38,10 @@ from cropsm.train.numpy_net import NumpyParams, Scaler, fit_scaler, numpy_forwar
 from cropsm.train.splits import SPLIT_NAMES, make_split
 
 ProgressCallback = Callable[[str, int, int], None]
+"""``report(step, done, total)``, as :func:`cropsm.progress.progress_callback` yields."""
 
 RELEASE_ABOVE_MB = 2048.0
 """Resident size above which training drops JAX's caches after each layer."""
-"""``report(step, done, total)``, as :func:`cropsm.progress.progress_callback` yields."""
 
 
 def target_column(layer: int) -> str:
