@@ -328,6 +328,50 @@ def test_consecutive_years_equal_one_long_run():
         )
 
 
+def test_shared_weather_columns_equal_copied_forcing():
+    """Columns that take their weather from shared cells (``weather_columns``) give exactly the
+    run on a per-column copy of the forcing (how the twin runs each cell under six patterns)."""
+    n_cells = 30
+    precip, temp, pet, doy = _climate(n_cells, 1, seed=11)
+    weather_columns = np.concatenate([np.arange(n_cells), np.arange(n_cells)[::-1], [4, 4, 7]])
+    soils = _soils(len(weather_columns), seed=12)
+    kc, root = crop_calendar("ww_mz", doy)
+    kc_columns = np.repeat(kc[:, None], len(weather_columns), axis=1).astype(np.float32)
+    kc_columns[:, n_cells:] *= 0.8  # a second "pattern" on the same cells
+    root_columns = np.repeat(root[:, None], len(weather_columns), axis=1)
+    state = initial_state(soils, 0.6)
+    copied = run_water_balance(
+        precip[:, weather_columns],
+        temp[:, weather_columns],
+        pet[:, weather_columns],
+        kc_columns,
+        root_columns,
+        soils,
+        state,
+    )
+    shared = run_water_balance(
+        precip, temp, pet, kc_columns, root_columns, soils, state, weather_columns=weather_columns
+    )
+    np.testing.assert_array_equal(shared.sm, copied.sm)
+    np.testing.assert_array_equal(shared.frozen, copied.frozen)
+    assert not np.array_equal(shared.sm[:, :, 0], shared.sm[:, :, 2 * n_cells - 1])
+    with pytest.raises(ValueError, match="weather_columns"):
+        run_water_balance(
+            precip, temp, pet, kc_columns, root_columns, soils, state, weather_columns=[0, 1]
+        )
+    with pytest.raises(ValueError, match="weather_columns"):
+        run_water_balance(
+            precip,
+            temp,
+            pet,
+            kc_columns,
+            root_columns,
+            soils,
+            state,
+            weather_columns=weather_columns + n_cells,
+        )
+
+
 def test_run_does_not_modify_the_input_state():
     n = 20
     soils = _soils(n, seed=9)

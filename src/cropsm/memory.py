@@ -37,4 +37,33 @@ def release_memory() -> None:
         pass
 
 
-__all__ = ["release_memory", "resident_mb"]
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def return_large_arrays_to_os(threshold_bytes: int = 16 * 2**20) -> bool:
+    """Have glibc map every allocation of at least ``threshold_bytes`` on its own (``mmap``).
+
+    glibc raises its mmap threshold each time a mapped block is freed (up to 32 MB), after which
+    arrays of a few to 32 MB come from its heap and, freed, stay in the process: a loop that
+    makes and drops such arrays (a year of weather per land cell, a day's columns) then grows
+    year by year. A fixed threshold (``mallopt(M_MMAP_THRESHOLD)``, which also turns the
+    adjustment off) returns every large array to the system when it is freed. Process-wide;
+    meant for a stage that runs in a process of its own (:mod:`cropsm.stage_process`).
+
+    Measured on a 7-year paper-preset twin (``generate_twin``, 1980-1987): peak 3.27 -> 2.56 GB
+    with 16 MB (2.54 GB with 4 MB, 2.46 GB with 1 MB), CPU time +10 % (page faults of freshly
+    mapped arrays).
+
+    Returns
+    -------
+    bool
+        False where the C library is not glibc (nothing changed).
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
+
+
+__all__ = ["release_memory", "resident_mb", "return_large_arrays_to_os"]

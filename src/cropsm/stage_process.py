@@ -25,6 +25,7 @@ from rich.console import Console
 
 from cropsm.config import RunConfig
 from cropsm.errors import CropsmError
+from cropsm.memory import return_large_arrays_to_os
 from cropsm.stage_registry import RunContext, Stage
 
 
@@ -85,7 +86,12 @@ def _child_main(
     quiet: bool,
     send,
 ) -> None:
-    """Entry point of the child: run the stage and send ``(kind, payload)`` back."""
+    """Entry point of the child: run the stage and send ``(kind, payload)`` back.
+
+    The child maps its large arrays on their own (:func:`cropsm.memory.return_large_arrays_to_os`)
+    so that a stage that makes and drops them year after year does not grow.
+    """
+    return_large_arrays_to_os()
     ctx = RunContext(
         config=config,
         run_dir=Path(run_dir),

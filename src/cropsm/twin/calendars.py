@@ -844,6 +844,7 @@ def pattern_calendar_year(
 
     keep_t = max(SOWING_MEAN_DAYS - 1, 0)
     keep_p = max(SOWING_RAIN_DAYS - 1, 0)
-    st.temperature_tail = np.concatenate([st.temperature_tail, tair], axis=0)[-keep_t:]
-    st.precipitation_tail = np.concatenate([st.precipitation_tail, precip], axis=0)[-keep_p:]
+    # copies: a slice would keep the whole concatenated year alive in the state
+    st.temperature_tail = np.concatenate([st.temperature_tail, tair], axis=0)[-keep_t:].copy()
+    st.precipitation_tail = np.concatenate([st.precipitation_tail, precip], axis=0)[-keep_p:].copy()
     return CalendarYear(kc=kc, root_depth_cm=root, sowing_doy=sowing, season_days=lengths, state=st)

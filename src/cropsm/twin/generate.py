@@ -263,8 +263,11 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
             report("weather, water balance and truth", k, len(years))
             # let the previous year's arrays go before this year's are made; otherwise two
             # years are held at once (4.3 GB peak on the paper preset)
+            # (views count: natural_top and crop_top would keep the year's sm and reference)
             climate = cells = forcing = kc = root = result = None
             sm = pattern_sm = reference = station_sm = grid_sm = grid_flag = mixed = None
+            natural_top = crop_top = natural_at_crop = frozen_nat = dense = None
+            sat_sm = sat_flag = scheduled = None
             climate = weather.generate_weather_year(geo["elevation"], geo["region"], year, seed)
             background.submit(write_era_daily, climate, tmp / "climate" / f"era5_daily_{year}.nc")
             dates = pd.DatetimeIndex(climate["time"].values)
@@ -289,6 +292,7 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
             root = np.empty_like(kc)
             dewpoint = np.asarray(cells["dewpoint_temperature"].values, dtype=np.float32)
             wind = np.asarray(cells["wind_speed"].values, dtype=np.float32)
+            cells = None  # the land cells' other weather variables are not needed any more
             for p, pid in enumerate(pattern_ids):
                 cells_p = calendar_cells[p]
                 weather_p = (tair[:, cells_p], precip[:, cells_p])
@@ -323,10 +327,13 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
             kc[:, cols.natural] = _natural_kc(tair)
             root[:, cols.natural] = _NATURAL_ROOT_CM
 
-            forcing = (precip[:, cols.cell], tair[:, cols.cell], pet[:, cols.cell], kc, root)
+            forcing = (precip, tair, pet, kc, root)  # weather per land cell, taken per column
             passes = spinup_passes if year < spec.first_year else 1
             for _ in range(passes):
-                result = soilwater.run_water_balance(*forcing, hydraulics, state)
+                result = None  # the spin-up's first pass is not kept while the second runs
+                result = soilwater.run_water_balance(
+                    *forcing, hydraulics, state, weather_columns=cols.cell
+                )
                 state = result.state
             if year < spec.first_year:
                 continue

@@ -607,6 +607,7 @@ def run_water_balance(
     hydraulics: SoilHydraulics,
     state: WaterBalanceState,
     parameters: WaterBalanceParameters = DEFAULT_PARAMETERS,
+    weather_columns=None,
 ) -> WaterBalanceResult:
     r"""Run the daily five-layer soil water balance for many columns.
 
@@ -665,6 +666,11 @@ def run_water_balance(
         State at the start of the first day (not modified).
     parameters : WaterBalanceParameters, optional
         Process constants.
+    weather_columns : array_like of int, shape (n_columns,), optional
+        Column ``j`` takes its precipitation, air temperature and ET0 from column
+        ``weather_columns[j]`` of those three arrays (then ``(n_days, n_weather)``), one day at a
+        time: many columns share a cell's weather (a cell under each cropping pattern) without a
+        copy of the year's forcing per column. ``kc`` and ``root_depth_cm`` stay per column.
 
     Returns
     -------
@@ -692,23 +698,31 @@ def run_water_balance(
     precip = np.asarray(precip_mm)
     if precip.ndim != 2:
         raise ValueError(f"precip_mm must have shape (n_days, n_columns), got {precip.shape}")
-    n_days, n = precip.shape
-    if n != hydraulics.n_columns:
-        raise ValueError(f"precip_mm has {n} columns, hydraulics has {hydraulics.n_columns}")
+    n_days, n_weather = precip.shape
+    n = hydraulics.n_columns
+    if weather_columns is None:
+        if n_weather != n:
+            raise ValueError(f"precip_mm has {n_weather} columns, hydraulics has {n}")
+    else:
+        weather_columns = np.asarray(weather_columns, dtype=np.intp)
+        if weather_columns.shape != (n,):
+            raise ValueError(f"weather_columns must have shape {(n,)}, got {weather_columns.shape}")
+        if n and (weather_columns.min() < 0 or weather_columns.max() >= n_weather):
+            raise ValueError(f"weather_columns must index the {n_weather} columns of precip_mm")
     forcing = {}
-    for name, values in (
-        ("precip_mm", precip),
-        ("air_temperature_c", air_temperature_c),
-        ("pet_mm", pet_mm),
-        ("kc", kc),
-        ("root_depth_cm", root_depth_cm),
+    for name, values, width in (
+        ("precip_mm", precip, n_weather),
+        ("air_temperature_c", air_temperature_c, n_weather),
+        ("pet_mm", pet_mm, n_weather),
+        ("kc", kc, n),
+        ("root_depth_cm", root_depth_cm, n),
     ):
         arr = np.asarray(values)
         try:
-            arr = np.broadcast_to(arr, (n_days, n))
+            arr = np.broadcast_to(arr, (n_days, width))
         except ValueError as err:
             raise ValueError(
-                f"{name} with shape {np.shape(values)} does not broadcast to {(n_days, n)}"
+                f"{name} with shape {np.shape(values)} does not broadcast to {(n_days, width)}"
             ) from err
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains non-finite values")
@@ -783,9 +797,14 @@ def run_water_balance(
     f_fr = prm.frozen_infiltration_fraction
 
     for d in range(n_days):
-        p = forcing["precip_mm"][d].astype(float)
-        t_air = forcing["air_temperature_c"][d].astype(float)
-        et0 = forcing["pet_mm"][d].astype(float)
+        p, t_air, et0 = (
+            (
+                forcing[name][d]
+                if weather_columns is None
+                else forcing[name][d].take(weather_columns)
+            ).astype(float)
+            for name in ("precip_mm", "air_temperature_c", "pet_mm")
+        )
         kc_d = forcing["kc"][d].astype(float)
         zr_d = forcing["root_depth_cm"][d].astype(float)
 
