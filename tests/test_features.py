@@ -153,6 +153,34 @@ def test_accumulated_precipitation_on_dataarray_and_gaps():
         fclim.accumulated_precipitation_mm(np.ones(3), DAYS[:3], 0)
 
 
+def test_recent_precipitation_sums_the_days_before():
+    rain = np.zeros(DAYS.size)
+    rain[DAYS.get_loc(pd.Timestamp("2001-02-15"))] = 10.0
+    rain[DAYS.get_loc(pd.Timestamp("2001-02-17"))] = 4.0
+    p3 = fclim.recent_precipitation_mm(rain, DAYS, 3)
+    p7 = fclim.recent_precipitation_mm(rain, DAYS, 7)
+    assert np.isnan(p3[:3]).all() and not np.isnan(p3[3:]).any()
+    assert np.isnan(p7[:7]).all() and p7[7] == 0
+    assert _at(p3, "2001-02-15") == 0  # the day itself is not in its window
+    assert _at(p3, "2001-02-16") == 10
+    assert _at(p3, "2001-02-18") == 14  # 15th ... 17th
+    assert _at(p3, "2001-02-19") == 4  # 16th ... 18th
+    assert _at(p3, "2001-02-21") == 0
+    assert _at(p7, "2001-02-22") == 14  # 15th ... 21st
+    assert _at(p7, "2001-02-23") == 4
+    # the same as a loop over the previous N days, float32 kept, on a DataArray too
+    rng = np.random.default_rng(3)
+    precip = rng.gamma(0.5, 4.0, size=(60, 4)).astype(np.float32)
+    got = fclim.recent_precipitation_mm(precip, DAYS[:60], 7)
+    assert got.dtype == np.float32
+    ref = np.array([precip[i - 7 : i].sum(axis=0) for i in range(7, 60)])
+    np.testing.assert_allclose(got[7:], ref, rtol=1e-5)
+    da = xr.DataArray(precip.T, dims=("cell", "time"), coords={"time": DAYS[:60]})
+    np.testing.assert_allclose(fclim.recent_precipitation_mm(da, None, 7).values.T, got)
+    with pytest.raises(ValueError, match="days"):
+        fclim.recent_precipitation_mm(precip, DAYS[:60], 0)
+
+
 def test_day_of_year():
     doy = fclim.day_of_year(pd.to_datetime(["2000-01-01", "2000-12-31", "2001-12-31"]))
     np.testing.assert_array_equal(doy, [1, 366, 365])
@@ -275,6 +303,7 @@ def built(world):
 CONTRACT_COLUMNS = (
     ["station_id", "date", "region", "pattern", "lat", "lon", "precip"]
     + [f"precip_{n}m" for n in (1, 2, 3, 4, 5, 12)]
+    + ["precip_3d", "precip_7d"]
     + ["ssr", "tair", "vpd", "wind", "cloud"]
     + [f"{s}_l{k}" for k in range(1, 6) for s in ("ph", "sand", "silt", "clay", "bd")]
     + ["elevation", "doy"]
@@ -289,7 +318,7 @@ def test_station_table_columns_and_units(built):
     table, _ = built
     assert list(table.columns) == CONTRACT_COLUMNS
     units = table.attrs["units"]
-    assert units["precip"] == "mm d-1" and units["precip_12m"] == "mm"
+    assert units["precip"] == "mm d-1" and units["precip_12m"] == "mm" == units["precip_7d"]
     assert units["ssr"] == "MJ m-2 d-1" and units["tair"] == "degC" and units["vpd"] == "kPa"
     assert units["wind"] == "m s-1" and units["cloud"] == "1" and units["elevation"] == "m"
     assert units["ph_l2"] == "1" and units["sand_l2"] == "%" and units["bd_l5"] == "g cm-3"
@@ -453,6 +482,17 @@ def test_layer_feature_names_order_is_stable():
     assert names3 == fgroups.layer_feature_names(3, ())
     with pytest.raises(ValueError):
         fgroups.layer_feature_names(6)
+
+
+def test_recent_precipitation_is_an_input_of_the_crop_set_only():
+    recent = ["precip_3d", "precip_7d"]
+    for layer in (1, 3, 5):
+        names = fgroups.layer_feature_names(layer, feature_set="crop")
+        assert names[7:9] == recent  # after the paper's seven precipitation inputs
+        assert not any(n in fgroups.layer_feature_names(layer) for n in recent)  # paper set
+        off = fgroups.layer_feature_names(layer, ["precipitation"], feature_set="crop")
+        assert not any(n.startswith("precip") for n in off)
+    assert fgroups.group_columns("precipitation", feature_set="crop")[-2:] == recent
 
 
 @pytest.mark.parametrize("group", list(fgroups.FEATURE_GROUPS))

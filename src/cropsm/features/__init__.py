@@ -12,6 +12,7 @@ from cropsm.features.climate import (
     accumulated_precipitation_mm,
     climate_features,
     day_of_year,
+    recent_precipitation_mm,
     saturation_vapour_pressure_kpa,
     vapour_pressure_deficit_kpa,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "missing_groups",
     "pattern_one_hot",
     "read_station_table",
+    "recent_precipitation_mm",
     "require_groups",
     "required_columns",
     "saturation_vapour_pressure_kpa",

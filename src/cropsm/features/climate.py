@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS
+from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS, PRECIPITATION_RECENT_DAYS
 
 # Magnus form of the saturation vapour pressure over water with the Tetens (1930) / Murray (1967)
 # constants used by FAO-56 (Allen et al. 1998, eq. 11). Lawrence (2005) reviews the Magnus form
@@ -37,6 +37,13 @@ FEATURE_ATTRS: dict[str, dict[str, str]] = {
             ),
         }
         for n in PRECIPITATION_ACCUMULATION_MONTHS
+    },
+    **{
+        f"precip_{n}d": {
+            "units": "mm",
+            "long_name": f"precipitation of the previous {n} days, ending the day before",
+        }
+        for n in PRECIPITATION_RECENT_DAYS
     },
     "ssr": {"units": "MJ m-2 d-1", "long_name": "surface net solar radiation"},
     "tair": {"units": "degC", "long_name": "2-m air temperature"},
@@ -157,6 +164,19 @@ def window_start_index(dates, months: int) -> np.ndarray:
     return ((start - index[0]) // pd.Timedelta(days=1)).to_numpy().astype(np.int64)
 
 
+def recent_window_start_index(dates, days: int) -> np.ndarray:
+    """Index of the first day of the N-day window before each day: ``i - N`` (negative where the
+    window starts before the first date).
+
+    Raises
+    ------
+    ValueError
+        If ``dates`` are not consecutive days.
+    """
+    index = _daily_index(dates)
+    return np.arange(index.size, dtype=np.int64) - int(days)
+
+
 def accumulated_precipitation_mm(precip_mm, dates=None, months: int = 1):
     """Precipitation accumulated over the previous N calendar months, ending the day before.
 
@@ -197,10 +217,44 @@ def accumulated_precipitation_mm(precip_mm, dates=None, months: int = 1):
     """
     if months < 1:
         raise ValueError(f"months must be >= 1, got {months}")
+    return _window_sums(precip_mm, dates, f"precip_{months}m", window_start_index, months)
+
+
+def recent_precipitation_mm(precip_mm, dates=None, days: int = 3):
+    """Precipitation of the previous N days, ending the day before (crop-aware feature set).
+
+    For day t with daily index i
+
+    .. math:: P_{Nd}(t) = \\sum_{j = i - N}^{i - 1} P_j = S_i - S_{i - N}
+
+    (the day's own precipitation is the separate ``precip`` feature). The paper's shortest
+    window is a calendar month (:func:`accumulated_precipitation_mm`, section 2a); the upper
+    10-20 cm answer to the rain of the last days, which a monthly sum blurs. NaN where the window
+    starts before the first date or holds a NaN day.
+
+    Parameters
+    ----------
+    precip_mm, dates
+        As :func:`accumulated_precipitation_mm`.
+    days
+        N >= 1.
+
+    Returns
+    -------
+    Precipitation, mm, same shape and type as ``precip_mm`` (float32 for float32 input).
+    """
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    return _window_sums(precip_mm, dates, f"precip_{days}d", recent_window_start_index, days)
+
+
+def _window_sums(precip_mm, dates, name: str, window_start, length: int):
+    """Window sums of precipitation over the time axis, ``window_start(dates, length)`` to the
+    day before (numpy time-first or a DataArray with ``time``)."""
     if isinstance(precip_mm, xr.DataArray):
         if dates is None:
             dates = precip_mm["time"].values
-        start = window_start_index(dates, months)
+        start = window_start(dates, length)
         if precip_mm.chunks is not None:  # dask: the look-back needs the whole time axis
             precip_mm = precip_mm.chunk({"time": -1})
         if precip_mm.sizes["time"] != start.size:
@@ -215,19 +269,21 @@ def accumulated_precipitation_mm(precip_mm, dates=None, months: int = 1):
             output_dtypes=[_out_dtype(precip_mm.dtype)],
             keep_attrs=False,
         ).transpose(*precip_mm.dims)
-        out.attrs = dict(FEATURE_ATTRS.get(f"precip_{months}m", {"units": "mm"}))
+        out.attrs = dict(FEATURE_ATTRS.get(name, {"units": "mm"}))
         return out
     if dates is None:
         raise ValueError("dates are required for a numpy precipitation array")
     values = np.asarray(precip_mm)
-    start = window_start_index(dates, months)
+    start = window_start(dates, length)
     if values.shape[0] != start.size:
         raise ValueError("dates and the first (time) axis of precip_mm differ in length")
     return np.moveaxis(_accumulate_last_axis(np.moveaxis(values, 0, -1), start), -1, 0)
 
 
 def climate_features(
-    climate: xr.Dataset, accumulation_months: Sequence[int] = PRECIPITATION_ACCUMULATION_MONTHS
+    climate: xr.Dataset,
+    accumulation_months: Sequence[int] = PRECIPITATION_ACCUMULATION_MONTHS,
+    recent_days: Sequence[int] = PRECIPITATION_RECENT_DAYS,
 ) -> xr.Dataset:
     """The climate features of paper Table 1 from the canonical climate dataset.
 
@@ -236,6 +292,7 @@ def climate_features(
     ========================  =========================================  ============
     ``precip``                precipitation                              mm d-1
     ``precip_{N}m``           :func:`accumulated_precipitation_mm`       mm
+    ``precip_{N}d``           :func:`recent_precipitation_mm`            mm
     ``ssr``                   net_solar_radiation                        MJ m-2 d-1
     ``tair``                  air_temperature                            degC
     ``vpd``                   :func:`vapour_pressure_deficit_kpa`        kPa
@@ -253,6 +310,8 @@ def climate_features(
         (``(lat, lon)`` or ``(cell,)``).
     accumulation_months
         Look-backs N of the accumulated precipitation (default 1, 2, 3, 4, 5, 12).
+    recent_days
+        Look-backs N of the recent precipitation in days (default 3, 7; crop-aware set only).
 
     Returns
     -------
@@ -266,6 +325,10 @@ def climate_features(
         if feature == "precip" and source in climate:
             for n in accumulation_months:
                 out[f"precip_{n}m"] = accumulated_precipitation_mm(
+                    climate[source], climate["time"].values, n
+                )
+            for n in recent_days:
+                out[f"precip_{n}d"] = recent_precipitation_mm(
                     climate[source], climate["time"].values, n
                 )
         if feature == "tair" and all(v in climate for v in VPD_SOURCES):

@@ -44,10 +44,11 @@ from cropsm.features.climate import (
     MAGNUS_A,
     MAGNUS_B_DEGC,
     VPD_SOURCES,
+    recent_window_start_index,
     vapour_pressure_deficit_kpa,
     window_start_index,
 )
-from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS
+from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS, PRECIPITATION_RECENT_DAYS
 from cropsm.io.uscrn import daily_air_temperature
 
 FAO56_GRASS_ALBEDO = 0.23
@@ -129,7 +130,12 @@ def net_solar_from_incoming(incoming_mj, albedo: float = FAO56_GRASS_ALBEDO):
 
 
 def accumulated_precipitation_with_gaps(
-    precip_mm: np.ndarray, dates, months: int, min_valid_fraction: float = 0.9
+    precip_mm: np.ndarray,
+    dates,
+    months: int = 1,
+    min_valid_fraction: float = 0.9,
+    *,
+    days: int | None = None,
 ) -> np.ndarray:
     """Precipitation over the previous N calendar months, tolerating a few missing days.
 
@@ -141,7 +147,8 @@ def accumulated_precipitation_with_gaps(
               \\quad\\text{if } |V| \\ge f\\,n,\\ \\text{else NaN}
 
     i.e. missing days take the mean of the window's valid days. With f = 1 this is exactly
-    ``accumulated_precipitation_mm``.
+    ``accumulated_precipitation_mm``. With ``days`` the window is the previous N days instead
+    (``precip_{N}d``, :func:`cropsm.features.climate.recent_precipitation_mm`).
 
     Parameters
     ----------
@@ -150,9 +157,11 @@ def accumulated_precipitation_with_gaps(
     dates
         The consecutive daily dates of the time axis.
     months
-        N >= 1.
+        N >= 1 (ignored with ``days``).
     min_valid_fraction
         f, the least share of valid days in the window (0 < f <= 1).
+    days
+        N >= 1: a window of the previous N days instead of N calendar months.
 
     Returns
     -------
@@ -160,12 +169,17 @@ def accumulated_precipitation_with_gaps(
         mm, float64, same shape; NaN where the window starts before the first date or has too
         few valid days.
     """
-    if months < 1:
+    if days is None and months < 1:
         raise ValueError(f"months must be >= 1, got {months}")
+    if days is not None and days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
     if not 0.0 < min_valid_fraction <= 1.0:
         raise ValueError(f"min_valid_fraction must lie in (0, 1], got {min_valid_fraction}")
     values = np.asarray(precip_mm, dtype=np.float64)
-    start = window_start_index(dates, months)
+    if days is None:
+        start = window_start_index(dates, months)
+    else:
+        start = recent_window_start_index(dates, days)
     if values.shape[0] != start.size:
         raise ValueError("dates and the first (time) axis of precip_mm differ in length")
     n = values.shape[0]
@@ -260,13 +274,14 @@ def station_climate_features(
     climate: xr.Dataset,
     accumulation_months: Sequence[int] = PRECIPITATION_ACCUMULATION_MONTHS,
     min_valid_fraction: float = 0.9,
+    recent_days: Sequence[int] = PRECIPITATION_RECENT_DAYS,
 ) -> xr.Dataset:
     """The climate features of paper Table 1 from a station-level climate.
 
     Same features, units and formulas as :func:`cropsm.features.climate.climate_features`
-    (``precip``, ``precip_{N}m``, ``ssr``, ``tair``, ``vpd``, ``wind``, ``cloud``, each when its
-    source variable exists), except that the precipitation accumulations tolerate missing days
-    (:func:`accumulated_precipitation_with_gaps`).
+    (``precip``, ``precip_{N}m``, ``precip_{N}d``, ``ssr``, ``tair``, ``vpd``, ``wind``,
+    ``cloud``, each when its source variable exists), except that the precipitation
+    accumulations tolerate missing days (:func:`accumulated_precipitation_with_gaps`).
 
     Parameters
     ----------
@@ -276,6 +291,8 @@ def station_climate_features(
         Look-backs N of the accumulated precipitation.
     min_valid_fraction
         Least share of valid days in an accumulation window.
+    recent_days
+        Look-backs N of the recent precipitation, days.
 
     Returns
     -------
@@ -296,6 +313,11 @@ def station_climate_features(
                     climate[source].values, dates, n, min_valid_fraction
                 )
                 out[f"precip_{n}m"] = xr.DataArray(values, dims=climate[source].dims)
+            for n in recent_days:
+                values = accumulated_precipitation_with_gaps(
+                    climate[source].values, dates, min_valid_fraction=min_valid_fraction, days=n
+                )
+                out[f"precip_{n}d"] = xr.DataArray(values, dims=climate[source].dims)
         if feature == "tair" and all(v in climate for v in VPD_SOURCES):
             out["vpd"] = vapour_pressure_deficit_kpa(
                 climate[VPD_SOURCES[0]], climate[VPD_SOURCES[1]]

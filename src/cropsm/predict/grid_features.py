@@ -26,16 +26,27 @@ from cropsm.features.climate import (
     accumulated_precipitation_mm,
     climate_features,
     day_of_year,
+    recent_precipitation_mm,
 )
-from cropsm.features.groups import PRECIPITATION_ACCUMULATION_MONTHS, SOIL_PROPERTIES
+from cropsm.features.groups import (
+    PRECIPITATION_ACCUMULATION_MONTHS,
+    PRECIPITATION_RECENT_DAYS,
+    SOIL_PROPERTIES,
+)
 from cropsm.features.location import LOCATION_FEATURES, location_unit_vector
 from cropsm.features.station_table import SOIL_SOURCES
 
 CROPLAND_MIN_FRACTION = 0.1
 """A cell is cropland when its cropland fraction is at least this (paper section 2c(2))."""
 
-ACCUMULATED = {f"precip_{n}m": n for n in PRECIPITATION_ACCUMULATION_MONTHS}
-"""Accumulated-precipitation features and their look-back in calendar months."""
+ACCUMULATED = {
+    **{
+        f"precip_{m}m": (accumulated_precipitation_mm, m) for m in PRECIPITATION_ACCUMULATION_MONTHS
+    },
+    **{f"precip_{d}d": (recent_precipitation_mm, d) for d in PRECIPITATION_RECENT_DAYS},
+}
+"""Precipitation window features: name -> (function, look-back in months or days). The halo of
+the longest (12 months) covers every other."""
 
 STATIC_FEATURES = (
     ("elevation",)
@@ -209,7 +220,8 @@ def block_climate_features(
     -------
     dict of ``(n_days, n_cells)`` float32 arrays, computed by
     :func:`cropsm.features.climate.climate_features` and
-    :func:`cropsm.features.climate.accumulated_precipitation_mm` exactly as for the station
+    :func:`cropsm.features.climate.accumulated_precipitation_mm` (and
+    :func:`~cropsm.features.climate.recent_precipitation_mm`) exactly as for the station
     table. An accumulation whose window starts before the halo is NaN.
     """
     names = list(dict.fromkeys(names))
@@ -225,7 +237,7 @@ def block_climate_features(
         direct["precipitation"] = (("time", "cell"), cell_climate["precipitation"][-n_days:])
     if direct:
         block = xr.Dataset(direct, coords={"time": dates.values})
-        features = climate_features(block, accumulation_months=())
+        features = climate_features(block, accumulation_months=(), recent_days=())
         for name in names:
             if name in features:
                 out[name] = np.ascontiguousarray(features[name].values, dtype=np.float32)
@@ -237,7 +249,8 @@ def block_climate_features(
         if precip.shape[0] != n_days + halo_days:
             raise ValueError("precipitation must hold the halo days and the block's days")
         for name in wanted:
-            acc = accumulated_precipitation_mm(precip, halo_dates.values, ACCUMULATED[name])
+            window_sums, look_back = ACCUMULATED[name]
+            acc = window_sums(precip, halo_dates.values, look_back)
             out[name] = np.ascontiguousarray(acc[halo_days:], dtype=np.float32)
     return out
 
