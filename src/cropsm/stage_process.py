@@ -25,7 +25,6 @@ from rich.console import Console
 
 from cropsm.config import RunConfig
 from cropsm.errors import CropsmError
-from cropsm.memory import return_large_arrays_to_os
 from cropsm.stage_registry import RunContext, Stage
 
 
@@ -86,12 +85,7 @@ def _child_main(
     quiet: bool,
     send,
 ) -> None:
-    """Entry point of the child: run the stage and send ``(kind, payload)`` back.
-
-    The child maps its large arrays on their own (:func:`cropsm.memory.return_large_arrays_to_os`)
-    so that a stage that makes and drops them year after year does not grow.
-    """
-    return_large_arrays_to_os()
+    """Entry point of the child: run the stage and send ``(kind, payload)`` back."""
     ctx = RunContext(
         config=config,
         run_dir=Path(run_dir),
