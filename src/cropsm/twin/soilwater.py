@@ -709,6 +709,7 @@ def run_water_balance(
             raise ValueError(f"weather_columns must have shape {(n,)}, got {weather_columns.shape}")
         if n and (weather_columns.min() < 0 or weather_columns.max() >= n_weather):
             raise ValueError(f"weather_columns must index the {n_weather} columns of precip_mm")
+    weather_pick = slice(None) if weather_columns is None else weather_columns
     forcing = {}
     for name, values, width in (
         ("precip_mm", precip, n_weather),
@@ -797,14 +798,9 @@ def run_water_balance(
     f_fr = prm.frozen_infiltration_fraction
 
     for d in range(n_days):
-        p, t_air, et0 = (
-            (
-                forcing[name][d]
-                if weather_columns is None
-                else forcing[name][d].take(weather_columns)
-            ).astype(float)
-            for name in ("precip_mm", "air_temperature_c", "pet_mm")
-        )
+        p = forcing["precip_mm"][d, weather_pick].astype(float)
+        t_air = forcing["air_temperature_c"][d, weather_pick].astype(float)
+        et0 = forcing["pet_mm"][d, weather_pick].astype(float)
         kc_d = forcing["kc"][d].astype(float)
         zr_d = forcing["root_depth_cm"][d].astype(float)
 
