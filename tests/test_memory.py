@@ -22,8 +22,8 @@ print(resident_mb() - base)
 
 
 def test_large_arrays_go_back_to_the_system_when_freed():
-    """A year loop's freed 20 MB arrays stay in the process under glibc's adjusting threshold,
-    and leave it with the fixed one (:func:`cropsm.memory.return_large_arrays_to_os`)."""
+    """A year loop's freed 20 MB arrays leave the process with the fixed threshold
+    (:func:`cropsm.memory.return_large_arrays_to_os`)."""
     import platform
     import subprocess
     import sys
@@ -37,5 +37,6 @@ def test_large_arrays_go_back_to_the_system_when_freed():
         )
         return float(run.stdout)
 
-    assert kept_mb("adjusting") > 70  # 4 x 20 MB still resident
+    # Without the call the 4 x 20 MB usually stay resident (80 MB here), but not on every
+    # machine (4 MB in one CI run), so only the fixed threshold's promise is asserted.
     assert kept_mb("fixed") < 10  # only the 4 x 1 MB kept
