@@ -200,9 +200,13 @@ def test_effect_significance_and_sign_agreement():
     stats = scen.ensemble_effect_statistics(members)
     np.testing.assert_array_equal(stats["significant"].values, [True, False, True])
     np.testing.assert_allclose(stats["effect_spread"].values[0], 0.005)
-    wide = scen.ensemble_effect_statistics(members, inflation=5.0)
+    # calibrated spread = inflation x small-sample factor (1.775 for 3 members) x spread
+    wide = scen.ensemble_effect_statistics(members, inflation=5.0 / scen.small_sample_factor(3))
+    np.testing.assert_allclose(wide["effect_spread_calibrated"].values[0], 0.025)
     # 5 x 0.005 = 0.025: |0.055| > 0.05 stays, |-0.045| < 0.05 does not
     np.testing.assert_array_equal(wide["significant_calibrated"].values, [True, False, False])
+    plain = scen.ensemble_effect_statistics(members)
+    np.testing.assert_allclose(plain["effect_spread_calibrated"].values[0], 0.005 * 1.7751, rtol=1e-4)
     truth = np.array([0.05, -0.01, 0.01])
     # the significant cells: first right, third wrong
     assert scen.significant_sign_agreement(truth, stats["effect_mean"], stats["significant"]) == 0.5
@@ -210,6 +214,25 @@ def test_effect_significance_and_sign_agreement():
     assert cov == pytest.approx(2 / 3)  # the third cell lies outside its interval
     share = scen.significant_share(stats["significant"], xr.ones_like(stats["significant"]))
     assert float(share) == pytest.approx(2 / 3)
+
+
+def test_small_sample_factor_gives_the_student_t_interval():
+    # t_{K-1}(0.95) / z(0.95) from the t table: 2.919986 (2 dof), 2.131847 (4 dof)
+    assert scen.small_sample_factor(3) == pytest.approx(2.919986 / 1.644854, rel=1e-5)
+    assert scen.small_sample_factor(5) == pytest.approx(2.131847 / 1.644854, rel=1e-5)
+    assert np.isnan(scen.small_sample_factor(1))
+    # members drawn around a true effect whose mean error has the members' SD: the interval
+    # mean +/- 1.645 s covers the truth far less than 90 % with 3 members, the t interval 90 %
+    rng = np.random.default_rng(3)
+    truth = np.zeros(20000)
+    members = xr.DataArray(rng.normal(0.0, 0.01, (3, truth.size)), dims=("member", "cell"))
+    error = rng.normal(0.0, 0.01, truth.size)  # the ensemble mean's error, SD = member SD
+    stats = scen.ensemble_effect_statistics(members)
+    mean = truth + error
+    naive = scen.effect_interval_coverage(truth, mean, stats["effect_spread"])
+    corrected = scen.effect_interval_coverage(truth, mean, stats["effect_spread_calibrated"])
+    assert naive == pytest.approx(0.76, abs=0.01)  # P(|t_2| <= 1.645)
+    assert corrected == pytest.approx(0.90, abs=0.01)
 
 
 def test_member_means_from_monthly_sums():

@@ -782,6 +782,27 @@ def member_means_from_sums(
     )  # fmt: skip
 
 
+def small_sample_factor(members: int) -> float:
+    """Widening of a normal interval built on the SD of ``K`` members, ``t_{K-1}(0.95) / z(0.95)``.
+
+    The spread ``s`` of ``K`` members estimates the SD ``sigma`` of the members' distribution at
+    a cell with ``K - 1`` degrees of freedom, ``(K - 1) s^2 / sigma^2 ~ chi^2_{K-1}``. If the
+    error of the ensemble-mean effect is ``N(0, c^2 sigma^2)`` (``c`` the calibration
+    inflation), then ``error / (c s)`` follows Student's t with ``K - 1`` degrees of freedom, and
+    the central 90 % interval is ``mean +/- t_{K-1}(0.95) c s`` instead of ``mean +/- 1.645 c s``
+    (the interval of any SD estimated from a sample; Student 1908). The factor is 1.78 for
+    ``K = 3``, 1.29 for ``K = 5``, 1.11 for ``K = 10`` and tends to 1; NaN for ``K < 2`` (no
+    spread). On the demo virtual China (``K = 3``) the effect intervals ``mean +/- 1.645 c s``
+    covered 0.72 of the true effects and ``mean +/- 1.645 c s x 1.78`` 0.86 (README, "How sure is
+    it?").
+    """
+    from scipy.stats import norm, t
+
+    if members < 2:
+        return float("nan")
+    return float(t.ppf(0.95, members - 1) / norm.ppf(0.95))
+
+
 def ensemble_effect_statistics(
     member_effects: xr.DataArray, inflation: xr.DataArray | float = 1.0
 ) -> xr.Dataset:
@@ -797,8 +818,10 @@ def ensemble_effect_statistics(
         Effects with a ``member`` dimension (e.g. :func:`differences_from_annual` per member).
     inflation
         Factor on the spread (per ``layer`` or scalar), from the interval calibration
-        (:func:`cropsm.train.ensemble.spread_inflation`); ``spread_calibrated = inflation x s``
-        and ``significant_calibrated`` uses it.
+        (:func:`cropsm.train.ensemble.spread_inflation`). The calibrated spread is
+        ``s_cal = inflation x f_K x s`` with :func:`small_sample_factor` ``f_K`` (the spread of
+        few members is itself uncertain), so that ``mean +/- 1.645 s_cal`` is the Student-t
+        interval; ``significant_calibrated`` is ``|mean| > 2 s_cal``.
 
     Returns
     -------
@@ -813,7 +836,7 @@ def ensemble_effect_statistics(
         spread = member_effects.std("member", ddof=1)
     else:
         spread = xr.full_like(mean, np.nan)
-    calibrated = spread * inflation
+    calibrated = spread * inflation * small_sample_factor(n)
     out = xr.Dataset(
         {
             "effect_mean": mean.assign_attrs(long_name="ensemble-mean effect", units=SM_UNITS),
@@ -821,7 +844,9 @@ def ensemble_effect_statistics(
                 long_name="spread (SD) of the effect over the ensemble members", units=SM_UNITS
             ),
             "effect_spread_calibrated": calibrated.assign_attrs(
-                long_name="effect spread times the layer's calibration inflation", units=SM_UNITS
+                long_name="effect spread times the layer's calibration inflation and the "
+                "small-sample factor of the members",
+                units=SM_UNITS,
             ),
             "significant": significance_mask(mean, spread),
             "significant_calibrated": significance_mask(mean, calibrated),
@@ -829,6 +854,7 @@ def ensemble_effect_statistics(
     )
     out.attrs["members"] = int(n)
     out.attrs["rule"] = f"significant where |mean| > {SIGNIFICANCE_FACTOR:g} x spread"
+    out.attrs["small_sample_factor"] = small_sample_factor(n)
     return out
 
 

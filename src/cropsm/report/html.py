@@ -749,7 +749,8 @@ def significance_html(shares: pd.DataFrame) -> str:
         "Which effects are real: an effect counts as significant in a cell when its "
         "ensemble-mean median annual value is larger than twice its spread over the members "
         "(analysis/scenario_significant_share.csv, analysis/scenario_effect_ensemble.nc). "
-        "The calibrated column widens the spread by the layer's calibration factor."
+        "The calibrated column widens the spread by the layer's calibration factor and by "
+        "Student's t for the few members the spread is estimated from."
     )
     return text + table(
         rows,
