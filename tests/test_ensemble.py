@@ -206,7 +206,8 @@ def test_effect_significance_and_sign_agreement():
     # 5 x 0.005 = 0.025: |0.055| > 0.05 stays, |-0.045| < 0.05 does not
     np.testing.assert_array_equal(wide["significant_calibrated"].values, [True, False, False])
     plain = scen.ensemble_effect_statistics(members)
-    np.testing.assert_allclose(plain["effect_spread_calibrated"].values[0], 0.005 * 1.7751, rtol=1e-4)
+    calibrated = plain["effect_spread_calibrated"].values[0]
+    np.testing.assert_allclose(calibrated, 0.005 * 1.7751, rtol=1e-4)
     truth = np.array([0.05, -0.01, 0.01])
     # the significant cells: first right, third wrong
     assert scen.significant_sign_agreement(truth, stats["effect_mean"], stats["significant"]) == 0.5

@@ -227,7 +227,8 @@ def analyze_scenarios(
     Regions in ``small_regions`` (too few cells) get no regional mean (NaN, not plotted). With
     the ensemble's ``members`` (the product's per-member monthly sums) each effect also gets its
     spread over the members and a significance mask (:func:`ensemble_effects`): Fig. 9 greys the
-    cells where the effect is not larger than twice its spread, Fig. 10 gets bands, and the
+    cells where the effect is not larger than twice its calibrated spread
+    (:func:`cropsm.analyze.scenarios.ensemble_effect_statistics`), Fig. 10 gets bands, and the
     share of cropland with a significant effect is tabulated per pattern and layer.
     Returns the summary, the Fig. 9 differences ``(pattern, layer, lat, lon)`` and the effect
     statistics (None without members).
@@ -288,7 +289,7 @@ def analyze_scenarios(
                 diff,
                 TOP_LAYER,
                 dense_cropland,
-                None if effects is None else effects["significant"],
+                None if effects is None else effects["significant_calibrated"],
             ),
             fig_dir / "fig9_scenario_differences.png",
         ),  # fmt: skip

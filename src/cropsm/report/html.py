@@ -735,7 +735,7 @@ def significance_html(shares: pd.DataFrame) -> str:
     """The share of cropland where each pattern's effect is significant (deep ensemble),
     from ``analysis/scenario_significant_share.csv``."""
     top = shares[shares["layer"] == 1]
-    mean_layers = shares.groupby("pattern", sort=False)["share_significant"].mean()
+    mean_layers = shares.groupby("pattern", sort=False)["share_significant_calibrated"].mean()
     rows = [
         [
             r.pattern,
@@ -757,8 +757,8 @@ def significance_html(shares: pd.DataFrame) -> str:
         [
             "pattern",
             "share of cropland significant, 0-10 cm",
-            "same, calibrated spread",
-            "mean over the five layers",
+            "same, calibrated spread (Fig. 9)",
+            "calibrated, mean over the five layers",
         ],
         "Share of cropland cells where each pattern's effect is significant",
     )
@@ -791,7 +791,7 @@ def uncertainty_html(run_dir: Path) -> str:
                 None if eff is None or eff.empty else eff["coverage90_calibrated"].median(),
                 None
                 if eff is None or eff.empty
-                else eff["significant_sign_agreement_raw"].median(),
+                else eff["significant_sign_agreement_calibrated"].median(),
             ]
         )
     members = (ensemble or {}).get("members", 1)
@@ -814,7 +814,7 @@ def uncertainty_html(run_dir: Path) -> str:
             "reference product vs truth, calibrated",
             "effect maps, raw",
             "effect maps, calibrated",
-            "significant cells with the true sign",
+            "significant cells (calibrated) with the true sign",
         ],
         "90 % interval coverage (models/ensemble.json, truth_skill.json, "
         "analysis/truth_effect_calibration.csv)",

@@ -212,7 +212,13 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
     metrics = _read_json(RunLayout(run_dir).metrics) or {}
     rmse = _finite(metrics.get(f"layer{TOP_LAYER}", {}).get("test", {}).get("rmse"))
     significance = (summary.get("ran", {}).get("scenarios") or {}).get("significance") or {}
-    shares = significance.get("share_significant_layer1") or {}
+    # the calibrated spread decides (Fig. 9 greys by it); runs made before it was written keep
+    # the raw spread's shares
+    shares = (
+        significance.get("share_significant_calibrated_layer1")
+        or significance.get("share_significant_layer1")
+        or {}
+    )
     out = []
     for pattern, value in effects.items():
         row = truth_rows.get(pattern, {})
@@ -242,7 +248,8 @@ def uncertainty_warnings(run_dir: Path) -> list[str]:
     """Warnings on the deep ensemble's intervals and significance (empty when all is well or
     the run has no ensemble): reference-product coverage of the truth outside 85-95 % in a
     layer (``truth_skill.json``), significant effects whose sign disagrees with the truth in
-    more than 5 % of the cells, pooled (``analysis/analyze_summary.json``)."""
+    more than 5 % of the cells with the calibrated spread, pooled
+    (``analysis/analyze_summary.json``)."""
     out = []
     product = (_read_json(run_dir / "truth_skill.json") or {}).get("product", {})
     off = []
@@ -258,12 +265,14 @@ def uncertainty_warnings(run_dir: Path) -> list[str]:
         )
     summary = _read_json(run_dir / "analysis" / "analyze_summary.json") or {}
     calibration = (summary.get("ran", {}).get("truth") or {}).get("effect_calibration") or {}
-    sign = _finite(calibration.get("pooled_significant_sign_agreement_raw"))
+    # the significance the maps show: |mean| > 2 x the calibrated spread
+    sign = _finite(calibration.get("pooled_significant_sign_agreement_calibrated"))
     if sign is not None and sign < 0.95:
         out.append(
             f"Significant scenario effects have the true sign in {100 * sign:.0f} % of the "
-            f"{calibration.get('pooled_significant_cells_raw')} significant cells (every pattern "
-            "and layer; target 95 %): the ensemble spread understates the effects' error."
+            f"{calibration.get('pooled_significant_cells_calibrated')} significant cells (every "
+            "pattern and layer, calibrated spread; target 95 %): the ensemble spread, even "
+            "calibrated, understates the effects' error."
         )
     return out
 
