@@ -236,6 +236,34 @@ def test_small_sample_factor_gives_the_student_t_interval():
     assert corrected == pytest.approx(0.90, abs=0.01)
 
 
+def test_pooled_spread_borrows_from_the_neighbouring_cells():
+    # a 3 x 4 grid of spreads 0.01 with one cell where the members agreed by chance (0) and one
+    # cell outside cropland (NaN)
+    values = np.full((3, 4), 0.01)
+    values[1, 1] = 0.0
+    values[0, 3] = np.nan
+    spread = xr.DataArray(
+        values, dims=("lat", "lon"), coords={"lat": [1, 2, 3], "lon": [1, 2, 3, 4]}
+    )
+    pooled = scen.pooled_spread(spread).values
+    # the chance cell: its 9-cell window holds 8 spreads of 0.01 and its own 0
+    assert pooled[1, 1] == pytest.approx(0.01 * np.sqrt(8 / 9))
+    # a corner: 4 cells in the grid, one of them the 0
+    assert pooled[2, 0] == pytest.approx(0.01 * np.sqrt(3 / 4))
+    # next to the NaN cell: it does not count (5 finite cells of 6, one of them the 0)
+    assert pooled[0, 2] == pytest.approx(0.01 * np.sqrt(4 / 5))
+    assert np.isnan(pooled[0, 3])
+    # other dimensions stay apart, and the order of the dimensions is kept
+    stacked = xr.concat([spread, spread * 2], dim="layer").transpose("lat", "layer", "lon")
+    both = scen.pooled_spread(stacked)
+    assert both.dims == ("lat", "layer", "lon")
+    np.testing.assert_allclose(both.isel(layer=1).values, 2 * pooled)
+    # no grid, no pooling; window 1 is each cell's own
+    cells = xr.DataArray([0.0, 0.01], dims="cell")
+    assert scen.pooled_spread(cells) is cells
+    np.testing.assert_array_equal(scen.pooled_spread(spread, 1).values, values)
+
+
 def test_member_means_from_monthly_sums():
     # two members, one scenario, one layer, one time block of 3 month slots on a 1 x 2 grid
     days = np.array([31, 29, 31])  # Jan, Feb, Mar 2012
