@@ -749,8 +749,9 @@ def significance_html(shares: pd.DataFrame) -> str:
         "Which effects are real: an effect counts as significant in a cell when its "
         "ensemble-mean median annual value is larger than twice its spread over the members "
         "(analysis/scenario_significant_share.csv, analysis/scenario_effect_ensemble.nc). "
-        "The calibrated column widens the spread by the layer's calibration factor and by "
-        "Student's t for the few members the spread is estimated from."
+        "The calibrated column pools each cell's spread with its 8 neighbours' and widens it "
+        "by the layer's calibration factor and by Student's t for the few members it is "
+        "estimated from; Fig. 9 greys by it."
     )
     return text + table(
         rows,
