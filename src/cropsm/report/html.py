@@ -257,7 +257,7 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
         "colour scale; the north-east is masked for the double-cropping patterns. Red: the "
         "pattern dries the soil; the paper finds winter wheat + fallow wetter in most of China. "
         "With a deep ensemble, grey cells are those where the effect is not larger than twice "
-        "its spread over the members (not significant)."
+        "its calibrated spread over the members (not significant; see the uncertainty section)."
     ),
     "fig10_scenario_monthly_bands": lambda s: (
         "Fig. 10 with the ensemble's uncertainty: climatological monthly SM difference (pattern "

@@ -354,7 +354,8 @@ def warnings_for_run(
     rare = [e for e in effects if e.significant_share is not None and e.significant_share < 0.5]
     if rare:
         out.append(
-            "Scenario effects significant (ensemble mean larger than twice its spread) in less "
+            "Scenario effects significant (ensemble mean larger than twice its calibrated "
+            "spread) in less "
             "than half of the cropland (0-10 cm): "
             + ", ".join(f"{e.pattern} {100 * e.significant_share:.0f} %" for e in rare)
             + "; Fig. 9 greys the other cells."
