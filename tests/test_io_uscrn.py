@@ -20,6 +20,7 @@ from cropsm.io.station_climate import (
     accumulated_precipitation_with_gaps,
     dewpoint_from_relative_humidity,
     net_solar_from_incoming,
+    recent_precipitation_with_gaps,
     station_climate_features,
     station_climate_from_uscrn,
 )
@@ -285,12 +286,12 @@ def test_gap_tolerant_accumulation() -> None:
     assert np.isnan(accumulated_precipitation_with_gaps(precip, dates, 1, 0.9)[i])  # 7/28 gaps
     # a window of the previous N days: a single gap spoils a 3-day sum at f = 0.9, not at f = 0.6
     j = dates.get_loc(pd.Timestamp("2001-02-12"))  # window 9th ... 11th (10th, 11th missing)
-    assert np.isnan(accumulated_precipitation_with_gaps(precip, dates, days=3)[j])
+    assert np.isnan(recent_precipitation_with_gaps(precip, dates, 3)[j])
     k = dates.get_loc(pd.Timestamp("2001-02-11"))  # window 8th ... 10th (10th missing)
-    assert np.isnan(accumulated_precipitation_with_gaps(precip, dates, days=3)[k])
-    assert accumulated_precipitation_with_gaps(precip, dates, 1, 0.6, days=3)[k] == 3.0
-    assert accumulated_precipitation_with_gaps(precip, dates, days=7)[7] == 7.0
-    assert np.isnan(accumulated_precipitation_with_gaps(precip, dates, days=7)[6])
+    assert np.isnan(recent_precipitation_with_gaps(precip, dates, 3)[k])
+    assert recent_precipitation_with_gaps(precip, dates, 3, 0.6)[k] == 3.0
+    assert recent_precipitation_with_gaps(precip, dates, 7)[7] == 7.0
+    assert np.isnan(recent_precipitation_with_gaps(precip, dates, 7)[6])
 
 
 def test_station_climate_and_table(tree: Path) -> None:

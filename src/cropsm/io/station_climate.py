@@ -25,9 +25,10 @@ nothing in a fit on USCRN alone; it matters only for putting USCRN and ERA5 numb
 
 Missing days: a station's weather has gaps (``-9999``). The day's own features are NaN there
 (the row is dropped by the station table). The precipitation accumulations
-(:func:`accumulated_precipitation_with_gaps`) tolerate a few missing days in the window: the sum
-of the valid days is scaled to the window length when at least ``min_valid_fraction`` (default
-90 %) of the window's days are valid.
+(:func:`accumulated_precipitation_with_gaps` over months,
+:func:`recent_precipitation_with_gaps` over days) tolerate a few missing days in the window: the
+sum of the valid days is scaled to the window length when at least ``min_valid_fraction``
+(default 90 %) of the window's days are valid.
 """
 
 from __future__ import annotations
@@ -134,8 +135,6 @@ def accumulated_precipitation_with_gaps(
     dates,
     months: int = 1,
     min_valid_fraction: float = 0.9,
-    *,
-    days: int | None = None,
 ) -> np.ndarray:
     """Precipitation over the previous N calendar months, tolerating a few missing days.
 
@@ -147,8 +146,7 @@ def accumulated_precipitation_with_gaps(
               \\quad\\text{if } |V| \\ge f\\,n,\\ \\text{else NaN}
 
     i.e. missing days take the mean of the window's valid days. With f = 1 this is exactly
-    ``accumulated_precipitation_mm``. With ``days`` the window is the previous N days instead
-    (``precip_{N}d``, :func:`cropsm.features.climate.recent_precipitation_mm`).
+    ``accumulated_precipitation_mm``.
 
     Parameters
     ----------
@@ -157,11 +155,9 @@ def accumulated_precipitation_with_gaps(
     dates
         The consecutive daily dates of the time axis.
     months
-        N >= 1 (ignored with ``days``).
+        N >= 1.
     min_valid_fraction
         f, the least share of valid days in the window (0 < f <= 1).
-    days
-        N >= 1: a window of the previous N days instead of N calendar months.
 
     Returns
     -------
@@ -169,17 +165,46 @@ def accumulated_precipitation_with_gaps(
         mm, float64, same shape; NaN where the window starts before the first date or has too
         few valid days.
     """
-    if days is None and months < 1:
+    if months < 1:
         raise ValueError(f"months must be >= 1, got {months}")
-    if days is not None and days < 1:
+    start = window_start_index(dates, months)
+    return _window_sums_with_gaps(precip_mm, start, min_valid_fraction)
+
+
+def recent_precipitation_with_gaps(
+    precip_mm: np.ndarray,
+    dates,
+    days: int,
+    min_valid_fraction: float = 0.9,
+) -> np.ndarray:
+    """Precipitation over the previous N days (``precip_{N}d``), tolerating a few missing days.
+
+    The window of day t holds the days ``t - N ... t - 1`` (as
+    :func:`cropsm.features.climate.recent_precipitation_mm`); missing days take the mean of the
+    window's valid days, as in :func:`accumulated_precipitation_with_gaps` (same formula, same
+    ``min_valid_fraction``).
+
+    Parameters
+    ----------
+    precip_mm, dates, min_valid_fraction
+        As :func:`accumulated_precipitation_with_gaps`.
+    days
+        N >= 1.
+    """
+    if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
+    start = recent_window_start_index(dates, days)
+    return _window_sums_with_gaps(precip_mm, start, min_valid_fraction)
+
+
+def _window_sums_with_gaps(
+    precip_mm: np.ndarray, start: np.ndarray, min_valid_fraction: float
+) -> np.ndarray:
+    """Sums over the windows ``[start[t], t)`` with missing days filled by the window's mean
+    (NaN below ``min_valid_fraction`` valid days or where ``start[t] < 0``)."""
     if not 0.0 < min_valid_fraction <= 1.0:
         raise ValueError(f"min_valid_fraction must lie in (0, 1], got {min_valid_fraction}")
     values = np.asarray(precip_mm, dtype=np.float64)
-    if days is None:
-        start = window_start_index(dates, months)
-    else:
-        start = recent_window_start_index(dates, days)
     if values.shape[0] != start.size:
         raise ValueError("dates and the first (time) axis of precip_mm differ in length")
     n = values.shape[0]
@@ -314,8 +339,8 @@ def station_climate_features(
                 )
                 out[f"precip_{n}m"] = xr.DataArray(values, dims=climate[source].dims)
             for n in recent_days:
-                values = accumulated_precipitation_with_gaps(
-                    climate[source].values, dates, min_valid_fraction=min_valid_fraction, days=n
+                values = recent_precipitation_with_gaps(
+                    climate[source].values, dates, n, min_valid_fraction
                 )
                 out[f"precip_{n}d"] = xr.DataArray(values, dims=climate[source].dims)
         if feature == "tair" and all(v in climate for v in VPD_SOURCES):
@@ -335,6 +360,7 @@ __all__ = [
     "accumulated_precipitation_with_gaps",
     "dewpoint_from_relative_humidity",
     "net_solar_from_incoming",
+    "recent_precipitation_with_gaps",
     "station_climate_features",
     "station_climate_from_frame",
     "station_climate_from_uscrn",
