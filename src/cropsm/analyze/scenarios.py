@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.ndimage import uniform_filter
+from scipy.special import ndtri, stdtrit
 
 from cropsm import catalog
 from cropsm.analyze.product import (
@@ -796,11 +798,9 @@ def small_sample_factor(members: int) -> float:
     covered 0.72 of the true effects, ``mean +/- 1.645 c s x 1.78`` 0.86, and with ``s`` pooled
     over 3 x 3 cells (:func:`pooled_spread`) 0.93 (README, "How sure is it?").
     """
-    from scipy.stats import norm, t
-
     if members < 2:
         return float("nan")
-    return float(t.ppf(0.95, members - 1) / norm.ppf(0.95))
+    return float(stdtrit(members - 1, 0.95) / ndtri(0.95))
 
 
 POOL_CELLS = 3
@@ -828,8 +828,6 @@ def pooled_spread(spread: xr.DataArray, window: int = POOL_CELLS) -> xr.DataArra
     window
         Odd side of the window in cells (1: no pooling).
     """
-    from scipy.ndimage import uniform_filter
-
     if window <= 1 or not {"lat", "lon"} <= set(spread.dims):
         return spread
     dims = [d for d in spread.dims if d not in ("lat", "lon")]

@@ -131,10 +131,7 @@ def net_solar_from_incoming(incoming_mj, albedo: float = FAO56_GRASS_ALBEDO):
 
 
 def accumulated_precipitation_with_gaps(
-    precip_mm: np.ndarray,
-    dates,
-    months: int = 1,
-    min_valid_fraction: float = 0.9,
+    precip_mm: np.ndarray, dates, months: int, min_valid_fraction: float = 0.9
 ) -> np.ndarray:
     """Precipitation over the previous N calendar months, tolerating a few missing days.
 
@@ -306,7 +303,8 @@ def station_climate_features(
     Same features, units and formulas as :func:`cropsm.features.climate.climate_features`
     (``precip``, ``precip_{N}m``, ``precip_{N}d``, ``ssr``, ``tair``, ``vpd``, ``wind``,
     ``cloud``, each when its source variable exists), except that the precipitation
-    accumulations tolerate missing days (:func:`accumulated_precipitation_with_gaps`).
+    accumulations tolerate missing days (:func:`accumulated_precipitation_with_gaps`,
+    :func:`recent_precipitation_with_gaps`).
 
     Parameters
     ----------

@@ -212,13 +212,8 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
     metrics = _read_json(RunLayout(run_dir).metrics) or {}
     rmse = _finite(metrics.get(f"layer{TOP_LAYER}", {}).get("test", {}).get("rmse"))
     significance = (summary.get("ran", {}).get("scenarios") or {}).get("significance") or {}
-    # the calibrated spread decides (Fig. 9 greys by it); runs made before it was written keep
-    # the raw spread's shares
-    shares = (
-        significance.get("share_significant_calibrated_layer1")
-        or significance.get("share_significant_layer1")
-        or {}
-    )
+    # the calibrated spread decides, as in Fig. 9
+    shares = significance.get("share_significant_calibrated_layer1") or {}
     out = []
     for pattern, value in effects.items():
         row = truth_rows.get(pattern, {})
