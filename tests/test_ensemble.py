@@ -236,6 +236,29 @@ def test_small_sample_factor_gives_the_student_t_interval():
     assert corrected == pytest.approx(0.90, abs=0.01)
 
 
+def test_monthly_bands_use_the_calibrated_spread():
+    # 3 members of one pattern's monthly all-China effect: mean 0.01, member SD 0.002 every month
+    values = np.array([0.008, 0.010, 0.012])[:, None] * np.ones((3, 12))
+    values[:, 6] = [-0.001, 0.0, 0.001]  # July: mean 0, never significant
+    members = xr.DataArray(
+        values[None, :, None, :],
+        dims=("pattern", "member", "region", "month"),
+        coords={"pattern": ["ww_fl"], "region": ["CHN"], "month": np.arange(1, 13)},
+    )
+    fig = scen.monthly_bands_figure(members, inflation=1.5)
+    ax = fig.axes[0]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    half_width = 2 * 1.5 * scen.small_sample_factor(3) * 0.002  # 0.0107 > |mean| 0.01
+    assert band.max() == pytest.approx(0.01 + half_width, rel=1e-6)
+    assert band.min() == pytest.approx(-half_width / 2, rel=1e-6)  # July, SD 0.001
+    # with the calibrated spread no month is significant (all hollow); the raw 2 x 0.002 would
+    # have made 11 of 12 months significant
+    filled, hollow = ax.collections[1], ax.collections[2]
+    assert len(filled.get_offsets()) == 0 and len(hollow.get_offsets()) == 12
+    narrow = scen.monthly_bands_figure(members, inflation=0.5).axes[0]
+    assert len(narrow.collections[1].get_offsets()) == 11
+
+
 def test_pooled_spread_borrows_from_the_neighbouring_cells():
     # a 3 x 4 grid of spreads 0.01 with one cell where the members agreed by chance (0) and one
     # cell outside cropland (NaN)

@@ -9,6 +9,7 @@ of the source's plug-in (:mod:`cropsm.sources`); where a file lives, of the run 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from cropsm.analyze import stage as analyze_stage
@@ -98,6 +99,19 @@ def _unusable(report: dict) -> str:
     return f"{reasons}; expected observations on days the climate and static inputs cover"
 
 
+class _StepClock:
+    """Prints the wall seconds of each finished step of a stage (``  <step>: 12.3 s``)."""
+
+    def __init__(self, console):
+        self.console = console
+        self.start = time.perf_counter()
+
+    def done(self, step: str) -> None:
+        now = time.perf_counter()
+        self.console.print(f"  {step}: {now - self.start:.1f} s", highlight=False)
+        self.start = now
+
+
 @stage(
     "train",
     "train the five chained layer networks with the grid search",
@@ -115,8 +129,10 @@ def train_stage(ctx: RunContext) -> dict:
             log=lambda line: ctx.console.print(f"  {line}", highlight=False),
             feature_set=ctx.config.features.set,
         )
+    clock = _StepClock(ctx.console)
     write_training_outputs(chain, table, ctx.run_dir)
     write_scatter_plots(chain, table, ctx.layout.figures_dir)
+    clock.done("training outputs and scatter plots")
     run_baselines(
         table,
         chain,
@@ -124,6 +140,7 @@ def train_stage(ctx: RunContext) -> dict:
         groups_off=ctx.config.features.groups_off,
         seed=ctx.config.train.seed,
     )
+    clock.done("baselines (climatology, linear, gradient boosting)")
     result = {
         f"layer{k}_r2_test": round(float(chain.metrics[f"layer{k}"]["test"]["r2"]), 3)
         for k in range(1, 6)
@@ -140,6 +157,7 @@ def train_stage(ctx: RunContext) -> dict:
     if "truth" in provided(ctx.config):
         release_memory()  # the training's compiled programs and buffers, before the scoring
         skill = write_truth_skill(ctx, chain.models)
+        clock.done("networks against the truth at station-free cells")
         result.update(
             {
                 f"layer{k}_r2_truth": round(float(skill[f"layer{k}"]["reference"]["r2"]), 3)

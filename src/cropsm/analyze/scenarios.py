@@ -940,10 +940,26 @@ def significant_sign_agreement(true, mean, significant) -> float:
     return float((np.sign(m[sig]) == np.sign(t[sig])).mean())
 
 
-def monthly_bands_figure(monthly_members: xr.DataArray, layer: int = 1, region: str = "CHN"):
+def monthly_bands_figure(
+    monthly_members: xr.DataArray,
+    layer: int = 1,
+    region: str = "CHN",
+    inflation: float = 1.0,
+):
     """Fig. 10 bands: per pattern, the ensemble-mean monthly (pattern - reference) over a region
-    (default all of China) with a band of +/- 2 ensemble spreads; non-significant months are
-    drawn hollow."""
+    (default all of China) with a band of +/- 2 calibrated spreads; non-significant months are
+    drawn hollow.
+
+    The calibrated spread is that of the effect maps (:func:`ensemble_effect_statistics`)
+    without the pooling over cells (a regional mean already averages many cells):
+
+    .. math:: s_{cal} = \\text{inflation} \\times f_K \\times s
+
+    with ``s`` the SD of the members' monthly regional effects (ddof 1), ``inflation`` the
+    layer's calibration factor (:func:`cropsm.train.ensemble.spread_inflation`, fitted on
+    station days, so conservative for regional means whose independent errors average out) and
+    :func:`small_sample_factor` ``f_K`` for K members.
+    """
     from cropsm.analyze.product import SM_LABEL, new_figure
 
     sel = monthly_members.sel(layer=layer) if "layer" in monthly_members.dims else monthly_members
@@ -953,10 +969,13 @@ def monthly_bands_figure(monthly_members: xr.DataArray, layer: int = 1, region: 
     fig = new_figure(11.0, 3.0 * nrow)
     axes = np.atleast_1d(fig.subplots(nrow, 3, sharey=True)).ravel()
     months = np.arange(1, 13)
+    n_members = int(sel.sizes.get("member", 1))
+    factor = float(inflation) * small_sample_factor(n_members) if n_members > 1 else 0.0
     for i, (ax, pattern) in enumerate(zip(axes, patterns, strict=False)):
         values = sel.sel(pattern=pattern).transpose("member", "month").values
         mean = np.nanmean(values, axis=0) if np.isfinite(values).any() else np.full(12, np.nan)
         spread = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros(12)
+        spread = factor * spread
         ax.fill_between(months, mean - 2 * spread, mean + 2 * spread, alpha=0.3, lw=0)
         ax.plot(months, mean, color="C0", lw=1)
         sig = np.abs(mean) > SIGNIFICANCE_FACTOR * spread

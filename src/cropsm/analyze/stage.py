@@ -278,7 +278,11 @@ def analyze_scenarios(
         files.append(write_csv(band, out_dir / "scenario_monthly_differences_members.csv"))
         files.append(
             write_figure(
-                scen.monthly_bands_figure(member_monthly, TOP_LAYER),
+                scen.monthly_bands_figure(
+                    member_monthly,
+                    TOP_LAYER,
+                    inflation=float(effects["spread_inflation"].sel(layer=TOP_LAYER)),
+                ),
                 fig_dir / "fig10_scenario_monthly_bands.png",
             )
         )

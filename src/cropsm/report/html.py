@@ -262,8 +262,9 @@ FIGURE_CAPTIONS: dict[str, Callable[[str], str]] = {
     "fig10_scenario_monthly_bands": lambda s: (
         "Fig. 10 with the ensemble's uncertainty: climatological monthly SM difference (pattern "
         "minus reference) over all of China (0-10 cm), the deep-ensemble mean with a band of "
-        "+/- 2 member spreads; hollow points are months whose difference is not larger than "
-        "twice its spread."
+        "+/- 2 calibrated spreads (the members' spread times the layer's calibration inflation "
+        "and the small-sample factor of the members, as in Fig. 9); hollow points are months "
+        "whose difference is not larger than twice that spread."
     ),
     "fig10*": lambda s: (
         "Fig. 10: climatological monthly SM difference (pattern minus reference) by region and "
