@@ -140,6 +140,14 @@ def predict_run(
             )
         if summary["blocks_computed"] and summary["seconds"] > 0:
             summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)
+            parts = ", ".join(
+                f"{part} {summary[f'{part}_cpu_s']:.0f}"
+                for part in ("read", "features", "network", "assemble", "write")
+            )
+            console.print(
+                f"  blocks' CPU seconds, all workers: {parts} (of {summary['cpu_s']:.0f})",
+                highlight=False,
+            )
         if data["truth"] is not None and Path(data["truth"]).exists():
             summary.update(_score_against_truth(run_dir, out, data["truth"], label, client))
     return summary
