@@ -16,6 +16,7 @@ from cropsm.features import groups as fgroups
 from cropsm.features.station_table import (
     TABLE_UNITS,
     build_station_table,
+    climate_at_cells,
     nearest_cell_index,
     read_station_table,
     station_table_path,
@@ -440,6 +441,26 @@ def test_lazy_dask_climate_gives_the_same_table(world, built):
     table, _ = built
     lazy_table, _ = build_station_table(stations, climate.chunk({"time": 100}), static)
     pd.testing.assert_frame_equal(lazy_table, table)
+
+
+def test_climate_read_once_at_cells_gives_the_same_table(world, built):
+    stations, climate, static = world
+    table, _ = built
+    meta = stations.meta
+    iy, _ = nearest_cell_index(climate["lat"].values, meta["lat"].to_numpy(), name="lat")
+    ix, _ = nearest_cell_index(climate["lon"].values, meta["lon"].to_numpy(), name="lon")
+    # more cells than the stations use, repeated and out of order: each read once
+    extra_y, extra_x = np.r_[iy[::-1], 0, 0], np.r_[ix[::-1], 0, 0]
+    cells = climate_at_cells(climate, extra_y, extra_x)
+    keys = cells["cell_ilat"].values * climate.sizes["lon"] + cells["cell_ilon"].values
+    assert np.all(np.diff(keys) > 0) and set(keys) >= set(iy * climate.sizes["lon"] + ix)
+    again, _ = build_station_table(stations, climate, static, climate_cells=cells)
+    pd.testing.assert_frame_equal(again, table)
+    # a station whose cell was not read is an error, not a silent wrong table
+    one = cells.isel(cell=[0])
+    if len(set(zip(iy, ix, strict=True))) > 1:
+        with pytest.raises(ValueError, match="lacks"):
+            build_station_table(stations, climate, static, climate_cells=one)
 
 
 def test_write_and_read_station_table(tmp_path, built):

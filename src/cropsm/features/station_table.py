@@ -160,6 +160,7 @@ def build_station_table(
     static: xr.Dataset,
     *,
     groups_off: Iterable[str] = (),
+    climate_cells: xr.Dataset | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Join station observations with the features of paper Table 1 at the nearest grid cell.
 
@@ -197,6 +198,11 @@ def build_station_table(
         Feature groups switched off. A group that is on but whose inputs are missing is an
         :class:`~cropsm.errors.InputError`; the columns of a group that is off are still written
         when their inputs exist, and their NaNs do not drop rows.
+    climate_cells
+        The climate already read at a set of cells (:func:`climate_at_cells`) that holds every
+        station's cell: step 3 takes the series from it instead of reading ``climate`` again.
+        Reading the series of scattered cells decompresses every chunk of the record, so a
+        caller building several tables over the same cells reads them once.
 
     Returns
     -------
@@ -247,9 +253,11 @@ def build_station_table(
     cell_ilat = unique_keys // climate.sizes["lon"]
     cell_ilon = unique_keys % climate.sizes["lon"]
     report["cells"] = int(unique_keys.size)
-    needed = [v for v in (*DIRECT_FEATURES.values(), *VPD_SOURCES) if v in climate]
-    at_cells = _values_at_cells(climate[list(dict.fromkeys(needed))], cell_ilat, cell_ilon)
-    features = climate_features(at_cells)
+    if climate_cells is None:
+        at_cells = climate_at_cells(climate, cell_ilat, cell_ilon)
+    else:
+        at_cells = _cells_of(climate_cells, cell_ilat, cell_ilon, climate.sizes["lon"])
+    features = climate_features(at_cells.drop_vars(["cell_ilat", "cell_ilon"]))
     row_cell = station_cell[row_station]
 
     columns: dict[str, Any] = {
@@ -785,6 +793,31 @@ def _station_cells(
     return out[0], out[1]
 
 
+def climate_at_cells(climate: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> xr.Dataset:
+    """The climate variables the station features use, loaded at grid cells ``(ilat[c],
+    ilon[c])`` as a ``(time, cell)`` dataset with the cells' indices as coordinates
+    ``cell_ilat``, ``cell_ilon`` (for :func:`build_station_table`'s ``climate_cells``)."""
+    needed = [v for v in (*DIRECT_FEATURES.values(), *VPD_SOURCES) if v in climate]
+    n_lon = climate.sizes["lon"]
+    keys = np.unique(np.asarray(ilat, dtype=np.int64) * n_lon + np.asarray(ilon, dtype=np.int64))
+    ilat, ilon = keys // n_lon, keys % n_lon
+    values = _values_at_cells(climate[list(dict.fromkeys(needed))], ilat, ilon)
+    return values.assign_coords(cell_ilat=("cell", ilat), cell_ilon=("cell", ilon))
+
+
+def _cells_of(
+    climate_cells: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray, n_lon: int
+) -> xr.Dataset:
+    """The cells ``(ilat[c], ilon[c])`` of a :func:`climate_at_cells` dataset, in that order."""
+    have = climate_cells["cell_ilat"].values * n_lon + climate_cells["cell_ilon"].values
+    want = np.asarray(ilat) * n_lon + np.asarray(ilon)
+    index = pd.Index(have).get_indexer(want)
+    if (index < 0).any():
+        missing = int((index < 0).sum())
+        raise ValueError(f"climate_cells lacks {missing} of the stations' {want.size} grid cells")
+    return climate_cells.isel(cell=index)
+
+
 def _values_at_cells(data: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> xr.Dataset:
     """Load ``data[time, ilat[c], ilon[c]]`` for cells c as a ``(time, cell)`` dataset.
 
@@ -827,6 +860,7 @@ __all__ = [
     "TABLE_UNITS",
     "build_station_table",
     "build_station_table_from_station_features",
+    "climate_at_cells",
     "nearest_cell_index",
     "read_station_table",
     "station_table_path",
