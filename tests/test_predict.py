@@ -462,3 +462,28 @@ def test_ensemble_product_is_deterministic_and_k1_is_the_single_network(inputs, 
     ok = np.isfinite(direct)
     assert ok.any()
     np.testing.assert_allclose(from_sums[ok], direct[ok], rtol=0, atol=HALF_QUANTUM + 1e-6)
+
+
+def test_member_sums_by_month_slot_add_each_row_to_its_cell_and_slot():
+    """A batch of (day, cell) rows that starts inside a day and crosses a month slot adds every
+    member value to its own cell and slot, NaN ignored, and counts the finite-mean days."""
+    rng = np.random.default_rng(5)
+    n_cells, start, n_rows = 7, 3 * 7 + 4, 25  # from day 3, cell 4, over 5 days
+    values = rng.normal(0.3, 0.05, (2, 3, 5, n_rows)).astype(np.float32)
+    values[1, 0, 2, 6] = np.nan
+    mean = values.mean(axis=0)
+    mean[0, 0, 10] = np.nan
+    day = (start + np.arange(n_rows)) // n_cells
+    slot_of_row = np.where(day < 5, 0, 1)  # the slot changes on day 5
+    sums = np.zeros((2, 3, 5, 2, n_cells), np.float32)
+    days_valid = np.zeros((3, 5, 2, n_cells), np.int32)
+    product_module._add_by_slot(sums, days_valid, values, mean, slot_of_row, start, n_cells)
+    want_sums = np.zeros_like(sums, dtype=np.float64)
+    want_days = np.zeros_like(days_valid)
+    for r in range(n_rows):
+        cell, slot = (start + r) % n_cells, slot_of_row[r]
+        want_sums[..., slot, cell] += np.nan_to_num(values[..., r])
+        want_days[..., slot, cell] += np.isfinite(mean[..., r])
+    np.testing.assert_allclose(sums, want_sums, rtol=1e-6)
+    np.testing.assert_array_equal(days_valid, want_days)
+    assert days_valid.sum() == 3 * 5 * n_rows - 2  # the two NaN means

@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 
 from cropsm.attribute.config import AttributeConfig
-from cropsm.attribute.national import national_attribution
+from cropsm.attribute.national import TOP_LAYER, national_attribution
 from cropsm.attribute.station import station_attribution
 from cropsm.predict.config import PredictConfig
 from cropsm.predict.stage import predict_run, run_predict_config
@@ -35,10 +35,13 @@ def product_maker(run_config, console=None):
     """``make(run_dir, models_dir, out_path)``: the reference product of another model set.
 
     Uses :func:`cropsm.predict.stage.predict_run` with the run's ``[predict]`` settings (same
-    period, chunks and cluster) but storing only the ``reference`` scenario; a current product is
-    kept and an interrupted one resumed. ``None`` when :mod:`cropsm.predict` has no stage module
-    (the national maps then use only reduced products that already exist). The predict module is
-    imported only when a product is made, i.e. after the predict stage has run.
+    period, chunks and cluster) but computing only the top layer's network and storing only the
+    ``reference`` scenario (Fig. 6 maps the top layer; the chain below it would be a product of
+    its own for nothing: on the demo virtual China each reduced product took 75 s with every
+    layer and the truth scoring). A current product is kept and an interrupted one resumed.
+    ``None`` when :mod:`cropsm.predict` has no stage module (the national maps then use only
+    reduced products that already exist). The predict module is imported only when a product
+    is made, i.e. after the predict stage has run.
     """
     if importlib.util.find_spec("cropsm.predict.stage") is None:
         return None
@@ -49,7 +52,7 @@ def product_maker(run_config, console=None):
         config = PredictConfig(**{**settings, "scenarios": ("reference",)})
         predict_run(
             run_dir, out=out, models_dir=models_dir, config=config, console=console,
-            run_config=run_config,
+            run_config=run_config, layers=TOP_LAYER, score_truth=False,
         )  # fmt: skip
         return out
 

@@ -362,22 +362,37 @@ def _add_by_slot(
     n_cells: int,
 ) -> None:
     """Add a batch of member values (rows in (day, cell) order from row ``start``) to the
-    per-month-slot sums of each cell, ignoring NaN: rows of one slot are laid onto whole days
-    and summed over the day axis."""
-    n_lead = values.shape[0] * values.shape[1] * values.shape[2]
-    flat = values.reshape(n_lead, -1)
-    valid = np.isfinite(mean).reshape(-1, mean.shape[-1])
-    bounds = np.flatnonzero(np.diff(slot_of_row)) + 1
-    for a, b in zip([0, *bounds], [*bounds, len(slot_of_row)], strict=True):
+    per-month-slot sums of each cell, ignoring NaN.
+
+    The batch is cut where a day (or a month slot) ends: within a piece the rows are the
+    consecutive cells ``c0 ... c1 - 1`` of one day, so each piece is one slice addition
+    ``sums[..., slot, c0:c1] += values[..., a:b]``.
+
+    Parameters
+    ----------
+    sums
+        ``(member, scenario, layer, slot, cell)`` float32, added to in place.
+    days_valid
+        ``(scenario, layer, slot, cell)``, days with a finite ensemble mean, added to in place.
+    values
+        ``(member, scenario, layer, row)``.
+    mean
+        ``(scenario, layer, row)`` ensemble mean (NaN: the cell-day is not counted).
+    slot_of_row
+        Month slot of every row.
+    """
+    n_rows = slot_of_row.size
+    first_cell = start % n_cells
+    day_ends = range(n_cells - first_cell, n_rows, n_cells)
+    slot_ends = np.flatnonzero(np.diff(slot_of_row)) + 1
+    edges = sorted({0, n_rows, *day_ends, *slot_ends.tolist()})
+    valid = np.isfinite(mean)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         slot = int(slot_of_row[a])
-        offset = (start + a) % n_cells
-        n_days = -(-(offset + b - a) // n_cells)
-        laid = np.zeros((n_lead, n_days * n_cells), dtype=np.float32)
-        laid[:, offset : offset + b - a] = np.nan_to_num(flat[:, a:b])
-        sums[:, :, :, slot] += laid.reshape(sums.shape[:3] + (n_days, n_cells)).sum(axis=3)
-        count = np.zeros((valid.shape[0], n_days * n_cells), dtype=np.int32)
-        count[:, offset : offset + b - a] = valid[:, a:b]
-        days_valid[:, :, slot] += count.reshape(days_valid.shape[:2] + (n_days, n_cells)).sum(2)
+        c0 = (start + a) % n_cells
+        c1 = c0 + (b - a)
+        sums[..., slot, c0:c1] += np.nan_to_num(values[..., a:b])
+        days_valid[..., slot, c0:c1] += valid[..., a:b]
 
 
 def _gather_pattern_inputs(

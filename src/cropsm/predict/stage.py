@@ -81,6 +81,8 @@ def predict_run(
     config: PredictConfig | None = None,
     console: Console | None = None,
     run_config=None,
+    layers: int | None = None,
+    score_truth: bool = True,
 ) -> dict:
     """Compute (or resume) a run's product and, on the virtual China, score it.
 
@@ -98,6 +100,11 @@ def predict_run(
         Where progress goes (stderr by default).
     run_config
         The run's config when already loaded (else read from the run directory).
+    layers
+        Only the layers ``1 ... layers`` of the chain (e.g. 1 for a product whose top layer
+        alone is used); None: every layer of the model set.
+    score_truth
+        Score the product against the virtual China's truth (when the run has one).
 
     Returns
     -------
@@ -115,6 +122,8 @@ def predict_run(
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
     check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
     models = load_ensemble(models_path)
+    if layers is not None:
+        models = [[m for m in member if m.layer <= layers] for member in models]
     residual_sd = load_residual_sd(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
@@ -148,7 +157,7 @@ def predict_run(
                 f"  blocks' CPU seconds, all workers: {parts} (of {summary['cpu_s']:.0f})",
                 highlight=False,
             )
-        if data["truth"] is not None and Path(data["truth"]).exists():
+        if score_truth and data["truth"] is not None and Path(data["truth"]).exists():
             summary.update(_score_against_truth(run_dir, out, data["truth"], label, client))
     return summary
 
