@@ -8,6 +8,7 @@ again on a two-worker ``LocalCluster`` and once interrupted, to compare stores c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -487,3 +488,35 @@ def test_member_sums_by_month_slot_add_each_row_to_its_cell_and_slot():
     np.testing.assert_allclose(sums, want_sums, rtol=1e-6)
     np.testing.assert_array_equal(days_valid, want_days)
     assert days_valid.sum() == 3 * 5 * n_rows - 2  # the two NaN means
+
+
+def test_products_of_one_run_share_the_pre_pass(inputs, run_dir, tmp_path):
+    """A second product over the same climate files, cells, soil and blocks takes the first's
+    pre-pass instead of running it again, and is the same product; other files do not."""
+    members = load_ensemble(run_dir / "models")
+    args = (inputs["climate"], inputs["static"], inputs["stations"], members[0])
+    config = PredictConfig(workers=0, **SHORT)
+    steps: list[str] = []
+
+    def progress(step, done, total):
+        steps.append(step)
+
+    product_module._PREPASS_MEMO.clear()
+    first, second = tmp_path / "first.zarr", tmp_path / "second.zarr"
+    product_module.predict_product(first, *args, config, progress=progress)
+    assert any("over the climate record" in s for s in steps)
+    steps.clear()
+    product_module.predict_product(second, *args, config, progress=progress)
+    assert any("the same as this run's last product" in s for s in steps)
+    assert not any("over the climate record" in s for s in steps)
+    assert chunk_files(first, ("sm",)) == chunk_files(second, ("sm",))
+    # the key follows the climate files: another signature, another pre-pass
+    job, *_ = product_module.plan_product(first, *args, config)
+    dates = pd.DatetimeIndex(inputs["climate"]["time"].values)
+    key = product_module._prepass_key(job, dates, [0, 24])
+    other = inputs["climate"].copy()
+    other.attrs = {**other.attrs, "source_signature": "0123456789abcdef"}
+    changed = product_module._prepass_key(dataclasses.replace(job, climate=other), dates, [0, 24])
+    assert key is not None and changed is not None and key != changed
+    other.attrs.pop("source_signature")
+    assert product_module._prepass_key(dataclasses.replace(job, climate=other), dates, [0]) is None

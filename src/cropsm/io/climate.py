@@ -24,6 +24,7 @@ Time steps
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import reduce
@@ -543,6 +544,16 @@ def _clip_noise(dataset: xr.Dataset) -> xr.Dataset:
     return dataset.assign(clipped)
 
 
+def _files_signature(paths: Iterable[Path]) -> str:
+    """SHA-256 (hex, 16 characters) of the files' absolute paths, sizes and modification times:
+    equal for two reads of the same, unchanged files (what may be computed once from them)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(p).resolve() for p in paths):
+        stat = path.stat()
+        h.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def read_climate(
     paths_or_glob: str | Path | Iterable[str | Path],
     *,
@@ -659,6 +670,7 @@ def read_climate(
     out.attrs = {
         "title": "daily climate (cropsm canonical form)",
         "source_files": ", ".join(sorted(p.name for p in paths)),
+        "source_signature": _files_signature(paths),
         "time_step_of_source": "hourly" if step == _HOUR else "daily",
     }
     if validate:

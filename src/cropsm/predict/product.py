@@ -44,6 +44,7 @@ from cropsm.predict import store as product_store
 from cropsm.predict.config import REFERENCE, PredictConfig
 from cropsm.predict.crop_inputs import (
     BUCKET_VARIABLES,
+    BucketStates,
     block_pattern_inputs,
     bucket_prepass,
     cell_soil,
@@ -886,9 +887,8 @@ def with_bucket_states(job: ProductJob, progress: ProgressCallback | None = None
     """The job with the pattern buckets' state at every time block's start and the cells'
     long-term climate (:func:`cropsm.predict.crop_inputs.bucket_prepass`): one pass over the
     climate record, made only when blocks remain to be computed. A job whose networks take
-    neither is returned as it is."""
-    import dataclasses
-
+    neither is returned as it is. Within one process the last pre-pass is reused by a product
+    with the same climate files, cells, soil and blocks (:data:`_PREPASS_MEMO`)."""
     if job.cell_soil is None:
         return job
     climate, soil = job.climate, job.cell_soil
@@ -899,6 +899,11 @@ def with_bucket_states(job: ProductJob, progress: ProgressCallback | None = None
         job.climate_index_of_first_day + i * layout.time_chunk_days
         for i in range(layout.n_time_blocks)
     ]
+    key = _prepass_key(job, climate_dates, starts)
+    if key is not None and key in _PREPASS_MEMO:
+        if progress is not None:
+            progress("calendars and pattern buckets (the same as this run's last product)", 1, 1)
+        return _with_states(job, _PREPASS_MEMO[key])
 
     def read_piece(time_slice: slice, variables) -> dict:
         return read_tile_climate(
@@ -916,6 +921,44 @@ def with_bucket_states(job: ProductJob, progress: ProgressCallback | None = None
             progress("calendars and pattern buckets over the climate record", done, total)
 
     states = bucket_prepass(read_piece, climate_dates, soil, starts, report)
+    if key is not None:
+        _PREPASS_MEMO.clear()  # the last one only: a run's products share it
+        _PREPASS_MEMO[key] = states
+    return _with_states(job, states)
+
+
+_PREPASS_MEMO: dict[str, BucketStates] = {}
+"""The last pre-pass of this process by :func:`_prepass_key`: the products of one run (the
+national product and Fig. 6's reduced products, made in one process by ``cropsm run``) share
+their climate, cells, soil and blocks, and with them the pre-pass (its result is a function of
+these alone; 12 of the 30 s of each reduced product on the demo preset, 121 s on the paper
+preset)."""
+
+
+def _prepass_key(job: ProductJob, climate_dates: pd.DatetimeIndex, starts) -> str | None:
+    """What the pre-pass of a job depends on, as a digest; None when the climate's files are
+    unknown (``source_signature``, :func:`cropsm.io.climate.read_climate`)."""
+    signature = job.climate.attrs.get("source_signature")
+    if not signature:
+        return None
+    soil_names = sorted(job.cell_soil)
+    return product_store.digest(
+        "bucket-prepass/1",
+        signature,
+        sorted(str(v) for v in job.climate.data_vars),
+        [str(climate_dates[0]), str(climate_dates[-1]), len(climate_dates)],
+        job.layout.lat,
+        job.layout.lon,
+        job.cell_ilat,
+        job.cell_ilon,
+        soil_names,
+        *[np.asarray(job.cell_soil[name]) for name in soil_names],
+        [int(i) for i in starts],
+    )
+
+
+def _with_states(job: ProductJob, states: BucketStates) -> ProductJob:
+    """The job with the pre-pass's block-start water, descriptors and temperature cycles."""
     cell_static = dict(job.cell_static)
     for name in job.descriptor_names:
         cell_static[name] = states.descriptors[name]
