@@ -795,8 +795,9 @@ def _station_cells(
 
 def climate_at_cells(climate: xr.Dataset, ilat: np.ndarray, ilon: np.ndarray) -> xr.Dataset:
     """The climate variables the station features use, loaded at grid cells ``(ilat[c],
-    ilon[c])`` as a ``(time, cell)`` dataset with the cells' indices as coordinates
-    ``cell_ilat``, ``cell_ilon`` (for :func:`build_station_table`'s ``climate_cells``)."""
+    ilon[c])`` as a ``(time, cell)`` dataset (each distinct cell once, in order of its flat
+    index) with the cells' indices as coordinates ``cell_ilat``, ``cell_ilon`` (for
+    :func:`build_station_table`'s ``climate_cells``)."""
     needed = [v for v in (*DIRECT_FEATURES.values(), *VPD_SOURCES) if v in climate]
     n_lon = climate.sizes["lon"]
     keys = np.unique(np.asarray(ilat, dtype=np.int64) * n_lon + np.asarray(ilon, dtype=np.int64))
