@@ -51,3 +51,16 @@ def progress_callback(console: Console | None = None) -> Iterator[Callable[[str,
             progress.update(bars[step], completed=done, total=total)
 
         yield report
+
+
+class StepClock:
+    """Prints the wall seconds of each finished step of a stage (``  <step>: 12.3 s``)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.start = time.perf_counter()
+
+    def done(self, step: str) -> None:
+        now = time.perf_counter()
+        self.console.print(f"  {step}: {now - self.start:.1f} s", highlight=False)
+        self.start = now

@@ -9,7 +9,6 @@ of the source's plug-in (:mod:`cropsm.sources`); where a file lives, of the run 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from cropsm.analyze import stage as analyze_stage
@@ -18,7 +17,7 @@ from cropsm.errors import InputError
 from cropsm.features.station_table import read_station_table, write_station_table
 from cropsm.memory import release_memory
 from cropsm.predict import stage as predict_stage
-from cropsm.progress import progress_callback
+from cropsm.progress import StepClock, progress_callback
 from cropsm.provenance import write_json
 from cropsm.report import stage as report_stage
 from cropsm.run_layout import load_run_config
@@ -99,19 +98,6 @@ def _unusable(report: dict) -> str:
     return f"{reasons}; expected observations on days the climate and static inputs cover"
 
 
-class _StepClock:
-    """Prints the wall seconds of each finished step of a stage (``  <step>: 12.3 s``)."""
-
-    def __init__(self, console):
-        self.console = console
-        self.start = time.perf_counter()
-
-    def done(self, step: str) -> None:
-        now = time.perf_counter()
-        self.console.print(f"  {step}: {now - self.start:.1f} s", highlight=False)
-        self.start = now
-
-
 @stage(
     "train",
     "train the five chained layer networks with the grid search",
@@ -129,7 +115,7 @@ def train_stage(ctx: RunContext) -> dict:
             log=lambda line: ctx.console.print(f"  {line}", highlight=False),
             feature_set=ctx.config.features.set,
         )
-    clock = _StepClock(ctx.console)
+    clock = StepClock(ctx.console)
     write_training_outputs(chain, table, ctx.run_dir)
     write_scatter_plots(chain, table, ctx.layout.figures_dir)
     clock.done("training outputs and scatter plots")
