@@ -213,13 +213,16 @@ def test_input_noise_shrinks_the_fit_and_is_reproducible():
     from cropsm.train.mlp import noisy_inputs
     from cropsm.train.numpy_net import numpy_forward
 
-    x = jax.numpy.zeros((4000, 3))
+    x = jax.numpy.asarray(np.random.default_rng(0).normal(size=(4000, 3)), jax.numpy.float32)
+    x = x.at[:, 1].set(0.0)  # a silenced input (an anchored layer's bucket store): constant
     key = jax.random.key(0)
     assert noisy_inputs(x, key, 0.0) is x  # 0: the paper's training, untouched
-    eps = np.asarray(noisy_inputs(x, key, 0.5))
+    noisy = np.asarray(noisy_inputs(x, key, 0.5))
+    eps = noisy[:, [0, 2]] - np.asarray(x)[:, [0, 2]]
     assert abs(eps.mean()) < 0.03 and 0.48 < eps.std() < 0.52
-    np.testing.assert_array_equal(eps, noisy_inputs(x, key, 0.5))
-    assert not np.array_equal(eps, noisy_inputs(x, jax.random.key(1), 0.5))
+    assert not noisy[:, 1].any()  # the constant column gets no noise
+    np.testing.assert_array_equal(noisy, noisy_inputs(x, key, 0.5))
+    assert not np.array_equal(noisy, noisy_inputs(x, jax.random.key(1), 0.5))
     # noise of 1 SD on every input: errors in the variables attenuate the fitted response
     # (a linear slope would halve); same seed and noise, same numbers
     kwargs = dict(seed=3, layer=2, max_epochs=40, patience=40)

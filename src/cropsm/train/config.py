@@ -204,14 +204,3 @@ class TrainConfig(BaseModel):
         if (1.0 - self.test_fraction) * (1.0 - self.validation_fraction) <= 0.0:
             raise ValueError("test_fraction and validation_fraction leave no training rows")
         return self
-
-    @model_validator(mode="after")
-    def _anchor_without_input_noise(self) -> TrainConfig:
-        # an anchored layer's bucket store is a zero input during training; noise would make it
-        # an input the network learns from, and its weights are zeroed afterwards
-        if self.output == "anchored" and self.input_noise > 0.0:
-            raise ValueError(
-                'output = "anchored" cannot be combined with input_noise > 0 (the anchored '
-                "layers' bucket input must stay silent); set one of them back"
-            )
-        return self
