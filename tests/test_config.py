@@ -165,6 +165,7 @@ def test_chain_and_bootstrap_choices_are_strict(tmp_path):
 def test_anchored_output_takes_input_noise():
     from cropsm.train.config import TrainConfig
 
-    # the anchored layers' silenced bucket column is constant in training: noise leaves it so
+    # noise on the anchored layers' silenced bucket column says nothing about the target, and
+    # its weights are zeroed after training (the same as feeding it its training value 0)
     config = TrainConfig(output="anchored", input_noise=0.1)
     assert (config.output, config.input_noise) == ("anchored", 0.1)

@@ -222,15 +222,16 @@ def noisy_inputs(x: jax.Array, key: jax.Array, sd: float) -> jax.Array:
     A regulariser (Bishop 1995, "Training with noise is equivalent to Tikhonov
     regularization"): the network cannot rely on exact input values, e.g. the exact location
     and elevation that single out a training station. ``sd = 0`` returns ``x`` unchanged.
-    A column that is constant in ``x`` gets no noise: it carries nothing to learn from, and an
-    anchored layer's bucket store, silenced to 0 in training (its weights are zeroed after),
-    must stay silent.
+    Every column gets noise, a constant one too (an anchored layer's bucket store, silenced to
+    0): there the noise carries nothing about the target and acts as noise on the first
+    layer's units; the column's weights are zeroed after training, which is the same as
+    feeding its training value 0. Measured on USCRN new sites (where ``wb_sub_bare`` is
+    constant), leaving constant columns without noise lowered the ensemble's R2 by 0.01-0.05
+    on the mean of three split draws.
     """
     if sd <= 0.0:
         return x
-    varies = jnp.any(x != x[:1], axis=0)  # a constant column (e.g. a silenced input) stays so
-    noise = jax.random.normal(jax.random.fold_in(key, 0x5EED), x.shape, x.dtype)
-    return x + sd * jnp.where(varies, noise, 0.0)
+    return x + sd * jax.random.normal(jax.random.fold_in(key, 0x5EED), x.shape, x.dtype)
 
 
 def decayed_step(w, b, update_w, update_b, lr_w, lr_b, weight_decay: float):
