@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -111,6 +112,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def exit_on_terminate() -> None:
+    """Turn SIGTERM (``kill``, a batch scheduler's cancel) into ``SystemExit(143)``, so that
+    the command ends as after Ctrl-C: a stage's own process is terminated, dask clusters are
+    closed and atomic writers drop what they had not finished, instead of the process vanishing
+    and leaving its children behind."""
+
+    def terminate(signum, frame) -> None:  # noqa: ARG001 - the signal handler's signature
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 @app.callback()
 def main(
     version: Annotated[
@@ -118,6 +131,7 @@ def main(
     ] = False,
 ) -> None:
     """cropsm command line."""
+    exit_on_terminate()
 
 
 def print_twin_summary(summary: dict, root: Path) -> None:

@@ -12,11 +12,20 @@ back through a pipe and continues with what it held before the stage began.
 Errors keep their type and one-line message (:class:`cropsm.errors.CropsmError` subclasses are
 picklable); a child that dies without a result (killed for memory, a crash in a C library) is
 reported as a :class:`StageProcessError` that names the stage and the exit code.
+
+A child never outlives its parent: the parent terminates it when it is interrupted (Ctrl-C, or
+SIGTERM, which the command line turns into an exit), and the child checks every
+:data:`PARENT_CHECK_SECONDS` that the process that started it is still its parent and ends
+itself (exit code :data:`ORPHAN_EXIT_CODE`) when it is not, e.g. after the parent was killed
+with SIGKILL. Before this, a `cropsm run` killed during its train stage left the training
+running on for half an hour, holding both cores.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +35,12 @@ from rich.console import Console
 from cropsm.config import RunConfig
 from cropsm.errors import CropsmError
 from cropsm.stage_registry import RunContext, Stage
+
+PARENT_CHECK_SECONDS = 1.0
+"""How often a stage's child process checks that its parent is alive, seconds."""
+
+ORPHAN_EXIT_CODE = 70
+"""Exit code of a child that ended itself because its parent was gone."""
 
 
 class StageProcessError(CropsmError):
@@ -44,7 +59,10 @@ def run_stage_in_own_process(st: Stage, ctx: RunContext) -> dict:
     receive, send = spawn.Pipe(duplex=False)
     child = spawn.Process(
         target=_child_main,
-        args=(st.func, ctx.config, str(ctx.run_dir), dict(ctx.results), ctx.console.quiet, send),
+        args=(
+            st.func, ctx.config, str(ctx.run_dir), dict(ctx.results), ctx.console.quiet, send,
+            os.getpid(),
+        ),  # fmt: skip
         name=f"cropsm-stage-{name}",
         daemon=False,
     )
@@ -84,8 +102,13 @@ def _child_main(
     results: dict,
     quiet: bool,
     send,
+    parent_pid: int | None = None,
 ) -> None:
     """Entry point of the child: run the stage and send ``(kind, payload)`` back."""
+    if parent_pid is not None:
+        threading.Thread(
+            target=_end_when_orphaned, args=(parent_pid,), name="cropsm-parent-watch", daemon=True
+        ).start()
     ctx = RunContext(
         config=config,
         run_dir=Path(run_dir),
@@ -102,4 +125,13 @@ def _child_main(
     send.close()
 
 
-__all__ = ["StageProcessError", "run_stage_in_own_process"]
+def _end_when_orphaned(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` is no longer its parent (the parent died and
+    the process was handed to init or a subreaper); runs in a daemon thread of the child."""
+    stop = threading.Event()
+    while not stop.wait(PARENT_CHECK_SECONDS):
+        if os.getppid() != parent_pid:
+            os._exit(ORPHAN_EXIT_CODE)  # no cleanup: the parent that would use it is gone
+
+
+__all__ = ["ORPHAN_EXIT_CODE", "StageProcessError", "run_stage_in_own_process"]
