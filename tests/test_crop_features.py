@@ -90,7 +90,8 @@ def test_bucket_arithmetic_pinned():
     top_day2 = top_day1 - 5.0 * 5 / 9 * (top_day1 / 50.0)  # stressed: Ks = W / 50
     np.testing.assert_allclose(relative["wb_top"][:, 0], [top_day1 / 100, top_day2 / 100])
     np.testing.assert_allclose(relative["wb_sub"][0, 0], sub_day1 / 150)
-    assert water.shape == (2, 1)
+    assert water.shape == (4, 1)  # two stores, snow pack, soil-temperature proxy
+    assert water[2, 0] == 0.0 and np.isnan(water[3, 0])  # no air temperature: rain, no proxy
     # a storm fills the top, then the subsoil, and drains the rest
     relative, water = run_bucket(
         np.array([[400.0]]), np.array([[0.0]]), 1.0, 60.0, 250.0, np.array([[10.0], [10.0]])
@@ -99,6 +100,34 @@ def test_bucket_arithmetic_pinned():
     # a fallow field (15 cm roots) takes everything from the top store
     relative, _ = run_bucket(precip, et0, 0.2, 15.0, 250.0, np.array([[50.0], [75.0]]))
     assert relative["wb_sub"][-1, 0] == 0.5 and relative["wb_top"][-1, 0] < 0.5
+
+
+def test_snow_pack_holds_winter_precipitation_until_the_thaw_pinned():
+    # 20 mm falls at -5 degC on day 1 (snow), nothing else; day 2 at +2 degC melts 2.5 x 2 = 5 mm,
+    # day 3 at +10 degC melts the remaining 15 mm (at most what the pack holds)
+    precip = np.array([[20.0], [0.0], [0.0]])
+    tair = np.array([[-5.0], [2.0], [10.0]])
+    et0 = np.zeros((3, 1))
+    daily, state = run_bucket(
+        precip, et0, 1.0, 60.0, 250.0, np.array([[0.0], [0.0]]), air_temperature_c=tair
+    )
+    np.testing.assert_allclose(daily["snow_water_mm"][:, 0], [20.0, 15.0, 0.0])
+    np.testing.assert_allclose(daily["wb_top"][:, 0] * 100.0, [0.0, 5.0, 20.0])
+    # the proxy starts at the first day's air temperature and follows it with a 5-day lag
+    proxy = [-5.0, -5.0 + 7.0 / 5.0]
+    proxy.append(proxy[-1] + (10.0 - proxy[-1]) / 5.0)
+    np.testing.assert_allclose(daily["soil_temp_proxy_c"][:, 0], proxy)
+    np.testing.assert_allclose(state[:, 0], [20.0, 0.0, 0.0, proxy[-1]])
+    # without air temperature the same day-1 precipitation is rain at once
+    daily, _ = run_bucket(precip, et0, 1.0, 60.0, 250.0, np.array([[0.0], [0.0]]))
+    np.testing.assert_allclose(daily["wb_top"][:, 0] * 100.0, [20.0, 20.0, 20.0])
+    # a run split in two with the state carried gives the same days (the product's blocks)
+    first, mid = run_bucket(
+        precip[:2], et0[:2], 1.0, 60.0, 250.0, np.array([[0.0], [0.0]]), air_temperature_c=tair[:2]
+    )
+    second, _ = run_bucket(precip[2:], et0[2:], 1.0, 60.0, 250.0, mid, air_temperature_c=tair[2:])
+    np.testing.assert_allclose(second["soil_temp_proxy_c"][0, 0], proxy[-1])
+    np.testing.assert_allclose(second["snow_water_mm"][0, 0], 0.0)
 
 
 def test_bucket_stays_within_zero_and_capacity_and_depends_on_the_pattern():
