@@ -26,6 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -60,9 +61,14 @@ def run_stage_in_own_process(st: Stage, ctx: RunContext) -> dict:
     child = spawn.Process(
         target=_child_main,
         args=(
-            st.func, ctx.config, str(ctx.run_dir), dict(ctx.results), ctx.console.quiet, send,
+            st.func,
+            ctx.config,
+            str(ctx.run_dir),
+            dict(ctx.results),
+            ctx.console.quiet,
+            send,
             os.getpid(),
-        ),  # fmt: skip
+        ),
         name=f"cropsm-stage-{name}",
         daemon=False,
     )
@@ -128,10 +134,9 @@ def _child_main(
 def _end_when_orphaned(parent_pid: int) -> None:
     """End this process as soon as ``parent_pid`` is no longer its parent (the parent died and
     the process was handed to init or a subreaper); runs in a daemon thread of the child."""
-    stop = threading.Event()
-    while not stop.wait(PARENT_CHECK_SECONDS):
-        if os.getppid() != parent_pid:
-            os._exit(ORPHAN_EXIT_CODE)  # no cleanup: the parent that would use it is gone
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(ORPHAN_EXIT_CODE)  # no cleanup: the parent that would use it is gone
 
 
 __all__ = ["ORPHAN_EXIT_CODE", "StageProcessError", "run_stage_in_own_process"]
