@@ -90,8 +90,8 @@ def test_bucket_arithmetic_pinned():
     top_day2 = top_day1 - 5.0 * 5 / 9 * (top_day1 / 50.0)  # stressed: Ks = W / 50
     np.testing.assert_allclose(relative["wb_top"][:, 0], [top_day1 / 100, top_day2 / 100])
     np.testing.assert_allclose(relative["wb_sub"][0, 0], sub_day1 / 150)
-    assert water.shape == (4, 1)  # two stores, snow pack, soil-temperature proxy
-    assert water[2, 0] == 0.0 and np.isnan(water[3, 0])  # no air temperature: rain, no proxy
+    assert water.shape == (3, 1)  # two stores, snow pack
+    assert water[2, 0] == 0.0  # no air temperature: every drop is rain
     # a storm fills the top, then the subsoil, and drains the rest
     relative, water = run_bucket(
         np.array([[400.0]]), np.array([[0.0]]), 1.0, 60.0, 250.0, np.array([[10.0], [10.0]])
@@ -113,11 +113,7 @@ def test_snow_pack_holds_winter_precipitation_until_the_thaw_pinned():
     )
     np.testing.assert_allclose(daily["snow_water_mm"][:, 0], [20.0, 15.0, 0.0])
     np.testing.assert_allclose(daily["wb_top"][:, 0] * 100.0, [0.0, 5.0, 20.0])
-    # the proxy starts at the first day's air temperature and follows it with a 5-day lag
-    proxy = [-5.0, -5.0 + 7.0 / 5.0]
-    proxy.append(proxy[-1] + (10.0 - proxy[-1]) / 5.0)
-    np.testing.assert_allclose(daily["soil_temp_proxy_c"][:, 0], proxy)
-    np.testing.assert_allclose(state[:, 0], [20.0, 0.0, 0.0, proxy[-1]])
+    np.testing.assert_allclose(state[:, 0], [20.0, 0.0, 0.0])
     # without air temperature the same day-1 precipitation is rain at once
     daily, _ = run_bucket(precip, et0, 1.0, 60.0, 250.0, np.array([[0.0], [0.0]]))
     np.testing.assert_allclose(daily["wb_top"][:, 0] * 100.0, [20.0, 20.0, 20.0])
@@ -125,9 +121,10 @@ def test_snow_pack_holds_winter_precipitation_until_the_thaw_pinned():
     first, mid = run_bucket(
         precip[:2], et0[:2], 1.0, 60.0, 250.0, np.array([[0.0], [0.0]]), air_temperature_c=tair[:2]
     )
+    np.testing.assert_allclose(mid[:, 0], [5.0, 0.0, 15.0])
     second, _ = run_bucket(precip[2:], et0[2:], 1.0, 60.0, 250.0, mid, air_temperature_c=tair[2:])
-    np.testing.assert_allclose(second["soil_temp_proxy_c"][0, 0], proxy[-1])
     np.testing.assert_allclose(second["snow_water_mm"][0, 0], 0.0)
+    np.testing.assert_allclose(second["wb_top"][0, 0] * 100.0, 20.0)
 
 
 def test_bucket_stays_within_zero_and_capacity_and_depends_on_the_pattern():

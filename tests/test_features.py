@@ -309,7 +309,7 @@ CONTRACT_COLUMNS = (
     + [f"{s}_l{k}" for k in range(1, 6) for s in ("ph", "sand", "silt", "clay", "bd")]
     + ["elevation", "doy"]
     + ["doy_sin", "doy_cos", "cal_kc", "cal_root_cm", "cal_crop_on"]
-    + ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare", "snow_water_mm", "soil_temp_proxy_c"]
+    + ["wb_top", "wb_sub", "wb_top_bare", "wb_sub_bare"]
     + ["clim_precip_mm_yr", "clim_aridity"]
     + ["loc_x", "loc_y", "loc_z"]
     + [f"sm_l{k}" for k in range(1, 6)]
@@ -327,8 +327,6 @@ def test_station_table_columns_and_units(built):
     assert units["sm_l3"] == "m3 m-3" and units["doy"] == "day"
     assert units["wb_top"] == "1" and units["cal_root_cm"] == "cm"
     assert units["clim_precip_mm_yr"] == "mm yr-1"
-    assert units["snow_water_mm"] == "mm" and units["soil_temp_proxy_c"] == "degC"
-    assert (table["snow_water_mm"] >= 0).all() and table["soil_temp_proxy_c"].notna().all()
     assert table["wb_sub"].between(0, 1).all() and table["cal_crop_on"].isin([0, 1]).all()
     assert table["date"].dtype == "datetime64[ns]"
     assert list(table["pattern"].cat.categories) == list(pattern_ids())

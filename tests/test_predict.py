@@ -387,6 +387,22 @@ def test_period_before_the_lookback_is_an_error(inputs, run_dir, tmp_path):
     assert observed_patterns(inputs["stations"].meta, inputs["stations"].obs).any()
 
 
+def test_networks_with_an_input_the_grid_lacks_are_refused_by_name(inputs, run_dir, tmp_path):
+    """Networks trained on an input this version does not compute (e.g. the soil-temperature
+    proxy of an earlier crop set) stop the product before anything is written."""
+    models = load_models(run_dir / "models")
+    names = list(models[0].feature_names)
+    names[names.index("tair")] = "soil_temp_proxy_c"
+    renamed = [dataclasses.replace(models[0], feature_names=tuple(names)), *models[1:]]
+    out = tmp_path / "p.zarr"
+    with pytest.raises(ValueError, match="soil_temp_proxy_c .*retrain"):
+        product_module.predict_product(
+            out, inputs["climate"], inputs["static"], inputs["stations"], renamed,
+            PredictConfig(workers=0),
+        )  # fmt: skip
+    assert not out.exists()
+
+
 def test_existing_folder_that_is_not_a_product_is_not_removed(
     inputs, run_dir, tmp_path, predict_app
 ):

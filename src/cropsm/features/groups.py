@@ -35,7 +35,6 @@ from cropsm.features.water_balance import (
     BARE_BUCKET_FEATURES,
     CLIMATE_DESCRIPTORS,
     WATER_BALANCE_FEATURES,
-    WEATHER_STATE_FEATURES,
 )
 
 PRECIPITATION_ACCUMULATION_MONTHS: tuple[int, ...] = (1, 2, 3, 4, 5, 12)
@@ -83,7 +82,7 @@ CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "temperature": ("tair",),
     "vpd": ("vpd",),
     "pattern": CALENDAR_FEATURES,
-    "water_balance": WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES + WEATHER_STATE_FEATURES,
+    "water_balance": WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES,
     "climate_normals": CLIMATE_DESCRIPTORS,
     "location": LOCATION_FEATURES,
     "ssr": ("ssr",),
@@ -95,9 +94,9 @@ CROP_FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 The cropping pattern enters as its daily crop calendar (``cal_kc``, ``cal_root_cm``,
 ``cal_crop_on``), the catalog's nominal calendar moved to the place's long-term temperature
 cycle (:mod:`cropsm.features.phenology`), instead of a constant one-hot code; a
-pattern-aware two-store bucket (``wb_top``, ``wb_sub``, :mod:`cropsm.features.water_balance`),
-its run under a fallow field and its snow pack and soil-temperature proxy (``wb_top_bare``,
-``wb_sub_bare``, ``snow_water_mm``, ``soil_temp_proxy_c``) and the cell's long-term climate
+pattern-aware two-store bucket with a degree-day snow pack (``wb_top``, ``wb_sub``,
+:mod:`cropsm.features.water_balance`), its run under a fallow field (``wb_top_bare``,
+``wb_sub_bare``) and the cell's long-term climate
 (``clim_precip_mm_yr``, ``clim_aridity``) and its location (``loc_x``, ``loc_y``, ``loc_z``,
 :mod:`cropsm.features.location`) are added; day of year enters
 as sin/cos; the precipitation group adds the sums of the last 3 and 7 days (``precip_3d``,

@@ -52,7 +52,6 @@ from cropsm.features.water_balance import FEATURE_ATTRS as WATER_BALANCE_ATTRS
 from cropsm.features.water_balance import (
     REFERENCE_KC,
     REFERENCE_ROOT_CM,
-    WEATHER_STATE_FEATURES,
     climate_descriptors,
     pattern_bucket_inputs,
 )
@@ -360,10 +359,8 @@ def crop_aware_columns(
       to the station's long-term temperature cycle (:mod:`cropsm.features.phenology`; the
       nominal calendar without air temperature), when the station has one;
     * ``wb_top``, ``wb_sub``, ``clim_precip_mm_yr``, ``clim_aridity`` (and the fallow field's
-      ``wb_top_bare``, ``wb_sub_bare``, ``snow_water_mm``, ``soil_temp_proxy_c``): the bucket
-      run over the
-      whole climate record with that calendar's Kc and rooting depth (Kc = 1 and
-      50 cm without a pattern) and the long-term
+      ``wb_top_bare``, ``wb_sub_bare``): the bucket run over the whole climate record with
+      that calendar's Kc and rooting depth (Kc = 1 and 50 cm without a pattern) and the long-term
       climate (:func:`cropsm.features.water_balance.pattern_bucket_inputs`), when daily
       precipitation, air temperature and net solar radiation exist.
 
@@ -431,8 +428,6 @@ def crop_aware_columns(
     )
     out["wb_top_bare"] = bare["wb_top"][row_time, row_station]
     out["wb_sub_bare"] = bare["wb_sub"][row_time, row_station]
-    for name in WEATHER_STATE_FEATURES:  # snow pack, soil-temperature proxy
-        out[name] = bare[name][row_time, row_station]
     climate = climate_descriptors(station_series["precip"], bucket["et0_mm"])
     for name, values in climate.items():
         out[name] = values[row_station]

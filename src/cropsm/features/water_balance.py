@@ -35,17 +35,18 @@ bucket is deliberately cruder than the virtual China's five-layer physics (a thr
 pack without sublimation or insulation, no frozen-soil infiltration, capillary rise or
 layer-by-layer drainage; nominal calendars).
 
-Snow and soil temperature
--------------------------
-The same run keeps two weather states that are the same under every pattern, inputs of the
-networks beside the fallow field's stores: ``snow_water_mm`` (``S`` above, mm) and
-``soil_temp_proxy_c``, air temperature smoothed with a 5-day time constant,
-``T_s <- T_s + (T - T_s) / 5`` (started at the first day's air temperature), a proxy of the
-near-surface soil temperature that tells frozen from thawed ground (the lag of a 10-cm soil
-layer behind the air; cf. the exponential filters of Zheng et al. 1993). Without them the
-product's largest errors were the snowmelt and thaw months in the north: paper preset,
-layer 1, regions 1-2 (mean latitude 43-45 N), RMSE 0.08-0.10 m3 m-3 in March-April against
-0.02-0.03 in summer.
+Snow
+----
+The snow pack ``S`` (mm) is the same under every pattern; it is carried in the bucket's state
+and returned as ``snow_water_mm`` for inspection, but it is *not* an input of the networks:
+given to them as an input (and with it a soil-temperature proxy, air temperature smoothed with
+a 5-day time constant), it helped the product on known stations but cost 0.02-0.13 of R2
+against the truth at new places, because the stations of the north observe no winter and the
+pack lies far outside the training rows there (README, "Snow and frozen ground"). In the
+bucket alone it times the water that winter precipitation brings to the soil: without it the
+product's largest errors were the snowmelt and thaw months in the north (paper preset, layer
+1, regions 1-2, mean latitude 43-45 N: RMSE 0.08-0.10 m3 m-3 in March-April against 0.02-0.03
+in summer).
 
 Long-term climate
 -----------------
@@ -63,9 +64,6 @@ import xarray as xr
 
 WATER_BALANCE_FEATURES: tuple[str, ...] = ("wb_top", "wb_sub")
 """Per-pattern daily bucket inputs (relative water of the 0-20 and 20-50 cm stores)."""
-
-WEATHER_STATE_FEATURES: tuple[str, ...] = ("snow_water_mm", "soil_temp_proxy_c")
-"""The bucket run's pattern-free weather states: snow pack and soil-temperature proxy."""
 
 BARE_BUCKET_FEATURES: tuple[str, ...] = ("wb_top_bare", "wb_sub_bare")
 """The same stores under a fallow field (the catalog's fallow Kc and rooting depth): the
@@ -86,11 +84,6 @@ FEATURE_ATTRS: dict[str, dict[str, str]] = {
     },
     "wb_top_bare": {"units": "1", "long_name": "wb_top of a fallow field"},
     "wb_sub_bare": {"units": "1", "long_name": "wb_sub of a fallow field"},
-    "snow_water_mm": {"units": "mm", "long_name": "water equivalent of the degree-day snow pack"},
-    "soil_temp_proxy_c": {
-        "units": "degC",
-        "long_name": "air temperature smoothed with a 5-day time constant (soil-temperature proxy)",
-    },
     "clim_precip_mm_yr": {"units": "mm yr-1", "long_name": "mean annual precipitation"},
     "clim_aridity": {"units": "1", "long_name": "aridity index P / ET0 (Makkink)"},
 }
@@ -110,12 +103,12 @@ SNOW_BELOW_C = 0.0
 DEGREE_DAY_FACTOR_MM_C_DAY = 2.5
 """Snowmelt per degree-day above 0 degC, mm degC-1 d-1 (Hock 2003: 2.5-6 for snow)."""
 
-SOIL_TEMP_TIME_CONSTANT_DAYS = 5.0
-"""Time constant of the soil-temperature proxy, days."""
-
 N_WATER_STORES = 2
 """Rows of the bucket state that are soil water (top, subsoil); the state adds the snow pack
-and the soil-temperature proxy (:func:`run_bucket`)."""
+(:func:`run_bucket`)."""
+
+SNOW_DIAGNOSTIC = "snow_water_mm"
+"""Name of the bucket's daily snow pack in :func:`run_bucket`'s output (not a network input)."""
 
 DEPLETION_FRACTION = 0.5
 """FAO-56 depletion fraction p: no stress while ``W > (1 - p) C`` (Table 22, typical crops)."""
@@ -254,8 +247,8 @@ def run_bucket(
     The day slices of the inputs and ``capacity_mm`` broadcast against each other to the shape
     of the state (e.g. ``(station,)``, or ``(pattern, cell)`` from ``precip (time, 1, cell)`` and
     ``kc (time, pattern, 1)``), so nothing is copied per pattern; the arithmetic per element is
-    the same whatever the shapes. The snow pack and the soil-temperature proxy are run on the
-    weather's shape (``precip`` and ``air_temperature_c`` day slices broadcast), once.
+    the same whatever the shapes. The snow pack is run on the weather's shape (``precip`` and
+    ``air_temperature_c`` day slices broadcast), once.
 
     Parameters
     ----------
@@ -267,20 +260,19 @@ def run_bucket(
         Total capacity C of the two stores, mm (broadcastable to the state).
     initial_water_mm
         ``(2, ...)`` water of the top and subsoil stores at the start of the first day, mm, or
-        ``(4, ...)`` with the snow pack (mm) and the soil-temperature proxy (degC; NaN: the
-        first day's air temperature) as rows 3 and 4 (a ``(2, ...)`` start has no snow).
+        ``(3, ...)`` with the snow pack (mm) as row 3 (a ``(2, ...)`` start has no snow).
     air_temperature_c
         ``(time, ...)`` daily mean air temperature, degC; None: every drop is rain (no snow
-        pack, proxy NaN). A NaN day counts as rain, melts nothing and keeps the proxy.
+        pack). A NaN day counts as rain and melts nothing.
     keep_relative
         Return the daily relative waters (else only the final state, to save memory).
 
     Returns
     -------
     (daily, final_state)
-        ``{"wb_top", "wb_sub": (time, *state), "snow_water_mm", "soil_temp_proxy_c":
+        ``{"wb_top", "wb_sub": (time, *state), "snow_water_mm":
         (time, *weather)}`` at the end of each day (None without ``keep_relative``), and
-        ``(4, *state)``: the two stores' water (mm), the snow pack (mm) and the proxy (degC)
+        ``(3, *state)``: the two stores' water (mm) and the snow pack (mm)
         at the end of the last day (the state for the next period).
     """
     precip = np.asarray(precip_mm)
@@ -306,15 +298,14 @@ def run_bucket(
     sub = np.array(np.broadcast_to(initial[1], shape))
     if len(initial) > N_WATER_STORES:
         snow = _weather_state(initial[2], weather)
-        proxy = _weather_state(initial[3], weather)
     else:
-        snow, proxy = np.zeros(weather), np.full(weather, np.nan)
+        snow = np.zeros(weather)
     threshold_top = (1.0 - DEPLETION_FRACTION) * cap_top
     threshold_sub = (1.0 - DEPLETION_FRACTION) * cap_sub
     relative = None
     if keep_relative:
         relative = {name: np.empty((n_days, *shape)) for name in WATER_BALANCE_FEATURES}
-        relative.update({name: np.empty((n_days, *weather)) for name in WEATHER_STATE_FEATURES})
+        relative[SNOW_DIAGNOSTIC] = np.empty((n_days, *weather))
     for t in range(n_days):
         rain = np.nan_to_num(precip[t].astype(np.float64), nan=0.0)
         if tair is not None:
@@ -326,9 +317,6 @@ def run_bucket(
             )
             snow = snow - melt
             rain = np.where(snowing, 0.0, rain) + melt
-            proxy = np.where(np.isnan(proxy), temperature, proxy)
-            step = (temperature - proxy) / SOIL_TEMP_TIME_CONSTANT_DAYS
-            proxy = np.where(np.isfinite(temperature), proxy + step, proxy)
         demand = np.nan_to_num(et0[t].astype(np.float64), nan=0.0) * kc[t]
         share_top = uptake_share_top(root[t])
         top = top + rain
@@ -342,9 +330,8 @@ def run_bucket(
         if relative is not None:
             relative["wb_top"][t] = top / cap_top
             relative["wb_sub"][t] = sub / cap_sub
-            relative["snow_water_mm"][t] = snow
-            relative["soil_temp_proxy_c"][t] = proxy
-    final = [top, sub, np.broadcast_to(snow, shape), np.broadcast_to(proxy, shape)]
+            relative[SNOW_DIAGNOSTIC][t] = snow
+    final = [top, sub, np.broadcast_to(snow, shape)]
     return relative, np.stack(final)
 
 
@@ -362,16 +349,13 @@ def _weather_state(values, weather: tuple[int, ...]) -> np.ndarray:
 
 
 def initial_water_mm_of(capacity_mm) -> np.ndarray:
-    """``(4, ...)`` start state of the bucket: both stores half full, no snow, the
-    soil-temperature proxy NaN (:func:`run_bucket` starts it at the first day's air
-    temperature)."""
+    """``(3, ...)`` start state of the bucket: both stores half full, no snow."""
     capacity = np.asarray(capacity_mm, dtype=np.float64)
     return np.stack(
         [
             INITIAL_RELATIVE_WATER * TOP_SHARE * capacity,
             INITIAL_RELATIVE_WATER * (1 - TOP_SHARE) * capacity,
             np.zeros_like(capacity),
-            np.full_like(capacity, np.nan),
         ]
     )
 
@@ -459,7 +443,7 @@ def pattern_bucket_inputs(
     sand_by_layer_pct, clay_by_layer_pct
         ``(5, column)`` texture or None (default capacity).
     initial_water_mm
-        ``(4, *state)`` bucket state at the start (:func:`run_bucket`; ``(2, *state)``: no
+        ``(3, *state)`` bucket state at the start (:func:`run_bucket`; ``(2, *state)``: no
         snow), default :func:`initial_water_mm_of`.
     keep_relative
         Return the daily relative waters (else only the final state).
@@ -467,8 +451,8 @@ def pattern_bucket_inputs(
     Returns
     -------
     dict
-        ``wb_top``, ``wb_sub`` ``(time, *state)`` and ``snow_water_mm``, ``soil_temp_proxy_c``
-        ``(time, column)`` (without ``keep_relative``: absent); ``water_mm`` ``(4, *state)``,
+        ``wb_top``, ``wb_sub`` ``(time, *state)`` and ``snow_water_mm`` ``(time, column)``
+        (without ``keep_relative``: absent); ``water_mm`` ``(3, *state)``,
         the state at the end; ``et0_mm`` ``(time, column)``; ``capacity_mm`` ``(column,)``.
     """
     precip = np.asarray(precip_mm, dtype=np.float64)
@@ -492,7 +476,6 @@ def pattern_bucket_inputs(
         air_temperature_c=tair[:, None, :] if by_pattern else tair,
         keep_relative=keep_relative,
     )
-    if relative is not None and by_pattern:  # weather states (time, 1, column) -> (time, column)
-        for name in WEATHER_STATE_FEATURES:
-            relative[name] = relative[name][:, 0]
+    if relative is not None and by_pattern:  # the snow pack (time, 1, column) -> (time, column)
+        relative[SNOW_DIAGNOSTIC] = relative[SNOW_DIAGNOSTIC][:, 0]
     return {**(relative or {}), "water_mm": water, "et0_mm": et0, "capacity_mm": capacity}

@@ -42,7 +42,6 @@ from cropsm.features.water_balance import (
     BARE_BUCKET_FEATURES,
     CLIMATE_DESCRIPTORS,
     WATER_BALANCE_FEATURES,
-    WEATHER_STATE_FEATURES,
     descriptors_from_sums,
     initial_water_mm_of,
     pattern_bucket_inputs,
@@ -50,10 +49,6 @@ from cropsm.features.water_balance import (
 
 BUCKET_VARIABLES: tuple[str, ...] = ("precipitation", "air_temperature", "net_solar_radiation")
 """Canonical climate variables the bucket and the climate descriptors are made from."""
-
-SHARED_BUCKET_FEATURES: tuple[str, ...] = BARE_BUCKET_FEATURES + WEATHER_STATE_FEATURES
-"""Pattern-free inputs of the bucket run: the fallow field's stores, the snow pack and the
-soil-temperature proxy."""
 
 PREPASS_PIECE_DAYS = 366
 """Most days of climate read at a time by :func:`bucket_prepass`."""
@@ -69,8 +64,8 @@ class BucketStates:
     Attributes
     ----------
     start_water_mm
-        ``(n_starts, 4, 7, n_cells)``: bucket state at the start of each requested day (water
-        of the two stores, snow pack, soil-temperature proxy;
+        ``(n_starts, 3, 7, n_cells)``: bucket state at the start of each requested day (water
+        of the two stores, snow pack;
         :func:`cropsm.features.water_balance.run_bucket`) of the six patterns and the fallow
         field.
     capacity_mm
@@ -128,7 +123,7 @@ def _run_patterns(
     tables: np.ndarray,
     keep_relative: bool = True,
 ) -> dict:
-    """Buckets of the six patterns and a fallow field over a piece, state ``(4, 7, cell)``:
+    """Buckets of the six patterns and a fallow field over a piece, state ``(3, 7, cell)``:
     :func:`cropsm.features.water_balance.pattern_bucket_inputs`, the station table's function,
     with the patterns' climate-adjusted Kc and rooting depths (``tables``, ``(6, cell, 366, 3)``
     from :func:`cropsm.features.phenology.climate_calendar_tables`) on a pattern axis."""
@@ -153,8 +148,7 @@ def _run_patterns(
         initial_water_mm=start_water,
         keep_relative=keep_relative,
     )
-    daily = WATER_BALANCE_FEATURES + WEATHER_STATE_FEATURES
-    result["relative"] = {k: result.pop(k) for k in daily if k in result}
+    result["relative"] = {k: result.pop(k) for k in WATER_BALANCE_FEATURES if k in result}
     return result
 
 
@@ -279,7 +273,7 @@ def block_pattern_inputs(
     soil
         The block cells' ``elevation``, ``sand``, ``clay`` (:func:`cell_soil`).
     start_water_mm
-        ``(4, 7, n_cells)`` bucket state at the block's first day (:class:`BucketStates`).
+        ``(3, 7, n_cells)`` bucket state at the block's first day (:class:`BucketStates`).
     names
         Inputs wanted (pattern inputs and the bare bucket).
     harmonics
@@ -292,7 +286,7 @@ def block_pattern_inputs(
     (by_cell_day, shared)
         ``{name: (6, n_days, n_cells) float32}`` for the calendar inputs, ``wb_top`` and
         ``wb_sub``, and ``{name: (n_days, n_cells) float32}`` for the pattern-free
-        :data:`SHARED_BUCKET_FEATURES`.
+        ``wb_top_bare`` and ``wb_sub_bare``.
     """
     n_cells = _cell_count(block_climate, soil, harmonics)
     tables = pattern_calendars(harmonics, n_cells)
@@ -302,7 +296,7 @@ def block_pattern_inputs(
             values = calendar_on_days(tables, dates, j)  # (day, pattern, cell)
             by_cell_day[name] = np.ascontiguousarray(values.transpose(1, 0, 2), dtype=np.float32)
     shared: dict[str, np.ndarray] = {}
-    if any(name in names for name in WATER_BALANCE_FEATURES + SHARED_BUCKET_FEATURES):
+    if any(name in names for name in WATER_BALANCE_FEATURES + BARE_BUCKET_FEATURES):
         piece = {k: block_climate[k] for k in BUCKET_VARIABLES}
         result = _run_patterns(piece, dates, soil, start_water_mm, tables)
         n_patterns = len(catalog.pattern_ids())
@@ -315,10 +309,6 @@ def block_pattern_inputs(
             if name in names:
                 bare = result["relative"][name.removesuffix("_bare")][:, n_patterns]
                 shared[name] = np.ascontiguousarray(bare, dtype=np.float32)  # (day, cell)
-        for name in WEATHER_STATE_FEATURES:
-            if name in names:
-                state = result["relative"][name]  # (day, cell)
-                shared[name] = np.ascontiguousarray(state, dtype=np.float32)
     return by_cell_day, shared
 
 
@@ -331,7 +321,6 @@ def _cell_count(block_climate, soil, harmonics) -> int:
 
 __all__ = [
     "BUCKET_VARIABLES",
-    "SHARED_BUCKET_FEATURES",
     "CLIMATE_DESCRIPTORS",
     "BucketStates",
     "block_pattern_inputs",

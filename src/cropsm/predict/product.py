@@ -35,12 +35,15 @@ from cropsm.features.calendar import CALENDAR_FEATURES
 from cropsm.features.climate import FEATURE_ATTRS, cyclic_day_of_year
 from cropsm.features.location import LOCATION_FEATURES
 from cropsm.features.station_table import SOIL_SOURCES
-from cropsm.features.water_balance import CLIMATE_DESCRIPTORS, WATER_BALANCE_FEATURES
+from cropsm.features.water_balance import (
+    BARE_BUCKET_FEATURES,
+    CLIMATE_DESCRIPTORS,
+    WATER_BALANCE_FEATURES,
+)
 from cropsm.predict import store as product_store
 from cropsm.predict.config import REFERENCE, PredictConfig
 from cropsm.predict.crop_inputs import (
     BUCKET_VARIABLES,
-    SHARED_BUCKET_FEATURES,
     BucketStates,
     block_pattern_inputs,
     bucket_prepass,
@@ -118,12 +121,11 @@ class ProductJob:
         Inputs that depend on the pattern and the day (crop-aware set: nominal calendar,
         ``wb_top``, ``wb_sub``), for any layer.
     bucket_start_water
-        ``(n_time_blocks, 4, 7, n_cells)`` state of the pattern buckets on each time
+        ``(n_time_blocks, 3, 7, n_cells)`` state of the pattern buckets on each time
         block's first day
         (:func:`cropsm.predict.crop_inputs.bucket_prepass`), or None.
     bare_bucket_names
-        The pattern-free bucket inputs (``wb_top_bare``, ``wb_sub_bare``, ``snow_water_mm``,
-        ``soil_temp_proxy_c``) the networks take.
+        The pattern-free bucket inputs (``wb_top_bare``, ``wb_sub_bare``) the networks take.
     descriptor_names
         The long-term climate inputs (``clim_precip_mm_yr``, ``clim_aridity``) the networks
         take; with the buckets, filled in by :func:`with_bucket_states`.
@@ -735,7 +737,7 @@ def plan_product(
     pattern_inputs = tuple(dict.fromkeys(n for net in nets for n in net.pattern_input_names))
     static_names = [n for n in shared if n in STATIC_FEATURES]
     descriptor_names = [n for n in shared if n in CLIMATE_DESCRIPTORS]
-    bare_names = tuple(n for n in shared if n in SHARED_BUCKET_FEATURES)
+    bare_names = tuple(n for n in shared if n in BARE_BUCKET_FEATURES)
     climate_names = [
         n
         for n in shared
@@ -758,7 +760,11 @@ def plan_product(
         )
     unknown = [n for n in climate_names if n not in _CLIMATE_FEATURE_NAMES]
     if unknown:
-        raise UsageError(f"the networks take input(s) {unknown} that cropsm cannot grid")
+        raise UsageError(
+            f"the networks take input(s) {', '.join(unknown)} that this cropsm cannot compute on "
+            "the grid (networks trained by another version? retrain them: cropsm run CONFIG "
+            "--stages features,train)"
+        )
     for name in static_names:
         if name in LOCATION_FEATURES:  # from the grid's own lat/lon
             continue

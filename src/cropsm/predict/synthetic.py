@@ -59,8 +59,6 @@ _FEATURE_SCALE = {
     "wb_sub": (0.6, 0.25),
     "wb_top_bare": (0.6, 0.25),
     "wb_sub_bare": (0.6, 0.25),
-    "snow_water_mm": (8.0, 15.0),
-    "soil_temp_proxy_c": (12.0, 10.0),
     "clim_precip_mm_yr": (800.0, 400.0),
     "clim_aridity": (1.0, 0.5),
 }

@@ -142,8 +142,6 @@ def synthetic_station_table(
     )
     table["wb_top_bare"] = np.clip(table["wb_top"].to_numpy() + 0.1, 0.0, 1.0)
     table["wb_sub_bare"] = np.clip(table["wb_sub"].to_numpy() + 0.1, 0.0, 1.0)
-    table["snow_water_mm"] = np.clip(-4.0 * table["tair"].to_numpy(), 0.0, None)
-    table["soil_temp_proxy_c"] = 0.9 * table["tair"].to_numpy() + 1.0
     table["clim_precip_mm_yr"] = 600.0 + 300.0 * wet
     table["clim_aridity"] = 0.6 + 0.3 * wet
 
