@@ -40,7 +40,7 @@ Snow
 The snow pack ``S`` (mm) is the same under every pattern; it is carried in the bucket's state
 and returned as ``snow_water_mm`` for inspection, but it is *not* an input of the networks:
 given to them as an input (and with it a soil-temperature proxy, air temperature smoothed with
-a 5-day time constant), it helped the product on known stations but cost 0.02-0.13 of R2
+a 5-day time constant), it helped the product on known stations but cost 0.015-0.13 of R2
 against the truth at new places, because the stations of the north observe no winter and the
 pack lies far outside the training rows there (README, "Snow and frozen ground"). In the
 bucket alone it times the water that winter precipitation brings to the soil: without it the
