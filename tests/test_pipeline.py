@@ -51,6 +51,30 @@ def test_truth_skill_written_for_virtual_china(tiny_run):
         assert layer["reference"]["rmse"] < 0.15
 
 
+def test_station_day_coverage_separates_readings_from_truth(tiny_run):
+    """The intervals are calibrated on readings; at the same station days the twin also knows
+    the truth: the readings' coverage is the one the calibration reports, and the readings
+    differ from the truth by the twin's observation error."""
+    from cropsm.twin.stations import MEASUREMENT_NOISE_SD, REPRESENTATIVENESS_SD
+
+    run_dir, _ = tiny_run
+    days = json.loads((run_dir / "truth_skill.json").read_text())["station_days"]
+    ensemble = json.loads((run_dir / "models" / "ensemble.json").read_text())["layers"]
+    observation_error = np.hypot(MEASUREMENT_NOISE_SD, REPRESENTATIVENESS_SD)
+    for k in range(1, 6):
+        validation, test = days[f"layer{k}"]["validation"], days[f"layer{k}"]["test"]
+        calibration = ensemble[f"layer{k}"]
+        assert validation["coverage_readings"] == pytest.approx(
+            calibration["coverage_validation_calibrated"], abs=1e-9
+        )
+        assert test["coverage_readings"] == pytest.approx(
+            calibration["coverage_test_calibrated"], abs=1e-9
+        )
+        for split in (validation, test):
+            assert 0.0 <= split["coverage_truth"] <= 1.0
+            assert split["rmse_readings_vs_truth"] == pytest.approx(observation_error, rel=0.3)
+
+
 def test_models_reproduce_their_test_metrics(tiny_run):
     run_dir, _ = tiny_run
     table = read_station_table(station_table_path(run_dir))

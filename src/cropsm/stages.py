@@ -142,8 +142,14 @@ def train_stage(ctx: RunContext) -> dict:
     }
     if "truth" in provided(ctx.config):
         release_memory()  # the training's compiled programs and buffers, before the scoring
-        skill = write_truth_skill(ctx, chain.models)
+        skill = write_truth_skill(ctx, chain.models, chain, table)
         clock.done("networks against the truth at station-free cells")
+        days = skill.get("station_days", {})
+        result["interval90_coverage_test_truth"] = {
+            name: round(float(v["test"]["coverage_truth"]), 3)
+            for name, v in days.items()
+            if name.startswith("layer") and "test" in v
+        }
         result.update(
             {
                 f"layer{k}_r2_truth": round(float(skill[f"layer{k}"]["reference"]["r2"]), 3)

@@ -217,7 +217,9 @@ def _attrs_sm_sd(residual_sd: Sequence[float], n_members: int) -> dict:
             "sqrt(s^2 + r_k^2): s the standard deviation of sm over the deep-ensemble members "
             "(0 for one member), r_k the residual standard deviation of layer k "
             "(residual_sd_by_layer, m3 m-3) fitted on the validation stations so that "
-            "sm +/- 1.645 sm_sd covers 90 % of their observations."
+            "sm +/- 1.645 sm_sd covers 90 % of their observations. The observations carry "
+            "the stations' measurement and representativeness error, so the interval is one "
+            "for a station's reading; it covers more than 90 % of the noise-free soil moisture."
         ),
     }
 

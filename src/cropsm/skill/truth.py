@@ -30,7 +30,7 @@ from cropsm.features.station_table import (
 )
 from cropsm.provenance import write_json
 from cropsm.sources import grid_input_paths, load_grid_inputs
-from cropsm.train import all_metrics, predict_chain
+from cropsm.train import all_metrics, predict_chain, predict_ensemble
 from cropsm.twin.truth_store import open_truth
 
 SCHEDULE_DAYS = (8, 18, 28)
@@ -224,8 +224,13 @@ def truth_skill(
     return out
 
 
-def write_truth_skill(ctx, models) -> dict:
-    """Compute :func:`truth_skill` for a run on the virtual China and write truth_skill.json."""
+def write_truth_skill(ctx, models, chain=None, table: pd.DataFrame | None = None) -> dict:
+    """Compute :func:`truth_skill` for a run on the virtual China and write truth_skill.json.
+
+    With the trained ``chain`` (:class:`cropsm.train.chain.TrainedChain`) and its station
+    ``table``, the file also holds :func:`station_day_coverage` under ``station_days`` when the
+    truth store has the stations' true soil moisture.
+    """
     data = load_grid_inputs(ctx.config, ctx.layout)
     truth = open_truth(grid_input_paths(ctx.config, ctx.layout)["truth"])
     skill = truth_skill(
@@ -237,5 +242,85 @@ def write_truth_skill(ctx, models) -> dict:
         groups_off=ctx.config.features.groups_off,
         seed=ctx.config.run.seed,
     )
+    if chain is not None and table is not None and "station_sm" in truth:
+        residual = {k: float(e["residual_sd_m3_m-3"]) for k, e in chain.ensemble.items()}
+        skill["station_days"] = station_day_coverage(
+            truth, table, chain.split, chain.all_members, residual
+        )
     write_json(ctx.layout.truth_skill, skill)
     return skill
+
+
+def station_day_coverage(
+    truth: xr.Dataset,
+    table: pd.DataFrame,
+    split: pd.Series,
+    members,
+    residual_sd: dict[int, float],
+) -> dict:
+    """What the calibrated intervals cover at the stations' own days: readings and truth.
+
+    The residual SD of the intervals (:func:`cropsm.train.ensemble.fit_residual_sd`) is fitted
+    on validation stations' *readings*, which differ from the true soil moisture by the
+    stations' measurement noise and representativeness offset. The interval
+    ``mean +/- 1.645 sqrt(s^2 + r^2)`` is therefore one for a station's reading; against the
+    noise-free value it is wider. On the virtual China both are known at the same rows, so per
+    layer and split (validation, test) this reports
+
+    * the share of readings inside the interval (what the calibration aims at, 0.90),
+    * the share of the true values (the twin's ``station_sm``) inside the same interval,
+    * RMSE of the ensemble mean against the readings, against the truth, and of the readings
+      against the truth (the stations' observation error; m3 m-3).
+
+    Parameters
+    ----------
+    truth
+        The twin's truth store (:func:`cropsm.twin.truth_store.open_truth`) with ``station_sm``.
+    table
+        The station table the networks were trained on (``station_id``, ``date``, ``sm_l{k}``).
+    split
+        ``train`` / ``validation`` / ``test`` per row of ``table``.
+    members, residual_sd
+        The ensemble's layer models (member by member) and the calibrated residual SD per layer.
+    """
+    from cropsm.train.ensemble import interval_coverage  # imports JAX: only when called
+
+    ids = pd.Index([str(s) for s in truth["station_id"].values])
+    station = ids.get_indexer(table["station_id"].astype(str))
+    time = truth.indexes["time"].get_indexer(pd.DatetimeIndex(table["date"]))
+    known = (station >= 0) & (time >= 0)
+    pred = predict_ensemble(members, table, residual_sd)
+    labels = split.reindex(table.index).to_numpy()
+    out: dict = {
+        "what": "calibrated 90 % intervals at the stations' own days: share of the readings "
+        "and of the noise-free truth inside them",
+        "rows_with_truth": int(known.sum()),
+    }
+    for column in pred.columns:
+        if not column.startswith("sm_pred_l"):
+            continue
+        k = int(column.removeprefix("sm_pred_l"))
+        layer_truth = truth["station_sm"].sel(layer=k).values  # (time, station)
+        true = np.full(len(table), np.nan)
+        true[known] = layer_truth[time[known], station[known]]
+        reading = table[f"sm_l{k}"].to_numpy(dtype=float)
+        mean, sd = pred[column].to_numpy(), pred[f"sm_sd_l{k}"].to_numpy()
+        layer: dict = {}
+        for name in ("validation", "test"):
+            rows = (labels == name) & known & np.isfinite(reading) & np.isfinite(mean)
+            if not rows.any():
+                continue
+
+            def rmse(a, b, rows=rows):
+                return float(np.sqrt(np.mean((a[rows] - b[rows]) ** 2)))
+
+            layer[name] = {
+                "rows": int(rows.sum()),
+                "coverage_readings": interval_coverage(reading[rows], mean[rows], sd[rows]),
+                "coverage_truth": interval_coverage(true[rows], mean[rows], sd[rows]),
+                "rmse_mean_vs_readings": rmse(mean, reading),
+                "rmse_mean_vs_truth": rmse(mean, true),
+                "rmse_readings_vs_truth": rmse(reading, true),
+            }
+        out[f"layer{k}"] = layer
+    return out
