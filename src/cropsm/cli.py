@@ -170,7 +170,7 @@ def twin_command(
         Literal["tiny", "demo", "paper"],
         typer.Option(help="Size: tiny (tests), demo (0.5 deg, 10 yr) or paper (0.25 deg)."),
     ] = "tiny",
-    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every random draw (0 or more).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty folder.")] = False,
 ) -> None:
     """Generate the virtual China: a complete input set in the real formats, plus the truth."""
@@ -208,7 +208,7 @@ def run_command(
     from cropsm.pipeline import run_pipeline
 
     cfg = load_config(config)
-    wanted = [s.strip() for s in stages.split(",")] if stages else None
+    wanted = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
     summary = run_pipeline(cfg, out, stages=wanted, force=force, console=console)
     table = Table(title=f"run {cfg.run.name}: {out}")
     table.add_column("stage")
@@ -278,6 +278,7 @@ def evaluate_command(
     from cropsm.provenance import write_json
     from cropsm.sources import EvaluationRequest
     from cropsm.stages import evaluate_run
+    from cropsm.train.artifacts import json_safe
 
     check_writable(json_out, "--json", beside=True)
     request = EvaluationRequest(
@@ -289,7 +290,7 @@ def evaluate_command(
         last_year=last_year,
     )
     result = evaluate_run(run_dir, request)
-    write_json(json_out, result)
+    write_json(json_out, json_safe(result))  # strict JSON: a metric without rows is null
     table = Table(title=f"networks of {run_dir} on {result['stations']} stations")
     layers = sorted(k for k in result if k.startswith("layer"))
     with_coverage = any("interval90_coverage" in result[k] for k in layers)

@@ -45,7 +45,9 @@ class StrictModel(BaseModel):
 
 class RunSection(StrictModel):
     name: str = Field("run", description="A label for the run, used in the report.")
-    seed: int = Field(0, description="Seed of every random choice of the run after the inputs.")
+    seed: int = Field(
+        0, ge=0, description="Seed of every random choice of the run after the inputs."
+    )
     isolate_stages: bool = Field(
         True,
         description=(
@@ -60,7 +62,7 @@ class TwinInput(StrictModel):
     preset: Literal["tiny", "demo", "paper"] = Field(
         "tiny", description="Size of the virtual China (see `cropsm twin --help`)."
     )
-    seed: int = Field(0, description="Seed of the virtual China generator.")
+    seed: int = Field(0, ge=0, description="Seed of the virtual China generator.")
 
     def resolve_paths(self, base: Path) -> TwinInput:
         """The twin section has no paths (it is written into the run directory)."""
@@ -218,6 +220,12 @@ def load_config(path: str | Path) -> RunConfig:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte 0x{err.object[err.start]:02x} is not UTF-8; "
+            "expected a UTF-8 text file (TOML)"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -61,23 +62,37 @@ def run_pipeline(
     console: Console | None = None,
 ) -> dict:
     """Run the selected stages (default: all, in registry order) and return their results."""
+    pipeline = ordered_stages()
+    names = [st.name for st in pipeline]
+    wanted = names if stages is None else list(stages)
+    unknown = [s for s in wanted if s not in names]
+    if unknown or not wanted:
+        problem = f"unknown stage(s) {unknown}" if unknown else "no stage given"
+        raise UsageError(f"{problem}; expected some of {names}")
     check_writable(run_dir, "--out")  # before any input is read
     ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(stderr=True))
     layout = RunLayout(Path(run_dir))
+    was_empty = not Path(run_dir).exists() or not any(Path(run_dir).iterdir())
     make_folder(run_dir)
     seeds = {"run": config.run.seed}
     input_seed = getattr(config.inputs.section, "seed", None)  # a generated input (the twin)
     if input_seed is not None:
         seeds[config.inputs.source] = input_seed
-    write_provenance(run_dir, config_to_dict(config), seeds)
-    pipeline = ordered_stages()
-    names = [st.name for st in pipeline]
-    wanted = names if not stages else stages
-    unknown = [s for s in wanted if s not in names]
-    if unknown:
-        raise UsageError(f"unknown stage(s) {unknown}; expected some of {names}")
+    summary: dict = {}
+    try:
+        write_provenance(run_dir, config_to_dict(config), seeds)
+        return _run_stages(ctx, layout, pipeline, wanted, force, summary)
+    except BaseException:
+        if was_empty and not summary:  # nothing finished: leave the folder as it was, empty
+            for child in Path(run_dir).iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
+
+
+def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
+    """The stage loop of :func:`run_pipeline`; ``summary`` fills as stages finish."""
+    config = ctx.config
     keys: tuple[str, ...] = ()
-    summary = {}
     for st in pipeline:
         name = st.name
         keys = tuple(dict.fromkeys(keys + st.config_keys))

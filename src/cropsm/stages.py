@@ -72,12 +72,24 @@ def features_stage(ctx: RunContext) -> dict:
     write_station_table(table, ctx.layout.station_table)
     write_json(ctx.layout.station_table_report, report)
     kept = sum(report["observations_out_by_layer"].values())
-    return {
+    result = {
         "rows": int(len(table)),
         "stations": int(table["station_id"].nunique()),
         "observations_kept": int(kept),
         "observations_dropped": int(report["observations_in"] - kept),
     }
+    lost = report.get("stations_without_rows") or []
+    if lost:
+        names = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        ctx.console.print(
+            f"  warning: {len(lost)} station(s) lost every observation: {names} "
+            f"({_unusable(report).removesuffix('; ' + _EXPECTED_ROWS)}); "
+            f"see {ctx.layout.station_table_report.name}",
+            highlight=False,
+            markup=False,
+        )
+        result["stations_without_rows"] = len(lost)
+    return result
 
 
 def _unusable(report: dict) -> str:
@@ -90,12 +102,21 @@ def _unusable(report: dict) -> str:
         within = f" {period[0]} to {period[1]}" if period else ""
         parts.append(f"{outside} of {n_in} station-days lie outside the climate period{within}")
     if report.get("dropped_nan_features"):
-        columns = ", ".join(f"{c} ({n})" for c, n in report["nan_features_by_column"].items())
+        by_column = report["nan_features_by_column"]
+        columns = ", ".join(f"{c} ({n})" for c, n in by_column.items())
         parts.append(f"{report['dropped_nan_features']} lack a feature: {columns}")
+        if any(c.startswith("precip_") and c[-1] == "m" for c in by_column):
+            parts.append(
+                "the precipitation sums look back up to 12 months, so the first year of a "
+                "record cannot be scored"
+            )
     if report.get("dropped_no_layer_left"):
         parts.append(f"{report['dropped_no_layer_left']} have no layer left")
     reasons = "; ".join(parts) or "every row was dropped"
-    return f"{reasons}; expected observations on days the climate and static inputs cover"
+    return f"{reasons}; {_EXPECTED_ROWS}"
+
+
+_EXPECTED_ROWS = "expected observations on days the climate and static inputs cover"
 
 
 @stage(
@@ -181,6 +202,8 @@ def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
     ctx = RunContext(config=config, run_dir=run_dir)
     source = check_evaluation_format(config, request)
     table, report = source.evaluation_table(config.inputs.section, ctx, request)
+    if len(table) == 0:
+        raise InputError(request.path, None, f"no observation can be scored: {_unusable(report)}")
     members = load_ensemble(ctx.layout.models_dir)
     residual = load_residual_sd(ctx.layout.models_dir)
     raw = predict_ensemble(members, table)

@@ -582,6 +582,7 @@ def _finish_table(
     (c) where the soil of layer k is NaN only that layer's observation is blanked;
     (d) rows left with no observed layer are dropped.
     """
+    entering = pd.Index(table["station_id"].astype(str).unique())
     checked = [
         c for g in on if g not in ("soil", "pattern") for c in group_columns(g) if c in table
     ] + ["doy"]
@@ -609,6 +610,8 @@ def _finish_table(
     table.attrs["units"] = {c: u for c, u in TABLE_UNITS.items() if c in table}
     report["rows_out"] = int(len(table))
     report["stations_out"] = int(table["station_id"].nunique())
+    lost = entering.difference(pd.Index(table["station_id"].astype(str).unique()))
+    report["stations_without_rows"] = sorted(lost.tolist())
     report["observations_out_by_layer"] = {c: int(table[c].notna().sum()) for c in SM_COLUMNS}
     report["climate_period"] = [str(time_index[0].date()), str(time_index[-1].date())]
     return table, report

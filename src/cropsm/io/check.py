@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import pandas as pd
+
 from cropsm.errors import InputError
 from cropsm.features.groups import active_groups
 from cropsm.features.station_table import GROUP_SOURCES
@@ -67,9 +69,16 @@ def check_inputs(paths: dict, groups_off: Iterable[str] = ()) -> dict:
     data = load_inputs(paths, groups_off=groups_off)
     climate = data["climate"]
     obs = data["stations"].obs
+    silent = data["stations"].meta.index.difference(pd.Index(obs["station_id"].unique()))
     return {
         "stations": int(len(data["stations"].meta)),
         "observations": int(len(obs)),
+        **(
+            {"observations_missing_sm": int(data["stations"].n_dropped_missing)}
+            if data["stations"].n_dropped_missing
+            else {}
+        ),
+        **({"stations_without_observations": len(silent)} if len(silent) else {}),
         "climate_days": int(climate.sizes["time"]),
         "grid": f"{climate.sizes['lat']} x {climate.sizes['lon']}",
         "static": data["static"] is not None,

@@ -501,8 +501,15 @@ def _validate(
     gaps of :func:`_check_missing_values`."""
     names = list(dataset.data_vars)
     counts = counts or []
-    extremes, numbers = dask.compute(
-        [(dataset[n].min(), dataset[n].max()) for n in names], [c for _, c in counts]
+    daily: dict[str, xr.DataArray] = {}  # per-day summaries for _check_plausible
+    if {"air_temperature", "dewpoint_temperature"} <= set(names):
+        excess = dataset["dewpoint_temperature"] - dataset["air_temperature"]
+        daily["dew_above"] = (excess > DEWPOINT_EXCESS_K).sum(["lat", "lon"])
+        daily["dew_cells"] = excess.count(["lat", "lon"])
+    if "net_solar_radiation" in names:
+        daily["solar_peak"] = dataset["net_solar_radiation"].max(["lat", "lon"])
+    extremes, numbers, daily = dask.compute(
+        [(dataset[n].min(), dataset[n].max()) for n in names], [c for _, c in counts], daily
     )
     pieces = [piece for piece, _ in counts]
     gaps = _check_missing_values(list(zip(pieces, numbers, strict=True)))
@@ -529,7 +536,71 @@ def _validate(
             f"daily {name} {value:.4g}{unit_text} at {location} is outside the physical range "
             f"{lo:g} to {hi:g}{unit_text}; check the units attribute ({series.units!r})",
         )
+    _check_plausible(pd.DatetimeIndex(dataset["time"].values), series_of, daily)
     return gaps
+
+
+DEWPOINT_EXCESS_K = 1.0
+"""Daily mean dew point above the daily mean air temperature by more than this (K) is
+impossible (every hourly dew point is at most the air temperature)."""
+
+DEWPOINT_EXCESS_SHARE = 0.01
+"""Share of cell-days above :data:`DEWPOINT_EXCESS_K` that is an error (rounding and
+regridding leave a few)."""
+
+NET_SOLAR_MIN_PEAK_MJ = 1.0
+"""The largest daily net solar radiation of a record of a month or more lies far above this
+(MJ m-2 d-1; about 10-30 where crops grow); below it the values are in other units."""
+
+
+def _check_plausible(days: pd.DatetimeIndex, series_of: dict, daily: dict) -> None:
+    """Values within their physical ranges that still cannot be right as a whole, per file:
+
+    * a dew point above the air temperature on more than 1 % of a file's cell-days (e.g. the
+      two variables swapped, or the dew point in other units);
+    * net solar radiation whose largest daily value in a file of 28 days or more is below
+      1 MJ m-2 (e.g. W m-2 values labelled J m-2: a daily mean of ~200 W m-2 read as a daily
+      sum in J m-2 is 0.0002 MJ m-2).
+
+    ``daily`` holds per-day summaries over the grid: ``dew_above`` (cell-days with the dew
+    point more than :data:`DEWPOINT_EXCESS_K` above the air temperature) and ``dew_cells``,
+    ``solar_peak`` (the day's largest net solar radiation, MJ m-2).
+    """
+
+    def in_file(first: pd.Timestamp, last: pd.Timestamp) -> tuple[np.ndarray, str]:
+        rows = (days >= first.floor("D")) & (days <= last)
+        return rows, f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
+
+    if "dew_above" in daily:
+        series = series_of["dewpoint_temperature"]
+        for first, last, path in series.spans:
+            rows, span = in_file(first, last)
+            above = int(np.asarray(daily["dew_above"])[rows].sum())
+            total = int(np.asarray(daily["dew_cells"])[rows].sum())
+            if total and above > DEWPOINT_EXCESS_SHARE * total:
+                raise InputError(
+                    path,
+                    f"variable '{series.name}'",
+                    f"the daily dew point exceeds the air temperature by more than "
+                    f"{DEWPOINT_EXCESS_K:g} K on {above} of {total} cell-days of {span}; "
+                    "expected a dew point at or below the air temperature: check that the dew "
+                    "point and air temperature are not swapped, and their units attributes",
+                )
+    if "solar_peak" in daily:
+        series = series_of["net_solar_radiation"]
+        for first, last, path in series.spans:
+            rows, span = in_file(first, last)
+            if rows.sum() < 28:
+                continue
+            peak = float(np.nanmax(np.asarray(daily["solar_peak"], dtype=float)[rows]))
+            if np.isfinite(peak) and peak < NET_SOLAR_MIN_PEAK_MJ:
+                raise InputError(
+                    path,
+                    f"variable '{series.name}'",
+                    f"the largest daily net solar radiation of {span} is {peak:.4g} MJ m-2, "
+                    "implausibly small (expected a peak of about 10-30 MJ m-2 per day); check "
+                    f"the units attribute ({series.units!r}): values in W m-2 labelled J m-2?",
+                )
 
 
 def _clip_noise(dataset: xr.Dataset) -> xr.Dataset:

@@ -409,6 +409,14 @@ def read_static(
         "harvested_area": _harvested_area(ds, path),
         "region": _region(ds, path),
     }
+    for name, da in fields.items():
+        if da.dtype.kind == "f" and bool(da.isnull().all()):
+            raise InputError(
+                path,
+                f"variable '{name}'",
+                "every value is missing (NaN or the fill value); expected values at the "
+                "stations' and the cropland's cells",
+            )
     if target_lat is not None or target_lon is not None:
         if target_lat is None or target_lon is None:
             raise ValueError("give both target_lat and target_lon, or neither")

@@ -26,7 +26,14 @@ from xarray.indexes import PandasIndex
 
 from cropsm.errors import UsageError
 from cropsm.io.atomic import atomic_output
-from cropsm.predict.store import FLAG_FILL, SM_FILL, SM_SCALE, open_product, time_bounds
+from cropsm.predict.store import (
+    FLAG_FILL,
+    PRODUCT_FORMAT,
+    SM_FILL,
+    SM_SCALE,
+    open_product,
+    time_bounds,
+)
 
 NETCDF_COMPLEVEL = 4
 LABEL_COORDINATES = ("scenario", "pattern")
@@ -63,6 +70,12 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     if not (product / "zarr.json").is_file():
         raise FileNotFoundError(f"{product}: not a zarr product store")
     ds = open_product(product, allow_incomplete=True)  # refused below, with a count
+    if ds.attrs.get("product_format") != PRODUCT_FORMAT:
+        raise UsageError(
+            f"{product}: not a cropsm product store (attribute product_format "
+            f"{ds.attrs.get('product_format')!r}; expected {PRODUCT_FORMAT!r}, as written by "
+            "`cropsm predict`)"
+        )
     if "block_done" in ds:
         done = ds["block_done"].values
         if not allow_incomplete and not done.all():

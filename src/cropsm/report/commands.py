@@ -22,8 +22,15 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         Always rebuilt from what the run directory holds now; sections whose inputs are missing
         say so. The run's provenance.json and run_summary.json are left as they are.
         """
+        from cropsm.errors import UsageError
         from cropsm.report.html import report_summary, write_report
+        from cropsm.run_layout import RunLayout
 
+        if run_dir.is_dir() and not RunLayout(run_dir).config.is_file():
+            raise UsageError(
+                f"{run_dir}: not a cropsm run directory (no {RunLayout(run_dir).config.name}; "
+                "expected the --out folder of `cropsm run`)"
+            )
         path = write_report(run_dir)
         info = report_summary(path)
         stdout.print(f"{info['figures']} figures, {info['size_mb']} MB")

@@ -44,6 +44,11 @@ class EvaluationRequest:
     first_year: int | None = None
     last_year: int | None = None
 
+    def __post_init__(self) -> None:
+        first, last = self.first_year, self.last_year
+        if first is not None and last is not None and first > last:
+            raise UsageError(f"--first-year {first} is after --last-year {last}")
+
     def applied_to(self, section):
         """A station-network input section (``root``, ``stations``, ``first_year``,
         ``last_year``) with the run's reading options, moved to the requested folder, stations

@@ -138,7 +138,7 @@ class TrainConfig(BaseModel):
     validation_fraction: float = Field(
         0.1, gt=0.0, lt=1.0, description="Share of the non-test rows for validation."
     )
-    seed: int = Field(0, description="Seed of the split, initial weights and shuffling.")
+    seed: int = Field(0, ge=0, description="Seed of the split, initial weights and shuffling.")
     max_epochs: int = Field(100, ge=1, description="Most epochs per configuration.")
     patience: int = Field(
         10, ge=1, description="Epochs without validation improvement before stopping."

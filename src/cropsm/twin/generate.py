@@ -130,6 +130,8 @@ def generate_twin(
     """
     t_start = time.perf_counter()
     spec = preset if isinstance(preset, Preset) else get_preset(preset)
+    if int(seed) < 0:
+        raise ValueError(f"twin seed {seed}: expected an integer of 0 or more")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir}: exists and is not empty (use --overwrite)")
