@@ -11,7 +11,10 @@ and every other line one measurement ``YYYY/MM/DD HH:MM VALUE ISMN_FLAG PROVIDER
 (soil moisture in m3 m-3; ISMN quality flags: ``G`` good, ``C0x`` outside the plausible range,
 ``D0x`` dubious - D01-D05 among them mark frozen soil from soil or air temperature -, ``M``
 missing). Dorigo et al. (2021), Hydrol. Earth Syst. Sci. 25, 5749-5804, describe the network
-and its flags.
+and its flags. Lines may come in any time order (they are sorted); a line repeating an earlier
+one (same time, value and flag) is dropped and counted (``duplicate_lines_dropped`` in the
+report), while two lines with the same time and different values are an error naming both. A
+header with DEPTH_FROM deeper than DEPTH_TO is an error naming line 1.
 
 Files are read with the ``ismn`` package (``ismn.filehandlers.DataFile``, TU Wien) when it is
 installed (``engine="ismn"``), else with the reader of this module for the same format
@@ -22,7 +25,10 @@ files into the data folder.
 From sensors to the five 10-cm layers (:func:`layer_weights`)
 --------------------------------------------------------------
 1. Daily means of each sensor's values whose ISMN flag is good (``G``; ``good_flags``) and that
-   lie within 0-0.7 m3 m-3; a day needs at least ``min_values_per_day`` such values.
+   lie within 0-0.7 m3 m-3; a day needs at least ``min_values_per_day`` such values. Good values
+   outside the range are dropped and counted in the report (``values_out_of_range_dropped``);
+   when 90 % or more of a file's good values are outside it, the file is in another unit
+   (percent, say) and that is an error naming the file and the values' range.
 2. Each sensor covers a depth interval [a, b]. A sensor at one depth (a = b = z) counts for the
    layers whose top <= z <= bottom (weight 1; a sensor exactly on a boundary, e.g. 10 cm, counts
    for both layers). A sensor over an interval counts for layer [t, u] with weight equal to the
@@ -75,7 +81,11 @@ from cropsm.io.record_selection import RecordSelection
 Engine = Literal["auto", "ismn", "builtin"]
 
 VOLUMETRIC_RANGE = (0.0, 0.7)
-"""Plausible volumetric water content, m3 m-3; values outside are dropped."""
+"""Plausible volumetric water content, m3 m-3; values outside are dropped (and counted)."""
+
+UNIT_ERROR_SHARE = 0.9
+"""A file whose good-flag values lie outside :data:`VOLUMETRIC_RANGE` this often or more is in
+another unit (percent, say): an error, not a silent drop of the whole sensor."""
 
 GOOD_FLAGS: tuple[str, ...] = ("G",)
 """ISMN quality flags kept by default."""
@@ -109,7 +119,9 @@ class SensorSeries:
     depth_from_cm, depth_to_cm
         The sensor's depth interval, cm (equal for a sensor at one depth).
     data
-        ``time`` (datetime64[ns]), ``value`` (float), ``flag`` (str).
+        ``time`` (datetime64[ns], ascending, unique), ``value`` (float), ``flag`` (str).
+    duplicates_dropped
+        Lines that repeated an earlier line (same time, value and flag) and were dropped.
     """
 
     path: Path
@@ -123,6 +135,7 @@ class SensorSeries:
     depth_from_cm: float
     depth_to_cm: float
     data: pd.DataFrame
+    duplicates_dropped: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,12 +208,23 @@ def _header(path: Path, line: str) -> dict[str, Any]:
             raise InputError(
                 path, f"line 1, header field {name.upper()}", f"{text!r} is not a number"
             ) from None
+    if header["depth_from"] > header["depth_to"]:
+        raise InputError(
+            path,
+            "line 1, header fields DEPTH_FROM and DEPTH_TO",
+            f"depth_from {header['depth_from']:g} m is deeper than depth_to "
+            f"{header['depth_to']:g} m; expected DEPTH_FROM <= DEPTH_TO (m below the surface, "
+            "the top of the sensor first; equal for a sensor at one depth)",
+        )
     header["sensor"] = " ".join(parts[8:])
     return header
 
 
 def _read_builtin(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Parse one ``.stm`` file (header line + ``date time value flag provider_flag`` lines)."""
+    """Parse one ``.stm`` file (header line + ``date time value flag provider_flag`` lines).
+
+    The data keep the file's order and carry each measurement's ``line`` number (1: header).
+    """
     try:
         text = path.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
@@ -211,7 +235,9 @@ def _read_builtin(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     header = _header(path, lines[0])
     body = [(i + 2, line) for i, line in enumerate(lines[1:]) if line.strip()]
     if not body:
-        return header, pd.DataFrame({"time": pd.to_datetime([]), "value": [], "flag": []})
+        return header, pd.DataFrame(
+            {"time": pd.to_datetime([]), "value": [], "flag": [], "line": []}
+        ).astype({"value": np.float64, "flag": object, "line": np.int64})
     counts = np.array([len(line.split()) for _, line in body])
     bad = np.flatnonzero((counts < 4) | (counts > 5))
     if bad.size:
@@ -246,7 +272,12 @@ def _read_builtin(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
             path, f"line {body[i][0]}, column VALUE", f"{frame['value'].iloc[i]!r} is not a number"
         )
     data = pd.DataFrame(
-        {"time": time.to_numpy(), "value": value.to_numpy(np.float64), "flag": frame["flag"]}
+        {
+            "time": time.to_numpy(),
+            "value": value.to_numpy(np.float64),
+            "flag": frame["flag"],
+            "line": np.array([number for number, _ in body], dtype=np.int64),
+        }
     )
     return header, data
 
@@ -294,6 +325,58 @@ def _ismn_available() -> bool:
     return True
 
 
+def _measurement(row: pd.Series) -> str:
+    return f"{row['time']:%Y/%m/%d %H:%M} {row['value']:g} {row['flag']}"
+
+
+def _in_time_order(path: Path, data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The measurements sorted by time, repeated identical lines dropped.
+
+    Returns
+    -------
+    (data, duplicates)
+        ``time``, ``value``, ``flag`` in time order (the file's order among equal times), and
+        the number of repeated lines dropped (same time, value and ISMN flag as an earlier one).
+
+    Raises
+    ------
+    InputError
+        Two lines with the same time but a different value or flag, naming both lines (when
+        ``data`` has no ``line`` column, the file is read again by the built-in reader to
+        find them).
+    """
+    data = data.sort_values("time", kind="stable", ignore_index=True)
+    repeated = data["time"].duplicated(keep="first").to_numpy()
+    if not repeated.any():
+        return data[["time", "value", "flag"]], 0
+    time = data["time"].to_numpy()
+    starts = np.r_[True, time[1:] != time[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(data)), 0))  # of each time
+    value = data["value"].to_numpy(np.float64)
+    flag = data["flag"].astype(str).to_numpy()
+    same = ((value == value[first]) | (np.isnan(value) & np.isnan(value[first]))) & (
+        flag == flag[first]
+    )
+    conflict = repeated & ~same
+    if conflict.any():
+        if "line" not in data:  # another engine: find the lines with the built-in reader
+            _in_time_order(path, _read_builtin(path)[1])
+        i = int(np.flatnonzero(conflict)[0])
+        j = int(first[i])
+        where = (
+            f"lines {data['line'].iloc[j]} and {data['line'].iloc[i]}" if "line" in data else None
+        )
+        raise InputError(
+            path,
+            where,
+            f"two measurements at the same time, '{_measurement(data.iloc[j])}' and "
+            f"'{_measurement(data.iloc[i])}'; expected one value per time (a repeated identical "
+            "line is dropped)",
+        )
+    data = data.loc[~repeated].reset_index(drop=True)
+    return data[["time", "value", "flag"]], int(repeated.sum())
+
+
 def read_ismn_file(path: str | Path, root: str | Path, engine: Engine = "auto") -> SensorSeries:
     """Read one ISMN ``.stm`` file.
 
@@ -306,10 +389,19 @@ def read_ismn_file(path: str | Path, root: str | Path, engine: Engine = "auto") 
     engine
         ``ismn``, ``builtin`` or ``auto`` (``ismn`` when installed).
 
+    Returns
+    -------
+    SensorSeries
+        The measurements in time order (a file written newest first is read the same as one
+        written oldest first); a repeated identical line is dropped and counted in
+        ``duplicates_dropped``.
+
     Raises
     ------
     InputError
-        A malformed header or line (naming it), or ``engine="ismn"`` without the package.
+        A malformed header or line (naming it), a depth interval with DEPTH_FROM deeper than
+        DEPTH_TO, two lines with the same time and different values (naming both), or
+        ``engine="ismn"`` without the package.
     """
     path, root = Path(path), Path(root)
     if engine == "auto":
@@ -323,6 +415,7 @@ def read_ismn_file(path: str | Path, root: str | Path, engine: Engine = "auto") 
         header, data = _read_builtin(path)
     else:
         raise ValueError(f"unknown engine {engine!r}; expected auto, ismn or builtin")
+    data, duplicates = _in_time_order(path, data)
     name_parts = path.name.split("_")
     return SensorSeries(
         path=path,
@@ -336,6 +429,7 @@ def read_ismn_file(path: str | Path, root: str | Path, engine: Engine = "auto") 
         depth_from_cm=100.0 * float(header["depth_from"]),
         depth_to_cm=100.0 * float(header["depth_to"]),
         data=data,
+        duplicates_dropped=duplicates,
     )
 
 
@@ -404,9 +498,38 @@ def daily_sensor_means(
     keep = data["flag"].astype(str).isin(good_flags).to_numpy()
     keep &= (value >= VOLUMETRIC_RANGE[0]) & (value <= VOLUMETRIC_RANGE[1])
     kept = pd.Series(value[keep], index=pd.DatetimeIndex(data["time"].to_numpy()[keep]).normalize())
+    kept = kept.sort_index(kind="stable")  # pandas cannot group a descending index
     grouped = kept.groupby(level=0)
     means = grouped.mean()
     return means.loc[grouped.size() >= min_values_per_day]
+
+
+def values_out_of_range(series: SensorSeries, good_flags: tuple[str, ...] = GOOD_FLAGS) -> int:
+    """The number of a sensor's good-flag values outside :data:`VOLUMETRIC_RANGE`.
+
+    :func:`daily_sensor_means` drops them; :func:`read_ismn` counts them in its report.
+
+    Raises
+    ------
+    InputError
+        When :data:`UNIT_ERROR_SHARE` or more of the good-flag values are outside the range:
+        the file's values are in another unit (naming the file, the values' range and m3 m-3).
+    """
+    data = series.data
+    good = data["flag"].astype(str).isin(good_flags).to_numpy()
+    value = data["value"].to_numpy(np.float64)[good]
+    value = value[np.isfinite(value)]
+    lo, hi = VOLUMETRIC_RANGE
+    outside = int(((value < lo) | (value > hi)).sum())
+    if outside and outside >= UNIT_ERROR_SHARE * value.size:
+        raise InputError(
+            series.path,
+            "column VALUE",
+            f"{outside} of the {value.size} values flagged {'/'.join(good_flags)} lie outside "
+            f"{lo:g}-{hi:g} (they range from {value.min():g} to {value.max():g}); expected soil "
+            "moisture in m3 m-3 (a sensor in percent: divide its values by 100)",
+        )
+    return outside
 
 
 @dataclass(frozen=True, eq=False)
@@ -458,12 +581,15 @@ def read_ismn(
     IsmnStations
         ``meta`` (``station_id`` ``<NETWORK>.<STATION>``, ``lat``, ``lon``, ``elevation``,
         ``region`` = network, ``pattern`` None, ``first_year``, ``last_year``), ``obs``
-        (``station_id, date, layer, sm``), ``report`` (files, sensors per layer, observations).
+        (``station_id, date, layer, sm``), ``report`` (files, sensors per layer, observations,
+        and over the sensors used: ``duplicate_lines_dropped``, repeated identical lines, and
+        ``values_out_of_range_dropped``, good-flag values outside 0-0.7 m3 m-3).
 
     Raises
     ------
     InputError
-        Malformed files, or a station whose sensors report different coordinates.
+        Malformed files (:func:`read_ismn_file`), a file whose values are in another unit
+        (:func:`values_out_of_range`), or a station whose sensors report different coordinates.
     """
     root = Path(root)
     files = find_ismn_files(root, "sm", networks, stations)
@@ -472,6 +598,8 @@ def read_ismn(
     station_info: dict[str, dict[str, Any]] = {}
     sensors_by_layer = np.zeros(N_LAYERS, dtype=np.int64)
     unused = 0
+    out_of_range = 0
+    duplicates = 0
     for path in files:
         series = read_ismn_file(path, root, engine)
         sid = f"{series.network}.{series.station}"
@@ -493,6 +621,8 @@ def read_ismn(
             unused += 1
             continue
         sensors_by_layer += w > 0
+        duplicates += series.duplicates_dropped
+        out_of_range += values_out_of_range(series, good_flags)
         daily = daily_sensor_means(series.data, good_flags, min_values_per_day)
         if daily.empty:
             continue
@@ -548,6 +678,8 @@ def read_ismn(
         "files": len(files),
         "sensors_unused_below_50cm": unused,
         "sensors_by_layer": {f"sm_l{k + 1}": int(n) for k, n in enumerate(sensors_by_layer)},
+        "duplicate_lines_dropped": duplicates,
+        "values_out_of_range_dropped": out_of_range,
         "stations": len(ids),
         "observations": int(len(obs)),
         "observations_by_layer": {
@@ -852,4 +984,5 @@ __all__ = [
     "read_static_variables",
     "soil_by_layer",
     "station_soil_columns",
+    "values_out_of_range",
 ]
