@@ -78,6 +78,14 @@ class FileInputs(StrictModel):
         default_factory=list, description="ESA CCI soil moisture netCDF files or globs."
     )
 
+    @field_validator("stations", "observations", "static", "climate", "satellite", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value):
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and not item.strip() for item in items):
+            raise ValueError("an empty path; expected a file (or a glob pattern of files)")
+        return value
+
     def resolve_paths(self, base: Path) -> FileInputs:
         """Copy with every relative path made absolute against ``base``."""
 

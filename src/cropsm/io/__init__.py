@@ -42,6 +42,7 @@ __all__ = [*_PUBLIC, "grid_step", "open_netcdf", "resolve_paths", "standardize_g
 
 _LAT_NAMES = ("lat", "latitude", "Latitude", "LAT", "LATITUDE")
 _LON_NAMES = ("lon", "longitude", "Longitude", "LON", "LONGITUDE")
+_AXIS_WORDS = {"lat": "latitudes", "lon": "longitudes"}
 _GLOB_CHARS = "*?["
 
 
@@ -224,7 +225,12 @@ def standardize_grid(obj: Any, path: str | Path | None) -> Any:
                 f"{list(names[:2])} as a 1-D dimension with coordinates",
             )
         if name not in obj.coords:
-            raise InputError(path, f"dimension '{name}'", "has no coordinate values")
+            raise InputError(
+                path,
+                f"dimension '{name}'",
+                "has no coordinate values; expected a 1-D coordinate variable of that name "
+                f"(one of {list(names[:2])}) holding the grid's {_AXIS_WORDS[name]}",
+            )
     lat = np.asarray(obj["lat"].values, dtype=float)
     lon = np.asarray(obj["lon"].values, dtype=float)
     for name, values, lo, hi in (("lat", lat, -90.0, 90.0), ("lon", lon, -180.0, 360.0)):

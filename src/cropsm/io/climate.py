@@ -242,9 +242,8 @@ def _join(short: str, pieces: list[_Piece]) -> _Series:
             raise InputError(
                 piece.path,
                 f"variable '{piece.name}'",
-                f"grid ({piece.data.sizes['lat']} lat x {piece.data.sizes['lon']} lon) differs "
-                f"from that of {first.path.name} ({first.data.sizes['lat']} x "
-                f"{first.data.sizes['lon']}); expected every file on the same grid",
+                f"grid ({_grid_text(piece.data)}) differs from that of {first.path.name} "
+                f"({_grid_text(first.data)}); expected every file on the same grid",
             )
         other = piece.data.attrs.get("units")
         if normalize_units(other) != normalize_units(units):
@@ -270,6 +269,15 @@ def _join(short: str, pieces: list[_Piece]) -> _Series:
     )
     spans = tuple((p.times[0], p.times[-1], p.path) for p in pieces)
     return _Series(short, first.name, data, spans, units)
+
+
+def _grid_text(data: xr.DataArray) -> str:
+    """``20 lat 30 to 39.5 x 16 lon 110 to 117.5``: sizes and extents of a grid."""
+    lat, lon = data["lat"].values, data["lon"].values
+    return (
+        f"{lat.size} lat {lat.min():g} to {lat.max():g} x {lon.size} lon "
+        f"{lon.min():g} to {lon.max():g}"
+    )
 
 
 def _check_same_grid_and_times(series: dict[str, _Series], found: dict[Path, list[str]]) -> None:

@@ -11,6 +11,7 @@ content with the station's bulk density of the layer: ``theta_v = w * rho_b / rh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,8 +141,24 @@ def _read_table(path: Path, required: tuple[str, ...], what: str) -> _Table:
         raise InputError(
             path, None, f"file is empty; expected a header row with {', '.join(required)}"
         ) from None
+    except UnicodeDecodeError as exc:
+        raw = path.read_bytes()
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            path,
+            f"line {line}",
+            f"byte 0x{raw[exc.start]:02x} is not UTF-8; expected a UTF-8 (or ASCII) text file",
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", first_line)
+        if fields:
+            expected, line, saw = fields.groups()
+            raise InputError(
+                path,
+                f"line {line}",
+                f"{saw} fields; expected {expected} like the header (a stray comma?)",
+            ) from None
         raise InputError(path, None, f"cannot be read as {suffix[1:]}: {first_line}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]

@@ -39,11 +39,18 @@ the product): switch the ``pattern`` group off.
 
 Errors
 ------
-A malformed file raises :class:`cropsm.errors.InputError` naming the file and line: a row with
-other than 28 columns, an unparsable date, a value that is not a number, a date outside the
-file's year, a date twice. Values outside their physical range (:data:`PHYSICAL_RANGE`; e.g.
-solar radiation above 50 MJ m-2 d-1, which the real product holds a few times) are set missing
-and counted in the read report instead, since they are the publisher's occasional glitches.
+A malformed file raises :class:`cropsm.errors.InputError` naming the file and line: an empty
+file, a row with other than 28 columns, a byte that is not ASCII text, an unparsable date, a
+value that is not a finite number (``NaN``, ``inf``), a flag other than C/R/U, a date outside the
+file's year, a date twice, a WBAN number that changes within a file or differs from the one of
+the station's other files (the file name carries the station name), a latitude outside -90 to
+90 or a longitude outside -180 to 180, or a station position that moves by more than
+:data:`POSITION_TOLERANCE_DEG` between rows or years (the real stations never move). Values
+outside their physical range (:data:`PHYSICAL_RANGE`; e.g. solar radiation above
+50 MJ m-2 d-1, which the real product holds a few times) are set missing and counted in the read
+report instead, since they are the publisher's occasional glitches; but when (almost) all of a
+column's values in a file are out of range (:data:`UNITS_BAD_FRACTION`), the column is in other
+units (soil moisture in percent, temperature in kelvin) and that is an error.
 """
 
 from __future__ import annotations
@@ -130,6 +137,29 @@ PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
     **{f"SOIL_TEMP_{d}_DAILY": (-60.0, 70.0) for d in SENSOR_DEPTHS_CM},
 }
 """Physical range of each measured column (units of the product); values outside become NaN."""
+
+COLUMN_UNITS: dict[str, str] = {
+    **{c: "degC" for c in PHYSICAL_RANGE if "TEMP" in c or c.startswith("T_DAILY")},
+    "P_DAILY_CALC": "mm",
+    "SOLARAD_DAILY": "MJ m-2 d-1",
+    **{c: "% (relative humidity)" for c in PHYSICAL_RANGE if c.startswith("RH_")},
+    **{c: "m3 m-3 (volumetric fraction, not percent)" for c in PHYSICAL_RANGE if "MOIST" in c},
+}
+"""Unit of each column of :data:`PHYSICAL_RANGE` (named in a units error)."""
+
+UNITS_BAD_FRACTION = 0.9
+"""A column whose out-of-range share of the non-missing values in a file reaches this (and at
+least :data:`UNITS_MIN_BAD` values) is taken to be in other units: an error, not glitches."""
+
+UNITS_MIN_BAD = 3
+"""Least number of out-of-range values of a column in a file for a units error."""
+
+SUR_TEMP_TYPES: tuple[str, ...] = ("C", "R", "U")
+"""Flags of ``SUR_TEMP_DAILY_TYPE``: corrected, raw, unknown (NOAA's daily01 README)."""
+
+POSITION_TOLERANCE_DEG = 0.01
+"""Largest change of a station's latitude or longitude between rows and years, degrees (the
+files give two decimals; none of the 178 real stations moves at all)."""
 
 FILE_PATTERN = re.compile(r"^CRND0103-(\d{4})-(.+)\.txt$")
 """File name of a daily01 file: ``CRND0103-<year>-<station>.txt``."""
@@ -327,47 +357,59 @@ def read_uscrn_daily(files: list[UscrnFile] | tuple[UscrnFile, ...]) -> UscrnDai
     Raises
     ------
     InputError
-        Naming the file and line of a row with other than 28 columns, an unparsable date or
-        number, a WBAN number that changes within a file, a date outside the file's year, or a
-        date listed twice for a station.
+        Naming the file (and line) of an empty file, a row with other than 28 columns, a byte
+        that is not ASCII, an unparsable date or number (``NaN`` and ``inf`` included), an
+        unknown flag, a WBAN number that changes within a file or between a station's files, a
+        date outside the file's year, a date listed twice for a station, a position outside the
+        globe or one that moves, or a column in other units (see the module docstring).
     """
     files = tuple(files)
     if not files:
         raise InputError(None, None, "no USCRN daily01 files given")
     chunks: list[bytes] = []
     rows_per_file: list[int] = []
+    line_numbers: list[np.ndarray] = []
     for f in files:
         try:
             data = f.path.read_bytes()
         except OSError as exc:
             raise InputError(f.path, None, f"cannot be read ({exc.strerror})") from None
-        lines = [line for line in data.splitlines() if line.strip()]
-        rows_per_file.append(len(lines))
-        if lines:
-            chunks.append(b"\n".join(lines) + b"\n")
-    if sum(rows_per_file) == 0:
-        raise InputError(files[0].path, None, "empty; expected one row per day")
+        lines = data.splitlines()
+        kept = [line for line in lines if line.strip()]
+        if not kept:
+            raise InputError(
+                f.path,
+                None,
+                f"empty ({len(data)} bytes, no rows); expected one row per day of {f.year} "
+                "(a damaged download: re-download that file, or remove it)",
+            )
+        rows_per_file.append(len(kept))
+        if len(kept) == len(lines):
+            line_numbers.append(np.arange(1, len(lines) + 1))
+        else:  # blank lines: number the rows as in the file
+            line_numbers.append(np.flatnonzero([bool(line.strip()) for line in lines]) + 1)
+        chunks.append(b"\n".join(kept) + b"\n")
     try:
-        frame = pd.read_csv(
-            io.BytesIO(b"".join(chunks)),
-            sep=r"\s+",
-            header=None,
-            names=list(USCRN_COLUMNS),
-            dtype={**{c: str for c in TEXT_COLUMNS}, **{c: np.float64 for c in NUMERIC_COLUMNS}},
-            engine="c",
-            na_filter=False,
-        )
+        frame = _read_csv(b"".join(chunks))
     except (ValueError, pd.errors.ParserError):
         _diagnose(files)
         raise  # pragma: no cover - _diagnose raises for every parse failure
+    if len(frame) != sum(rows_per_file):  # pragma: no cover - rows are lines, one each
+        _diagnose(files)
     file_index = np.repeat(np.arange(len(files)), rows_per_file)
+    line_number = np.concatenate(line_numbers)
     numeric = frame[list(NUMERIC_COLUMNS)].to_numpy()
-    if np.isnan(numeric).any() or frame[list(TEXT_COLUMNS)].isna().any().any():
+    if not np.isfinite(numeric).all() or frame[list(TEXT_COLUMNS)].isna().any().any():
+        _diagnose(files)
+    if not (
+        all(str(w).isascii() and str(w).isdigit() for w in pd.unique(frame["WBANNO"]))
+        and set(pd.unique(frame["SUR_TEMP_DAILY_TYPE"])) <= set(SUR_TEMP_TYPES)
+    ):
         _diagnose(files)
     dates = pd.to_datetime(frame["LST_DATE"], format="%Y%m%d", errors="coerce")
     if dates.isna().any():
         _diagnose(files)
-    _check_consistency(frame, dates, file_index, files, rows_per_file)
+    _check_consistency(frame, dates, file_index, line_number, files)
 
     out_of_range: dict[str, int] = {}
     stations = np.array([f.station for f in files], dtype=object)[file_index]
@@ -387,6 +429,7 @@ def read_uscrn_daily(files: list[UscrnFile] | tuple[UscrnFile, ...]) -> UscrnDai
             lo, hi = PHYSICAL_RANGE[column]
             bad = (values < lo) | (values > hi)
             if bad.any():
+                _check_units(column, values, bad, file_index, line_number, files)
                 out_of_range[column] = int(bad.sum())
                 values = np.where(bad, np.nan, values)
         columns[column] = values
@@ -400,15 +443,14 @@ def _check_consistency(
     frame: pd.DataFrame,
     dates: pd.Series,
     file_index: np.ndarray,
+    line_number: np.ndarray,
     files: tuple[UscrnFile, ...],
-    rows_per_file: list[int],
 ) -> None:
-    """Dates within each file's year, one WBAN number per file, no date twice per station."""
-    first_row = np.concatenate([[0], np.cumsum(rows_per_file)[:-1]])
+    """Dates within each file's year, one WBAN number per file and per station, no date twice
+    per station, positions on the globe and one position per station."""
 
     def where(row: int) -> tuple[Path, str]:
-        f = int(file_index[row])
-        return files[f].path, f"line {row - first_row[f] + 1}"
+        return files[int(file_index[row])].path, f"line {int(line_number[row])}"
 
     file_years = np.array([f.year for f in files])[file_index]
     wrong_year = dates.dt.year.to_numpy() != file_years
@@ -420,6 +462,7 @@ def _check_consistency(
             f"{line}, column LST_DATE",
             f"date {frame['LST_DATE'].iloc[row]} is not in the file's year {file_years[row]}",
         )
+    first_row = np.concatenate([[0], np.cumsum(np.bincount(file_index, minlength=len(files)))])
     wban = frame["WBANNO"].to_numpy()
     first_wban = wban[first_row[file_index]]
     changed = wban != first_wban
@@ -432,6 +475,7 @@ def _check_consistency(
             f"station number {wban[row]} differs from {first_wban[row]} on the file's first line; "
             "expected one station per file",
         )
+    _check_station_numbers(wban[first_row[:-1]], line_number[first_row[:-1]], files)
     keys = pd.DataFrame(
         {"station": np.array([f.station for f in files], dtype=object)[file_index], "date": dates}
     )
@@ -445,43 +489,226 @@ def _check_consistency(
             f"date {frame['LST_DATE'].iloc[row]} appears twice for station "
             f"{keys['station'].iloc[row]!r}; expected one row per day",
         )
+    _check_positions(frame, file_index, line_number, files)
+
+
+def _check_station_numbers(
+    file_wban: np.ndarray, first_line: np.ndarray, files: tuple[UscrnFile, ...]
+) -> None:
+    """One WBAN number per station name: a file whose number differs from the one of most of
+    the station's other files (the earliest on a tie) is another station's file."""
+    by_station: dict[str, list[int]] = {}
+    for k, f in enumerate(files):
+        by_station.setdefault(f.station, []).append(k)
+    for station, members in by_station.items():
+        numbers = [str(file_wban[k]) for k in members]
+        if len(set(numbers)) == 1:
+            continue
+        expected = max(dict.fromkeys(numbers), key=numbers.count)  # ties: the earliest file
+        reference = members[numbers.index(expected)]
+        wrong = next(k for k, n in zip(members, numbers, strict=True) if n != expected)
+        raise InputError(
+            files[wrong].path,
+            f"line {int(first_line[wrong])}, column WBANNO",
+            f"station number {file_wban[wrong]}, but station {station!r} (the file name's) has "
+            f"number {expected} in {files[reference].path}; expected the file of station "
+            f"{station!r} (another station's file under this name? re-download that file)",
+        )
+
+
+def _check_positions(
+    frame: pd.DataFrame,
+    file_index: np.ndarray,
+    line_number: np.ndarray,
+    files: tuple[UscrnFile, ...],
+) -> None:
+    """Latitude within -90..90 and longitude within -180..180 (missing markers aside), and
+    one position per station within :data:`POSITION_TOLERANCE_DEG` across rows and years."""
+    lon = frame["LONGITUDE"].to_numpy(np.float64)
+    lat = frame["LATITUDE"].to_numpy(np.float64)
+    lon = np.where(np.isin(lon, missing_markers("LONGITUDE")), np.nan, lon)
+    lat = np.where(np.isin(lat, missing_markers("LATITUDE")), np.nan, lat)
+
+    def where(row: int) -> tuple[Path, str]:
+        return files[int(file_index[row])].path, f"line {int(line_number[row])}"
+
+    for name, values, limit, unit in (
+        ("LATITUDE", lat, 90.0, "degrees north"),
+        ("LONGITUDE", lon, 180.0, "degrees east"),
+    ):
+        outside = np.abs(values) > limit
+        if outside.any():
+            row = int(np.argmax(outside))
+            path, line = where(row)
+            swapped = abs(lon[row]) <= 90.0 and abs(lat[row]) <= 180.0
+            raise InputError(
+                path,
+                f"{line}, column {name}",
+                f"{name.lower()} {values[row]:g} is outside -{limit:g} to {limit:g}; expected "
+                f"{unit}" + (" (are LONGITUDE and LATITUDE swapped?)" if swapped else ""),
+            )
+    stations = np.array([f.station for f in files], dtype=object)[file_index]
+    known = ~(np.isnan(lon) | np.isnan(lat))
+    if not known.any():
+        return
+    table = pd.DataFrame(
+        {"station": stations[known], "lon": lon[known], "lat": lat[known]},
+        index=np.flatnonzero(known),
+    )
+    counts = (
+        table.reset_index()
+        .groupby(["station", "lon", "lat"], sort=False)["index"]
+        .agg(["size", "min"])
+        .reset_index()
+        .sort_values(["station", "size", "min"], ascending=[True, False, True], kind="stable")
+        .drop_duplicates("station")
+        .set_index("station")
+    )
+    ref_lon = counts["lon"].reindex(table["station"]).to_numpy()
+    ref_lat = counts["lat"].reindex(table["station"]).to_numpy()
+    ref_row = counts["min"].reindex(table["station"]).to_numpy()
+    d_lon = np.abs((table["lon"].to_numpy() - ref_lon + 180.0) % 360.0 - 180.0)
+    d_lat = np.abs(table["lat"].to_numpy() - ref_lat)
+    moved = np.maximum(d_lon, d_lat) > POSITION_TOLERANCE_DEG + 1e-6
+    if moved.any():
+        k = int(np.argmax(moved))
+        row = int(table.index[k])
+        path, line = where(row)
+        ref_path, ref_line = where(int(ref_row[k]))
+        same = "this file" if ref_path == path else str(ref_path)
+        raise InputError(
+            path,
+            f"{line}, columns LONGITUDE, LATITUDE",
+            f"station {stations[row]!r} at lat {lat[row]:g}, lon {lon[row]:g} here, but at lat "
+            f"{ref_lat[k]:g}, lon {ref_lon[k]:g} (its usual position) in {same}, {ref_line}; "
+            f"expected one position per station (within {POSITION_TOLERANCE_DEG:g} degree): "
+            "a damaged value, a flipped sign or swapped columns? re-download that file",
+        )
+
+
+def _units_hint(column: str) -> str:
+    """The likely wrong unit of a column, for a units error (`` (percent?)``)."""
+    if "MOIST" in column:
+        return " (percent?)"
+    if "TEMP" in column or column.startswith("T_DAILY"):
+        return " (kelvin or degF?)"
+    if column == "SOLARAD_DAILY":
+        return " (W m-2 or kJ m-2?)"
+    return ""
+
+
+def _check_units(
+    column: str,
+    values: np.ndarray,
+    bad: np.ndarray,
+    file_index: np.ndarray,
+    line_number: np.ndarray,
+    files: tuple[UscrnFile, ...],
+) -> None:
+    """Raise when (almost) all non-missing values of ``column`` in a file lie outside its
+    physical range: the column is in other units (single glitches are only counted)."""
+    n = len(files)
+    valid = np.bincount(file_index, weights=~np.isnan(values), minlength=n)
+    n_bad = np.bincount(file_index, weights=bad, minlength=n)
+    wrong = (n_bad >= UNITS_MIN_BAD) & (n_bad >= UNITS_BAD_FRACTION * valid)
+    if not wrong.any():
+        return
+    k = int(np.argmax(wrong))
+    in_file = file_index == k
+    bad_values = values[in_file & bad]
+    first = int(np.argmax(in_file & bad))
+    lo, hi = PHYSICAL_RANGE[column]
+    raise InputError(
+        files[k].path,
+        f"column {column}",
+        f"{int(n_bad[k])} of {int(valid[k])} values lie outside {lo:g} to {hi:g} (they range "
+        f"{bad_values.min():g} to {bad_values.max():g}, e.g. {values[first]:g} on line "
+        f"{int(line_number[first])}); expected {COLUMN_UNITS[column]}: the column is in other "
+        f"units{_units_hint(column)}; convert it back or re-download that file",
+    )
+
+
+def _expected(column: str) -> str:
+    """What a column of a daily01 row holds (for error messages)."""
+    if column == "WBANNO":
+        return "the station's WBAN number (digits)"
+    if column == "LST_DATE":
+        return "a date YYYYMMDD"
+    if column == "SUR_TEMP_DAILY_TYPE":
+        return f"the flag {', '.join(SUR_TEMP_TYPES[:-1])} or {SUR_TEMP_TYPES[-1]}"
+    return "a number"
+
+
+def _read_csv(data: bytes) -> pd.DataFrame:
+    """The fast path's parse of daily01 bytes (also used to find a file the parser rejects)."""
+    return pd.read_csv(
+        io.BytesIO(data),
+        sep=r"\s+",
+        header=None,
+        names=list(USCRN_COLUMNS),
+        dtype={**{c: str for c in TEXT_COLUMNS}, **{c: np.float64 for c in NUMERIC_COLUMNS}},
+        engine="c",
+        na_filter=False,
+    )
 
 
 def _diagnose(files: tuple[UscrnFile, ...]) -> None:
-    """Find and raise the first malformed line of the files (slow path, only on failure)."""
+    """Find and raise the first malformed line of the files (slow path, only on failure).
+
+    Lines are numbered as in the file (blank lines count), as the fast path numbers them.
+    """
     for f in files:
-        text = f.path.read_bytes().decode("ascii", errors="replace")
-        for number, line in enumerate(text.splitlines(), start=1):
-            parts = line.split()
-            if not parts:
+        data = f.path.read_bytes()
+        for number, raw in enumerate(data.splitlines(), start=1):
+            tokens = raw.split()
+            if not tokens:
                 continue
-            if len(parts) != len(USCRN_COLUMNS):
+            if len(tokens) != len(USCRN_COLUMNS):
                 raise InputError(
                     f.path,
                     f"line {number}",
-                    f"{len(parts)} columns; expected {len(USCRN_COLUMNS)} (USCRN daily01: "
+                    f"{len(tokens)} columns; expected {len(USCRN_COLUMNS)} (USCRN daily01: "
                     "WBANNO LST_DATE CRX_VN LONGITUDE LATITUDE ... SOIL_TEMP_100_DAILY)",
                 )
-            date = parts[1]
-            if not (len(date) == 8 and date.isdigit()) or pd.isna(
-                pd.to_datetime(date, format="%Y%m%d", errors="coerce")
-            ):
-                raise InputError(
-                    f.path, f"line {number}, column LST_DATE", f"{date!r} is not a date YYYYMMDD"
-                )
-            for name, value in zip(USCRN_COLUMNS, parts, strict=True):
-                if name in TEXT_COLUMNS:
-                    continue
-                try:
-                    number_value = float(value)
-                except ValueError:
-                    number_value = float("nan")
-                if not np.isfinite(number_value):
+            for name, token in zip(USCRN_COLUMNS, tokens, strict=True):
+                value = token.decode("ascii", errors="backslashreplace")
+                where = f"line {number}, column {name}"
+                if not token.isascii():
+                    byte = next(b for b in token if b > 0x7F)
                     raise InputError(
-                        f.path, f"line {number}, column {name}", f"{value!r} is not a number"
+                        f.path,
+                        where,
+                        f"byte 0x{byte:02x} is not ASCII text; expected {_expected(name)} "
+                        "(a damaged file: re-download that file)",
                     )
-    raise InputError(  # pragma: no cover - the parser failed on something not found above
-        files[0].path, None, "cannot be parsed as USCRN daily01 files"
+                if name == "WBANNO" and not value.isdigit():
+                    raise InputError(f.path, where, f"{value!r}; expected {_expected(name)}")
+                elif name == "LST_DATE":
+                    if not (len(value) == 8 and value.isdigit()) or pd.isna(
+                        pd.to_datetime(value, format="%Y%m%d", errors="coerce")
+                    ):
+                        raise InputError(f.path, where, f"{value!r} is not a date YYYYMMDD")
+                elif name == "SUR_TEMP_DAILY_TYPE" and value not in SUR_TEMP_TYPES:
+                    raise InputError(
+                        f.path, where, f"{value!r} is not a flag; expected {_expected(name)}"
+                    )
+                elif name in NUMERIC_COLUMNS:
+                    try:
+                        number_value = float(value)
+                    except ValueError:
+                        number_value = float("nan")
+                    if not np.isfinite(number_value):
+                        raise InputError(f.path, where, f"{value!r} is not a number")
+    for f in files:  # pragma: no cover - every failure of the joint parse is found above
+        try:
+            _read_csv(f.path.read_bytes())
+        except (ValueError, pd.errors.ParserError) as exc:
+            problem = " ".join(str(exc).split())
+            raise InputError(
+                f.path, None, f"cannot be parsed as a USCRN daily01 file ({problem})"
+            ) from None
+    raise InputError(  # pragma: no cover
+        files[0].path.parent.parent, None, "cannot be parsed as USCRN daily01 files"
     )
 
 
