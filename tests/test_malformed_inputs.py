@@ -337,6 +337,8 @@ CASES = [
              "row 3, column 'station_id'", "'S9'"),
     obs_case("obs-bracketed-file-name", obs_set(0, "date", "10/13/2012"),
              "row 2, column 'date'", name="observations [v2].csv"),
+    obs_case("obs-stray-field", [*OBS_ROWS[:2], OBS_ROWS[2] + ",x", *OBS_ROWS[3:]],
+             "line 4", "5 fields; expected 4 like the header"),
     obs_case("obs-missing-sm-column", [r.rsplit(",", 1)[0] for r in OBS_ROWS], "header",
              "'sm'", header="station_id,date,layer"),
     obs_case("obs-parquet-bad-layer", obs_set(3, "layer", "0"), "row 4, column 'layer'",
@@ -369,6 +371,10 @@ CASES = [
                  "variable 'ssr'", "W m-2 labelled J m-2"),
     climate_case("era5-dewpoint-above-air", lambda: era5("2012-03-01", 31, d2m=280.0),
                  "variable 'd2m'", "exceeds the air temperature", "279 of 279 cell-days"),
+    climate_case("era5-shifted-grid",
+                 lambda: era5("2012-03-01", 31).assign_coords(longitude=ERA_LON + 0.25),
+                 "grid (3 lat 39 to 40 x 3 lon 110.25 to 111.25)",
+                 "era5_2012a.nc (3 lat 39 to 40 x 3 lon 110 to 111)"),
     climate_case("era5-wind-off-cloud-missing",
                  lambda: era5("2012-03-01", 31, variables=("tp", "t2m", "d2m", "ssr")),
                  "variable 'tcc'", groups_off=("wind",)),
@@ -400,6 +406,9 @@ CASES = [
     config_case("config-unknown-key", lambda c: files_config(c) + "bogus = 1\n", "bogus"),
     config_case("config-unknown-group", lambda c: files_config(c, ("windy",)),
                 "features.groups_off: unknown feature group 'windy'"),
+    config_case("config-empty-path",
+                lambda c: files_config({**c, "static": None}) + 'static = ""\n',
+                "inputs.files.static: an empty path"),
     config_case("config-not-toml", lambda c: "[run\nname = 1\n", "not valid TOML"),
     config_case("config-wrong-type", lambda c: files_config(c).replace(
         'name = "corpus"', "name = 3\nseed = \"x\""), "seed"),
@@ -574,3 +583,13 @@ def test_observations_outside_the_climate_period_name_the_file(clean, tmp_path):
         "inputs cover"
     ]
     assert not (out / "features").exists() or not any((out / "features").iterdir())
+
+
+def test_a_table_with_a_byte_that_is_not_utf8_names_its_line(clean, tmp_path):
+    path = tmp_path / "observations.csv"
+    rows = [*OBS_ROWS[:7], OBS_ROWS[7].replace("S2", "S\xe9"), *OBS_ROWS[8:]]
+    path.write_bytes(("\n".join([OBS_HEADER, *rows]) + "\n").encode("latin-1"))
+    result, out = run_inputs_stage(files_config({**clean, "observations": path}), tmp_path)
+    assert result.exit_code == 2, result.output
+    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][0]
+    assert "observations.csv: line 9: byte 0xe9 is not UTF-8" in line
