@@ -367,6 +367,36 @@ def _check_duplicates(table: _Table, keys: pd.DataFrame) -> None:
     )
 
 
+def _check_record_years(
+    path: Path,
+    table: _Table,
+    meta: pd.DataFrame,
+    meta_table: _Table,
+    station_index: np.ndarray,
+    dates,
+    observed: np.ndarray,
+) -> None:
+    """An observation (a row with a value) must lie within its station's ``first_year`` to
+    ``last_year``, the record the metadata declares."""
+    years = pd.DatetimeIndex(dates).year.to_numpy()
+    first = meta["first_year"].to_numpy()[station_index]
+    last = meta["last_year"].to_numpy()[station_index]
+    outside = observed & ((years < first) | (years > last))
+    if outside.any():
+        i = int(np.argmax(outside))
+        m = int(station_index[i])
+        column = "first_year" if years[i] < first[i] else "last_year"
+        raise InputError(
+            path,
+            table.where(i, "date"),
+            f"{pd.Timestamp(dates[i]):%Y-%m-%d} lies outside the record of station "
+            f"{meta.index[m]!r}, {first[i]}-{last[i]} ({meta_table.path.name} "
+            f"{meta_table.where(m, column)}; {int(outside.sum())} observation(s) outside); "
+            "expected observations within first_year to last_year: correct those years or "
+            "the date",
+        )
+
+
 def _read_obs(
     path: Path, meta: pd.DataFrame, meta_table: _Table, sm_type: np.ndarray, bd: np.ndarray
 ) -> tuple[pd.DataFrame, int]:
@@ -403,6 +433,7 @@ def _read_obs(
     _check_duplicates(
         table, pd.DataFrame({"station_id": station_id, "date": dates, "layer": layer})
     )
+    _check_record_years(path, table, meta, meta_table, station_index, dates, np.isfinite(sm))
 
     gravimetric = sm_type[station_index] == "gravimetric"
     for is_grav, (lo, hi), units, kind in (
