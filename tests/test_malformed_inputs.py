@@ -337,9 +337,6 @@ CASES = [
              "row 3, column 'station_id'", "'S9'"),
     obs_case("obs-bracketed-file-name", obs_set(0, "date", "10/13/2012"),
              "row 2, column 'date'", name="observations [v2].csv"),
-    obs_case("obs-before-the-record", obs_set(0, "date", "2011-01-10"), "row 2, column 'date'",
-             "outside the record of station 'S1', 2012-2012",
-             "stations.csv row 2, column 'first_year'"),
     obs_case("obs-stray-field", [*OBS_ROWS[:2], OBS_ROWS[2] + ",x", *OBS_ROWS[3:]],
              "line 4", "5 fields; expected 4 like the header"),
     obs_case("obs-missing-sm-column", [r.rsplit(",", 1)[0] for r in OBS_ROWS], "header",
@@ -596,3 +593,13 @@ def test_a_table_with_a_byte_that_is_not_utf8_names_its_line(clean, tmp_path):
     assert result.exit_code == 2, result.output
     line = [x for x in result.stderr.splitlines() if x.startswith("error:")][0]
     assert "observations.csv: line 9: byte 0xe9 is not UTF-8" in line
+
+
+def test_observations_outside_the_declared_record_are_counted(clean, tmp_path):
+    """first_year-last_year describe the record the metadata was written for; observations of
+    other years are kept (evaluate scores other years) but counted in the inputs' summary."""
+    rows = [*OBS_ROWS[:1], OBS_ROWS[1].replace("2012-", "2011-"), *OBS_ROWS[2:]]
+    obs = write_text(tmp_path / "observations.csv", OBS_HEADER, rows)
+    result = stage_result(files_config({**clean, "observations": obs}), tmp_path)
+    assert result["observations_outside_record"] == 1
+    assert result["observations"] == len(OBS_ROWS)

@@ -79,6 +79,11 @@ def check_inputs(paths: dict, groups_off: Iterable[str] = ()) -> dict:
             else {}
         ),
         **({"stations_without_observations": len(silent)} if len(silent) else {}),
+        **(
+            {"observations_outside_record": int(data["stations"].n_outside_record)}
+            if data["stations"].n_outside_record
+            else {}
+        ),
         "climate_days": int(climate.sizes["time"]),
         "grid": f"{climate.sizes['lat']} x {climate.sizes['lon']}",
         "static": data["static"] is not None,

@@ -69,6 +69,8 @@ class StationData:
         Observation rows dropped because ``sm`` was empty or NaN (missing observations).
     meta_path, obs_path
         The files read.
+    n_outside_record
+        Observations (kept) dated outside their station's ``first_year`` to ``last_year``.
     """
 
     meta: pd.DataFrame
@@ -76,6 +78,7 @@ class StationData:
     n_dropped_missing: int = 0
     meta_path: Path | None = None
     obs_path: Path | None = None
+    n_outside_record: int = 0
 
 
 @dataclass(frozen=True)
@@ -367,40 +370,23 @@ def _check_duplicates(table: _Table, keys: pd.DataFrame) -> None:
     )
 
 
-def _check_record_years(
-    path: Path,
-    table: _Table,
-    meta: pd.DataFrame,
-    meta_table: _Table,
-    station_index: np.ndarray,
-    dates,
-    observed: np.ndarray,
-) -> None:
-    """An observation (a row with a value) must lie within its station's ``first_year`` to
-    ``last_year``, the record the metadata declares."""
+def _outside_record(
+    meta: pd.DataFrame, station_index: np.ndarray, dates, observed: np.ndarray
+) -> int:
+    """Observations (rows with a value) outside their station's ``first_year`` to ``last_year``
+    (the record the metadata declares). Counted, not refused: the years describe the record
+    the metadata was written for, and ``cropsm evaluate`` scores stations on other years."""
     years = pd.DatetimeIndex(dates).year.to_numpy()
     first = meta["first_year"].to_numpy()[station_index]
     last = meta["last_year"].to_numpy()[station_index]
-    outside = observed & ((years < first) | (years > last))
-    if outside.any():
-        i = int(np.argmax(outside))
-        m = int(station_index[i])
-        column = "first_year" if years[i] < first[i] else "last_year"
-        raise InputError(
-            path,
-            table.where(i, "date"),
-            f"{pd.Timestamp(dates[i]):%Y-%m-%d} lies outside the record of station "
-            f"{meta.index[m]!r}, {first[i]}-{last[i]} ({meta_table.path.name} "
-            f"{meta_table.where(m, column)}; {int(outside.sum())} observation(s) outside); "
-            "expected observations within first_year to last_year: correct those years or "
-            "the date",
-        )
+    return int((observed & ((years < first) | (years > last))).sum())
 
 
 def _read_obs(
     path: Path, meta: pd.DataFrame, meta_table: _Table, sm_type: np.ndarray, bd: np.ndarray
-) -> tuple[pd.DataFrame, int]:
-    """Validated observations, gravimetric ones converted; also the count of missing rows."""
+) -> tuple[pd.DataFrame, int, int]:
+    """Validated observations, gravimetric ones converted; also the count of missing rows and
+    of observations outside their station's first_year-last_year."""
     table = _read_table(path, OBS_COLUMNS, "observations")
     station_id = _strings(table, "station_id").to_numpy(dtype=object)
     dates = _parse_dates(table)
@@ -433,7 +419,7 @@ def _read_obs(
     _check_duplicates(
         table, pd.DataFrame({"station_id": station_id, "date": dates, "layer": layer})
     )
-    _check_record_years(path, table, meta, meta_table, station_index, dates, np.isfinite(sm))
+    outside_record = _outside_record(meta, station_index, dates, np.isfinite(sm))
 
     gravimetric = sm_type[station_index] == "gravimetric"
     for is_grav, (lo, hi), units, kind in (
@@ -493,7 +479,7 @@ def _read_obs(
         }
     )
     obs = obs.sort_values(["station_id", "date", "layer"], kind="stable").reset_index(drop=True)
-    return obs, int((~keep).sum())
+    return obs, int((~keep).sum()), outside_record
 
 
 def read_stations(meta_path: str | Path, obs_path: str | Path) -> StationData:
@@ -530,9 +516,14 @@ def read_stations(meta_path: str | Path, obs_path: str | Path) -> StationData:
     meta, meta_table = _read_meta(meta_path)
     sm_type = _sm_types(meta_table)
     bd = _bulk_densities(meta_table)
-    obs, n_dropped = _read_obs(obs_path, meta, meta_table, sm_type, bd)
+    obs, n_dropped, n_outside = _read_obs(obs_path, meta, meta_table, sm_type, bd)
     return StationData(
-        meta=meta, obs=obs, n_dropped_missing=n_dropped, meta_path=meta_path, obs_path=obs_path
+        meta=meta,
+        obs=obs,
+        n_dropped_missing=n_dropped,
+        meta_path=meta_path,
+        obs_path=obs_path,
+        n_outside_record=n_outside,
     )
 
 
