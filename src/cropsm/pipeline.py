@@ -46,12 +46,74 @@ def fingerprint(config: RunConfig, keys: tuple[str, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def stage_is_current(ctx: RunContext, st: Stage, keys: tuple[str, ...]) -> bool:
-    path = ctx.layout.stage_marker(st.name)
-    if not path.exists():
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "inputs": ("inputs/source.json",),
+    "features": ("features/station_table.parquet",),
+    "train": ("models/layer1/model.json", "models/layer1/weights.npz"),
+    "predict": ("product.zarr/zarr.json",),
+    "analyze": ("analysis",),
+    "report": ("report/index.html",),
+}
+"""What each stage leaves in the run directory (relative paths); a stage whose outputs are
+gone is not current, whatever its marker says. Train's every layer folder is checked too."""
+
+
+def read_marker(path: Path) -> dict | None:
+    """A stage marker's record; None when it is missing or damaged (the stage then runs)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def marker_digest(path: Path) -> str | None:
+    """Hash of a stage marker's text (None when missing): a stage that ran again has another."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def _outputs_present(run_dir: Path, name: str) -> bool:
+    if not all((run_dir / rel).exists() for rel in STAGE_OUTPUTS.get(name, ())):
         return False
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return record.get("fingerprint") == fingerprint(ctx.config, keys)
+    if name == "train":  # every layer folder holds both files
+        layers = [p for p in (run_dir / "models").glob("layer*") if p.is_dir()]
+        return all((p / "model.json").is_file() and (p / "weights.npz").is_file() for p in layers)
+    return True
+
+
+def stage_is_current(ctx: RunContext, st: Stage, keys: tuple[str, ...]) -> bool:
+    """The stage ran with these config sections, the stages before it have not run since, and
+    its outputs are still there."""
+    record = read_marker(ctx.layout.stage_marker(st.name))
+    if record is None or record.get("fingerprint") != fingerprint(ctx.config, keys):
+        return False
+    upstream = record.get("upstream")
+    if isinstance(upstream, dict):  # markers of older versions have none: trusted
+        for name, digest in upstream.items():
+            if marker_digest(ctx.layout.stage_marker(name)) != digest:
+                return False
+    return _outputs_present(Path(ctx.run_dir), st.name)
+
+
+def _refuse_stale_upstream(ctx: RunContext, pipeline, wanted, position: int) -> None:
+    """A stage must not build on an earlier stage that ran with other config sections than
+    the run's now (e.g. ``--stages predict`` after a change of ``[features]``)."""
+    keys: tuple[str, ...] = ()
+    for earlier in pipeline[:position]:
+        keys = tuple(dict.fromkeys(keys + earlier.config_keys))
+        if earlier.name in wanted:
+            continue
+        record = read_marker(ctx.layout.stage_marker(earlier.name))
+        if record is not None and record.get("fingerprint") != fingerprint(ctx.config, keys):
+            later = pipeline[position].name
+            raise UsageError(
+                f"stage {earlier.name} ran with other settings than the config has now (its "
+                f"sections or earlier ones changed), so stage {later} would build on stale "
+                f"results; run it too: --stages {earlier.name},...,{later} (or all stages)"
+            )
 
 
 def run_pipeline(
@@ -93,7 +155,7 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
     """The stage loop of :func:`run_pipeline`; ``summary`` fills as stages finish."""
     config = ctx.config
     keys: tuple[str, ...] = ()
-    for st in pipeline:
+    for position, st in enumerate(pipeline):
         name = st.name
         keys = tuple(dict.fromkeys(keys + st.config_keys))
         if name not in wanted:
@@ -106,10 +168,11 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
             continue
         if not force and stage_is_current(ctx, st, keys):
             ctx.console.print(f"[dim]stage {name}: up to date, skipped[/dim]")
-            record = json.loads(layout.stage_marker(name).read_text(encoding="utf-8"))
+            record = read_marker(layout.stage_marker(name)) or {}
             ctx.results[name] = record.get("result", {})
             summary[name] = {"status": "skipped", **record.get("result", {})}
             continue
+        _refuse_stale_upstream(ctx, pipeline, wanted, position)
         ctx.console.print(f"[bold]stage {name}[/bold]: {st.purpose}")
         t0 = time.perf_counter()
         if st.wants_own_process(ctx):
@@ -120,9 +183,20 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
         release_memory()  # what the stage no longer holds, before the next one starts
         driver_mb = round(resident_mb())
         ctx.results[name] = result
+        upstream = {
+            earlier.name: marker_digest(layout.stage_marker(earlier.name))
+            for earlier in pipeline[:position]
+            if layout.stage_marker(earlier.name).exists()
+        }
         write_json(
             layout.stage_marker(name),
-            {"fingerprint": fingerprint(config, keys), "seconds": seconds, "result": result},
+            {
+                "fingerprint": fingerprint(config, keys),
+                "seconds": seconds,
+                "result": result,
+                "upstream": upstream,
+                "finished_at": time.time(),
+            },
         )
         summary[name] = {"status": "ran", "seconds": seconds, **result, "driver_rss_mb": driver_mb}
     write_json(layout.run_summary, summary)

@@ -642,12 +642,24 @@ def write_station_table(table: pd.DataFrame, path: str | Path) -> Path:
 
 
 def read_station_table(path: str | Path) -> pd.DataFrame:
-    """Read a station table written by :func:`write_station_table` (units in ``attrs``)."""
-    arrow = pq.read_table(path)
+    """Read a station table written by :func:`write_station_table` (units in ``attrs``).
+
+    A missing or damaged file is an :class:`~cropsm.errors.InputError` naming it.
+    """
+    try:
+        arrow = pq.read_table(path)
+    except FileNotFoundError:
+        raise InputError(path, None, f"missing; {_REBUILD_TABLE}") from None
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(path, None, f"cannot be read ({first}); {_REBUILD_TABLE}") from None
     table = arrow.to_pandas()
     raw = (arrow.schema.metadata or {}).get(PARQUET_METADATA_KEY)
     table.attrs["units"] = json.loads(raw)["units"] if raw else {}
     return table
+
+
+_REBUILD_TABLE = "rebuild it: cropsm run CONFIG --stages features --force"
 
 
 def station_table_path(run_dir: str | Path) -> Path:

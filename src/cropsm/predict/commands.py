@@ -88,6 +88,13 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         except ValidationError as err:
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
             raise UsageError(f"predict options: {problems}") from None
+        left_out = [s for s in base.scenarios if s not in config.scenarios]
+        if out is None and models is None and left_out:
+            raise UsageError(
+                f"--scenarios {','.join(config.scenarios)} leaves out {', '.join(left_out)} of "
+                f"the run's product; that would replace {run_dir / 'product.zarr'} (which the "
+                "analysis reads) with a part of it: give --out OTHER.zarr for a partial product"
+            )
         summary = predict_run(
             run_dir,
             out=out,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cropsm import paper
+from cropsm.errors import InputError
 from cropsm.io.atomic import atomic_output, atomic_write_text
 from cropsm.train.bounds import (
     DEFAULT_BULK_DENSITY_G_CM3,
@@ -199,37 +201,119 @@ def _output_description(model: LayerModel) -> dict:
     return description
 
 
+RETRAIN = "expected the files `cropsm train` writes; retrain: cropsm run CONFIG --stages train"
+
+
+def _read_json_file(path: Path) -> dict:
+    """A JSON object from ``path``; a missing, unreadable or non-object file is an input error
+    naming it."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, None, f"missing; {RETRAIN}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, None, f"cannot be read ({err}); {RETRAIN}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, None, f"holds a {type(data).__name__}, not an object; {RETRAIN}")
+    return data
+
+
+def _check_layer_model(directory: Path, model: LayerModel) -> None:
+    """Shapes and values a layer network must have: one scaler entry per input, finite numbers,
+    positive scales, and affine maps that chain from the inputs to one output."""
+    description, weights_file = directory / "model.json", directory / "weights.npz"
+    n_inputs = len(model.feature_names)
+    for name, values in (("scaler.mean", model.scaler.mean), ("scaler.std", model.scaler.std)):
+        if values.shape != (n_inputs,):
+            raise InputError(
+                description,
+                f"field {name}",
+                f"{values.size} values for {n_inputs} inputs (feature_names); {RETRAIN}",
+            )
+        if not np.isfinite(values).all() or (name == "scaler.std" and (values <= 0).any()):
+            raise InputError(
+                description, f"field {name}", f"expected finite values (std > 0); {RETRAIN}"
+            )
+    if not (np.isfinite(model.target_std) and model.target_std > 0) or not np.isfinite(
+        model.target_mean
+    ):
+        raise InputError(
+            description, "field target_scaling", f"expected a finite mean and std > 0; {RETRAIN}"
+        )
+    width = n_inputs
+    for i, (w, b) in enumerate(model.weights):
+        if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
+            raise InputError(
+                weights_file,
+                f"arrays w{i}, b{i}",
+                f"shapes {w.shape} and {b.shape}; expected ({width}, n) and (n,) to follow the "
+                f"previous map; {RETRAIN}",
+            )
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise InputError(
+                weights_file, f"arrays w{i}, b{i}", f"expected finite values; {RETRAIN}"
+            )
+        width = w.shape[1]
+    if width != 1:
+        raise InputError(
+            weights_file, "last map", f"{width} outputs; expected one per row; {RETRAIN}"
+        )
+
+
 def load_layer_model(directory: str | Path) -> LayerModel:
-    """Read a layer model written by :func:`save_layer_model` (``allow_pickle=False``)."""
+    """Read a layer model written by :func:`save_layer_model` (``allow_pickle=False``).
+
+    Raises
+    ------
+    cropsm.errors.InputError
+        A missing, unreadable or inconsistent ``model.json`` or ``weights.npz`` (wrong shapes,
+        NaN or infinite numbers, a scale of 0), naming the file and the field.
+    """
     directory = Path(directory)
-    description = json.loads((directory / "model.json").read_text("utf-8"))
+    path = directory / "model.json"
+    description = _read_json_file(path)
     if description.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{directory / 'model.json'}: not a {MODEL_FORMAT} model description")
-    n_arrays = len(description["architecture"]["arrays"]) // 2
-    with np.load(directory / "weights.npz", allow_pickle=False) as data:
-        weights = [(data[f"w{i}"].copy(), data[f"b{i}"].copy()) for i in range(n_arrays)]
-    metrics = {
-        name: {k: (_float_or_nan(v) if k != "n" else int(v)) for k, v in m.items()}
-        for name, m in description.get("metrics", {}).items()
-    }
-    hyper = dict(description.get("hyperparameters", {}))
-    if "validation_mse" in hyper:
-        hyper["validation_mse"] = _float_or_nan(hyper["validation_mse"])
-    return LayerModel(
-        layer=int(description["layer"]),
-        feature_names=tuple(description["feature_names"]),
-        scaler=Scaler(
-            mean=np.asarray(description["scaler"]["mean"], dtype=np.float64),
-            std=np.asarray(description["scaler"]["std"], dtype=np.float64),
-        ),
-        target_mean=float(description["target_scaling"]["mean"]),
-        target_std=float(description["target_scaling"]["std"]),
-        weights=weights,
-        hyperparameters=hyper,
-        metrics=metrics,
-        row_counts=dict(description.get("row_counts", {})),
-        output=str(description.get("output", {}).get("kind", "linear")),
-    )
+        raise InputError(path, "field format", f"not a {MODEL_FORMAT} model description")
+    weights_file = directory / "weights.npz"
+    try:
+        n_arrays = len(description["architecture"]["arrays"]) // 2
+        with np.load(weights_file, allow_pickle=False) as data:
+            weights = [(data[f"w{i}"].copy(), data[f"b{i}"].copy()) for i in range(n_arrays)]
+    except FileNotFoundError:
+        raise InputError(weights_file, None, f"missing; {RETRAIN}") from None
+    except (KeyError, TypeError) as err:
+        raise InputError(weights_file, None, f"lacks {err}; {RETRAIN}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(weights_file, None, f"cannot be read ({err}); {RETRAIN}") from None
+    try:
+        metrics = {
+            name: {k: (_float_or_nan(v) if k != "n" else int(v)) for k, v in m.items()}
+            for name, m in description.get("metrics", {}).items()
+        }
+        hyper = dict(description.get("hyperparameters", {}))
+        if "validation_mse" in hyper:
+            hyper["validation_mse"] = _float_or_nan(hyper["validation_mse"])
+        model = LayerModel(
+            layer=int(description["layer"]),
+            feature_names=tuple(description["feature_names"]),
+            scaler=Scaler(
+                mean=np.asarray(description["scaler"]["mean"], dtype=np.float64),
+                std=np.asarray(description["scaler"]["std"], dtype=np.float64),
+            ),
+            target_mean=float(description["target_scaling"]["mean"]),
+            target_std=float(description["target_scaling"]["std"]),
+            weights=weights,
+            hyperparameters=hyper,
+            metrics=metrics,
+            row_counts=dict(description.get("row_counts", {})),
+            output=str(description.get("output", {}).get("kind", "linear")),
+        )
+    except KeyError as err:
+        raise InputError(path, f"field {err}", f"missing; {RETRAIN}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise InputError(path, None, f"malformed ({err}); {RETRAIN}") from None
+    _check_layer_model(directory, model)
+    return model
 
 
 def save_models(
@@ -281,9 +365,24 @@ def load_ensemble(out_dir: str | Path) -> list[list[LayerModel]]:
     members = [load_models(root)]
     path = root / ENSEMBLE_FILE
     if path.is_file():
-        description = json.loads(path.read_text("utf-8"))
-        for folder in description.get("member_folders", [])[1:]:
+        description = _read_json_file(path)
+        folders = description.get("member_folders", [])
+        if not isinstance(folders, list) or description.get("members") != len(folders):
+            raise InputError(
+                path,
+                "fields members, member_folders",
+                f"members {description.get('members')!r} but {len(folders)} member folder(s); "
+                f"expected one folder per member; {RETRAIN}",
+            )
+        for folder in folders[1:]:
             members.append(load_models(root / folder))
+            if len(members[-1]) != len(members[0]):
+                raise InputError(
+                    root / folder,
+                    None,
+                    f"{len(members[-1])} layer(s) where member 0 has {len(members[0])}; {RETRAIN}",
+                )
+        load_residual_sd(root)  # checked with the members
     return members
 
 
@@ -295,11 +394,19 @@ def load_residual_sd(out_dir: str | Path) -> dict[int, float]:
     path = root / ENSEMBLE_FILE
     if not path.is_file():
         return {}
-    layers = json.loads(path.read_text("utf-8")).get("layers", {})
-    return {
-        int(name.removeprefix("layer")): float(v.get("residual_sd_m3_m-3") or 0.0)
-        for name, v in layers.items()
-    }
+    layers = _read_json_file(path).get("layers", {})
+    out = {}
+    for name, v in layers.items():
+        value = v.get("residual_sd_m3_m-3") if isinstance(v, dict) else None
+        residual = 0.0 if value is None else float(value)
+        if not (np.isfinite(residual) and residual >= 0):
+            raise InputError(
+                path,
+                f"field layers.{name}.residual_sd_m3_m-3",
+                f"{value!r}; expected a finite standard deviation >= 0; {RETRAIN}",
+            )
+        out[int(name.removeprefix("layer"))] = residual
+    return out
 
 
 def load_models(out_dir: str | Path) -> list[LayerModel]:
@@ -307,14 +414,21 @@ def load_models(out_dir: str | Path) -> list[LayerModel]:
     root = Path(out_dir)
     if (root / "models").is_dir():
         root = root / "models"
-    models = []
-    k = 1
-    while (root / f"layer{k}" / "model.json").is_file():
-        models.append(load_layer_model(root / f"layer{k}"))
-        k += 1
-    if not models:
+    folders = sorted(
+        int(p.name.removeprefix("layer"))
+        for p in root.glob("layer*")
+        if p.is_dir() and p.name.removeprefix("layer").isdigit()
+    )
+    if not folders:
         raise FileNotFoundError(f"{root}: no layer1/model.json")
-    return models
+    for k in range(1, folders[-1] + 1):
+        if not (root / f"layer{k}" / "model.json").is_file():
+            raise InputError(
+                root / f"layer{k}",
+                None,
+                f"missing model.json (layers 1-{folders[-1]} exist around it); {RETRAIN}",
+            )
+    return [load_layer_model(root / f"layer{k}") for k in range(1, folders[-1] + 1)]
 
 
 # --------------------------------------------------------------------------------------------
