@@ -82,3 +82,12 @@ def test_run_ends_with_the_report_path(tmp_path):
     assert result.exit_code == 0, result.output
     last = result.output.rstrip("\n").splitlines()[-1]
     assert last == f"report: {run_dir / 'report' / 'index.html'}"
+    # a copied run (its report stage current there) names its own page, not the original's
+    import shutil
+
+    moved = shutil.copytree(run_dir, tmp_path / "moved")
+    result = runner.invoke(app, ["run", str(config), "--out", str(moved), "--stages", "report"])
+    assert result.exit_code == 0, result.output
+    assert "report: up to date, skipped" in result.stderr
+    page = moved / "report" / "index.html"
+    assert result.output.rstrip("\n").splitlines()[-1] == f"report: {page}"

@@ -472,6 +472,7 @@ def test_report_states_significance_and_interval_coverage(full_run):
     skill["product"] = {
         "layer1": {"interval90_coverage": {"raw": 0.581, "calibrated": 0.917, "pairs": 10}}
     }
+    skill["station_days"] = {"layer2": {"test": {"coverage_truth": 0.963}}}
     write_json(full_run / "truth_skill.json", skill)
     (full_run / "analysis" / "scenario_monthly_differences.csv").write_text(
         "pattern,layer,region,month,sm_difference_m3_m-3\nww_fl,1,CHN,1,0.01\n"
@@ -489,8 +490,9 @@ def test_report_states_significance_and_interval_coverage(full_run):
     assert "Share of cropland cells where each pattern" in page
     assert "0.437" in page and "0.212" in page and "0.131" in page  # 0.131: mean of layers
     assert "90 % interval coverage" in page and "5 ensemble members" in page
-    for number in ("0.581", "0.917", "0.610", "0.893", "0.702", "0.884", "0.951"):
+    for number in ("0.581", "0.917", "0.610", "0.893", "0.702", "0.884", "0.951", "0.963"):
         assert number in page, number
+    assert "test rows: truth, calibrated" in page and "station_days" in page
 
 
 def test_key_results_use_the_ensemble_significance(full_run):

@@ -206,6 +206,7 @@ def run_command(
     """Run the pipeline described by CONFIG into the run directory (stages skip when current)."""
     from cropsm.config import load_config
     from cropsm.pipeline import run_pipeline
+    from cropsm.run_layout import RunLayout
 
     cfg = load_config(config)
     wanted = None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
@@ -222,7 +223,8 @@ def run_command(
         )
         table.add_row(name, rec["status"], details)
     stdout.print(table)
-    report = (summary.get("report") or {}).get("report")
+    # this run directory's page (a marker copied with the run holds the old path)
+    report = RunLayout(out).report_html if (summary.get("report") or {}).get("report") else None
     if report:  # the very last line, whole, whatever the terminal width
         stdout.file.flush()
         print(f"report: {report}", flush=True)

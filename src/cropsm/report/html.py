@@ -776,24 +776,29 @@ def uncertainty_html(run_dir: Path) -> str:
     effects = _read_csv(run_dir / "analysis" / "truth_effect_calibration.csv")
     if ensemble is None and not product and effects is None:
         return ""
+    def median(frame: pd.DataFrame | None, column: str) -> float | None:
+        values = None if frame is None else pd.to_numeric(frame[column], errors="coerce")
+        return None if values is None or not values.notna().any() else float(values.median())
+
+    days = skill.get("station_days", {})
     rows = []
     for k in range(1, 6):
         e = (ensemble or {}).get("layers", {}).get(f"layer{k}", {})
         cov = product.get(f"layer{k}", {}).get("interval90_coverage", {})
         eff = effects[effects["layer"] == k] if effects is not None else None
+        at_stations = days.get(f"layer{k}", {}).get("test", {})
         rows.append(
             [
                 k,
                 e.get("residual_sd_m3_m-3"),
                 e.get("coverage_test_raw"),
                 e.get("coverage_test_calibrated"),
+                at_stations.get("coverage_truth"),
                 cov.get("raw"),
                 cov.get("calibrated"),
-                None if eff is None or eff.empty else eff["coverage90_raw"].median(),
-                None if eff is None or eff.empty else eff["coverage90_calibrated"].median(),
-                None
-                if eff is None or eff.empty
-                else eff["significant_sign_agreement_calibrated"].median(),
+                median(eff, "coverage90_raw"),
+                median(eff, "coverage90_calibrated"),
+                median(eff, "significant_sign_agreement_calibrated"),
             ]
         )
     members = (ensemble or {}).get("members", 1)
@@ -801,7 +806,10 @@ def uncertainty_html(run_dir: Path) -> str:
         f"Uncertainty ({members} ensemble members per layer): share of the truth inside the "
         "central 90 % interval, from the members' spread alone (raw) and after adding the "
         "residual SD fitted on the validation rows (calibrated); a calibrated interval should "
-        "cover 85-95 %. Effects: median over the patterns of the share of cells whose true "
+        "cover 85-95 %. The residual SD is fitted on the stations' readings, which carry "
+        "their measurement and representativeness error, so at the same test rows the "
+        "interval holds more of the noise-free truth than of the readings (truth_skill.json, "
+        "station_days). Effects: median over the patterns of the share of cells whose true "
         "median annual effect lies in the interval, and of the significant cells whose sign "
         "is right."
     )
@@ -812,6 +820,7 @@ def uncertainty_html(run_dir: Path) -> str:
             "residual SD (m3 m-3)",
             "test rows, raw",
             "test rows, calibrated",
+            "test rows: truth, calibrated",
             "reference product vs truth, raw",
             "reference product vs truth, calibrated",
             "effect maps, raw",
