@@ -776,6 +776,7 @@ def uncertainty_html(run_dir: Path) -> str:
     effects = _read_csv(run_dir / "analysis" / "truth_effect_calibration.csv")
     if ensemble is None and not product and effects is None:
         return ""
+
     def median(frame: pd.DataFrame | None, column: str) -> float | None:
         values = None if frame is None else pd.to_numeric(frame[column], errors="coerce")
         return None if values is None or not values.notna().any() else float(values.median())
