@@ -181,3 +181,20 @@ def test_dropped_observations_are_counted_and_lost_stations_named(tmp_path: Path
     assert report["stations_without_rows"] == [lost]
     warning = [line for line in result.stderr.splitlines() if "warning:" in line]
     assert len(warning) == 1 and lost in warning[0] and "elevation" in warning[0]
+
+
+def test_ctrl_c_is_one_line_and_status_130(tmp_path: Path, monkeypatch):
+    import cropsm.stages
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cropsm.stages, "evaluate_run", interrupted)
+    json_out = tmp_path / "e.json"
+    result = runner.invoke(
+        app, ["evaluate", str(tmp_path), "--stations", str(tmp_path), "--json", str(json_out)]
+    )
+    assert result.exit_code == 130
+    assert result.stderr.strip() == (
+        "interrupted; what was finished is kept: run the same command again to go on"
+    )

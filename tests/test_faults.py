@@ -406,3 +406,15 @@ def test_unfinished_store_of_an_earlier_cropsm_is_finished_in_place(
     assert "block_done" not in open_product(out).variables
     got = chunk_files(out)
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+
+
+def test_workers_ignore_ctrl_c_so_only_the_driver_handles_it():
+    """Ctrl-C reaches the whole process group: the product's worker processes ignore it (no
+    traceback of theirs), the driver keeps its KeyboardInterrupt and closes the cluster."""
+    from cropsm.predict.cluster import dask_client
+
+    before = signal.getsignal(signal.SIGINT)
+    with dask_client(workers=1) as client:
+        assert signal.getsignal(signal.SIGINT) is before  # restored once the workers started
+        ignored = client.run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+    assert list(ignored.values()) == [True]

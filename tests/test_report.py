@@ -356,8 +356,11 @@ def test_every_figure_renders_in_chromium(full_run, tmp_path):
     images, rendered, failed = render_counts(dump_dom(page, tmp_path / "profile"))
     assert failed == []
     assert images == rendered == n_png
-    # the check can fail: a figure that is not a PNG does not render
-    (full_run / "figures" / "fig9_scenario_differences.png").write_bytes(b"not a png at all")
+    # the check can fail: a PNG whose chunks are garbage (signature and end intact, so the
+    # report embeds it) does not render
+    (full_run / "figures" / "fig9_scenario_differences.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + b"not a png at all" * 4 + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
     images, rendered, failed = render_counts(dump_dom(write_report(full_run), tmp_path / "p2"))
     assert images == n_png and rendered == n_png - 1
     assert failed == ["fig9_scenario_differences.png"]
@@ -552,3 +555,19 @@ def test_key_results_judge_the_baselines_against_the_ensemble_mean(full_run):
     # one network only: the column is left out and the warning stands
     write_json(full_run / "models" / "ensemble.json", {"members": 1, "layers": {}})
     assert any("layer 1: 0.810 vs 0.700" in w for w in warnings_for_run(full_run))
+
+
+def test_a_damaged_figure_or_json_is_named_not_embedded(full_run):
+    (full_run / "figures" / "fig9_scenario_differences.png").write_bytes(b"not a png at all")
+    (full_run / "run_summary.json").write_text('{"inputs": {"status": "ran", "sec')
+    page = write_report(full_run).read_text(encoding="utf-8")
+    assert "figures/fig9_scenario_differences.png is not a whole PNG image (16 bytes)" in page
+    assert 'data-file="fig9_scenario_differences.png"' not in page
+    assert "run_summary.json: cannot be read (Unterminated string" in page
+    from typer.testing import CliRunner
+
+    from cropsm.cli import app
+
+    result = CliRunner().invoke(app, ["report", str(full_run)])
+    assert result.exit_code == 0
+    assert "warning: 2 part(s) of the report could not be built" in result.stderr

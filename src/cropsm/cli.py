@@ -102,6 +102,11 @@ def _friendly_errors(func):
         except (CropsmError, OSError) as err:
             report_error(err)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            sys.stderr.write(
+                "interrupted; what was finished is kept: run the same command again to go on\n"
+            )
+            raise typer.Exit(code=130) from None
 
     return wrapper
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +66,23 @@ def local_worker_count(requested: int | None = None) -> int:
 
 
 @contextmanager
+def _workers_ignore_interrupts() -> Iterator[None]:
+    """Ctrl-C goes to the whole foreground process group: worker processes started inside
+    this block inherit an ignored SIGINT (Python then installs no KeyboardInterrupt handler
+    in them), so an interrupt reaches only this process, which closes the cluster -- instead
+    of every worker printing its own KeyboardInterrupt traceback. Only from the main thread
+    (elsewhere signals cannot be set; nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator:
     """A ``distributed.Client`` for the product, closed (with its cluster) on exit.
 
@@ -91,7 +110,10 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     from distributed import Client, LocalCluster
 
     n = local_worker_count(workers)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}):
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}),
+        _workers_ignore_interrupts(),
+    ):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,

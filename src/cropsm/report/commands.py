@@ -34,4 +34,12 @@ def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:
         path = write_report(run_dir)
         info = report_summary(path)
         stdout.print(f"{info['figures']} figures, {info['size_mb']} MB")
+        broken = path.read_text(encoding="utf-8").count('<p class="error">')
+        if broken:
+            Console(stderr=True).print(
+                f"warning: {broken} part(s) of the report could not be built from damaged run "
+                "files; the page names them",
+                highlight=False,
+                markup=False,
+            )
         stdout.print(f"report: {path}")

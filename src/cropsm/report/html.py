@@ -37,6 +37,7 @@ import pandas as pd
 
 from cropsm import paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND
+from cropsm.errors import CropsmError, InputError
 from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
 from cropsm.run_layout import RunLayout
 
@@ -177,11 +178,24 @@ def preformatted(text: str) -> str:
 
 
 def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    """The JSON file at ``path`` (None when absent); a damaged one is an error naming it."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, None, f"cannot be read ({err}); expected JSON") from None
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
+    """The CSV table at ``path`` (None when absent); a damaged one is an error naming it."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(path, None, f"cannot be read ({first}); expected a CSV table") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,10 +339,21 @@ class FigureShelf:
         return [p for p in self.paths if p not in self.used]
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def figure_html(path: Path) -> str:
-    """A ``<figure>`` with the PNG embedded as base64 and an escaped caption."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    """A ``<figure>`` with the PNG embedded as base64 and an escaped caption; a file that is no
+    whole PNG (no signature or no ``IEND`` chunk at its end) is named instead of embedded."""
+    raw = path.read_bytes()
     caption = caption_for(path.stem)
+    if not (raw.startswith(PNG_SIGNATURE) and raw[-12:-4] == b"\x00\x00\x00\x00IEND"):
+        problem = (
+            f"figures/{path.name} is not a whole PNG image ({len(raw)} bytes); re-run the "
+            "stage that makes it"
+        )
+        return f'<p class="error">{esc(caption)}: {esc(problem)}</p>'
+    data = base64.b64encode(raw).decode("ascii")
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}" '
         f'data-file="{esc(path.name)}"><figcaption>{esc(caption)} '
@@ -1202,7 +1227,8 @@ def render_report(run_dir: str | Path, generated_at: datetime | None = None) -> 
         try:
             body = builder(run_dir, shelf)
         except Exception as err:  # noqa: BLE001 - one broken input must not lose the report
-            body = f'<p class="error">{esc(f"This section could not be built: {err!r}")}</p>'
+            why = str(err) if isinstance(err, CropsmError) else repr(err)
+            body = f'<p class="error">{esc(f"This section could not be built: {why}")}</p>'
         built.append(Section(anchor, title, body))
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     toc = "".join(f'<li><a href="#{esc(s.anchor)}">{esc(s.title)}</a></li>' for s in built)
