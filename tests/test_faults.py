@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import threading
 import time
@@ -418,3 +419,33 @@ def test_workers_ignore_ctrl_c_so_only_the_driver_handles_it():
         assert signal.getsignal(signal.SIGINT) is before  # restored once the workers started
         ignored = client.run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
     assert list(ignored.values()) == [True]
+
+
+def test_an_unfinished_store_without_its_resume_record_is_rebuilt(inputs, reference, tmp_path):
+    """Without ``block_done`` an unfinished store cannot say which blocks are written: it is
+    rebuilt (not finished as if complete), to the identical product; one whose metadata is
+    damaged is not taken for a cropsm store and is left for the user to remove."""
+    out = tmp_path / "product.zarr"
+
+    def stop_after_two(step: str, done: int, total: int) -> None:
+        if step == "predict blocks" and done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        product_module.predict_product(
+            out, *inputs, PredictConfig(workers=0, **CONFIG), progress=stop_after_two
+        )
+    work = partial_path(out)
+    assert work.exists() and not out.exists()
+    shutil.rmtree(work / "block_done")
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("created", N_BLOCKS)
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+
+    other = tmp_path / "other.zarr"
+    partial_path(other).mkdir()
+    (partial_path(other) / "zarr.json").write_text('{"attributes": {"cropsm_fing')
+    with pytest.raises(FileExistsError, match="is not an unfinished cropsm product"):
+        product_module.predict_product(other, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (partial_path(other) / "zarr.json").exists()  # not ours to remove

@@ -1011,13 +1011,14 @@ def prepare_store(
     work = product_store.partial_path(out)
     if work.exists():
         existing = product_store.read_fingerprint(work)
-        if existing == fingerprint:
+        resumable = (work / product_store.RESUME_RECORD).is_dir()
+        if existing == fingerprint and resumable:
             return ("resumed" if status == "created" else status), work
         if existing is None:
             raise FileExistsError(
                 f"{work} exists and is not an unfinished cropsm product; remove it"
             )
-        shutil.rmtree(work)
+        shutil.rmtree(work)  # another product's, or ours without its resume record: rebuilt
     product_store.create_store(work, template, encoding)
     return status, work
 

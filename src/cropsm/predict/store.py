@@ -524,8 +524,11 @@ def read_fingerprint(path: Path) -> str | None:
     meta = Path(path) / "zarr.json"
     if not meta.is_file():
         return None
-    attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
-    return attrs.get(FINGERPRINT_ATTR)
+    try:
+        attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None  # damaged metadata: not a store this cropsm can trust
+    return attrs.get(FINGERPRINT_ATTR) if isinstance(attrs, dict) else None
 
 
 def completed_blocks(path: Path, layout: ProductLayout) -> np.ndarray:
