@@ -21,10 +21,10 @@ from rich.console import Console
 
 import cropsm.stages  # noqa: F401  (registers every stage)
 from cropsm.config import RunConfig, config_to_dict
-from cropsm.errors import UsageError
+from cropsm.errors import InputError, UsageError
 from cropsm.io.atomic import check_writable, make_folder
 from cropsm.memory import release_memory, resident_mb
-from cropsm.provenance import write_json, write_provenance
+from cropsm.provenance import read_json_object, write_json, write_provenance
 from cropsm.run_layout import RunLayout
 from cropsm.sources import lacking
 from cropsm.stage_process import run_stage_in_own_process
@@ -61,10 +61,9 @@ gone is not current, whatever its marker says. Train's every layer folder is che
 def read_marker(path: Path) -> dict | None:
     """A stage marker's record; None when it is missing or damaged (the stage then runs)."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return read_json_object(path)
+    except InputError:
         return None
-    return record if isinstance(record, dict) else None
 
 
 def marker_digest(path: Path) -> str | None:
@@ -98,16 +97,28 @@ def stage_is_current(ctx: RunContext, st: Stage, keys: tuple[str, ...]) -> bool:
     return _outputs_present(Path(ctx.run_dir), st.name)
 
 
-def _refuse_stale_upstream(ctx: RunContext, pipeline, wanted, position: int) -> None:
+def stage_keys(pipeline: list[Stage]) -> dict[str, tuple[str, ...]]:
+    """Per stage, the config sections its fingerprint covers: its own and every earlier
+    stage's, in order."""
+    out: dict[str, tuple[str, ...]] = {}
+    keys: tuple[str, ...] = ()
+    for st in pipeline:
+        keys = tuple(dict.fromkeys(keys + st.config_keys))
+        out[st.name] = keys
+    return out
+
+
+def _refuse_stale_upstream(
+    ctx: RunContext, pipeline, wanted, position: int, keys_of: dict[str, tuple[str, ...]]
+) -> None:
     """A stage must not build on an earlier stage that ran with other config sections than
     the run's now (e.g. ``--stages predict`` after a change of ``[features]``)."""
-    keys: tuple[str, ...] = ()
     for earlier in pipeline[:position]:
-        keys = tuple(dict.fromkeys(keys + earlier.config_keys))
         if earlier.name in wanted:
             continue
         record = read_marker(ctx.layout.stage_marker(earlier.name))
-        if record is not None and record.get("fingerprint") != fingerprint(ctx.config, keys):
+        expected = fingerprint(ctx.config, keys_of[earlier.name])
+        if record is not None and record.get("fingerprint") != expected:
             later = pipeline[position].name
             raise UsageError(
                 f"stage {earlier.name} ran with other settings than the config has now (its "
@@ -154,10 +165,10 @@ def run_pipeline(
 def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
     """The stage loop of :func:`run_pipeline`; ``summary`` fills as stages finish."""
     config = ctx.config
-    keys: tuple[str, ...] = ()
+    keys_of = stage_keys(pipeline)
     for position, st in enumerate(pipeline):
         name = st.name
-        keys = tuple(dict.fromkeys(keys + st.config_keys))
+        keys = keys_of[name]
         if name not in wanted:
             continue
         reason = lacking(config, st.needs)
@@ -172,7 +183,7 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
             ctx.results[name] = record.get("result", {})
             summary[name] = {"status": "skipped", **record.get("result", {})}
             continue
-        _refuse_stale_upstream(ctx, pipeline, wanted, position)
+        _refuse_stale_upstream(ctx, pipeline, wanted, position, keys_of)
         ctx.console.print(f"[bold]stage {name}[/bold]: {st.purpose}")
         t0 = time.perf_counter()
         if st.wants_own_process(ctx):

@@ -14,6 +14,7 @@ from pathlib import Path
 import tomli_w
 
 import cropsm
+from cropsm.errors import InputError
 from cropsm.io.atomic import atomic_write_text as write
 
 TRACKED_PACKAGES = ("numpy", "pandas", "xarray", "dask", "zarr", "jax", "optax", "pyet")
@@ -59,6 +60,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file whole or not at all (:func:`cropsm.io.atomic.atomic_output`)."""
 
     write(path, text)
+
+
+def read_json_object(path: str | Path, hint: str = "expected a JSON object") -> dict | None:
+    """The JSON object in ``path``; None when the file does not exist.
+
+    A file that cannot be read, is not JSON or holds no object is an
+    :class:`~cropsm.errors.InputError` naming it, ending with ``hint`` (what to do).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(path, None, f"cannot be read ({err}); {hint}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, None, f"holds a {type(data).__name__}, not an object; {hint}")
+    return data
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -46,9 +46,10 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog, paper
-from cropsm.errors import OutputError, UsageError
+from cropsm.errors import InputError, OutputError, UsageError
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.flags import FLAG_VALUES, TIME_FLAG_MEANINGS
+from cropsm.provenance import read_json_object
 
 SM_SCALE = 1.0e-4
 """Soil moisture packing: value in m3 m-3 = stored int16 x SM_SCALE."""
@@ -521,13 +522,11 @@ def remove_write_debris(store: Path) -> int:
 
 def read_fingerprint(path: Path) -> str | None:
     """The ``cropsm_fingerprint`` of an existing store, ``None`` when there is none."""
-    meta = Path(path) / "zarr.json"
-    if not meta.is_file():
-        return None
     try:
-        attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        meta = read_json_object(Path(path) / "zarr.json") or {}
+    except InputError:
         return None  # damaged metadata: not a store this cropsm can trust
+    attrs = meta.get("attributes", {})
     return attrs.get(FINGERPRINT_ATTR) if isinstance(attrs, dict) else None
 
 

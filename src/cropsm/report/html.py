@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import fnmatch
 import html
-import json
 import math
 import re
 import tomllib
@@ -38,6 +37,7 @@ import pandas as pd
 from cropsm import paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND
 from cropsm.errors import CropsmError, InputError
+from cropsm.provenance import read_json_object
 from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
 from cropsm.run_layout import RunLayout
 
@@ -179,12 +179,7 @@ def preformatted(text: str) -> str:
 
 def _read_json(path: Path) -> dict | None:
     """The JSON file at ``path`` (None when absent); a damaged one is an error naming it."""
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(path, None, f"cannot be read ({err}); expected JSON") from None
+    return read_json_object(path, "expected JSON")
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:

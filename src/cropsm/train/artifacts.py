@@ -33,6 +33,7 @@ import pandas as pd
 from cropsm import paper
 from cropsm.errors import InputError
 from cropsm.io.atomic import atomic_output, atomic_write_text
+from cropsm.provenance import read_json_object
 from cropsm.train.bounds import (
     DEFAULT_BULK_DENSITY_G_CM3,
     LOWER_BOUND_M3_M3,
@@ -206,15 +207,10 @@ RETRAIN = "expected the files `cropsm train` writes; retrain: cropsm run CONFIG 
 
 def _read_json_file(path: Path) -> dict:
     """A JSON object from ``path``; a missing, unreadable or non-object file is an input error
-    naming it."""
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, None, f"missing; {RETRAIN}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(path, None, f"cannot be read ({err}); {RETRAIN}") from None
-    if not isinstance(data, dict):
-        raise InputError(path, None, f"holds a {type(data).__name__}, not an object; {RETRAIN}")
+    naming it (:func:`cropsm.provenance.read_json_object`)."""
+    data = read_json_object(path, RETRAIN)
+    if data is None:
+        raise InputError(path, None, f"missing; {RETRAIN}")
     return data
 
 
