@@ -90,7 +90,7 @@ def test_report_and_export_refuse_what_is_not_theirs(tmp_path: Path, tiny_twin):
         app, ["export-netcdf", str(root / "truth.zarr"), str(tmp_path / "truth.nc")]
     )
     line = one_clean_error(result)
-    assert "truth.zarr: not a cropsm product store" in line and "cropsm-product/1" in line
+    assert "truth.zarr: not a cropsm product store" in line and "cropsm-product/2" in line
     assert not (tmp_path / "truth.nc").exists()
 
 

@@ -449,3 +449,69 @@ def test_an_unfinished_store_without_its_resume_record_is_rebuilt(inputs, refere
     with pytest.raises(FileExistsError, match="is not an unfinished cropsm product"):
         product_module.predict_product(other, *inputs, PredictConfig(workers=0, **CONFIG))
     assert (partial_path(other) / "zarr.json").exists()  # not ours to remove
+
+
+def test_every_chunk_is_stored_so_a_lost_one_is_refused_and_recomputed(inputs, tmp_path):
+    """Chunks that hold only fill values (no cropland there) are stored too, so a chunk file
+    missing from a finished product is damage: opening, exporting and analysing it are
+    refused with the file named (not read as fill), and ``predict`` recomputes only the
+    blocks that lost a chunk, to the identical product."""
+    from cropsm.analyze.product import open_product as open_run_product
+    from cropsm.pipeline import _outputs_present
+    from cropsm.predict.store import store_damage
+
+    climate, static, stations, models = inputs
+    no_crop = static.copy()
+    fraction = no_crop["cropland_fraction"].values.copy()
+    fraction[:8, :8] = 0.0  # one of the four 8 x 8 chunks of a layer-day has no cropland
+    no_crop["cropland_fraction"] = (no_crop["cropland_fraction"].dims, fraction)
+    config = PredictConfig(workers=0, space_chunk_cells=8, **CONFIG)
+    out = tmp_path / "product.zarr"
+    product_module.predict_product(out, climate, no_crop, stations, models, config)
+    whole = chunk_files(out, ("sm", "time_flag"))
+    n_scenarios = open_product(out).sizes["scenario"]
+    assert len(whole) == N_BLOCKS * 4 * (n_scenarios * 5 + 1)  # all-fill chunks included
+    assert store_damage(out) is None
+
+    lost = ["sm/c/2/3/5/0/0", "time_flag/c/5/0/0", "sm/c/0/0/9/1/1"]  # blocks 5 and 9
+    for key in lost:
+        (out / key).unlink()
+    assert store_damage(out) == (2, sorted(lost))
+    expected = r"product.zarr: damaged product: 3 chunk file\(s\) missing \(e.g. sm/c/0/0/9/1/1\)"
+    with pytest.raises(UsageError, match=expected):
+        open_product(out)
+    with pytest.raises(UsageError, match=expected):
+        export_netcdf(out, tmp_path / "product.nc")
+    with pytest.raises(UsageError, match=expected):
+        open_run_product(tmp_path)
+    assert not (tmp_path / "product.nc").exists()
+    assert not _outputs_present(tmp_path, "predict")  # `cropsm run` runs predict again
+
+    again = product_module.predict_product(out, climate, no_crop, stations, models, config)
+    assert (again["status"], again["blocks_computed"]) == ("repaired", 2)
+    assert not partial_path(out).exists() and store_damage(out) is None
+    got = chunk_files(out, ("sm", "time_flag"))
+    assert got.keys() == whole.keys() and all(got[k] == whole[k] for k in whole)
+
+
+def test_a_forged_resume_record_does_not_finish_a_half_written_store(inputs, reference, tmp_path):
+    """``block_done`` set to 1 for blocks that were never written: the missing chunk files
+    give them away and they are computed, not published as fill."""
+    import zarr
+
+    out = tmp_path / "product.zarr"
+
+    def stop_after_two(step: str, done: int, total: int) -> None:
+        if step == "predict blocks" and done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        product_module.predict_product(
+            out, *inputs, PredictConfig(workers=0, **CONFIG), progress=stop_after_two
+        )
+    record = zarr.open_array(str(partial_path(out) / "block_done"), mode="r+")
+    record[...] = 1
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("resumed", N_BLOCKS - 2)
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)

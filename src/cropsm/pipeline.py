@@ -24,6 +24,7 @@ from cropsm.config import RunConfig, config_to_dict
 from cropsm.errors import InputError, UsageError
 from cropsm.io.atomic import check_writable, make_folder
 from cropsm.memory import release_memory, resident_mb
+from cropsm.predict import store as product_store
 from cropsm.provenance import read_json_object, write_json, write_provenance
 from cropsm.run_layout import RunLayout
 from cropsm.sources import lacking
@@ -77,6 +78,8 @@ def marker_digest(path: Path) -> str | None:
 def _outputs_present(run_dir: Path, name: str) -> bool:
     if not all((run_dir / rel).exists() for rel in STAGE_OUTPUTS.get(name, ())):
         return False
+    if name == "predict":  # a product missing chunk files is repaired by running it again
+        return product_store.store_damage(run_dir / "product.zarr") is None
     if name == "train":  # every layer folder holds both files
         layers = [p for p in (run_dir / "models").glob("layer*") if p.is_dir()]
         return all((p / "model.json").is_file() and (p / "weights.npz").is_file() for p in layers)

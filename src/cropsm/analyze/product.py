@@ -30,6 +30,7 @@ from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, catalog, maps
 from cropsm.analyze import MIN_REGION_CELLS, MIN_YEARS_FOR_TREND
 from cropsm.errors import UsageError
 from cropsm.maps import new_figure as maps_new_figure
+from cropsm.predict.store import check_complete
 
 SM_UNITS = "m3 m-3"
 TREND_UNITS = "m3 m-3 yr-1"
@@ -68,10 +69,13 @@ def open_product(run_dir: str | Path) -> xr.Dataset:
     ------
     FileNotFoundError
         When the run has no product (run ``cropsm run`` with the predict stage first).
+    cropsm.errors.UsageError
+        When the product misses chunk files (:func:`cropsm.predict.store.check_complete`).
     """
     path = product_path(run_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no national product (run the predict stage first)")
+    check_complete(path)  # unfinished, or a chunk file missing: refused, not read as fill
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no consolidated metadata" fallback
         ds = xr.open_zarr(path, consolidated=None)

@@ -29,8 +29,10 @@ from cropsm.io.atomic import atomic_output
 from cropsm.predict.store import (
     FLAG_FILL,
     PRODUCT_FORMAT,
+    READABLE_FORMATS,
     SM_FILL,
     SM_SCALE,
+    check_complete,
     open_product,
     time_bounds,
 )
@@ -70,7 +72,7 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     if not (product / "zarr.json").is_file():
         raise FileNotFoundError(f"{product}: not a zarr product store")
     ds = open_product(product, allow_incomplete=True)  # refused below, with a count
-    if ds.attrs.get("product_format") != PRODUCT_FORMAT:
+    if ds.attrs.get("product_format") not in READABLE_FORMATS:
         raise UsageError(
             f"{product}: not a cropsm product store (attribute product_format "
             f"{ds.attrs.get('product_format')!r}; expected {PRODUCT_FORMAT!r}, as written by "
@@ -84,6 +86,8 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
                 "run `cropsm predict` again to finish it"
             )
         ds = ds.drop_vars("block_done")
+    elif not allow_incomplete:
+        check_complete(product)  # a finished store: every chunk file there
     # per-member sums feed the analysis of scenario effects; the exported product carries the
     # ensemble mean sm and its standard error sm_sd
     ds = ds.drop_vars([v for v in MEMBER_VARIABLES if v in ds.variables])

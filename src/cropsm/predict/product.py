@@ -979,7 +979,11 @@ _CLIMATE_FEATURE_NAMES = tuple(FEATURE_ATTRS)
 
 
 def prepare_store(
-    out: Path, template: xr.Dataset, encoding: dict, fingerprint: str
+    out: Path,
+    template: xr.Dataset,
+    encoding: dict,
+    fingerprint: str,
+    layout: product_store.ProductLayout | None = None,
 ) -> tuple[str, Path]:
     """Create the store under its working name, or keep one with the same fingerprint.
 
@@ -990,10 +994,12 @@ def prepare_store(
     -------
     (status, path)
         ``status`` is ``"created"``, ``"resumed"`` (a finished ``out`` or an unfinished
-        ``OUT.partial`` with this fingerprint) or ``"replaced"`` (``out`` holds a product with
-        another fingerprint, kept until the new one is finished); ``path`` is where the blocks
-        go (``out`` when it is already finished). A folder that is not a cropsm product is
-        never removed.
+        ``OUT.partial`` with this fingerprint), ``"repaired"`` (a finished ``out`` with this
+        fingerprint that misses chunk files, given ``layout``: reopened as ``OUT.partial``
+        with its damaged blocks to compute, :func:`cropsm.predict.store.reopen_damaged`) or
+        ``"replaced"`` (``out`` holds a product with another fingerprint, kept until the new
+        one is finished); ``path`` is where the blocks go (``out`` when it is already
+        finished). A folder that is not a cropsm product is never removed.
     """
     import shutil
 
@@ -1002,7 +1008,8 @@ def prepare_store(
     if out.exists():
         existing = product_store.read_fingerprint(out)
         if existing == fingerprint:
-            return "resumed", out
+            reopened = None if layout is None else product_store.reopen_damaged(out, layout)
+            return ("resumed", out) if reopened is None else ("repaired", reopened)
         if existing is None:
             raise FileExistsError(
                 f"{out} exists and is not a cropsm product; choose another --out or remove it"
@@ -1080,7 +1087,7 @@ def predict_product(
     job, template, encoding, fingerprint = plan_product(
         out, climate, static, stations, models, config, source, residual_sd
     )
-    status, work = prepare_store(out, template, encoding, fingerprint)
+    status, work = prepare_store(out, template, encoding, fingerprint, job.layout)
     job = dataclasses.replace(job, store=str(work))
     done = product_store.completed_blocks(work, job.layout)
     todo = [int(b) for b in np.flatnonzero(~done)]

@@ -24,14 +24,20 @@ recomputes exactly those blocks, and because each block is computed deterministi
 finished store is identical, chunk for chunk, to an uninterrupted run. Only when every block is
 written does :func:`finish_store` drop ``block_done`` and rename the store to its final name, so
 a store under the final name is always complete (and an unfinished one cannot be opened by
-:func:`open_product`). The store's ``cropsm_fingerprint`` attribute (models, inputs, period,
+:func:`open_product`). Every chunk is written, also one holding only fill values, so a block
+counts as written only when its record says so *and* all its chunk files are there
+(:func:`missing_chunks`): a chunk file lost later, in an unfinished or a finished store, is
+found, refused by :func:`open_product` and recomputed by the next ``cropsm predict``
+(:func:`reopen_damaged`). The store's ``cropsm_fingerprint`` attribute (models, inputs, period,
 layout) decides whether an existing store may be resumed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -62,7 +68,14 @@ ZSTD_LEVEL = 1
 """zstd level of the chunks (level 1: half the CPU time of 3, within 2 % of its size here)."""
 SM_STANDARD_NAME = "volume_fraction_of_condensed_water_in_soil"
 FINGERPRINT_ATTR = "cropsm_fingerprint"
-PRODUCT_FORMAT = "cropsm-product/1"
+PRODUCT_FORMAT = "cropsm-product/2"
+"""Format of the stores this cropsm writes: every chunk of the per-block variables is stored,
+also one that holds only fill values (no cropland there), so a missing chunk file is damage."""
+READABLE_FORMATS = ("cropsm-product/1", PRODUCT_FORMAT)
+"""Formats :func:`cropsm.predict.export.export_netcdf` and the analyses read; ``/1`` stores
+skipped all-fill chunks, so missing chunks cannot be told from damage there."""
+BLOCK_VARIABLES = ("sm", "sm_sd", "time_flag", "member_sum", "member_days")
+"""Variables written block by block (:func:`write_block`), whose chunks every block must hold."""
 RESUME_RECORD = "block_done"
 """The unfinished store's record of written blocks (not part of the finished product)."""
 PARTIAL_SUFFIX = ".partial"
@@ -531,13 +544,151 @@ def read_fingerprint(path: Path) -> str | None:
 
 
 def completed_blocks(path: Path, layout: ProductLayout) -> np.ndarray:
-    """Boolean ``(n_blocks,)``: blocks whose resume record says they are written (all of
-    them in a finished store, which has no record left)."""
+    """Boolean ``(n_blocks,)``: blocks whose resume record says they are written and whose
+    chunk files are all there (:func:`missing_chunks`; a finished store has no record left,
+    every block is then written unless a chunk is missing)."""
     record = Path(path) / RESUME_RECORD
-    if not record.is_dir():
-        return np.ones(layout.n_blocks, dtype=bool)
-    done = zarr.open_array(str(record), mode="r")[...]
-    return np.asarray(done, dtype=bool).reshape(-1)[: layout.n_blocks]
+    if record.is_dir():
+        done = zarr.open_array(str(record), mode="r")[...]
+        done = np.asarray(done, dtype=bool).reshape(-1)[: layout.n_blocks].copy()
+    else:
+        done = np.ones(layout.n_blocks, dtype=bool)
+    for block in missing_chunks(path, layout.n_time_blocks, layout.tiles, np.flatnonzero(done)):
+        done[block] = False
+    return done
+
+
+def store_format(path: Path) -> str | None:
+    """The ``product_format`` attribute of a store (None: none, or unreadable metadata)."""
+    try:
+        meta = read_json_object(Path(path) / "zarr.json") or {}
+    except InputError:
+        return None
+    attrs = meta.get("attributes", {})
+    return attrs.get("product_format") if isinstance(attrs, dict) else None
+
+
+def _chunk_key(encoding: dict, coords: Sequence[int]) -> str:
+    """A chunk's key under its array's folder, by the array's ``chunk_key_encoding``."""
+    name = encoding.get("name", "default")
+    default_separator = "/" if name == "default" else "."
+    separator = (encoding.get("configuration") or {}).get("separator", default_separator)
+    parts = [str(int(c)) for c in coords]
+    if name == "default":
+        return separator.join(["c", *parts])
+    return separator.join(parts) if parts else "0"
+
+
+def _stored_files(folder: Path) -> set[str]:
+    """Relative paths (``/``-separated) of the files under an array's folder."""
+    out = set()
+    for root, _, files in os.walk(folder):
+        base = Path(root).relative_to(folder)
+        out.update((base / f).as_posix() for f in files)
+    return out
+
+
+def missing_chunks(
+    path: Path,
+    n_time_blocks: int,
+    tiles: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    blocks: Sequence[int] | None = None,
+) -> dict[int, list[str]]:
+    """Chunk files of written blocks that are not in the store, by block.
+
+    A block (time block ``i``, tile ``j``; numbered ``i * len(tiles) + j``) owns, of every
+    variable in :data:`BLOCK_VARIABLES`, the chunks of time chunk (or ``time_block``) ``i``
+    over the tile's lat/lon chunks and every chunk along the other axes. Only stores of
+    :data:`PRODUCT_FORMAT` are checked (older ones skipped all-fill chunks): ``{}`` otherwise.
+
+    Returns
+    -------
+    dict
+        ``{block: ["sm/c/0/1/2/0/0", ...]}`` for the blocks (of ``blocks``; None: all) that
+        miss a chunk file.
+    """
+    path = Path(path)
+    if store_format(path) != PRODUCT_FORMAT:
+        return {}
+    blocks = range(n_time_blocks * len(tiles)) if blocks is None else blocks
+    missing: dict[int, list[str]] = {}
+    for name in BLOCK_VARIABLES:
+        try:
+            meta = read_json_object(path / name / "zarr.json")
+        except InputError:
+            meta = None
+        if meta is None:
+            continue
+        dims = meta.get("dimension_names") or []
+        shape = meta.get("shape") or []
+        chunk_shape = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get(
+            "chunk_shape"
+        ) or []
+        if not (len(dims) == len(shape) == len(chunk_shape)):
+            continue
+        stored = _stored_files(path / name)
+        encoding = meta.get("chunk_key_encoding") or {}
+        for block in blocks:
+            i_time, i_tile = divmod(int(block), len(tiles))
+            (y0, y1), (x0, x1) = tiles[i_tile]
+            ranges = []
+            for dim, size, chunk in zip(dims, shape, chunk_shape, strict=True):
+                if dim in ("time", "time_block"):
+                    ranges.append([i_time])
+                elif dim == "lat":
+                    ranges.append(range(y0 // chunk, -(-y1 // chunk)))
+                elif dim == "lon":
+                    ranges.append(range(x0 // chunk, -(-x1 // chunk)))
+                else:
+                    ranges.append(range(-(-size // chunk)))
+            for coords in itertools.product(*ranges):
+                key = _chunk_key(encoding, coords)
+                if key not in stored:
+                    missing.setdefault(int(block), []).append(f"{name}/{key}")
+    return missing
+
+
+def reopen_damaged(path: Path, layout: ProductLayout) -> Path | None:
+    """Turn a finished store with missing chunk files back into an unfinished one.
+
+    The store is renamed to ``PATH.partial`` (:func:`partial_path`, replacing one there) and
+    given a resume record in which exactly the damaged blocks are not written, so that the
+    next :func:`cropsm.predict.product.predict_product` recomputes those blocks only.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The unfinished store's path; None when nothing is missing (or the store is unfinished
+        already).
+    """
+    path = Path(path)
+    if (path / RESUME_RECORD).is_dir():
+        return None  # unfinished: its record and :func:`completed_blocks` say what to compute
+    damaged = missing_chunks(path, layout.n_time_blocks, layout.tiles)
+    if not damaged:
+        return None
+    work = partial_path(path)
+    try:
+        if work.exists():
+            shutil.rmtree(work)
+        path.rename(work)
+        group = zarr.open_group(str(work), mode="r+", use_consolidated=False)
+        done = np.ones((layout.n_time_blocks, len(layout.tiles)), dtype=np.int8)
+        for block in damaged:
+            done[layout.block_position(block)] = 0
+        record = group.create_array(
+            RESUME_RECORD,
+            shape=done.shape,
+            chunks=(1, 1),
+            dtype="int8",
+            fill_value=np.int8(0),
+            dimension_names=("time_block", "tile"),
+        )
+        record[...] = done
+        _consolidate(work)
+    except OSError as err:
+        raise OutputError.from_os_error(path, err) from None
+    return work
 
 
 def write_block(
@@ -572,11 +723,25 @@ def write_block(
         raise OutputError.from_os_error(path, err) from None
 
 
+class _EveryChunk:
+    """A store's arrays, written with every chunk stored, also an all-fill one
+    (:data:`PRODUCT_FORMAT`)."""
+
+    def __init__(self, group: zarr.Group) -> None:
+        self.group = group
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.group
+
+    def __getitem__(self, name: str) -> zarr.Array:
+        return self.group[name].with_config({"write_empty_chunks": True})
+
+
 def _write_block(
     path, layout, block_id, sm_packed, time_flags, cell_ilat, cell_ilon, extras
 ) -> None:
     t_sl, y_sl, x_sl = layout.block(block_id)
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group = _EveryChunk(zarr.open_group(str(path), mode="r+", use_consolidated=False))
     ly = np.asarray(cell_ilat) - y_sl.start
     lx = np.asarray(cell_ilon) - x_sl.start
     shape = (t_sl.stop - t_sl.start, y_sl.stop - y_sl.start, x_sl.stop - x_sl.start)
@@ -649,10 +814,18 @@ def open_product(path: str | Path, allow_incomplete: bool = False, **kwargs) -> 
 
 
 def check_complete(path: str | Path) -> None:
-    """Raise :class:`cropsm.errors.UsageError` when the store at ``path`` is unfinished."""
+    """Raise :class:`cropsm.errors.UsageError` when the store at ``path`` is unfinished, or
+    finished but missing chunk files (:func:`missing_chunks`)."""
     path = Path(path)
     record = path / RESUME_RECORD
     if not record.is_dir():
+        damaged = store_damage(path)
+        if damaged:
+            blocks, keys = damaged
+            raise UsageError(
+                f"{path}: damaged product: {len(keys)} chunk file(s) missing (e.g. {keys[0]}), "
+                f"in {blocks} time chunk(s); run `cropsm predict` again to recompute them"
+            )
         return
     done = np.asarray(zarr.open_array(str(record), mode="r")[...])
     if not done.all():
@@ -661,6 +834,35 @@ def check_complete(path: str | Path) -> None:
             f"{path}: unfinished product ({int((done == 0).sum())} of {done.size} blocks not "
             f"computed); run `cropsm predict` again to finish {final}"
         )
+
+
+def store_damage(path: str | Path) -> tuple[int, list[str]] | None:
+    """``(time chunks, missing chunk keys)`` of a finished store whose chunk files are not
+    all there; None when it is whole (or of a format that cannot tell, or not a product).
+
+    The layout is read from the store itself: time blocks are its ``sm`` time chunks and,
+    for the check, the whole grid is one tile (the chunks are the same whatever the compute
+    tiling, only grouped otherwise).
+    """
+    path = Path(path)
+    try:
+        meta = read_json_object(path / "sm" / "zarr.json")
+    except InputError:
+        return None
+    if meta is None or store_format(path) != PRODUCT_FORMAT:
+        return None
+    dims = meta.get("dimension_names") or []
+    shape = dict(zip(dims, meta.get("shape") or [], strict=False))
+    chunk_shape = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape")
+    chunks = dict(zip(dims, chunk_shape or [], strict=False))
+    if not all(d in shape and d in chunks for d in ("time", "lat", "lon")):
+        return None
+    n_time_blocks = -(-int(shape["time"]) // int(chunks["time"]))
+    tiles = (((0, int(shape["lat"])), (0, int(shape["lon"]))),)
+    missing = missing_chunks(path, n_time_blocks, tiles)
+    if not missing:
+        return None
+    return len(missing), sorted(k for keys in missing.values() for k in keys)
 
 
 def chunk_files(path: str | Path, variables: Sequence[str] = ("sm", "time_flag")) -> dict:
