@@ -41,6 +41,7 @@ from cropsm.catalog import regions
 from cropsm.io.atomic import atomic_output
 from cropsm.io.static import read_static
 from cropsm.maps import colorbar, field_extent, map_panel, new_figure, save_figure
+from cropsm.predict.store import check_complete
 from cropsm.run_layout import RunLayout, load_run_config
 from cropsm.sources import grid_input_paths
 
@@ -281,6 +282,7 @@ def top_layer_reference(path: str | Path) -> xr.DataArray:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no national product")
+    check_complete(path)  # a missing chunk file is refused, not read as fill
     ds = standardize_product(xr.open_zarr(path, consolidated=None), path)
     return ds["sm"].sel(scenario="reference", layer=TOP_LAYER, drop=True)
 

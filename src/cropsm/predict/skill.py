@@ -34,7 +34,7 @@ from cropsm.features.station_table import nearest_cell_index
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.config import REFERENCE
 from cropsm.predict.grid_features import synchronous_values
-from cropsm.predict.store import SM_FILL, SM_SCALE
+from cropsm.predict.store import SM_FILL, SM_SCALE, check_complete
 from cropsm.provenance import write_json
 
 WINDOW_DAYS = 92
@@ -194,6 +194,7 @@ def product_truth_skill(
         "by_pattern": {id: M}}, ...}``; ``rmse_map`` ``(layer, lat, lon)`` per-cell RMSE of the
         reference (NaN outside the truth's cells), or ``None`` without a reference scenario.
     """
+    check_complete(product_path)  # missing chunk files are not read as fill
     product = xr.open_zarr(Path(product_path), consolidated=True)
     scenarios = [str(s) for s in product["scenario"].values]
     lat, lon = product["lat"].values, product["lon"].values
