@@ -115,6 +115,31 @@ def test_predict_refuses_damaged_networks_and_keeps_nothing(tiny_run, tmp_path):
     assert not (mine / "product.zarr.partial").exists()
 
 
+def test_predict_names_the_network_whose_input_it_cannot_compute(tiny_run, tmp_path):
+    from cropsm.features.climate import FEATURE_ATTRS
+
+    run_dir, _ = tiny_run
+    mine = tmp_path / "run"
+    mine.mkdir()
+    (mine / "inputs").symlink_to(run_dir / "inputs", target_is_directory=True)
+    shutil.copy(run_dir / "config.resolved.toml", mine)
+    shutil.copytree(run_dir / "models", mine / "models")
+
+    def rename(data):
+        names = data["feature_names"]
+        climate = next(i for i, n in enumerate(names) if n in FEATURE_ATTRS)
+        names[climate] = "rainfall_bogus"
+
+    _edit_json(mine / "models" / "layer2" / "model.json", rename)
+    result = runner.invoke(app, ["predict", str(mine), "--workers", "0"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "models/layer2/model.json: the networks take input(s) rainfall_bogus" in errors[0]
+    assert not (mine / "product.zarr").exists()
+    assert not (mine / "product.zarr.partial").exists()
+
+
 def test_predict_with_fewer_scenarios_does_not_replace_the_product(tiny_run, tmp_path):
     run_dir, _ = tiny_run
     result = runner.invoke(app, ["predict", str(run_dir), "--scenarios", "reference"])

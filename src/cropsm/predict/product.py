@@ -671,6 +671,46 @@ def _static_variables(
     }
 
 
+def unknown_inputs_message(unknown: Sequence[str], where: str = "") -> str:
+    """The error for network inputs this cropsm cannot compute on the grid."""
+    prefix = f"{where}: " if where else ""
+    return (
+        f"{prefix}the networks take input(s) {', '.join(unknown)} that this cropsm cannot "
+        "compute on the grid (networks trained by another version? retrain them: cropsm run "
+        "CONFIG --stages features,train)"
+    )
+
+
+def computed_climate_names(shared_names: Sequence[str]) -> list[str]:
+    """The network inputs among ``shared_names`` that are daily climate features (not static,
+    day-of-year, climate-descriptor or bare-bucket inputs), which the grid computes by
+    name (:data:`cropsm.features.climate.FEATURE_ATTRS`)."""
+    return [
+        n
+        for n in shared_names
+        if n not in STATIC_FEATURES
+        and n not in DAY_FEATURES
+        and n not in CLIMATE_DESCRIPTORS
+        and n not in BARE_BUCKET_FEATURES
+    ]
+
+
+def check_grid_inputs(models: Sequence[LayerModel], models_dir: str | Path) -> None:
+    """Refuse networks (one chain, e.g. ensemble member 0) that take an input this cropsm
+    cannot compute on the grid, naming the first such layer's ``model.json``.
+
+    Raises
+    ------
+    cropsm.errors.UsageError
+    """
+    for model, net in zip(models, fold_chain(models), strict=True):
+        names = computed_climate_names(net.shared_names)
+        unknown = [n for n in names if n not in _CLIMATE_FEATURE_NAMES]
+        if unknown:
+            where = Path(models_dir) / f"layer{model.layer}" / "model.json"
+            raise UsageError(unknown_inputs_message(unknown, str(where)))
+
+
 def ensemble_members(
     models: Sequence[LayerModel] | Sequence[Sequence[LayerModel]],
 ) -> list[list[LayerModel]]:
@@ -738,14 +778,7 @@ def plan_product(
     static_names = [n for n in shared if n in STATIC_FEATURES]
     descriptor_names = [n for n in shared if n in CLIMATE_DESCRIPTORS]
     bare_names = tuple(n for n in shared if n in BARE_BUCKET_FEATURES)
-    climate_names = [
-        n
-        for n in shared
-        if n not in STATIC_FEATURES
-        and n not in DAY_FEATURES
-        and n not in descriptor_names
-        and n not in bare_names
-    ]
+    climate_names = computed_climate_names(shared)
     variables, needs_halo = climate_sources(climate_names)
     needs_bucket = bool(bare_names) or any(
         n in (*WATER_BALANCE_FEATURES, *CALENDAR_FEATURES) for n in pattern_inputs
@@ -760,11 +793,7 @@ def plan_product(
         )
     unknown = [n for n in climate_names if n not in _CLIMATE_FEATURE_NAMES]
     if unknown:
-        raise UsageError(
-            f"the networks take input(s) {', '.join(unknown)} that this cropsm cannot compute on "
-            "the grid (networks trained by another version? retrain them: cropsm run CONFIG "
-            "--stages features,train)"
-        )
+        raise UsageError(unknown_inputs_message(unknown))
     for name in static_names:
         if name in LOCATION_FEATURES:  # from the grid's own lat/lon
             continue

@@ -22,7 +22,7 @@ from cropsm.io.static import read_static
 from cropsm.io.stations import read_stations
 from cropsm.predict.cluster import dask_client
 from cropsm.predict.config import PredictConfig
-from cropsm.predict.product import predict_product
+from cropsm.predict.product import check_grid_inputs, predict_product
 from cropsm.predict.skill import product_truth_skill, update_truth_skill_json, write_error_map
 from cropsm.progress import progress_callback
 from cropsm.run_layout import PRODUCT_NAME, RunLayout, load_run_config
@@ -122,6 +122,7 @@ def predict_run(
     out = Path(out) if out is not None else default_product_path(run_dir, models_path)
     check_writable(out, "--out", beside=True)  # before inputs are read or a cluster starts
     models = load_ensemble(models_path)
+    check_grid_inputs(models[0], models_path)  # before inputs are read or a cluster starts
     if layers is not None:
         models = [[m for m in member if m.layer <= layers] for member in models]
     residual_sd = load_residual_sd(models_path)
