@@ -515,3 +515,20 @@ def test_a_forged_resume_record_does_not_finish_a_half_written_store(inputs, ref
     assert (again["status"], again["blocks_computed"]) == ("resumed", N_BLOCKS - 2)
     got = chunk_files(out)
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+
+
+def test_a_product_of_the_top_layers_only_is_whole(inputs, tmp_path):
+    """A product of layers 1...k (the control experiments' top-layer products) stores fill
+    chunks for the layers below, so it finishes and is not taken for damaged."""
+    from cropsm.predict.store import store_damage
+
+    climate, static, stations, models = inputs
+    out = tmp_path / "top.zarr"
+    config = PredictConfig(workers=0, **CONFIG)
+    product_module.predict_product(out, climate, static, stations, models[:1], config)
+    assert store_damage(out) is None
+    ds = open_product(out)
+    assert (
+        ds["sm"].isel(layer=0).notnull().any()
+        and ds["sm"].isel(layer=slice(1, None)).isnull().all()
+    )

@@ -752,9 +752,10 @@ def _write_block(
     for name, packed in packed_vars.items():
         target = group[name]
         for s in range(packed.shape[0]):
-            for k in range(packed.shape[1]):
+            for k in range(target.shape[1]):  # layers below the computed ones: fill
                 grid.fill(SM_FILL)
-                grid[:, ly, lx] = packed[s, k]
+                if k < packed.shape[1]:
+                    grid[:, ly, lx] = packed[s, k]
                 target[s, k, t_sl, y_sl, x_sl] = grid
     i_time = layout.block_position(block_id)[0]
     if "member_sum" in extras and "member_sum" in group:
