@@ -201,3 +201,17 @@ def test_a_damaged_station_table_is_named(staged_run):
     with pytest.raises(InputError, match="station_table.parquet: cannot be read") as info:
         read_station_table(path)
     assert "--stages features --force" in str(info.value)
+
+
+def test_a_copied_run_reports_its_own_paths(staged_run, tmp_path):
+    """Stage markers record the run directory; a skipped stage's paths follow the copy."""
+    from cropsm.pipeline import relocated
+
+    run_dir, config = staged_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    summary = run_pipeline(load_config(config), copy, stages=["inputs", "features"])
+    assert [summary[s]["status"] for s in ("inputs", "features")] == ["skipped", "skipped"]
+    assert summary["inputs"]["twin_dir"] == str(copy / "inputs" / "twin-tiny-seed0")
+    assert relocated({"a": ["/r/run/x", "/r/runs/y", "/r/run"]}, "/r/run", "/c") == {
+        "a": ["/c/x", "/r/runs/y", "/c"]
+    }

@@ -86,6 +86,21 @@ def _outputs_present(run_dir: Path, name: str) -> bool:
     return True
 
 
+def relocated(value, old: str, new: str):
+    """``value`` (a stage's result: JSON values) with every string that is the run directory
+    ``old`` or a path under it rewritten to lie under ``new`` -- the paths a stage recorded,
+    for a run that was copied or moved since."""
+    if isinstance(value, str):
+        if value == old or value.startswith(old.rstrip("/") + "/"):
+            return new + value[len(old.rstrip("/")) :]
+        return value
+    if isinstance(value, dict):
+        return {k: relocated(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relocated(v, old, new) for v in value]
+    return value
+
+
 def stage_is_current(ctx: RunContext, st: Stage, keys: tuple[str, ...]) -> bool:
     """The stage ran with these config sections, the stages before it have not run since, and
     its outputs are still there."""
@@ -183,8 +198,11 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
         if not force and stage_is_current(ctx, st, keys):
             ctx.console.print(f"[dim]stage {name}: up to date, skipped[/dim]")
             record = read_marker(layout.stage_marker(name)) or {}
-            ctx.results[name] = record.get("result", {})
-            summary[name] = {"status": "skipped", **record.get("result", {})}
+            result = record.get("result", {})
+            if isinstance(record.get("run_dir"), str):  # a copied or moved run: its own paths
+                result = relocated(result, record["run_dir"], str(ctx.run_dir))
+            ctx.results[name] = result
+            summary[name] = {"status": "skipped", **result}
             continue
         _refuse_stale_upstream(ctx, pipeline, wanted, position, keys_of)
         ctx.console.print(f"[bold]stage {name}[/bold]: {st.purpose}")
@@ -208,6 +226,7 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
                 "fingerprint": fingerprint(config, keys),
                 "seconds": seconds,
                 "result": result,
+                "run_dir": str(ctx.run_dir),
                 "upstream": upstream,
                 "finished_at": time.time(),
             },
