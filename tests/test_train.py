@@ -423,3 +423,33 @@ def test_anchored_layers_take_the_subsoil_store_only_through_the_anchor(
     np.testing.assert_allclose(
         predict_chain(loaded, rows).to_numpy(), predict_chain(result.models, rows).to_numpy()
     )
+
+
+def test_member_initialisation_is_init_mlp_params_compiled_per_matrix():
+    """The stacked initial weights and Adam states are exactly ``vmap(init_mlp_params)`` and
+    ``vmap(adam.init)``, made without a program per architecture."""
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+
+    from cropsm.train.mlp import _ADAM, adam_init_members, init_members, init_mlp_params, member_key
+
+    for hidden_layers, units, n_inputs in [(1, 16, 5), (3, 64, 31)]:
+        config = Member(hidden_layers, units, 128, 0.01)
+        keys = jnp.stack([member_key(0, 2, config, m) for m in range(3)])
+        params = init_members(keys, n_inputs, hidden_layers, units)
+        one = partial(init_mlp_params, n_inputs=n_inputs, hidden_layers=hidden_layers, units=units)
+        expected = jax.jit(jax.vmap(one))(keys)
+        got_leaves, want_leaves = (
+            jax.tree_util.tree_leaves(params),
+            jax.tree_util.tree_leaves(expected),
+        )
+        assert len(got_leaves) == 2 * (hidden_layers + 1)
+        assert all(np.array_equal(g, w) for g, w in zip(got_leaves, want_leaves, strict=True))
+        state, want = adam_init_members(params), jax.vmap(_ADAM.init)(params)
+        assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(want)
+        for g, w in zip(
+            jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(want), strict=True
+        ):
+            assert g.dtype == w.dtype and g.shape == w.shape and not np.any(np.asarray(g))

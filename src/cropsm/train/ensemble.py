@@ -36,8 +36,11 @@ from cropsm.train.mlp import (
     _ADAM,
     Member,
     NumpyParams,
+    adam_init_members,
     bounded_output,
     decayed_step,
+    host_copy,
+    init_members,
     member_key,
     mlp_forward,
     noisy_inputs,
@@ -112,13 +115,6 @@ def weighted_mse_loss(params, x, y, w, bounds=None):
     row of the batch has weight)."""
     error = (bounded_output(mlp_forward(params, x), bounds) - y) ** 2
     return jnp.sum(w * error) / jnp.maximum(jnp.sum(w), 1e-12)
-
-
-@partial(jax.jit, static_argnames=("hidden_layers", "units", "n_inputs"))
-def _init(keys, *, hidden_layers: int, units: int, n_inputs: int):
-    from cropsm.train.mlp import init_mlp_params
-
-    return jax.vmap(lambda k: init_mlp_params(k, n_inputs, hidden_layers, units))(keys)
 
 
 def _one_member_epoch(
@@ -234,14 +230,14 @@ def train_bootstrap_members(
     config = Member(hidden, units, int(hyperparameters["batch_size"]),
                     float(hyperparameters["learning_rate"]))  # fmt: skip
     keys = jnp.stack([member_key(seed, layer, config, m) for m in members])
-    params = _init(keys, hidden_layers=hidden, units=units, n_inputs=n_inputs)
+    params = init_members(keys, n_inputs, hidden, units)
     carry = (
         params,
-        jax.vmap(_ADAM.init)(params),
-        jax.tree_util.tree_map(jnp.copy, params),
-        jnp.full((n_members,), jnp.inf, jnp.float32),
-        jnp.full((n_members,), -1, jnp.int32),
-        jnp.ones((n_members,), bool),
+        adam_init_members(params),
+        host_copy(params),
+        jnp.asarray(np.full(n_members, np.inf, np.float32)),
+        jnp.asarray(np.full(n_members, -1, np.int32)),
+        jnp.asarray(np.ones(n_members, bool)),
     )
     f32 = partial(jnp.asarray, dtype=jnp.float32)
     data = (f32(x_train), f32(weights), f32(y_train), f32(x_val), f32(y_val))

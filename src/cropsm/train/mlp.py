@@ -262,10 +262,64 @@ def effective_batch_sizes(batch_sizes: Sequence[int], n_rows: int) -> tuple[list
     return [min(int(b), fit) for b in batch_sizes], micro
 
 
-@partial(jax.jit, static_argnums=(1, 2, 3))
-def _init_members(keys: jax.Array, n_inputs: int, hidden_layers: int, units: int) -> Params:
-    """:func:`init_mlp_params` for a stack of keys: parameters stacked over members."""
-    return jax.vmap(lambda key: init_mlp_params(key, n_inputs, hidden_layers, units))(keys)
+@partial(jax.jit, static_argnums=(1,))
+def _split_member_keys(keys: jax.Array, n_layers: int) -> tuple[jax.Array, ...]:
+    """``jax.random.split(key, n_layers)`` of every member's key, one stack per layer."""
+    split = jax.vmap(lambda key: jax.random.split(key, n_layers))(keys)
+    return tuple(split[:, i] for i in range(n_layers))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _glorot_members(keys: jax.Array, fan_in: int, fan_out: int) -> jax.Array:
+    """The Glorot-uniform weights of :func:`init_mlp_params` for one layer of every member."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return jax.vmap(
+        lambda key: jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
+    )(keys)
+
+
+def init_members(keys: jax.Array, n_inputs: int, hidden_layers: int, units: int) -> Params:
+    """:func:`init_mlp_params` for a stack of keys: parameters stacked over members.
+
+    The same numbers as ``vmap(init_mlp_params)``, compiled per weight-matrix shape instead of
+    per architecture, so the programs recur across architectures, soil layers and experiments
+    (the 12 architectures of the paper's grid share 3 + 12 small programs; compiling one
+    program per architecture cost 1.3-1.5 s each, per layer). Biases are zeros made on the
+    host (no program).
+    """
+    sizes = layer_sizes(n_inputs, hidden_layers, units)
+    layer_keys = _split_member_keys(keys, len(sizes) - 1)
+    n_members = keys.shape[0]
+    return [
+        (
+            _glorot_members(layer_key, fan_in, fan_out),
+            jnp.asarray(np.zeros((n_members, fan_out), np.float32)),
+        )
+        for layer_key, fan_in, fan_out in zip(layer_keys, sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def host_zeros_like(tree):
+    """Zeros shaped like every leaf of ``tree`` (arrays or shape/dtype structs), made on the
+    host and put on the device: no compiled program per shape, as ``jnp.zeros_like`` has."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(np.zeros(a.shape, a.dtype)), tree)
+
+
+def adam_init_members(params: Params) -> optax.OptState:
+    """``vmap(adam.init)(params)`` -- Adam's step count and moments, all zeros -- made on the
+    host (:func:`host_zeros_like` of the state's structure, traced without compiling)."""
+    return host_zeros_like(jax.eval_shape(jax.vmap(_ADAM.init), params))
+
+
+def host_copy(tree):
+    """A copy of every leaf in new device buffers, through the host (no program per shape)."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(np.array(a)), tree)
+
+
+def host_take(tree, rows: np.ndarray):
+    """Rows ``rows`` of every leaf's leading (member) axis, indexed on the host (a gather
+    compiled per leaf shape cost ~60 ms each, on every compaction)."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)[rows]), tree)
 
 
 def _per_member(mask: jax.Array, leaf: jax.Array) -> jax.Array:
@@ -496,15 +550,15 @@ class EnsembleTrainer:
         self.n_train = n_train
         n_members = len(members)
         keys = jnp.stack([member_key(seed, layer, m) for m in members])
-        params = _init_members(keys, n_inputs, hidden_layers, units)
+        params = init_members(keys, n_inputs, hidden_layers, units)
         self.state = EnsembleState(
             params=params,
-            opt_state=jax.vmap(_ADAM.init)(params),
-            best_params=jax.tree_util.tree_map(jnp.copy, params),
-            best_val_mse=jnp.full((n_members,), jnp.inf, jnp.float32),
-            best_epoch=jnp.full((n_members,), -1, jnp.int32),
-            epochs_trained=jnp.zeros((n_members,), jnp.int32),
-            active=jnp.ones((n_members,), bool),
+            opt_state=adam_init_members(params),
+            best_params=host_copy(params),
+            best_val_mse=jnp.asarray(np.full(n_members, np.inf, np.float32)),
+            best_epoch=jnp.asarray(np.full(n_members, -1, np.int32)),
+            epochs_trained=jnp.asarray(np.zeros(n_members, np.int32)),
+            active=jnp.asarray(np.ones(n_members, bool)),
         )
         self.data = tuple(jnp.asarray(a, jnp.float32) for a in (x_train, y_train, x_val, y_val))
         if (bounds_train is None) != (bounds_val is None):
@@ -610,7 +664,7 @@ class EnsembleTrainer:
             return
         self._collect([row for row in range(len(self.current)) if not active[row]])
         keep = np.flatnonzero(active)
-        self.state = jax.tree_util.tree_map(lambda a: a[keep], self.state)
+        self.state = host_take(self.state, keep)
         self.current = [self.current[row] for row in keep]
         self.plan = self._schedule(self.current)
 
