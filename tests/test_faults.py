@@ -532,3 +532,30 @@ def test_a_product_of_the_top_layers_only_is_whole(inputs, tmp_path):
         ds["sm"].isel(layer=0).notnull().any()
         and ds["sm"].isel(layer=slice(1, None)).isnull().all()
     )
+
+
+def test_a_chunk_that_cannot_be_decoded_is_named_then_recomputed(inputs, reference, tmp_path):
+    """A torn chunk file (present, but not zstd any more) stops export and the analyses with
+    one line naming it; deleted, it is recomputed by ``predict`` to the identical product."""
+    from cropsm.analyze.product import open_product as open_run_product
+    from cropsm.predict.store import reading_product, undecodable_chunks
+
+    out = tmp_path / "product.zarr"
+    product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    torn = out / "sm" / "c" / "6" / "2" / "7" / "0" / "0"
+    torn.write_bytes(torn.read_bytes()[:40])
+    assert undecodable_chunks(out) == ["sm/c/6/2/7/0/0"]
+    expected = r"damaged product: chunk file\(s\) sm/c/6/2/7/0/0 cannot be decoded \(.*\); delete"
+    with pytest.raises(UsageError, match=expected):
+        export_netcdf(out, tmp_path / "product.nc")
+    assert not (tmp_path / "product.nc").exists()
+    with pytest.raises(UsageError, match=expected), reading_product(out):
+        open_run_product(tmp_path)["sm"].load()
+
+    torn.unlink()
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("repaired", 1)
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+    with pytest.raises(ZeroDivisionError), reading_product(out):  # a whole store: passed on
+        1 / 0  # noqa: B018

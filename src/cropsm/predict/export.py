@@ -34,6 +34,7 @@ from cropsm.predict.store import (
     SM_SCALE,
     check_complete,
     open_product,
+    reading_product,
     time_bounds,
 )
 
@@ -140,7 +141,7 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
             var.encoding["coordinates"] = coordinates
     out = Path(out)
     try:
-        with atomic_output(out) as tmp:
+        with reading_product(product), atomic_output(out) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     finally:
         ds.close()

@@ -40,7 +40,8 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog, paper
-from cropsm.errors import InputError, OutputError, UsageError
+from cropsm.errors import CropsmError, InputError, OutputError, UsageError
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.flags import FLAG_VALUES, TIME_FLAG_MEANINGS
 from cropsm.provenance import read_json_object
@@ -864,6 +865,59 @@ def store_damage(path: str | Path) -> tuple[int, list[str]] | None:
     if not missing:
         return None
     return len(missing), sorted(k for keys in missing.values() for k in keys)
+
+
+def undecodable_chunks(path: str | Path) -> list[str]:
+    """Chunk files of the per-block variables that are there but cannot be decoded (a torn
+    copy, a flipped bit), as ``"sm/c/0/1/2/0/0"``. Decodes every chunk: for a failed read
+    only."""
+    path = Path(path)
+    bad: list[str] = []
+    for name in BLOCK_VARIABLES:
+        folder = path / name
+        if not (folder / "zarr.json").is_file():
+            continue
+        try:
+            array = zarr.open_array(str(folder), mode="r")
+        except Exception:  # noqa: BLE001 - unreadable metadata: not a chunk to name
+            continue
+        for key in sorted(_stored_files(folder) - {"zarr.json"}):
+            parts = key.split("/")
+            if parts[0] != "c" or not all(p.isdigit() for p in parts[1:]):
+                continue
+            try:
+                array.get_block_selection(tuple(int(p) for p in parts[1:]))
+            except Exception:  # noqa: BLE001 - whatever the codec raises: the chunk is bad
+                bad.append(f"{name}/{key}")
+    return bad
+
+
+@contextmanager
+def reading_product(path: str | Path) -> Iterator[None]:
+    """Turn a failure while reading the product at ``path`` into a one-line error naming its
+    damaged chunk files, when some cannot be decoded (:func:`undecodable_chunks`); other
+    failures pass unchanged.
+
+    Raises
+    ------
+    cropsm.errors.UsageError
+        ``PATH: damaged product: chunk file(s) ... cannot be decoded (...); delete them and
+        run `cropsm predict` again to recompute them``.
+    """
+    try:
+        yield
+    except CropsmError:
+        raise
+    except Exception as err:
+        bad = undecodable_chunks(path)
+        if not bad:
+            raise
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        reason = " ".join(str(err).split())[:120]
+        raise UsageError(
+            f"{path}: damaged product: chunk file(s) {shown} cannot be decoded ({reason}); "
+            "delete them and run `cropsm predict` again to recompute them"
+        ) from None
 
 
 def chunk_files(path: str | Path, variables: Sequence[str] = ("sm", "time_flag")) -> dict:
