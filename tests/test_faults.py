@@ -559,3 +559,28 @@ def test_a_chunk_that_cannot_be_decoded_is_named_then_recomputed(inputs, referen
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
     with pytest.raises(ZeroDivisionError), reading_product(out):  # a whole store: passed on
         1 / 0  # noqa: B018
+
+
+def test_a_product_that_lost_a_variables_metadata_is_refused_and_rebuilt(
+    inputs, reference, tmp_path
+):
+    """Without ``sm/zarr.json`` (and consolidated metadata) zarr leaves ``sm`` out silently:
+    the product is refused instead of exported without its soil moisture, and rebuilt."""
+    import json
+
+    out = tmp_path / "product.zarr"
+    product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    root = json.loads((out / "zarr.json").read_text())
+    root.pop("consolidated_metadata")
+    (out / "zarr.json").write_text(json.dumps(root))
+    (out / "sm" / "zarr.json").unlink()
+    expected = r"product.zarr: damaged product: sm/zarr.json missing or unreadable; run"
+    with pytest.raises(UsageError, match=expected):
+        open_product(out)
+    with pytest.raises(UsageError, match=expected):
+        export_netcdf(out, tmp_path / "product.nc")
+    assert not (tmp_path / "product.nc").exists()
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("replaced", N_BLOCKS)
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)

@@ -33,6 +33,7 @@ from cropsm.predict.store import (
     SM_FILL,
     SM_SCALE,
     check_complete,
+    missing_variables,
     open_product,
     reading_product,
     time_bounds,
@@ -72,6 +73,8 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
     product = Path(product)
     if not (product / "zarr.json").is_file():
         raise FileNotFoundError(f"{product}: not a zarr product store")
+    if missing_variables(product):
+        check_complete(product)  # refused before zarr opens it without the variable
     ds = open_product(product, allow_incomplete=True)  # refused below, with a count
     if ds.attrs.get("product_format") not in READABLE_FORMATS:
         raise UsageError(

@@ -1026,9 +1026,10 @@ def prepare_store(
         ``OUT.partial`` with this fingerprint), ``"repaired"`` (a finished ``out`` with this
         fingerprint that misses chunk files, given ``layout``: reopened as ``OUT.partial``
         with its damaged blocks to compute, :func:`cropsm.predict.store.reopen_damaged`) or
-        ``"replaced"`` (``out`` holds a product with another fingerprint, kept until the new
-        one is finished); ``path`` is where the blocks go (``out`` when it is already
-        finished). A folder that is not a cropsm product is never removed.
+        ``"replaced"`` (``out`` holds a product with another fingerprint, or one whose
+        variable metadata is lost, kept until the new one is finished); ``path`` is where
+        the blocks go (``out`` when it is already finished). A folder that is not a cropsm
+        product is never removed.
     """
     import shutil
 
@@ -1036,7 +1037,7 @@ def prepare_store(
     status = "created"
     if out.exists():
         existing = product_store.read_fingerprint(out)
-        if existing == fingerprint:
+        if existing == fingerprint and not product_store.missing_variables(out):
             reopened = None if layout is None else product_store.reopen_damaged(out, layout)
             return ("resumed", out) if reopened is None else ("repaired", reopened)
         if existing is None:
@@ -1047,7 +1048,9 @@ def prepare_store(
     work = product_store.partial_path(out)
     if work.exists():
         existing = product_store.read_fingerprint(work)
-        resumable = (work / product_store.RESUME_RECORD).is_dir()
+        resumable = (work / product_store.RESUME_RECORD).is_dir() and not (
+            product_store.missing_variables(work)
+        )
         if existing == fingerprint and resumable:
             return ("resumed" if status == "created" else status), work
         if existing is None:

@@ -815,10 +815,39 @@ def open_product(path: str | Path, allow_incomplete: bool = False, **kwargs) -> 
     return xr.open_zarr(path, consolidated=consolidated, **kwargs)
 
 
+REQUIRED_VARIABLES = ("sm", "time_flag")
+"""Variables every product store holds."""
+
+
+def missing_variables(path: str | Path) -> list[str]:
+    """Metadata files of :data:`REQUIRED_VARIABLES` that are gone or unreadable in a product
+    store (zarr then silently leaves the variable out); ``[]`` for stores that are not
+    products (no :data:`READABLE_FORMATS` ``product_format``)."""
+    path = Path(path)
+    if store_format(path) not in READABLE_FORMATS:
+        return []
+    lost = []
+    for name in REQUIRED_VARIABLES:
+        try:
+            meta = read_json_object(path / name / "zarr.json")
+        except InputError:
+            meta = None
+        if meta is None:
+            lost.append(f"{name}/zarr.json")
+    return lost
+
+
 def check_complete(path: str | Path) -> None:
     """Raise :class:`cropsm.errors.UsageError` when the store at ``path`` is unfinished, or
-    finished but missing chunk files (:func:`missing_chunks`)."""
+    finished but missing chunk files (:func:`missing_chunks`), or misses a variable's
+    metadata (:func:`missing_variables`)."""
     path = Path(path)
+    lost = missing_variables(path)
+    if lost:
+        raise UsageError(
+            f"{path}: damaged product: {', '.join(lost)} missing or unreadable; run `cropsm "
+            "predict` again to rebuild it"
+        )
     record = path / RESUME_RECORD
     if not record.is_dir():
         damaged = store_damage(path)
@@ -840,13 +869,17 @@ def check_complete(path: str | Path) -> None:
 
 def store_damage(path: str | Path) -> tuple[int, list[str]] | None:
     """``(time chunks, missing chunk keys)`` of a finished store whose chunk files are not
-    all there; None when it is whole (or of a format that cannot tell, or not a product).
+    all there; None when it is whole (or of a format that cannot tell, or not a product);
+    ``(0, metadata files)`` when a variable's metadata is gone (:func:`missing_variables`).
 
     The layout is read from the store itself: time blocks are its ``sm`` time chunks and,
     for the check, the whole grid is one tile (the chunks are the same whatever the compute
     tiling, only grouped otherwise).
     """
     path = Path(path)
+    lost = missing_variables(path)
+    if lost:
+        return 0, lost
     try:
         meta = read_json_object(path / "sm" / "zarr.json")
     except InputError:
