@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 
 from cropsm.analyze.product import standardize_product
-from cropsm.errors import ClusterError, OutputError, UsageError
+from cropsm.errors import ClusterError, InputError, OutputError, UsageError
 from cropsm.io.atomic import atomic_output, check_writable, new_file_mode
 from cropsm.predict import cluster as cluster_module
 from cropsm.predict import product as product_module
@@ -584,3 +584,10 @@ def test_a_product_that_lost_a_variables_metadata_is_refused_and_rebuilt(
     assert (again["status"], again["blocks_computed"]) == ("replaced", N_BLOCKS)
     got = chunk_files(out)
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+
+    text = (out / "zarr.json").read_text()
+    (out / "zarr.json").write_text(text[: len(text) // 2])  # the store's own metadata torn
+    with pytest.raises(InputError, match=r"product.zarr/zarr.json: cannot be read \("):
+        export_netcdf(out, tmp_path / "product.nc")
+    with pytest.raises(InputError, match="metadata is damaged; remove the store and run"):
+        open_product(out)

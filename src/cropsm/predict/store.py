@@ -808,13 +808,14 @@ def open_product(path: str | Path, allow_incomplete: bool = False, **kwargs) -> 
         check_complete(path)
     if "consolidated" in kwargs:
         return xr.open_zarr(path, **kwargs)
-    meta = path / "zarr.json"
-    consolidated = meta.is_file() and "consolidated_metadata" in json.loads(
-        meta.read_text(encoding="utf-8")
-    )
+    meta = read_json_object(path / "zarr.json", DAMAGED_METADATA_HINT) or {}
+    consolidated = "consolidated_metadata" in meta
     return xr.open_zarr(path, consolidated=consolidated, **kwargs)
 
 
+DAMAGED_METADATA_HINT = (
+    "the store's metadata is damaged; remove the store and run `cropsm predict` again"
+)
 REQUIRED_VARIABLES = ("sm", "time_flag")
 """Variables every product store holds."""
 
@@ -842,6 +843,7 @@ def check_complete(path: str | Path) -> None:
     finished but missing chunk files (:func:`missing_chunks`), or misses a variable's
     metadata (:func:`missing_variables`)."""
     path = Path(path)
+    read_json_object(path / "zarr.json", DAMAGED_METADATA_HINT)  # damaged: named, one line
     lost = missing_variables(path)
     if lost:
         raise UsageError(
