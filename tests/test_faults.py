@@ -421,11 +421,8 @@ def test_workers_ignore_ctrl_c_so_only_the_driver_handles_it():
     assert list(ignored.values()) == [True]
 
 
-def test_an_unfinished_store_without_its_resume_record_is_rebuilt(inputs, reference, tmp_path):
-    """Without ``block_done`` an unfinished store cannot say which blocks are written: it is
-    rebuilt (not finished as if complete), to the identical product; one whose metadata is
-    damaged is not taken for a cropsm store and is left for the user to remove."""
-    out = tmp_path / "product.zarr"
+def _interrupted_after_two_blocks(inputs, out: Path) -> Path:
+    """``out`` made up to its second block and interrupted there (Ctrl-C)."""
 
     def stop_after_two(step: str, done: int, total: int) -> None:
         if step == "predict blocks" and done == 2:
@@ -435,6 +432,14 @@ def test_an_unfinished_store_without_its_resume_record_is_rebuilt(inputs, refere
         product_module.predict_product(
             out, *inputs, PredictConfig(workers=0, **CONFIG), progress=stop_after_two
         )
+    return out
+
+
+def test_an_unfinished_store_without_its_resume_record_is_rebuilt(inputs, reference, tmp_path):
+    """Without ``block_done`` an unfinished store cannot say which blocks are written: it is
+    rebuilt (not finished as if complete), to the identical product; one whose metadata is
+    damaged is not taken for a cropsm store and is left for the user to remove."""
+    out = _interrupted_after_two_blocks(inputs, tmp_path / "product.zarr")
     work = partial_path(out)
     assert work.exists() and not out.exists()
     shutil.rmtree(work / "block_done")
@@ -499,16 +504,7 @@ def test_a_forged_resume_record_does_not_finish_a_half_written_store(inputs, ref
     give them away and they are computed, not published as fill."""
     import zarr
 
-    out = tmp_path / "product.zarr"
-
-    def stop_after_two(step: str, done: int, total: int) -> None:
-        if step == "predict blocks" and done == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        product_module.predict_product(
-            out, *inputs, PredictConfig(workers=0, **CONFIG), progress=stop_after_two
-        )
+    out = _interrupted_after_two_blocks(inputs, tmp_path / "product.zarr")
     record = zarr.open_array(str(partial_path(out) / "block_done"), mode="r+")
     record[...] = 1
     again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
@@ -545,11 +541,14 @@ def test_a_chunk_that_cannot_be_decoded_is_named_then_recomputed(inputs, referen
     torn = out / "sm" / "c" / "6" / "2" / "7" / "0" / "0"
     torn.write_bytes(torn.read_bytes()[:40])
     assert undecodable_chunks(out) == ["sm/c/6/2/7/0/0"]
-    expected = r"damaged product: chunk file\(s\) sm/c/6/2/7/0/0 cannot be decoded \(.*\); delete"
-    with pytest.raises(UsageError, match=expected):
+    expected = (
+        r"product.zarr: damaged zarr store: chunk file\(s\) sm/c/6/2/7/0/0 cannot be decoded "
+        r"\(Zstd .*\); delete them"
+    )
+    with pytest.raises(InputError, match=expected):
         export_netcdf(out, tmp_path / "product.nc")
     assert not (tmp_path / "product.nc").exists()
-    with pytest.raises(UsageError, match=expected), reading_product(out):
+    with pytest.raises(InputError, match=expected), reading_product(tmp_path):
         open_run_product(tmp_path)["sm"].load()
 
     torn.unlink()

@@ -99,13 +99,19 @@ def test_damaged_networks_name_the_file_and_field(models_copy, damage, file, fra
         assert fragment in message, (fragment, message)
 
 
-def test_predict_refuses_damaged_networks_and_keeps_nothing(tiny_run, tmp_path):
+def _run_with_own_models(tiny_run, tmp_path) -> Path:
+    """A run directory sharing the tiny run's inputs, with a copy of its networks."""
     run_dir, _ = tiny_run
     mine = tmp_path / "run"
     mine.mkdir()
     (mine / "inputs").symlink_to(run_dir / "inputs", target_is_directory=True)
     shutil.copy(run_dir / "config.resolved.toml", mine)
     shutil.copytree(run_dir / "models", mine / "models")
+    return mine
+
+
+def test_predict_refuses_damaged_networks_and_keeps_nothing(tiny_run, tmp_path):
+    mine = _run_with_own_models(tiny_run, tmp_path)
     _rewrite_npz(mine / "models" / "layer1" / "weights.npz", b0=lambda b: b * np.inf)
     result = runner.invoke(app, ["predict", str(mine), "--workers", "0"])
     assert result.exit_code == 2, result.output
@@ -118,12 +124,7 @@ def test_predict_refuses_damaged_networks_and_keeps_nothing(tiny_run, tmp_path):
 def test_predict_names_the_network_whose_input_it_cannot_compute(tiny_run, tmp_path):
     from cropsm.features.climate import FEATURE_ATTRS
 
-    run_dir, _ = tiny_run
-    mine = tmp_path / "run"
-    mine.mkdir()
-    (mine / "inputs").symlink_to(run_dir / "inputs", target_is_directory=True)
-    shutil.copy(run_dir / "config.resolved.toml", mine)
-    shutil.copytree(run_dir / "models", mine / "models")
+    mine = _run_with_own_models(tiny_run, tmp_path)
 
     def rename(data):
         names = data["feature_names"]

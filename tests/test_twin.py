@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,3 +182,25 @@ def test_refuses_to_overwrite_non_empty_folder(tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         generate_twin(target, "tiny", seed=0)
     assert (target / "keep.txt").read_text() == "user data"
+
+
+def test_a_torn_chunk_of_the_truth_is_named_not_a_codec_traceback(tiny_twin, tmp_path):
+    """Reading a truth store with a chunk that no longer decodes ends in one line naming the
+    store and the file (for every stage, through the stage registry's guard)."""
+    import shutil
+
+    from cropsm.errors import InputError
+    from cropsm.io.zarr_damage import naming_damaged_stores
+
+    root, _ = tiny_twin
+    run = tmp_path / "run"
+    store = Path(shutil.copytree(root / "truth.zarr", run / "inputs" / "twin" / "truth.zarr"))
+    chunk = store / "reference_sm" / "c" / "0" / "0" / "0"
+    chunk.write_bytes(b"\x00" * 16)
+    with pytest.raises(InputError) as err, naming_damaged_stores(run):
+        open_truth(store)["reference_sm"].load()
+    message = str(err.value)
+    assert message.startswith(f"{store}: damaged zarr store: chunk file(s) reference_sm/c/0/0/0")
+    assert "cannot be decoded (" in message and "`cropsm twin`" in message
+    with pytest.raises(KeyError), naming_damaged_stores(run):  # not zarr's failure: unchanged
+        {}["x"]  # noqa: B018

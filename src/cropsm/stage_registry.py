@@ -50,6 +50,24 @@ class Stage:
         return self.own_process(ctx) if callable(self.own_process) else bool(self.own_process)
 
 
+class NamingDamagedStores:
+    """A stage function whose failures while reading a zarr store name the damaged chunk
+    files, when the run's stores have some (:func:`cropsm.io.zarr_damage.damaged_stores`),
+    instead of ending in the codec's traceback (``Zstd decompression error``). A plain
+    object holding the function, so that it travels to a stage's own process by name."""
+
+    def __init__(self, func: Callable[[RunContext], dict]) -> None:
+        self.func = func
+        self.__name__ = getattr(func, "__name__", "stage")
+        self.__doc__ = func.__doc__
+
+    def __call__(self, ctx: RunContext) -> dict:
+        from cropsm.io.zarr_damage import naming_damaged_stores
+
+        with naming_damaged_stores(ctx.run_dir):
+            return self.func(ctx)
+
+
 STAGES: dict[str, Stage] = {}
 
 PIPELINE_ORDER: tuple[str, ...] = (
@@ -87,7 +105,8 @@ def stage(
     process (JAX's buffers and compiled programs, glibc's arenas)."""
 
     def register(func: Callable[[RunContext], dict]) -> Callable[[RunContext], dict]:
-        STAGES[name] = Stage(name, purpose, func, config_keys, tuple(needs), own_process)
+        guarded = NamingDamagedStores(func)
+        STAGES[name] = Stage(name, purpose, guarded, config_keys, tuple(needs), own_process)
         return func
 
     return register

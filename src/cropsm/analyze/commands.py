@@ -17,12 +17,14 @@ def run_analyze(run_dir: Path, console: Console | None = None) -> dict:
     and ``run_summary.json`` stay those of the run that made it.
     """
     from cropsm.analyze.stage import run_analyses
+    from cropsm.io.zarr_damage import naming_damaged_stores
     from cropsm.run_layout import load_run_config
     from cropsm.stage_registry import RunContext
 
     config = load_run_config(run_dir)
     ctx = RunContext(config=config, run_dir=Path(run_dir), console=console or Console(stderr=True))
-    return run_analyses(ctx)
+    with naming_damaged_stores(run_dir):  # a torn chunk of the product or the truth: named
+        return run_analyses(ctx)
 
 
 def register(app: typer.Typer, friendly_errors, stdout: Console) -> None:

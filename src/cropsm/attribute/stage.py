@@ -16,7 +16,6 @@ from cropsm.attribute.national import TOP_LAYER, national_attribution
 from cropsm.attribute.station import station_attribution
 from cropsm.predict.config import PredictConfig
 from cropsm.predict.stage import predict_run, run_predict_config
-from cropsm.predict.store import reading_product
 from cropsm.progress import progress_callback
 from cropsm.sources import lacking
 from cropsm.stage_registry import RunContext, stage
@@ -77,10 +76,9 @@ def attribute_stage(ctx: RunContext) -> dict:
         log(f"national maps: skipped, {no_grid}")
     elif settings.national:
         groups = [g for g in settings.national_groups if g not in ctx.config.features.groups_off]
-        with reading_product(ctx.layout.product):
-            national = national_attribution(
-                ctx.run_dir, groups, make_product=product_maker(ctx.config, ctx.console), log=log
-            )
+        national = national_attribution(
+            ctx.run_dir, groups, make_product=product_maker(ctx.config, ctx.console), log=log
+        )
         if "national" in national:
             log(f"national maps {national['national']}")
             result["national"] = national["national"]

@@ -20,6 +20,7 @@ from cropsm.io.check import optional_climate_variables
 from cropsm.io.climate import read_climate
 from cropsm.io.static import read_static
 from cropsm.io.stations import read_stations
+from cropsm.io.zarr_damage import naming_damaged_stores
 from cropsm.predict.cluster import dask_client
 from cropsm.predict.config import PredictConfig
 from cropsm.predict.product import check_grid_inputs, predict_product
@@ -128,7 +129,7 @@ def predict_run(
     residual_sd = load_residual_sd(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
-    with dask_client(config.scheduler, config.workers) as client:
+    with naming_damaged_stores(run_dir), dask_client(config.scheduler, config.workers) as client:
         where = "this process" if client is None else f"dask ({_describe(client)})"
         console.print(f"  product -> {out} on {where}", highlight=False, markup=False)
         with progress_callback(console) as report:

@@ -37,11 +37,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +51,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_MID_CM, LAYER_TOP_CM, N_LAYERS, catalog, paper
-from cropsm.errors import CropsmError, InputError, OutputError, UsageError
+from cropsm.errors import InputError, OutputError, UsageError
+from cropsm.io import zarr_damage
 from cropsm.io.atomic import atomic_output
 from cropsm.predict.flags import FLAG_VALUES, TIME_FLAG_MEANINGS
 from cropsm.provenance import read_json_object
@@ -559,6 +558,14 @@ def completed_blocks(path: Path, layout: ProductLayout) -> np.ndarray:
     return done
 
 
+def array_metadata(path: Path, name: str) -> dict | None:
+    """The ``zarr.json`` of array ``name`` of a store; None when it is missing or unreadable."""
+    try:
+        return read_json_object(Path(path) / name / "zarr.json")
+    except InputError:
+        return None
+
+
 def store_format(path: Path) -> str | None:
     """The ``product_format`` attribute of a store (None: none, or unreadable metadata)."""
     try:
@@ -578,15 +585,6 @@ def _chunk_key(encoding: dict, coords: Sequence[int]) -> str:
     if name == "default":
         return separator.join(["c", *parts])
     return separator.join(parts) if parts else "0"
-
-
-def _stored_files(folder: Path) -> set[str]:
-    """Relative paths (``/``-separated) of the files under an array's folder."""
-    out = set()
-    for root, _, files in os.walk(folder):
-        base = Path(root).relative_to(folder)
-        out.update((base / f).as_posix() for f in files)
-    return out
 
 
 def missing_chunks(
@@ -614,10 +612,7 @@ def missing_chunks(
     blocks = range(n_time_blocks * len(tiles)) if blocks is None else blocks
     missing: dict[int, list[str]] = {}
     for name in BLOCK_VARIABLES:
-        try:
-            meta = read_json_object(path / name / "zarr.json")
-        except InputError:
-            meta = None
+        meta = array_metadata(path, name)
         if meta is None:
             continue
         dims = meta.get("dimension_names") or []
@@ -627,7 +622,7 @@ def missing_chunks(
         ) or []
         if not (len(dims) == len(shape) == len(chunk_shape)):
             continue
-        stored = _stored_files(path / name)
+        stored = zarr_damage.stored_files(path / name)
         encoding = meta.get("chunk_key_encoding") or {}
         for block in blocks:
             i_time, i_tile = divmod(int(block), len(tiles))
@@ -827,15 +822,9 @@ def missing_variables(path: str | Path) -> list[str]:
     path = Path(path)
     if store_format(path) not in READABLE_FORMATS:
         return []
-    lost = []
-    for name in REQUIRED_VARIABLES:
-        try:
-            meta = read_json_object(path / name / "zarr.json")
-        except InputError:
-            meta = None
-        if meta is None:
-            lost.append(f"{name}/zarr.json")
-    return lost
+    return [
+        f"{name}/zarr.json" for name in REQUIRED_VARIABLES if array_metadata(path, name) is None
+    ]
 
 
 def check_complete(path: str | Path) -> None:
@@ -882,10 +871,7 @@ def store_damage(path: str | Path) -> tuple[int, list[str]] | None:
     lost = missing_variables(path)
     if lost:
         return 0, lost
-    try:
-        meta = read_json_object(path / "sm" / "zarr.json")
-    except InputError:
-        return None
+    meta = array_metadata(path, "sm")
     if meta is None or store_format(path) != PRODUCT_FORMAT:
         return None
     dims = meta.get("dimension_names") or []
@@ -904,55 +890,15 @@ def store_damage(path: str | Path) -> tuple[int, list[str]] | None:
 
 def undecodable_chunks(path: str | Path) -> list[str]:
     """Chunk files of the per-block variables that are there but cannot be decoded (a torn
-    copy, a flipped bit), as ``"sm/c/0/1/2/0/0"``. Decodes every chunk: for a failed read
-    only."""
-    path = Path(path)
-    bad: list[str] = []
-    for name in BLOCK_VARIABLES:
-        folder = path / name
-        if not (folder / "zarr.json").is_file():
-            continue
-        try:
-            array = zarr.open_array(str(folder), mode="r")
-        except Exception:  # noqa: BLE001 - unreadable metadata: not a chunk to name
-            continue
-        for key in sorted(_stored_files(folder) - {"zarr.json"}):
-            parts = key.split("/")
-            if parts[0] != "c" or not all(p.isdigit() for p in parts[1:]):
-                continue
-            try:
-                array.get_block_selection(tuple(int(p) for p in parts[1:]))
-            except Exception:  # noqa: BLE001 - whatever the codec raises: the chunk is bad
-                bad.append(f"{name}/{key}")
-    return bad
+    copy, a flipped bit), as ``"sm/c/0/1/2/0/0"``
+    (:func:`cropsm.io.zarr_damage.undecodable_chunks`; the failure path only)."""
+    return zarr_damage.undecodable_chunks(path, BLOCK_VARIABLES)
 
 
-@contextmanager
-def reading_product(path: str | Path) -> Iterator[None]:
-    """Turn a failure while reading the product at ``path`` into a one-line error naming its
-    damaged chunk files, when some cannot be decoded (:func:`undecodable_chunks`); other
-    failures pass unchanged.
-
-    Raises
-    ------
-    cropsm.errors.UsageError
-        ``PATH: damaged product: chunk file(s) ... cannot be decoded (...); delete them and
-        run `cropsm predict` again to recompute them``.
-    """
-    try:
-        yield
-    except CropsmError:
-        raise
-    except Exception as err:
-        bad = undecodable_chunks(path)
-        if not bad:
-            raise
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        reason = " ".join(str(err).split())[:120]
-        raise UsageError(
-            f"{path}: damaged product: chunk file(s) {shown} cannot be decoded ({reason}); "
-            "delete them and run `cropsm predict` again to recompute them"
-        ) from None
+def reading_product(path: str | Path):
+    """A context in which a failure while reading the product store at ``path`` names its
+    undecodable chunk files (:func:`cropsm.io.zarr_damage.naming_damaged_stores`)."""
+    return zarr_damage.naming_damaged_stores(path)
 
 
 def chunk_files(path: str | Path, variables: Sequence[str] = ("sm", "time_flag")) -> dict:
