@@ -590,3 +590,23 @@ def test_a_product_that_lost_a_variables_metadata_is_refused_and_rebuilt(
         export_netcdf(out, tmp_path / "product.nc")
     with pytest.raises(InputError, match="metadata is damaged; remove the store and run"):
         open_product(out)
+
+
+@pytest.mark.parametrize("damage", ["record metadata deleted", "record chunk torn"])
+def test_an_unfinished_store_whose_resume_record_is_damaged_is_rebuilt(
+    inputs, reference, tmp_path, damage
+):
+    out = _interrupted_after_two_blocks(inputs, tmp_path / "product.zarr")
+    record = partial_path(out) / "block_done"
+    if damage == "record metadata deleted":
+        (record / "zarr.json").unlink()
+    else:
+        next(f for f in record.rglob("*") if f.is_file() and f.name != "zarr.json").write_bytes(
+            b"torn"
+        )
+    with pytest.raises(UsageError, match=r"resume record \(block_done\) cannot be read; run"):
+        open_product(partial_path(out))
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("created", N_BLOCKS)
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)

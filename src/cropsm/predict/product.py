@@ -1037,7 +1037,10 @@ def prepare_store(
     status = "created"
     if out.exists():
         existing = product_store.read_fingerprint(out)
-        if existing == fingerprint and not product_store.missing_variables(out):
+        record_lost = (out / product_store.RESUME_RECORD).exists() and (
+            product_store.read_resume_record(out) is None
+        )
+        if existing == fingerprint and not product_store.missing_variables(out) and not record_lost:
             reopened = None if layout is None else product_store.reopen_damaged(out, layout)
             return ("resumed", out) if reopened is None else ("repaired", reopened)
         if existing is None:
@@ -1048,7 +1051,7 @@ def prepare_store(
     work = product_store.partial_path(out)
     if work.exists():
         existing = product_store.read_fingerprint(work)
-        resumable = (work / product_store.RESUME_RECORD).is_dir() and not (
+        resumable = product_store.read_resume_record(work) is not None and not (
             product_store.missing_variables(work)
         )
         if existing == fingerprint and resumable:

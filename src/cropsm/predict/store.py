@@ -547,15 +547,28 @@ def completed_blocks(path: Path, layout: ProductLayout) -> np.ndarray:
     """Boolean ``(n_blocks,)``: blocks whose resume record says they are written and whose
     chunk files are all there (:func:`missing_chunks`; a finished store has no record left,
     every block is then written unless a chunk is missing)."""
-    record = Path(path) / RESUME_RECORD
-    if record.is_dir():
-        done = zarr.open_array(str(record), mode="r")[...]
-        done = np.asarray(done, dtype=bool).reshape(-1)[: layout.n_blocks].copy()
-    else:
+    record = read_resume_record(path)
+    if record is not None:
+        done = np.asarray(record, dtype=bool).reshape(-1)[: layout.n_blocks].copy()
+    else:  # finished (an unreadable record is refused by :func:`check_complete`)
         done = np.ones(layout.n_blocks, dtype=bool)
+        if (Path(path) / RESUME_RECORD).exists():
+            done[:] = False
     for block in missing_chunks(path, layout.n_time_blocks, layout.tiles, np.flatnonzero(done)):
         done[block] = False
     return done
+
+
+def read_resume_record(path: Path) -> np.ndarray | None:
+    """The ``block_done`` record of an unfinished store; None when there is none or it cannot
+    be read (a store whose record is damaged cannot say what it holds: it is rebuilt)."""
+    record = Path(path) / RESUME_RECORD
+    if not record.is_dir():
+        return None
+    try:
+        return np.asarray(zarr.open_array(str(record), mode="r")[...])
+    except Exception:  # noqa: BLE001 - missing metadata, a torn chunk: whatever zarr raises
+        return None
 
 
 def array_metadata(path: Path, name: str) -> dict | None:
@@ -840,6 +853,11 @@ def check_complete(path: str | Path) -> None:
             "predict` again to rebuild it"
         )
     record = path / RESUME_RECORD
+    if record.exists() and read_resume_record(path) is None:
+        raise UsageError(
+            f"{path}: unfinished product whose resume record ({RESUME_RECORD}) cannot be read; "
+            "run `cropsm predict` again to rebuild it"
+        )
     if not record.is_dir():
         damaged = store_damage(path)
         if damaged:
@@ -849,7 +867,7 @@ def check_complete(path: str | Path) -> None:
                 f"in {blocks} time chunk(s); run `cropsm predict` again to recompute them"
             )
         return
-    done = np.asarray(zarr.open_array(str(record), mode="r")[...])
+    done = read_resume_record(path)
     if not done.all():
         final = path.name.removesuffix(PARTIAL_SUFFIX)
         raise UsageError(
