@@ -610,3 +610,20 @@ def test_an_unfinished_store_whose_resume_record_is_damaged_is_rebuilt(
     assert (again["status"], again["blocks_computed"]) == ("created", N_BLOCKS)
     got = chunk_files(out)
     assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)
+
+
+def test_a_lost_chunk_of_a_static_array_is_refused_and_the_product_rebuilt(
+    inputs, reference, tmp_path
+):
+    """Regions, weights and flags are written when the store is created, every chunk too: a
+    lost one (which read as "outside China") is damage that only a rebuild mends."""
+    out = tmp_path / "product.zarr"
+    product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    (out / "region" / "c" / "0" / "0").unlink()
+    with pytest.raises(UsageError, match=r"1 chunk file\(s\) missing \(e.g. region/c/0/0\); run"):
+        open_product(out)
+    again = product_module.predict_product(out, *inputs, PredictConfig(workers=0, **CONFIG))
+    assert (again["status"], again["blocks_computed"]) == ("replaced", N_BLOCKS)
+    assert (out / "region" / "c" / "0" / "0").is_file()
+    got = chunk_files(out)
+    assert got.keys() == reference.keys() and all(got[k] == reference[k] for k in reference)

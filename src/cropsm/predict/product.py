@@ -1007,6 +1007,19 @@ _CLIMATE_FEATURE_NAMES = tuple(FEATURE_ATTRS)
 """Climate inputs the grid can provide (the station table's climate columns)."""
 
 
+def _beyond_repair(store: Path) -> bool:
+    """A store of ours that block-by-block computing cannot mend: a variable's metadata lost,
+    its resume record unreadable, or a chunk of an array written at creation missing."""
+    record_lost = (store / product_store.RESUME_RECORD).exists() and (
+        product_store.read_resume_record(store) is None
+    )
+    return (
+        record_lost
+        or bool(product_store.missing_variables(store))
+        or bool(product_store.missing_static_chunks(store))
+    )
+
+
 def prepare_store(
     out: Path,
     template: xr.Dataset,
@@ -1026,8 +1039,9 @@ def prepare_store(
         ``OUT.partial`` with this fingerprint), ``"repaired"`` (a finished ``out`` with this
         fingerprint that misses chunk files, given ``layout``: reopened as ``OUT.partial``
         with its damaged blocks to compute, :func:`cropsm.predict.store.reopen_damaged`) or
-        ``"replaced"`` (``out`` holds a product with another fingerprint, or one whose
-        variable metadata is lost, kept until the new one is finished); ``path`` is where
+        ``"replaced"`` (``out`` holds a product with another fingerprint, or one beyond
+        block-by-block repair: variable metadata, resume record or a static array's chunk
+        lost; kept until the new one is finished); ``path`` is where
         the blocks go (``out`` when it is already finished). A folder that is not a cropsm
         product is never removed.
     """
@@ -1037,10 +1051,7 @@ def prepare_store(
     status = "created"
     if out.exists():
         existing = product_store.read_fingerprint(out)
-        record_lost = (out / product_store.RESUME_RECORD).exists() and (
-            product_store.read_resume_record(out) is None
-        )
-        if existing == fingerprint and not product_store.missing_variables(out) and not record_lost:
+        if existing == fingerprint and not _beyond_repair(out):
             reopened = None if layout is None else product_store.reopen_damaged(out, layout)
             return ("resumed", out) if reopened is None else ("repaired", reopened)
         if existing is None:
@@ -1052,7 +1063,7 @@ def prepare_store(
     if work.exists():
         existing = product_store.read_fingerprint(work)
         resumable = product_store.read_resume_record(work) is not None and not (
-            product_store.missing_variables(work)
+            _beyond_repair(work)
         )
         if existing == fingerprint and resumable:
             return ("resumed" if status == "created" else status), work

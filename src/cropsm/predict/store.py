@@ -482,7 +482,13 @@ def create_store(path: Path, dataset: xr.Dataset, encoding: dict) -> None:
     """
     with atomic_output(path, folder=True) as tmp:
         dataset.to_zarr(
-            tmp, mode="w", compute=False, encoding=encoding, zarr_format=3, consolidated=False
+            tmp,
+            mode="w",
+            compute=False,
+            encoding=encoding,
+            zarr_format=3,
+            consolidated=False,
+            write_empty_chunks=True,  # every chunk stored: a missing one is damage
         )
         _consolidate(tmp)
 
@@ -862,9 +868,10 @@ def check_complete(path: str | Path) -> None:
         damaged = store_damage(path)
         if damaged:
             blocks, keys = damaged
+            where = f", in {blocks} time chunk(s)" if blocks else ""
             raise UsageError(
-                f"{path}: damaged product: {len(keys)} chunk file(s) missing (e.g. {keys[0]}), "
-                f"in {blocks} time chunk(s); run `cropsm predict` again to recompute them"
+                f"{path}: damaged product: {len(keys)} chunk file(s) missing (e.g. {keys[0]})"
+                f"{where}; run `cropsm predict` again to recompute them"
             )
         return
     done = read_resume_record(path)
@@ -901,9 +908,37 @@ def store_damage(path: str | Path) -> tuple[int, list[str]] | None:
     n_time_blocks = -(-int(shape["time"]) // int(chunks["time"]))
     tiles = (((0, int(shape["lat"])), (0, int(shape["lon"]))),)
     missing = missing_chunks(path, n_time_blocks, tiles)
-    if not missing:
+    lost_static = missing_static_chunks(path)
+    if not missing and not lost_static:
         return None
-    return len(missing), sorted(k for keys in missing.values() for k in keys)
+    return len(missing), sorted(k for keys in missing.values() for k in keys) + lost_static
+
+
+def missing_static_chunks(path: Path) -> list[str]:
+    """Chunk files missing from the arrays written when the store is created (coordinates,
+    regions, weights, flags: every array but :data:`BLOCK_VARIABLES` and the resume record)
+    of a :data:`PRODUCT_FORMAT` store; they cannot be recomputed block by block."""
+    path = Path(path)
+    if store_format(path) != PRODUCT_FORMAT:
+        return []
+    lost = []
+    for name in zarr_damage.array_folders(path):
+        if name in BLOCK_VARIABLES or name == RESUME_RECORD:
+            continue
+        meta = array_metadata(path, name) or {}
+        shape = meta.get("shape")
+        chunk_shape = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape")
+        if shape is None or chunk_shape is None or len(shape) != len(chunk_shape):
+            continue
+        stored = zarr_damage.stored_files(path / name)
+        encoding = meta.get("chunk_key_encoding") or {}
+        ranges = [range(-(-int(n) // int(c))) for n, c in zip(shape, chunk_shape, strict=True)]
+        lost += [
+            f"{name}/{key}"
+            for key in (_chunk_key(encoding, coords) for coords in itertools.product(*ranges))
+            if key not in stored
+        ]
+    return lost
 
 
 def undecodable_chunks(path: str | Path) -> list[str]:
