@@ -204,3 +204,16 @@ def test_a_torn_chunk_of_the_truth_is_named_not_a_codec_traceback(tiny_twin, tmp
     assert "cannot be decoded (" in message and "`cropsm twin`" in message
     with pytest.raises(KeyError), naming_damaged_stores(run):  # not zarr's failure: unchanged
         {}["x"]  # noqa: B018
+
+
+def test_a_missing_chunk_of_the_truth_is_refused_not_read_as_no_truth(tiny_twin, tmp_path):
+    import shutil
+
+    from cropsm.errors import InputError
+
+    root, _ = tiny_twin
+    store = Path(shutil.copytree(root / "truth.zarr", tmp_path / "truth.zarr"))
+    assert open_truth(store)["reference_sm"].notnull().all()  # every chunk holds values
+    (store / "station_sm" / "c" / "0" / "0" / "0").unlink()
+    with pytest.raises(InputError, match=r"1 chunk file\(s\) missing \(e.g. station_sm/c/0/0/0\)"):
+        open_truth(store)

@@ -9,6 +9,7 @@ failure path only (they read everything).
 
 from __future__ import annotations
 
+import itertools
 import os
 import traceback
 from collections.abc import Iterator, Sequence
@@ -68,6 +69,43 @@ def undecodable_chunks(store: str | Path, arrays: Sequence[str] | None = None) -
     return bad
 
 
+def chunk_key(encoding: dict, coords: Sequence[int]) -> str:
+    """A chunk's key under its array's folder, by the array's ``chunk_key_encoding``."""
+    name = encoding.get("name", "default")
+    default_separator = "/" if name == "default" else "."
+    separator = (encoding.get("configuration") or {}).get("separator", default_separator)
+    parts = [str(int(c)) for c in coords]
+    if name == "default":
+        return separator.join(["c", *parts])
+    return separator.join(parts) if parts else "0"
+
+
+def absent_chunks(store: str | Path, arrays: Sequence[str] | None = None) -> list[str]:
+    """Chunk files of ``arrays`` (None: every array of the store) that are not there, over
+    each array's whole chunk grid -- damage in a store that writes every chunk (zarr skips
+    chunks holding only the fill value unless told to write them)."""
+    store = Path(store)
+    absent: list[str] = []
+    for name in array_folders(store) if arrays is None else arrays:
+        try:
+            meta = read_json_object(store / name / "zarr.json") or {}
+        except InputError:
+            continue
+        shape = meta.get("shape")
+        grid = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape")
+        if shape is None or grid is None or len(shape) != len(grid):
+            continue
+        stored = stored_files(store / name)
+        encoding = meta.get("chunk_key_encoding") or {}
+        ranges = [range(-(-int(n) // int(c))) for n, c in zip(shape, grid, strict=True)]
+        absent += [
+            f"{name}/{key}"
+            for key in (chunk_key(encoding, coords) for coords in itertools.product(*ranges))
+            if key not in stored
+        ]
+    return absent
+
+
 def raised_while_reading_zarr(err: BaseException) -> bool:
     """Whether zarr or a codec is among the frames the exception passed through."""
     frames = traceback.extract_tb(err.__traceback__)
@@ -123,6 +161,8 @@ def naming_damaged_stores(root: str | Path) -> Iterator[None]:
 
 
 __all__ = [
+    "absent_chunks",
+    "chunk_key",
     "damaged_stores",
     "naming_damaged_stores",
     "raised_while_reading_zarr",

@@ -595,17 +595,6 @@ def store_format(path: Path) -> str | None:
     return attrs.get("product_format") if isinstance(attrs, dict) else None
 
 
-def _chunk_key(encoding: dict, coords: Sequence[int]) -> str:
-    """A chunk's key under its array's folder, by the array's ``chunk_key_encoding``."""
-    name = encoding.get("name", "default")
-    default_separator = "/" if name == "default" else "."
-    separator = (encoding.get("configuration") or {}).get("separator", default_separator)
-    parts = [str(int(c)) for c in coords]
-    if name == "default":
-        return separator.join(["c", *parts])
-    return separator.join(parts) if parts else "0"
-
-
 def missing_chunks(
     path: Path,
     n_time_blocks: int,
@@ -657,7 +646,7 @@ def missing_chunks(
                 else:
                     ranges.append(range(-(-size // chunk)))
             for coords in itertools.product(*ranges):
-                key = _chunk_key(encoding, coords)
+                key = zarr_damage.chunk_key(encoding, coords)
                 if key not in stored:
                     missing.setdefault(int(block), []).append(f"{name}/{key}")
     return missing
@@ -921,24 +910,12 @@ def missing_static_chunks(path: Path) -> list[str]:
     path = Path(path)
     if store_format(path) != PRODUCT_FORMAT:
         return []
-    lost = []
-    for name in zarr_damage.array_folders(path):
-        if name in BLOCK_VARIABLES or name == RESUME_RECORD:
-            continue
-        meta = array_metadata(path, name) or {}
-        shape = meta.get("shape")
-        chunk_shape = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape")
-        if shape is None or chunk_shape is None or len(shape) != len(chunk_shape):
-            continue
-        stored = zarr_damage.stored_files(path / name)
-        encoding = meta.get("chunk_key_encoding") or {}
-        ranges = [range(-(-int(n) // int(c))) for n, c in zip(shape, chunk_shape, strict=True)]
-        lost += [
-            f"{name}/{key}"
-            for key in (_chunk_key(encoding, coords) for coords in itertools.product(*ranges))
-            if key not in stored
-        ]
-    return lost
+    static = [
+        name
+        for name in zarr_damage.array_folders(path)
+        if name not in BLOCK_VARIABLES and name != RESUME_RECORD
+    ]
+    return zarr_damage.absent_chunks(path, static)
 
 
 def undecodable_chunks(path: str | Path) -> list[str]:

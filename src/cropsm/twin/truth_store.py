@@ -22,6 +22,8 @@ import pandas as pd
 import xarray as xr
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, catalog
+from cropsm.errors import InputError
+from cropsm.io.zarr_damage import absent_chunks
 
 _SCALE = 1.0e-4
 _FILL = np.int16(-32768)
@@ -111,6 +113,7 @@ class TruthWriter:
             encoding=encoding,
             zarr_format=3,
             consolidated=False,
+            write_empty_chunks=True,  # every chunk stored: a missing one is damage
         )
         self.dates = dates
 
@@ -142,7 +145,14 @@ class TruthWriter:
         self._write_region(slab, {"time": days})
 
     def _write_region(self, slab: xr.Dataset, region: dict) -> None:
-        slab.to_zarr(self.tmp_path, region=region, mode="r+", safe_chunks=False, consolidated=False)
+        slab.to_zarr(
+            self.tmp_path,
+            region=region,
+            mode="r+",
+            safe_chunks=False,
+            consolidated=False,
+            write_empty_chunks=True,
+        )
 
     def finish(self) -> Path:
         if self.path.exists():
@@ -152,8 +162,26 @@ class TruthWriter:
 
 
 def open_truth(path: str | Path) -> xr.Dataset:
-    """Open a truth store lazily (``truth.zarr``, or the folder of a virtual China)."""
+    """Open a truth store lazily (``truth.zarr``, or the folder of a virtual China).
+
+    Every chunk of a truth store holds values (only cropland cells and stations are stored;
+    written with every chunk, all-fill ones too), so a chunk file missing is damage, which
+    would otherwise read as "no truth" there.
+
+    Raises
+    ------
+    cropsm.errors.InputError
+        When chunk files are missing (:func:`cropsm.io.zarr_damage.absent_chunks`).
+    """
     path = Path(path)
     if path.suffix != ".zarr":
         path = path / "truth.zarr"
+    absent = absent_chunks(path)
+    if absent:
+        raise InputError(
+            path,
+            None,
+            f"{len(absent)} chunk file(s) missing (e.g. {absent[0]}); the virtual China is "
+            "damaged: generate it again (cropsm twin OUT_DIR --preset ... --seed ...)",
+        )
     return xr.open_zarr(path, consolidated=False)
