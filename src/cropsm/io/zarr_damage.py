@@ -106,6 +106,21 @@ def absent_chunks(store: str | Path, arrays: Sequence[str] | None = None) -> lis
     return absent
 
 
+def write_every_chunk_skeleton(dataset, path: str | Path, encoding: dict) -> None:
+    """``dataset.to_zarr`` as a new zarr (v3) store whose eager variables store every chunk,
+    also one holding only the fill value (lazy variables are left for later writes), so that
+    a chunk file missing later is damage (:func:`absent_chunks`)."""
+    dataset.to_zarr(
+        path,
+        mode="w",
+        compute=False,
+        encoding=encoding,
+        zarr_format=3,
+        consolidated=False,
+        write_empty_chunks=True,
+    )
+
+
 def raised_while_reading_zarr(err: BaseException) -> bool:
     """Whether zarr or a codec is among the frames the exception passed through."""
     frames = traceback.extract_tb(err.__traceback__)
@@ -167,4 +182,5 @@ __all__ = [
     "naming_damaged_stores",
     "raised_while_reading_zarr",
     "undecodable_chunks",
+    "write_every_chunk_skeleton",
 ]

@@ -481,15 +481,7 @@ def create_store(path: Path, dataset: xr.Dataset, encoding: dict) -> None:
     full skeleton; consolidated metadata is added for fast opening.
     """
     with atomic_output(path, folder=True) as tmp:
-        dataset.to_zarr(
-            tmp,
-            mode="w",
-            compute=False,
-            encoding=encoding,
-            zarr_format=3,
-            consolidated=False,
-            write_empty_chunks=True,  # every chunk stored: a missing one is damage
-        )
+        zarr_damage.write_every_chunk_skeleton(dataset, tmp, encoding)
         _consolidate(tmp)
 
 

@@ -23,7 +23,7 @@ import xarray as xr
 
 from cropsm import LAYER_BOTTOM_CM, LAYER_TOP_CM, N_LAYERS, catalog
 from cropsm.errors import InputError
-from cropsm.io.zarr_damage import absent_chunks
+from cropsm.io.zarr_damage import absent_chunks, write_every_chunk_skeleton
 
 _SCALE = 1.0e-4
 _FILL = np.int16(-32768)
@@ -106,15 +106,7 @@ class TruthWriter:
             {"long_name": "crop-area weight of each pattern (Eq. 1)", "units": "1"},
         )
         encoding = {name: _encoding() for name in ("sm", "reference_sm", "station_sm")}
-        template.to_zarr(
-            self.tmp_path,
-            mode="w",
-            compute=False,
-            encoding=encoding,
-            zarr_format=3,
-            consolidated=False,
-            write_empty_chunks=True,  # every chunk stored: a missing one is damage
-        )
+        write_every_chunk_skeleton(template, self.tmp_path, encoding)
         self.dates = dates
 
     def write(
