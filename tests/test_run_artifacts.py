@@ -216,3 +216,23 @@ def test_a_copied_run_reports_its_own_paths(staged_run, tmp_path):
     assert relocated({"a": ["/r/run/x", "/r/runs/y", "/r/run"]}, "/r/run", "/c") == {
         "a": ["/c/x", "/r/runs/y", "/c"]
     }
+
+
+def test_a_stage_status_is_not_overwritten_by_its_result(staged_run, monkeypatch):
+    """A stage whose result has a ``status`` of its own (the product's created/resumed) is
+    still reported as ran/skipped in the run summary and the report's run-time table."""
+    import dataclasses
+
+    from cropsm.stage_registry import STAGES
+
+    run_dir, config = staged_run
+    features = STAGES["features"]
+
+    def with_status(ctx):
+        return {**features.func(ctx), "status": "created"}
+
+    monkeypatch.setitem(STAGES, "features", dataclasses.replace(features, func=with_status))
+    assert _status(config, run_dir, ["features"], force=True) == ["ran"]
+    assert _status(config, run_dir, ["features"]) == ["skipped"]
+    summary = run_pipeline(load_config(config), run_dir, stages=["features"])
+    assert summary["features"]["status"] == "skipped"

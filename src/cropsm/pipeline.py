@@ -202,7 +202,7 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
             if isinstance(record.get("run_dir"), str):  # a copied or moved run: its own paths
                 result = relocated(result, record["run_dir"], str(ctx.run_dir))
             ctx.results[name] = result
-            summary[name] = {"status": "skipped", **result}
+            summary[name] = {**result, "status": "skipped"}  # the stage's, not a result's
             continue
         _refuse_stale_upstream(ctx, pipeline, wanted, position, keys_of)
         ctx.console.print(f"[bold]stage {name}[/bold]: {st.purpose}")
@@ -231,7 +231,7 @@ def _run_stages(ctx, layout, pipeline, wanted, force, summary: dict) -> dict:
                 "finished_at": time.time(),
             },
         )
-        summary[name] = {"status": "ran", "seconds": seconds, **result, "driver_rss_mb": driver_mb}
+        summary[name] = {**result, "status": "ran", "seconds": seconds, "driver_rss_mb": driver_mb}
     write_json(layout.run_summary, summary)
     return summary
 

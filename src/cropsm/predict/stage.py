@@ -219,4 +219,7 @@ def predict_stage(ctx: RunContext) -> dict:
         "cell_days_per_s", *[f"layer{k}_r2_truth" for k in range(1, 6)],
         *[f"layer{k}_interval90_coverage_truth" for k in range(1, 6)],
     )  # fmt: skip
-    return {k: summary[k] for k in keep if k in summary}
+    result = {k: summary[k] for k in keep if k in summary}
+    # the store's created/resumed/repaired/replaced, apart from the stage's ran/skipped
+    result["product_status"] = result.pop("status", None)
+    return result
