@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from cropsm.cli import app
 from cropsm.errors import InputError
 from cropsm.io.uscrn import find_uscrn_files, read_uscrn, read_uscrn_daily
+from test_io_uscrn import daily01_line
 
 REAL_USCRN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uscrn"
 
@@ -24,22 +25,11 @@ OTHER, OTHER_WBAN = "KS_Other_19_SSW", "03067"
 
 
 def row(
-    date: pd.Timestamp,
-    wban: str = WBAN,
-    *,
-    lon: float = -96.57,
-    lat: float = 40.85,
-    t: float = 15.0,
-    flag: str = "C",
-    sm: tuple[float, ...] = (0.20, 0.22, 0.26, 0.32, 0.35),
+    date: pd.Timestamp, wban: str = WBAN, *, lon: float = -96.57, lat: float = 40.85, **kwargs
 ) -> str:
-    """One daily01 row (28 columns) as NOAA writes it."""
-    return (
-        f"{wban:>5} {date:%Y%m%d} {2.422:6.3f} {lon:7.2f} {lat:7.2f} "
-        f"{t + 5:7.1f} {t - 5:7.1f} {t:7.1f} {t:7.1f} {1.0:7.1f} {20.0:8.2f} {flag} "
-        f"{t + 8:7.1f} {t - 6:7.1f} {t + 1:7.1f} {80.0:7.1f} {40.0:7.1f} {60.0:7.1f} "
-        + " ".join(f"{v:7.3f}" for v in sm) + " " + " ".join(f"{10.0:7.1f}" for _ in sm)
-    )  # fmt: skip
+    """One daily01 row (28 columns) of this file's station, as NOAA writes it
+    (:func:`test_io_uscrn.daily01_line`)."""
+    return daily01_line(wban, date, lon=lon, lat=lat, **kwargs)
 
 
 def year_rows(year: int, wban: str = WBAN, days: int = 40, **kwargs) -> list[str]:
