@@ -3,11 +3,12 @@
 Trains the five chained layer networks of a run exactly as the train stage does
 (:func:`cropsm.train.chain.train_layers` with the run's ``[train]`` and ``[features]``
 settings, on ``RUN/features/station_table.parquet``) and prints the wall time, the number of
-XLA programs compiled and their summed compile seconds (JAX's monitoring events), and a digest
-of the trained weights. With ``--baseline-src DIR`` (the ``src`` folder of another checkout,
-e.g. ``git worktree add /tmp/old <commit>``) the same measurement runs for that code too, the
-two alternating ``--repeats`` times in fresh processes (the machine may be shared), and the
-ratios are printed; the digests show whether both train the same networks.
+XLA programs compiled and their summed compile seconds (JAX's monitoring events), the
+process's peak resident memory and a digest of the trained weights. With ``--baseline-src DIR``
+(the ``src`` folder of another checkout, e.g. ``git worktree add /tmp/old <commit>``) the
+same measurement runs for that code too, the two alternating ``--repeats`` times in fresh
+processes (the machine may be shared), and the ratios are printed; the digests show whether
+both train the same networks.
 
 Usage::
 
@@ -15,7 +16,12 @@ Usage::
 
 Measured (session 15, demo run, 3 members, 2 shared cores): 153 programs, 90 and 108 s, against
 228 programs, 115 and 126 s before the initial weights were made per weight-matrix shape and
-zeros/copies/compactions on the host (ratio 0.82); identical weights.
+zeros/copies/compactions on the host (ratio 0.82); identical weights. Session 16, same run and
+machine, against session 15's code: 173 programs (the validation loss a program of its own), 114
+and 109 s, compile 91 and 87 s, peak 1.3 GB, against 153 programs, 139 and 140 s, compile 133
+and 139 s, peak 1.5 GB (ratio 0.80), after the layers came to share their training programs
+(training rows padded to a shared count, :func:`cropsm.train.mlp.padded_row_count`); identical
+weights.
 """
 
 from __future__ import annotations
@@ -57,8 +63,11 @@ def measure(run_dir: str) -> dict:
     )
     wall = time.perf_counter() - start
     digest = [float(sum(np.sum(w) for w, _ in m.weights)) for m in chain.models]
+    import resource
+
     return {
         "wall_s": round(wall, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "programs": counts[COMPILE_EVENT],
         "compile_s": round(seconds[COMPILE_EVENT], 1),
         "weights_digest": digest,
@@ -97,7 +106,7 @@ def main() -> None:
             rows.append(("baseline", in_fresh_process(args.run_dir, args.baseline_src)))
     for name, row in rows:
         print(f"{name:9s} wall {row['wall_s']:7.1f} s  programs {row['programs']:4d}  "
-              f"compile {row['compile_s']:7.1f} s")  # fmt: skip
+              f"compile {row['compile_s']:7.1f} s  peak {row['peak_rss_mb']:5d} MB")  # fmt: skip
     if args.baseline_src:
         mine = [r for n, r in rows if n == "this"]
         base = [r for n, r in rows if n == "baseline"]

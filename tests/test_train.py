@@ -453,3 +453,95 @@ def test_member_initialisation_is_init_mlp_params_compiled_per_matrix():
             jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(want), strict=True
         ):
             assert g.dtype == w.dtype and g.shape == w.shape and not np.any(np.asarray(g))
+
+
+def test_valid_first_permutation_is_jax_permutation_of_the_valid_rows():
+    """The padded rows' permutation starts with exactly ``jax.random.permutation`` of the valid
+    rows (whatever the padded length) and ends with the padding rows."""
+    import jax
+
+    from cropsm.train.mlp import epoch_key, permutation_rounds, valid_first_permutation
+
+    for n_valid, n_rows in [(1000, 1024), (1700, 2048), (90034, 90112), (5, 8), (37, 37)]:
+        key = epoch_key(0, 2, n_valid % 7)
+        order = np.asarray(
+            valid_first_permutation(key, np.int32(n_valid), n_rows, permutation_rounds(n_valid))
+        )
+        np.testing.assert_array_equal(order[:n_valid], jax.random.permutation(key, n_valid))
+        np.testing.assert_array_equal(np.sort(order[n_valid:]), np.arange(n_valid, n_rows))
+
+
+def test_padded_row_count():
+    from cropsm.train.mlp import padded_row_count
+
+    assert [padded_row_count(n) for n in (1, 63, 64, 100, 1000, 89925, 90034, 90112)] == [
+        1, 63, 64, 100, 1008, 90112, 90112, 90112,
+    ]  # fmt: skip
+    counts = np.arange(1, 200_000, 37)
+    padded = np.array([padded_row_count(int(n)) for n in counts])
+    assert np.all(padded >= counts) and np.all(padded <= counts * (1 + 1 / 32))
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_padded_rows_train_the_same_networks_in_one_program(bounded):
+    """Training on rows padded to a shared count gives the networks of unpadded training to the
+    bit, and two row counts that pad alike compile the training steps once."""
+    from cropsm.train.mlp import EnsembleTrainer, _train_steps, padded_row_count
+
+    rng = np.random.default_rng(5)
+    members = [Member(1, 8, b, lr) for b in (32, 64) for lr in (0.01, 0.003)]
+
+    def data(n):
+        x = rng.normal(size=(n, 4)).astype(np.float32)
+        y = (x @ np.array([0.5, -0.3, 0.2, 0.1]) + 0.1 * rng.normal(size=n)).astype(np.float32)
+        return x, y
+
+    def bounds(n):
+        if not bounded:
+            return None
+        return np.column_stack([np.full(n, -3.0), np.full(n, 3.0), np.zeros(n)])
+
+    def trained(n_train, pad_rows, noise):
+        x, y = data(n_train)
+        xv, yv = data(97)
+        trainer = EnsembleTrainer(
+            members, x, y, xv, yv, seed=1, layer=2, patience=10, pad_rows=pad_rows,
+            bounds_train=bounds(n_train), bounds_val=bounds(97), input_noise=noise,
+        )  # fmt: skip
+        trainer.advance(6)
+        return trainer.result()
+
+    assert padded_row_count(1003) == padded_row_count(1000) == 1008
+    for noise in (0.0, 0.1):
+        state = rng.bit_generator.state
+        padded = trained(1003, True, noise)
+        rng.bit_generator.state = state
+        unpadded = trained(1003, False, noise)
+        np.testing.assert_array_equal(padded.best_val_mse, unpadded.best_val_mse)
+        np.testing.assert_array_equal(padded.best_epoch, unpadded.best_epoch)
+        for a, b in zip(padded.best_params, unpadded.best_params, strict=True):
+            for (wa, ba), (wb, bb) in zip(a, b, strict=True):
+                np.testing.assert_array_equal(wa, wb)
+                np.testing.assert_array_equal(ba, bb)
+        assert np.isfinite(padded.best_val_mse).all() and (padded.best_epoch >= 1).all()
+    compiled = _train_steps._cache_size()  # the padded 1003 rows' programs are compiled
+    trained(1000, True, 0.0)
+    trained(1001, True, 0.0)
+    assert _train_steps._cache_size() == compiled
+    trained(1000, False, 0.0)
+    assert _train_steps._cache_size() == compiled + 1
+
+
+def test_releasing_programs_keeps_the_training_steps_for_a_layer_like_this_one():
+    from cropsm.train.mlp import _train_steps, _validate, release_training_programs
+
+    x = np.random.default_rng(2).normal(size=(300, 3)).astype(np.float32)
+    y = x.sum(axis=1)
+    train_ensemble([Member(1, 4, 32, 0.01)], x, y, x[:50], y[:50], seed=0, layer=1,
+                   max_epochs=2, patience=5)  # fmt: skip
+    steps = _train_steps._cache_size()
+    assert steps >= 1 and _validate._cache_size() >= 1
+    release_training_programs(keep_training_steps=True)
+    assert _train_steps._cache_size() == steps and _validate._cache_size() == 0
+    release_training_programs(keep_training_steps=False)
+    assert _train_steps._cache_size() == 0

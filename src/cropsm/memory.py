@@ -25,10 +25,11 @@ def resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def release_memory() -> None:
-    """Drop JAX's caches (when JAX is loaded), collect garbage and trim glibc's heap."""
+def release_memory(*, jax_caches: bool = True) -> None:
+    """Drop JAX's caches (when JAX is loaded and ``jax_caches``), collect garbage and trim
+    glibc's heap."""
     jax = sys.modules.get("jax")
-    if jax is not None:
+    if jax is not None and jax_caches:
         jax.clear_caches()
     gc.collect()
     try:

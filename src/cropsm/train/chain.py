@@ -41,7 +41,7 @@ ProgressCallback = Callable[[str, int, int], None]
 """``report(step, done, total)``, as :func:`cropsm.progress.progress_callback` yields."""
 
 RELEASE_ABOVE_MB = 2048.0
-"""Resident size above which training drops JAX's caches after each layer."""
+"""Resident size above which training collects garbage and trims the heap after each layer."""
 
 
 def target_column(layer: int) -> str:
@@ -403,6 +403,7 @@ def train_layers(
         without training or validation rows after dropping NaN features.
     """
     from cropsm.train.grid_search import ensemble_groups, run_grid_search  # imports JAX
+    from cropsm.train.mlp import release_training_programs
 
     groups_off = tuple(groups_off)
     if feature_names_for_layer is None:
@@ -600,12 +601,15 @@ def train_layers(
                 f"{e['coverage_validation_raw']:.2f} of validation rows from the spread alone, "
                 f"residual SD {e['residual_sd_m3_m-3']:.4f} m3 m-3 added"
             )
-        # the next layer has other row counts, so other compiled programs: drop this layer's
-        # when the process has grown large (JAX keeps every compiled program and its buffers
-        # for the life of the process; on the paper preset the train stage grew 1.7 -> 3.9 GB
-        # over five layers). Small runs keep them: recompiling doubled the tests' training time.
+        # free what this layer left behind when the process has grown large; the compiled
+        # training steps stay for a next layer with as many inputs: it pads its rows to about
+        # the same count and reuses them (cropsm.train.mlp.padded_row_count)
         if resident_mb() > RELEASE_ABOVE_MB:
-            release_memory()
+            following = [j for j in layers if j > k]
+            release_training_programs(
+                keep_training_steps=bool(following) and len(names_of[following[0]]) == len(names)
+            )
+            release_memory(jax_caches=False)
 
     grid_search = pd.concat(grid_tables, ignore_index=True)
     grid_search = grid_search.loc[:, ["layer", *[c for c in grid_search.columns if c != "layer"]]]

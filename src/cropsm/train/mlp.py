@@ -5,8 +5,10 @@ output, mean squared error, Adam) and tunes batch size, learning rate, hidden la
 grid search. Here every configuration of the grid that shares an architecture is trained at the
 same time as one *ensemble*: the members' parameters are stacked along a leading axis and the
 forward/backward pass is vectorised over them with :func:`jax.vmap`, the minibatches of an epoch
-run inside :func:`jax.lax.scan`, and the whole epoch (training steps, validation loss and
-early-stopping bookkeeping) is one :func:`jax.jit`-compiled call.
+run inside :func:`jax.lax.fori_loop`, and an epoch is two :func:`jax.jit`-compiled calls: the
+training steps (:func:`_train_steps`, on training rows padded to a count that soil layers of
+about the same size share, :func:`padded_row_count`, so that they share the program) and the
+validation loss with the early-stopping bookkeeping (:func:`_validate`).
 
 Batch sizes inside one ensemble
 -------------------------------
@@ -204,10 +206,6 @@ class EnsembleResult(NamedTuple):
     member_epochs: int  # sum over epochs of the ensemble width that was computed
 
 
-SCAN_UNROLL = 1
-"""Minibatch steps per iteration of the compiled epoch loop (4 measured no faster on CPU and
-2-3 times slower to compile)."""
-
 _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
 """Adam moments without the step size; each member multiplies by its own learning rate.
 
@@ -332,28 +330,71 @@ def _where_members(mask: jax.Array, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(_per_member(mask, a), a, b), new, old)
 
 
+def padded_row_count(n_rows: int) -> int:
+    """Rows the training arrays are padded to: ``n`` rounded up to a multiple of
+    ``2^(floor(log2 n) - 5)`` (at most ~3 % more rows, none below 64).
+
+    The compiled training programs depend on the row count, so soil layers with about the same
+    number of rows (the paper preset's five layers have 89,925-90,079) pad to one count and share
+    their programs instead of compiling their own (:class:`EnsembleTrainer`). The padding rows
+    are never trained on (:func:`valid_first_permutation`, the masked steps of
+    :func:`_train_steps`).
+    """
+    n_rows = int(n_rows)
+    quantum = 1 << max(0, n_rows.bit_length() - 6)
+    return -(-n_rows // quantum) * quantum
+
+
+def permutation_rounds(n_rows: int) -> int:
+    """Sort rounds :func:`jax.random.permutation` uses for ``n_rows`` elements
+    (``ceil(3 ln n / ln(2^32 - 1))``, JAX's ``_shuffle``)."""
+    return int(np.ceil(3 * np.log(max(1, int(n_rows))) / np.log(np.iinfo(np.uint32).max)))
+
+
+def valid_first_permutation(
+    key: jax.Array, n_valid: jax.Array, n_rows: int, n_rounds: int
+) -> jax.Array:
+    """A permutation of ``range(n_rows)`` whose first ``n_valid`` entries are
+    ``jax.random.permutation(key, n_valid)``, the padding rows ``n_valid...n_rows-1`` last.
+
+    JAX shuffles by ``n_rounds`` stable sorts of the indices on fresh random 32-bit keys; the
+    keys of the first ``n_valid`` positions are the same whatever the array length (threefry
+    bits are counter-based), and a padding position gets the largest key, so a stable sort
+    keeps it behind every valid row. ``n_valid`` may be traced: one compiled program serves
+    every row count padded to ``n_rows`` (:func:`padded_row_count`); ``n_rounds`` is
+    :func:`permutation_rounds` of the valid count.
+    """
+    position = jnp.arange(n_rows, dtype=jnp.int32)
+    padding = position >= n_valid
+    order = position
+    for _ in range(n_rounds):
+        key, subkey = jax.random.split(key)
+        sort_keys = jax.random.bits(subkey, (n_rows,), jnp.uint32)
+        sort_keys = jnp.where(padding, jnp.uint32(np.iinfo(np.uint32).max), sort_keys)
+        _, order = jax.lax.sort_key_val(sort_keys, order, 0, is_stable=True)
+    return order
+
+
 @partial(
     jax.jit,
     static_argnames=(
         "n_micro_steps",
         "micro",
         "accumulate",
-        "patience",
+        "n_rounds",
         "input_noise",
         "weight_decay",
     ),
-    donate_argnums=(0,),
+    donate_argnums=(0, 1),
 )
-def _train_epoch(
-    state: EnsembleState,
+def _train_steps(
+    params: Params,
+    opt_state: optax.OptState,
     x_train: jax.Array,
     y_train: jax.Array,
-    x_val: jax.Array,
-    y_val: jax.Array,
     bounds_train: jax.Array | None,
-    bounds_val: jax.Array | None,
     key: jax.Array,
-    epoch: jax.Array,
+    n_valid: jax.Array,
     learning_rates: jax.Array,
     steps_per_update: jax.Array,
     updates_per_epoch: jax.Array,
@@ -361,20 +402,23 @@ def _train_epoch(
     n_micro_steps: int,
     micro: int,
     accumulate: bool,
-    patience: int,
+    n_rounds: int,
     input_noise: float = 0.0,
     weight_decay: float = 0.0,
-) -> EnsembleState:
-    """One epoch of every member: shuffled micro-batches (scan), Adam, validation, early stop.
+) -> tuple[Params, optax.OptState]:
+    """The training steps of one epoch of every member: shuffled micro-batches (a loop), Adam.
 
-    Member ``m`` with ``k_m = steps_per_update[m]`` applies after micro-steps ``i`` with
-    ``(i + 1) % k_m == 0`` the update ``theta <- theta - lr_m * adam((1/k_m) sum g_i)``, for the
-    first ``updates_per_epoch[m]`` such steps (the last incomplete batch is dropped).
+    The first ``n_valid`` rows of the (padded, :func:`padded_row_count`) training arrays are
+    shuffled with :func:`valid_first_permutation`, i.e. in the order of
+    ``jax.random.permutation(key, n_valid)``. Member ``m`` with ``k_m = steps_per_update[m]``
+    applies after micro-steps ``i`` with ``(i + 1) % k_m == 0`` the update
+    ``theta <- theta - lr_m * adam((1/k_m) sum g_i)``, for the first ``updates_per_epoch[m]``
+    such steps (the last incomplete batch is dropped; steps on padding rows update nothing).
     ``input_noise > 0`` adds :func:`noisy_inputs` to the epoch's training inputs;
     ``weight_decay > 0`` makes the step :func:`decayed_step`.
     """
-    n = x_train.shape[0]
-    perm = jax.random.permutation(key, n)[: n_micro_steps * micro]
+    perm = valid_first_permutation(key, n_valid, x_train.shape[0], n_rounds)
+    perm = perm[: n_micro_steps * micro]
     xb = noisy_inputs(x_train[perm], key, input_noise)
     xb = xb.reshape(n_micro_steps, micro, x_train.shape[1])
     yb = y_train[perm].reshape(n_micro_steps, micro)
@@ -401,13 +445,16 @@ def _train_epoch(
         )
         return params, opt_state
 
-    def step(carry, inputs):
+    def step(i, carry):
         params, opt_state, grad_sum = carry
-        i, x, y, b = inputs
+        x, y, b = (
+            None if a is None else jax.lax.dynamic_index_in_dim(a, i, keepdims=False)
+            for a in (xb, yb, bb)
+        )
         grads = member_grad(params, x, y, b)
         if not accumulate:
             params, opt_state = apply_update(params, opt_state, grads)
-            return (params, opt_state, grad_sum), None
+            return params, opt_state, grad_sum
         grad_sum = jax.tree_util.tree_map(jnp.add, grad_sum, grads)
         done = (i + 1) % steps_per_update == 0
         apply = done & ((i + 1) // steps_per_update <= updates_per_epoch)
@@ -417,14 +464,32 @@ def _train_epoch(
         params = _where_members(apply, new_params, params)
         opt_state = _where_members(apply, new_opt, opt_state)
         grad_sum = _where_members(done, jax.tree_util.tree_map(jnp.zeros_like, grad_sum), grad_sum)
-        return (params, opt_state, grad_sum), None
+        return params, opt_state, grad_sum
 
-    grad_sum = jax.tree_util.tree_map(jnp.zeros_like, state.params)
-    steps = jnp.arange(n_micro_steps, dtype=jnp.int32)
-    (params, opt_state, _), _ = jax.lax.scan(
-        step, (state.params, state.opt_state, grad_sum), (steps, xb, yb, bb), unroll=SCAN_UNROLL
-    )
+    grad_sum = jax.tree_util.tree_map(jnp.zeros_like, params) if accumulate else ()
+    # as many micro-steps as the valid rows need (a traced count): the steps on padding rows
+    # are not run, and the loop's body is the same whatever the count
+    n_steps = jnp.max(steps_per_update * updates_per_epoch)
+    params, opt_state, _ = jax.lax.fori_loop(0, n_steps, step, (params, opt_state, grad_sum))
+    return params, opt_state
 
+
+@partial(jax.jit, static_argnames=("patience",), donate_argnums=(0,))
+def _validate(
+    state: EnsembleState,
+    x_val: jax.Array,
+    y_val: jax.Array,
+    bounds_val: jax.Array | None,
+    epoch: jax.Array,
+    *,
+    patience: int,
+) -> EnsembleState:
+    """Validation MSE of every member after an epoch, best parameters and early stopping.
+
+    A program of its own (forward passes only, quick to compile), so that the training steps'
+    program does not depend on the validation row count.
+    """
+    params = state.params
     val_raw = jax.vmap(mlp_forward, in_axes=(0, None))(params, x_val)
     val_pred = bounded_output(val_raw, bounds_val)
     val_mse = jnp.mean((val_pred - y_val) ** 2, axis=1)
@@ -432,13 +497,32 @@ def _train_epoch(
     best_epoch = jnp.where(improved, epoch, state.best_epoch)
     return EnsembleState(
         params=params,
-        opt_state=opt_state,
+        opt_state=state.opt_state,
         best_params=_where_members(improved, params, state.best_params),
         best_val_mse=jnp.where(improved, val_mse, state.best_val_mse),
         best_epoch=best_epoch,
         epochs_trained=jnp.where(state.active, epoch + 1, state.epochs_trained),
         active=state.active & (epoch - best_epoch < patience),
     )
+
+
+def release_training_programs(*, keep_training_steps: bool) -> None:
+    """Drop compiled training programs a later soil layer cannot use.
+
+    The validation programs (:func:`_validate`) depend on a layer's own validation row count
+    and the bootstrap members' epochs on its selected network, so they are dropped; the
+    training steps' programs (:func:`_train_steps`) are kept for a next layer with the same
+    input count, whose rows pad to about the same count and reuse them, and dropped otherwise
+    (``keep_training_steps=False``). Each compiled program holds its machine code: on the
+    paper preset the train stage's process peaked at 3.66 GB keeping every program of the five
+    layers and at 3.58 GB dropping these (one run each).
+    """
+    from cropsm.train.ensemble import _members_epoch
+
+    _validate.clear_cache()
+    _members_epoch.clear_cache()
+    if not keep_training_steps:
+        _train_steps.clear_cache()
 
 
 def train_ensemble(
@@ -511,7 +595,9 @@ class EnsembleTrainer:
     :func:`train_ensemble` is ``advance(max_epochs)`` followed by ``result()``; the grid search
     uses the pieces to rank configurations across ensembles at fixed epochs and stop the worst
     (successive halving, :func:`cropsm.train.grid_search.run_grid_search`). Stopping a member
-    keeps its best parameters so far. Same parameters and data as :func:`train_ensemble`.
+    keeps its best parameters so far. Same parameters and data as :func:`train_ensemble`;
+    ``pad_rows=False`` trains on the training rows unpadded (the same numbers, a program of
+    its own for every row count; :func:`padded_row_count`).
     """
 
     def __init__(
@@ -530,6 +616,7 @@ class EnsembleTrainer:
         bounds_val: np.ndarray | None = None,
         input_noise: float = 0.0,
         weight_decay: float = 0.0,
+        pad_rows: bool = True,
     ) -> None:
         shapes = {m.shape for m in members}
         if len(shapes) != 1:
@@ -560,13 +647,24 @@ class EnsembleTrainer:
             epochs_trained=jnp.asarray(np.zeros(n_members, np.int32)),
             active=jnp.asarray(np.ones(n_members, bool)),
         )
-        self.data = tuple(jnp.asarray(a, jnp.float32) for a in (x_train, y_train, x_val, y_val))
         if (bounds_train is None) != (bounds_val is None):
             raise ValueError("give bounds for both the training and the validation rows, or none")
+        # Training rows padded (edge rows, never trained on) to a count that soil layers of
+        # about the same size share, so that they share the compiled training steps.
+        self.n_rows = padded_row_count(n_train) if pad_rows else n_train
+        self.n_rounds = permutation_rounds(n_train)
+
+        def padded(a):
+            a = np.asarray(a, np.float32)
+            pad = [(0, self.n_rows - n_train)] + [(0, 0)] * (a.ndim - 1)
+            return jnp.asarray(np.pad(a, pad, mode="edge"))
+
+        self.data = (padded(x_train), padded(y_train), *(jnp.asarray(a, jnp.float32)
+                                                          for a in (x_val, y_val)))  # fmt: skip
         self.bounds = (
             None
             if bounds_train is None
-            else tuple(jnp.asarray(b, jnp.float32) for b in (bounds_train, bounds_val))
+            else (padded(bounds_train), jnp.asarray(bounds_val, jnp.float32))
         )
         self.finished: dict[int, tuple] = {}
         self.current = list(range(n_members))  # original index of each row of `state`
@@ -610,11 +708,15 @@ class EnsembleTrainer:
         bounds_train, bounds_val = self.bounds or (None, None)
         while self.epoch < until_epoch and self.n_active > 0:
             start = time.perf_counter()
-            self.state = _train_epoch(
-                self.state, x_train, y_train, x_val, y_val, bounds_train, bounds_val,
-                epoch_key(self.seed, self.layer, self.epoch), jnp.int32(self.epoch),
-                patience=self.patience, input_noise=self.input_noise,
+            params, opt_state = _train_steps(
+                self.state.params, self.state.opt_state, x_train, y_train, bounds_train,
+                epoch_key(self.seed, self.layer, self.epoch), jnp.int32(self.n_train),
+                n_rounds=self.n_rounds, input_noise=self.input_noise,
                 weight_decay=self.weight_decay, **self.plan,
+            )  # fmt: skip
+            self.state = _validate(
+                self.state._replace(params=params, opt_state=opt_state), x_val, y_val,
+                bounds_val, jnp.int32(self.epoch), patience=self.patience,
             )  # fmt: skip
             n_active = self.n_active
             self.epoch_seconds.append(time.perf_counter() - start)
@@ -680,7 +782,8 @@ class EnsembleTrainer:
             ),
             "steps_per_update": jnp.asarray(steps_per_update),
             "updates_per_epoch": jnp.asarray(updates_per_epoch),
-            "n_micro_steps": int(np.max(steps_per_update * updates_per_epoch)),
+            # over the padded rows, so that layers of one padded size share the program
+            "n_micro_steps": self.n_rows // micro,
             "micro": micro,
             "accumulate": bool(np.any(steps_per_update != 1)),
         }
