@@ -337,8 +337,8 @@ def padded_row_count(n_rows: int) -> int:
     The compiled training programs depend on the row count, so soil layers with about the same
     number of rows (the paper preset's five layers have 89,925-90,079) pad to one count and share
     their programs instead of compiling their own (:class:`EnsembleTrainer`). The padding rows
-    are never trained on (:func:`valid_first_permutation`, the masked steps of
-    :func:`_train_steps`).
+    are never trained on: :func:`valid_first_permutation` puts them last and
+    :func:`_train_steps` runs only the micro-steps the valid rows fill.
     """
     n_rows = int(n_rows)
     quantum = 1 << max(0, n_rows.bit_length() - 6)
