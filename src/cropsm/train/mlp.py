@@ -378,7 +378,6 @@ def valid_first_permutation(
 @partial(
     jax.jit,
     static_argnames=(
-        "n_micro_steps",
         "micro",
         "accumulate",
         "n_rounds",
@@ -399,7 +398,6 @@ def _train_steps(
     steps_per_update: jax.Array,
     updates_per_epoch: jax.Array,
     *,
-    n_micro_steps: int,
     micro: int,
     accumulate: bool,
     n_rounds: int,
@@ -417,6 +415,7 @@ def _train_steps(
     ``input_noise > 0`` adds :func:`noisy_inputs` to the epoch's training inputs;
     ``weight_decay > 0`` makes the step :func:`decayed_step`.
     """
+    n_micro_steps = x_train.shape[0] // micro  # the most the (padded) rows hold
     perm = valid_first_permutation(key, n_valid, x_train.shape[0], n_rounds)
     perm = perm[: n_micro_steps * micro]
     xb = noisy_inputs(x_train[perm], key, input_noise)
@@ -659,8 +658,12 @@ class EnsembleTrainer:
             pad = [(0, self.n_rows - n_train)] + [(0, 0)] * (a.ndim - 1)
             return jnp.asarray(np.pad(a, pad, mode="edge"))
 
-        self.data = (padded(x_train), padded(y_train), *(jnp.asarray(a, jnp.float32)
-                                                          for a in (x_val, y_val)))  # fmt: skip
+        self.data = (
+            padded(x_train),
+            padded(y_train),
+            jnp.asarray(x_val, jnp.float32),
+            jnp.asarray(y_val, jnp.float32),
+        )
         self.bounds = (
             None
             if bounds_train is None
@@ -782,8 +785,6 @@ class EnsembleTrainer:
             ),
             "steps_per_update": jnp.asarray(steps_per_update),
             "updates_per_epoch": jnp.asarray(updates_per_epoch),
-            # over the padded rows, so that layers of one padded size share the program
-            "n_micro_steps": self.n_rows // micro,
             "micro": micro,
             "accumulate": bool(np.any(steps_per_update != 1)),
         }
