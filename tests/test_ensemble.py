@@ -27,6 +27,7 @@ from cropsm.train.ensemble import (
     fit_residual_sd,
     interval_coverage,
     member_weights,
+    observation_error_sd,
     station_bootstrap_weights,
 )
 from cropsm.train.synthetic import synthetic_station_table
@@ -81,8 +82,11 @@ def test_one_member_is_the_single_network(chain, table):
             [0.3090432862, 0.2992657262, 0.288045902],
         ]
     )
+    # to float32 resolution: XLA's CPU kernels round differently on other processors (8e-9 on
+    # an AMD EPYC against the machine that pinned them); any change of the training moves
+    # these by 1e-4 and more
     np.testing.assert_allclose(
-        single.predict(table).iloc[[0, 500, 1000]].to_numpy(), before, rtol=0, atol=2e-10
+        single.predict(table).iloc[[0, 500, 1000]].to_numpy(), before, rtol=0, atol=3e-8
     )
 
 
@@ -162,10 +166,16 @@ def test_artifacts_round_trip_and_ensemble_prediction(chain, table, tmp_path):
     np.testing.assert_allclose(
         pred["sm_sd_l2"], np.sqrt(stack.std(0, ddof=1) ** 2 + residual[2] ** 2), atol=1e-12
     )
-    # the calibrated interval covers about 90 % of the validation rows it was fitted on
+    # the calibrated interval covers about 90 % of the validation rows it was fitted on; the
+    # synthetic table's residuals have no temporal structure at its 10-day readings (its
+    # model error is as white as its noise), so no readings' error is estimated and the
+    # intervals of a reading and of the soil moisture are one
     for entry in chain.ensemble.values():
         assert entry["members"] == 3
+        assert entry["observation_error_sd_m3_m-3"] == 0.0
+        assert "flat variogram" in entry["observation_error_source"]
         assert entry["coverage_validation_calibrated"] == pytest.approx(0.9, abs=0.02)
+        assert entry["coverage_validation_calibrated"] == entry["coverage_validation_value"]
         assert entry["coverage_validation_calibrated"] >= entry["coverage_validation_raw"]
 
 
@@ -180,6 +190,99 @@ def test_residual_sd_recovers_gaussian_noise():
     assert interval_coverage(truth, mean, spread) < 0.6  # over-confident before
     assert fit_residual_sd(truth, mean, np.full(truth.size, 0.05)) == 0.0  # wide enough already
     assert Z90 == pytest.approx(1.6449, abs=1e-4)
+
+
+def _residuals_with_white_error(
+    daily_autocorrelation: float, white_sd: float, n_stations: int = 60, seed: int = 0
+):
+    """Residuals at three readings a month (days 8, 18, 28 of April-October, 6 years): an AR(1)
+    model error of SD 0.03 with the given daily autocorrelation, a constant offset per station
+    (SD 0.015) and white measurement error of SD ``white_sd``."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2001-01-01", "2006-12-31", freq="D")
+    read = (days.day.isin([8, 18, 28])) & (days.month.isin(range(4, 11)))
+    rho = daily_autocorrelation
+    stations, dates, residuals = [], [], []
+    for s in range(n_stations):
+        shocks = rng.normal(0, 0.03 * np.sqrt(1 - rho**2), len(days))
+        shocks[0] = rng.normal(0, 0.03)
+        model_error = np.empty(len(days))
+        for t, shock in enumerate(shocks):
+            model_error[t] = shock if t == 0 else rho * model_error[t - 1] + shock
+        e = model_error[read] + rng.normal(0, 0.015) + rng.normal(0, white_sd, read.sum())
+        stations += [f"s{s}"] * int(read.sum())
+        dates.append(days[read])
+        residuals.append(e)
+    return np.array(stations), np.concatenate(dates), np.concatenate(residuals)
+
+
+def test_observation_error_is_the_nugget_of_the_residuals_variogram():
+    stations, dates, e = _residuals_with_white_error(0.95, 0.02, n_stations=150)
+    estimate = observation_error_sd(stations, dates, e)
+    assert estimate["status"] == "estimated" and estimate["interval_days"] == 10
+    assert estimate["sd"] == pytest.approx(0.02, abs=0.002)
+    assert 10 < estimate["range_days"] < 40  # the AR(1)'s e-folding time is 19.5 days
+    # a straight line through the two shortest lags takes model error for measurement error
+    order = np.lexsort((dates, stations))
+    s, r = stations[order], e[order]
+    one = (s[2:] == s[:-2]) & (s[1:-1] == s[:-2])
+    gamma10 = 0.5 * np.mean((r[1:-1] - r[:-2])[one] ** 2)
+    gamma20 = 0.5 * np.mean((r[2:] - r[:-2])[one] ** 2)
+    assert np.sqrt(2 * gamma10 - gamma20) > estimate["sd"] + 0.002
+    # readings without white error: no nugget
+    assert observation_error_sd(*_residuals_with_white_error(0.95, 0.0))["sd"] < 0.004
+    # the order of the rows does not matter
+    shuffled = np.random.default_rng(1).permutation(len(e))
+    again = observation_error_sd(stations[shuffled], dates[shuffled], e[shuffled])
+    assert again["sd"] == pytest.approx(estimate["sd"], rel=1e-9)
+
+
+def test_observation_error_is_not_estimated_where_it_cannot_be_told_apart():
+    # model error that forgets within days looks like measurement error at 10-day readings
+    fast = observation_error_sd(*_residuals_with_white_error(0.5, 0.02))
+    assert fast["sd"] == 0.0 and "flat variogram" in fast["status"]
+    few = observation_error_sd(["a", "a", "b"], pd.to_datetime(["2001-04-08"] * 3), [0.1, 0.2, 0.3])
+    assert few["sd"] == 0.0 and "two readings" in few["status"]
+    stations, dates, e = _residuals_with_white_error(0.95, 0.02, n_stations=1)
+    sparse = observation_error_sd(stations[:20], dates[:20], e[:20])
+    assert sparse["sd"] == 0.0 and "too few" in sparse["status"]
+
+
+def test_intervals_leave_the_readings_error_out(table):
+    from cropsm.train.chain import _ensemble_summary
+
+    rng = np.random.default_rng(4)
+    n = len(table)
+    truth = rng.uniform(0.1, 0.4, n)
+    predictions = truth + rng.normal(0, 0.02, n) + rng.normal(0, 0.01, (3, n))
+    readings = truth + rng.normal(0, 0.03, n)
+    labels = rng.choice(["train", "validation", "test"], n, p=[0.5, 0.25, 0.25])
+    sets = {name: labels == name for name in ("train", "validation", "test")}
+    ids, dates = table["station_id"].to_numpy(), table["date"].to_numpy()
+    given = _ensemble_summary(readings, predictions, sets, 0.0, ids, dates, 0.03)
+    for_readings = _ensemble_summary(readings, predictions, sets, 0.0, ids, dates, "none")
+    assert given["observation_error_sd_m3_m-3"] == 0.03
+    assert for_readings["observation_error_sd_m3_m-3"] == 0.0
+    # a reading's interval holds 90 % of the validation readings either way
+    assert given["coverage_validation_calibrated"] == pytest.approx(0.9, abs=0.01)
+    assert for_readings["coverage_validation_calibrated"] == pytest.approx(0.9, abs=0.01)
+    # the soil moisture's interval is narrower: it holds 90 % of the truth, not of the readings
+    assert given["residual_sd_m3_m-3"] < for_readings["residual_sd_m3_m-3"] - 0.01
+    mean, spread = ensemble_mean_and_spread(predictions)
+    total = calibrated_sd(spread, given["residual_sd_m3_m-3"])
+    val = sets["validation"]
+    assert interval_coverage(truth[val], mean[val], total[val]) == pytest.approx(0.9, abs=0.03)
+    wide = calibrated_sd(spread, for_readings["residual_sd_m3_m-3"])
+    assert interval_coverage(truth[val], mean[val], wide[val]) > 0.98
+    assert given["coverage_validation_value"] < 0.8
+
+
+def test_observation_error_config_is_checked():
+    assert TrainConfig().observation_error == "estimate"
+    assert TrainConfig(observation_error=0.02).observation_error == 0.02
+    for bad in (0.5, -0.01, "nugget"):
+        with pytest.raises(ValueError, match="observation_error"):
+            TrainConfig(observation_error=bad)
 
 
 def test_mean_and_spread_over_members():

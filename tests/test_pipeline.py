@@ -53,8 +53,9 @@ def test_truth_skill_written_for_virtual_china(tiny_run):
 
 def test_station_day_coverage_separates_readings_from_truth(tiny_run):
     """The intervals are calibrated on readings; at the same station days the twin also knows
-    the truth: the readings' coverage is the one the calibration reports, and the readings
-    differ from the truth by the twin's observation error."""
+    the truth: the readings' coverage is the one the calibration reports, the readings differ
+    from the truth by the twin's observation error, and the readings' white error estimated
+    from the residuals (or none, where it cannot be told apart) is near the twin's."""
     from cropsm.twin.stations import MEASUREMENT_NOISE_SD, REPRESENTATIVENESS_SD
 
     run_dir, _ = tiny_run
@@ -70,6 +71,9 @@ def test_station_day_coverage_separates_readings_from_truth(tiny_run):
         assert test["coverage_readings"] == pytest.approx(
             calibration["coverage_test_calibrated"], abs=1e-9
         )
+        sigma = calibration["observation_error_sd_m3_m-3"]
+        # 30 stations: the nugget's sampling error is several 0.001 (0.012-0.028 seen)
+        assert sigma == 0.0 or abs(sigma - MEASUREMENT_NOISE_SD) < 0.01, (k, calibration)
         for split in (validation, test):
             assert 0.0 <= split["coverage_truth"] <= 1.0
             assert split["rmse_readings_vs_truth"] == pytest.approx(observation_error, rel=0.3)
@@ -127,6 +131,7 @@ def test_evaluate_on_stations(tiny_run, tmp_path):
         # the training stations themselves: the calibrated interval covers about 90 %, the
         # two members' spread alone far less
         assert 0.8 <= coverage["calibrated"] <= 0.97
+        assert coverage["raw"] <= coverage["value"] <= coverage["calibrated"]
         assert coverage["raw"] < coverage["calibrated"]
     assert "calibrat" in result.output  # the coverage columns of the table
 

@@ -303,7 +303,12 @@ def evaluate_command(
     with_coverage = any("interval90_coverage" in result[k] for k in layers)
     columns = ["layer", "R2", "RMSE", "ubRMSE", "bias", "n"]
     if with_coverage:
-        columns += ["90% interval: raw", "calibrated"]
+        columns += ["90% interval: raw", "calibrated", "soil moisture"]
+        table.caption = (
+            "90 % interval coverage of the readings: the members' spread alone, calibrated "
+            "(a reading's interval), and the soil moisture's (the product's sm_sd, without "
+            "the readings' own error)"
+        )
     for col in columns:
         table.add_column(col, justify="right")
     for key in layers:
@@ -321,6 +326,7 @@ def evaluate_command(
             cells += [
                 f"{c.get('raw', float('nan')):.3f}",
                 f"{c.get('calibrated', float('nan')):.3f}",
+                f"{c.get('value', float('nan')):.3f}",
             ]
         table.add_row(*cells)
     stdout.print(table)

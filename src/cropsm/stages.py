@@ -32,6 +32,7 @@ from cropsm.stage_registry import RunContext, stage
 from cropsm.train import (
     all_metrics,
     load_ensemble,
+    load_observation_error_sd,
     load_residual_sd,
     predict_ensemble,
     train_layers,
@@ -39,7 +40,7 @@ from cropsm.train import (
     write_training_outputs,
 )
 from cropsm.train.baselines import load_baselines, run_baselines, score_baselines
-from cropsm.train.ensemble import interval_coverage
+from cropsm.train.ensemble import calibrated_sd, interval_coverage
 
 
 def _source_prepares_in_own_process(ctx: RunContext) -> bool:
@@ -193,9 +194,12 @@ def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
     -------
     dict
         ``{"run_dir", "stations", "rows", "rows_dropped", "ensemble_members", "layer1": {"test":
-        M, "interval90_coverage": {"raw": c, "calibrated": c}}, ..., "baselines": {...}}`` with
-        M from :func:`cropsm.train.metrics.all_metrics` of the ensemble mean and c the share of
-        observations inside the central 90 % interval (deep-ensemble spread alone, calibrated).
+        M, "interval90_coverage": {"raw": c, "calibrated": c, "value": c}}, ..., "baselines":
+        {...}}`` with M from :func:`cropsm.train.metrics.all_metrics` of the ensemble mean and c
+        the share of observations inside the central 90 % interval: from the deep-ensemble
+        spread alone, calibrated for a reading (the soil moisture's interval widened by the
+        readings' own error, :func:`cropsm.train.load_observation_error_sd`), and the soil
+        moisture's interval (the product's ``sm_sd``, which leaves that error out).
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -206,6 +210,7 @@ def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
         raise InputError(request.path, None, f"no observation can be scored: {_unusable(report)}")
     members = load_ensemble(ctx.layout.models_dir)
     residual = load_residual_sd(ctx.layout.models_dir)
+    observation = load_observation_error_sd(ctx.layout.models_dir)
     raw = predict_ensemble(members, table)
     pred = predict_ensemble(members, table, residual)
     models = members[0]
@@ -220,13 +225,18 @@ def evaluate_run(run_dir: Path, request: EvaluationRequest) -> dict:
         k = model.layer
         observed = table[f"sm_l{k}"].to_numpy(dtype=float)
         mean = pred[f"sm_pred_l{k}"].to_numpy()
+        value_sd = pred[f"sm_sd_l{k}"].to_numpy()
         out[f"layer{k}"] = {
             "test": all_metrics(table[f"sm_l{k}"], pred[f"sm_pred_l{k}"]),
             # share of observations inside the central 90 % interval (ensemble mean +/- 1.645
-            # standard errors): from the members' spread alone, and calibrated
+            # standard errors): from the members' spread alone, calibrated for a reading (the
+            # readings' own error added back), and the soil moisture's interval (the product's)
             "interval90_coverage": {
                 "raw": interval_coverage(observed, mean, raw[f"sm_sd_l{k}"].to_numpy()),
-                "calibrated": interval_coverage(observed, mean, pred[f"sm_sd_l{k}"].to_numpy()),
+                "calibrated": interval_coverage(
+                    observed, mean, calibrated_sd(value_sd, observation.get(k, 0.0))
+                ),
+                "value": interval_coverage(observed, mean, value_sd),
             },
         }
     if ctx.layout.baselines.is_file():

@@ -741,6 +741,7 @@ def plan_product(
     config: PredictConfig,
     source: str = "",
     residual_sd: Mapping[int, float] | None = None,
+    observation_error_sd: Mapping[int, float] | None = None,
 ) -> tuple[ProductJob, xr.Dataset, dict, str]:
     """Plan a product: the block job, the store template, its encoding and its fingerprint.
 
@@ -772,6 +773,7 @@ def plan_product(
     nets = fold_chain(models)
     member_nets = tuple(fold_chain(m) for m in members[1:])
     residual = tuple(float((residual_sd or {}).get(m.layer, 0.0)) for m in models)
+    observation = tuple(float((observation_error_sd or {}).get(m.layer, 0.0)) for m in models)
     uses_pattern = chain_uses_pattern(nets)
     shared = sorted({n for net in nets for n in net.shared_names})
     pattern_inputs = tuple(dict.fromkeys(n for net in nets for n in net.pattern_input_names))
@@ -844,6 +846,7 @@ def plan_product(
         product_store.PRODUCT_FORMAT,
         [_models_digest(m) for m in members],
         list(residual),
+        list(observation),
         [str(dates[0]), str(dates[-1])],
         list(layout.scenarios),
         [layout.time_chunk_days, layout.space_chunk_cells, [list(map(list, t)) for t in tiles]],
@@ -912,6 +915,7 @@ def plan_product(
         attrs,
         n_members=len(members),
         residual_sd=residual,
+        observation_error_sd=observation,
     )
     return job, template, encoding, fingerprint
 
@@ -1088,6 +1092,7 @@ def predict_product(
     progress: ProgressCallback | None = None,
     source: str = "",
     residual_sd: Mapping[int, float] | None = None,
+    observation_error_sd: Mapping[int, float] | None = None,
 ) -> dict:
     """Compute (or resume) the product store at ``out``.
 
@@ -1119,6 +1124,9 @@ def predict_product(
     residual_sd
         Calibrated residual SD per layer, m3 m-3, for ``sm_sd``
         (:func:`cropsm.train.load_residual_sd`); None: 0.
+    observation_error_sd
+        The readings' error per layer, m3 m-3, that ``sm_sd`` leaves out (an attribute of
+        ``sm_sd``; :func:`cropsm.train.load_observation_error_sd`); None: 0.
 
     Returns
     -------
@@ -1131,7 +1139,7 @@ def predict_product(
     out = Path(out)
     t_start = time.perf_counter()
     job, template, encoding, fingerprint = plan_product(
-        out, climate, static, stations, models, config, source, residual_sd
+        out, climate, static, stations, models, config, source, residual_sd, observation_error_sd
     )
     status, work = prepare_store(out, template, encoding, fingerprint, job.layout)
     job = dataclasses.replace(job, store=str(work))

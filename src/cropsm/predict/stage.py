@@ -29,7 +29,7 @@ from cropsm.progress import progress_callback
 from cropsm.run_layout import PRODUCT_NAME, RunLayout, load_run_config
 from cropsm.sources import grid_input_paths
 from cropsm.stage_registry import RunContext, stage
-from cropsm.train import load_ensemble, load_residual_sd
+from cropsm.train import load_ensemble, load_observation_error_sd, load_residual_sd
 from cropsm.twin.truth_store import open_truth
 
 
@@ -127,6 +127,7 @@ def predict_run(
     if layers is not None:
         models = [[m for m in member if m.layer <= layers] for member in models]
     residual_sd = load_residual_sd(models_path)
+    observation_error_sd = load_observation_error_sd(models_path)
     ctx = RunContext(config=run_config, run_dir=run_dir, console=console)
     data = load_product_inputs(ctx)
     with naming_damaged_stores(run_dir), dask_client(config.scheduler, config.workers) as client:
@@ -148,6 +149,7 @@ def predict_run(
                     else f"networks of the model set {label!r}"
                 ),
                 residual_sd=residual_sd,
+                observation_error_sd=observation_error_sd,
             )
         if summary["blocks_computed"] and summary["seconds"] > 0:
             summary["cell_days_per_s"] = round(summary["cell_days"] / summary["seconds"], 1)

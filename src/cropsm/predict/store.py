@@ -216,7 +216,11 @@ def _attrs_sm() -> dict:
     }
 
 
-def _attrs_sm_sd(residual_sd: Sequence[float], n_members: int) -> dict:
+def _attrs_sm_sd(
+    residual_sd: Sequence[float], n_members: int, observation_error_sd: Sequence[float] = ()
+) -> dict:
+    observation = np.zeros(N_LAYERS)
+    observation[: len(observation_error_sd)] = np.asarray(observation_error_sd)[:N_LAYERS]
     return {
         "long_name": "standard error of the volumetric soil moisture of the soil layer "
         "(deep-ensemble spread with the calibrated residual)",
@@ -227,13 +231,16 @@ def _attrs_sm_sd(residual_sd: Sequence[float], n_members: int) -> dict:
         "valid_max": np.int16(round(1.0 / SM_SCALE)),
         "ensemble_members": np.int32(n_members),
         "residual_sd_by_layer": np.asarray(residual_sd, dtype=np.float64),
+        "observation_error_sd_by_layer": observation,
         "comment": (
             "sqrt(s^2 + r_k^2): s the standard deviation of sm over the deep-ensemble members "
             "(0 for one member), r_k the residual standard deviation of layer k "
             "(residual_sd_by_layer, m3 m-3) fitted on the validation stations so that "
-            "sm +/- 1.645 sm_sd covers 90 % of their observations. The observations carry "
-            "the stations' measurement and representativeness error, so the interval is one "
-            "for a station's reading; it covers more than 90 % of the noise-free soil moisture."
+            "sm +/- 1.645 sqrt(sm_sd^2 + e_k^2) covers 90 % of their readings, e_k the "
+            "readings' own error (observation_error_sd_by_layer, m3 m-3, the nugget of the "
+            "residuals' temporal variogram unless the run gave it). sm +/- 1.645 sm_sd is the "
+            "central 90 % interval of the soil moisture; to compare with a station's reading, "
+            "widen it to sqrt(sm_sd^2 + e_k^2)."
         ),
     }
 
@@ -286,6 +293,7 @@ def product_template(
     attrs: dict,
     n_members: int = 1,
     residual_sd: Sequence[float] = (),
+    observation_error_sd: Sequence[float] = (),
 ) -> tuple[xr.Dataset, dict]:
     """The store's dataset (``sm``, ``sm_sd``, ``time_flag``, ``block_done`` lazy; with
     ensemble members also ``member_sum``, ``member_days``) and its encoding."""
@@ -332,7 +340,7 @@ def product_template(
         data_vars["sm_sd"] = (
             ("scenario", "layer", "time", "lat", "lon"),
             sm.copy(),
-            _attrs_sm_sd(residual, n_members),
+            _attrs_sm_sd(residual, n_members, observation_error_sd),
         )
     else:
         sm_attrs["ancillary_variables"] = "time_flag pattern_flag"

@@ -812,6 +812,7 @@ def uncertainty_html(run_dir: Path) -> str:
             [
                 k,
                 e.get("residual_sd_m3_m-3"),
+                e.get("observation_error_sd_m3_m-3"),
                 e.get("coverage_test_raw"),
                 e.get("coverage_test_calibrated"),
                 at_stations.get("coverage_truth"),
@@ -828,8 +829,11 @@ def uncertainty_html(run_dir: Path) -> str:
         "central 90 % interval, from the members' spread alone (raw) and after adding the "
         "residual SD fitted on the validation rows (calibrated); a calibrated interval should "
         "cover 85-95 %. The residual SD is fitted on the stations' readings, which carry "
-        "their measurement and representativeness error, so at the same test rows the "
-        "interval holds more of the noise-free truth than of the readings (truth_skill.json, "
+        "their own error: the intervals of the product leave out its white part (the "
+        "readings' error, estimated from the residuals' temporal variogram), and the test "
+        "rows' readings are scored against the interval widened by it again. A station's "
+        "constant offset cannot be told from model error and stays in the intervals, so they "
+        "can hold more of the noise-free truth than of the readings (truth_skill.json, "
         "station_days). Effects: median over the patterns of the share of cells whose true "
         "median annual effect lies in the interval, and of the significant cells whose sign "
         "is right."
@@ -839,6 +843,7 @@ def uncertainty_html(run_dir: Path) -> str:
         [
             "layer",
             "residual SD (m3 m-3)",
+            "readings' error (m3 m-3)",
             "test rows, raw",
             "test rows, calibrated",
             "test rows: truth, calibrated",

@@ -244,8 +244,11 @@ def write_truth_skill(ctx, models, chain=None, table: pd.DataFrame | None = None
     )
     if chain is not None and table is not None and "station_sm" in truth:
         residual = {k: float(e["residual_sd_m3_m-3"]) for k, e in chain.ensemble.items()}
+        observation = {
+            k: float(e.get("observation_error_sd_m3_m-3", 0.0)) for k, e in chain.ensemble.items()
+        }
         skill["station_days"] = station_day_coverage(
-            truth, table, chain.split, chain.all_members, residual
+            truth, table, chain.split, chain.all_members, residual, observation
         )
     write_json(ctx.layout.truth_skill, skill)
     return skill
@@ -257,18 +260,22 @@ def station_day_coverage(
     split: pd.Series,
     members,
     residual_sd: dict[int, float],
+    observation_error_sd: dict[int, float] | None = None,
 ) -> dict:
     """What the calibrated intervals cover at the stations' own days: readings and truth.
 
-    The residual SD of the intervals (:func:`cropsm.train.ensemble.fit_residual_sd`) is fitted
-    on validation stations' *readings*, which differ from the true soil moisture by the
-    stations' measurement noise and representativeness offset. The interval
-    ``mean +/- 1.645 sqrt(s^2 + r^2)`` is therefore one for a station's reading; against the
-    noise-free value it is wider. On the virtual China both are known at the same rows, so per
-    layer and split (validation, test) this reports
+    The intervals are fitted on validation stations' *readings*, which differ from the true
+    soil moisture by the stations' measurement noise and representativeness offset. The
+    interval of the soil moisture, ``mean +/- 1.645 sqrt(s^2 + r^2)``, leaves out the readings'
+    white error ``e`` estimated from them (:func:`cropsm.train.ensemble.observation_error_sd`);
+    a reading's interval adds it, ``sqrt(s^2 + r^2 + e^2)``. A station's constant offset stays
+    in ``r`` (no single station's record can tell it from model error), so against the
+    noise-free value the soil moisture's interval can still be wide. On the virtual China both
+    are known at the same rows, so per layer and split (validation, test) this reports
 
-    * the share of readings inside the interval (what the calibration aims at, 0.90),
-    * the share of the true values (the twin's ``station_sm``) inside the same interval,
+    * the share of readings inside the reading's interval (what the calibration aims at, 0.90),
+    * the share of the true values (the twin's ``station_sm``) inside the soil moisture's
+      interval,
     * RMSE of the ensemble mean against the readings, against the truth, and of the readings
       against the truth (the stations' observation error; m3 m-3).
 
@@ -282,6 +289,8 @@ def station_day_coverage(
         ``train`` / ``validation`` / ``test`` per row of ``table``.
     members, residual_sd
         The ensemble's layer models (member by member) and the calibrated residual SD per layer.
+    observation_error_sd
+        The readings' own error per layer (m3 m-3); None: 0 (intervals for a reading).
     """
     from cropsm.train.ensemble import interval_coverage  # imports JAX: only when called
 
@@ -305,6 +314,7 @@ def station_day_coverage(
         true[known] = layer_truth[time[known], station[known]]
         reading = table[f"sm_l{k}"].to_numpy(dtype=float)
         mean, sd = pred[column].to_numpy(), pred[f"sm_sd_l{k}"].to_numpy()
+        observation = float((observation_error_sd or {}).get(k, 0.0))
         layer: dict = {}
         for name in ("validation", "test"):
             rows = (labels == name) & known & np.isfinite(reading) & np.isfinite(mean)
@@ -316,7 +326,9 @@ def station_day_coverage(
 
             layer[name] = {
                 "rows": int(rows.sum()),
-                "coverage_readings": interval_coverage(reading[rows], mean[rows], sd[rows]),
+                "coverage_readings": interval_coverage(
+                    reading[rows], mean[rows], np.sqrt(sd[rows] ** 2 + observation**2)
+                ),
                 "coverage_truth": interval_coverage(true[rows], mean[rows], sd[rows]),
                 "rmse_mean_vs_readings": rmse(mean, reading),
                 "rmse_mean_vs_truth": rmse(mean, true),

@@ -345,7 +345,9 @@ def save_ensemble(chain: TrainedChain, out_dir: str | Path) -> Path:
         "members": 1 + len(chain.members),
         "member_folders": ["."] + [f"member{m}" for m in range(1, 1 + len(chain.members))],
         "bootstrap": BOOTSTRAP_DESCRIPTIONS[chain.config.bootstrap],
-        "interval": "mean +/- 1.645 sqrt(spread^2 + residual_sd^2), central 90 %",
+        "interval": "mean +/- 1.645 sqrt(spread^2 + residual_sd^2), central 90 % of the soil "
+        "moisture; of a station's reading: sqrt(spread^2 + residual_sd^2 + "
+        "observation_error_sd^2)",
         "layers": {f"layer{k}": v for k, v in sorted(chain.ensemble.items())},
     }
     _write_json(root / ENSEMBLE_FILE, description)
@@ -379,11 +381,24 @@ def load_ensemble(out_dir: str | Path) -> list[list[LayerModel]]:
                     f"{len(members[-1])} layer(s) where member 0 has {len(members[0])}; {RETRAIN}",
                 )
         load_residual_sd(root)  # checked with the members
+        load_observation_error_sd(root)
     return members
 
 
 def load_residual_sd(out_dir: str | Path) -> dict[int, float]:
     """Calibrated residual SD per layer (m3 m-3) from ``ensemble.json``; empty when absent."""
+    return _layer_sds(out_dir, "residual_sd_m3_m-3")
+
+
+def load_observation_error_sd(out_dir: str | Path) -> dict[int, float]:
+    """The readings' own error per layer (m3 m-3) from ``ensemble.json``, which the intervals
+    of the soil moisture leave out (:func:`cropsm.train.ensemble.observation_error_sd`); 0 for a
+    run trained before it was estimated (its residual SD was fitted to the readings); empty
+    when the file is absent."""
+    return _layer_sds(out_dir, "observation_error_sd_m3_m-3")
+
+
+def _layer_sds(out_dir: str | Path, field: str) -> dict[int, float]:
     root = Path(out_dir)
     if (root / "models").is_dir():
         root = root / "models"
@@ -393,15 +408,15 @@ def load_residual_sd(out_dir: str | Path) -> dict[int, float]:
     layers = _read_json_file(path).get("layers", {})
     out = {}
     for name, v in layers.items():
-        value = v.get("residual_sd_m3_m-3") if isinstance(v, dict) else None
-        residual = 0.0 if value is None else float(value)
-        if not (np.isfinite(residual) and residual >= 0):
+        value = v.get(field) if isinstance(v, dict) else None
+        sd = 0.0 if value is None else float(value)
+        if not (np.isfinite(sd) and sd >= 0):
             raise InputError(
                 path,
-                f"field layers.{name}.residual_sd_m3_m-3",
+                f"field layers.{name}.{field}",
                 f"{value!r}; expected a finite standard deviation >= 0; {RETRAIN}",
             )
-        out[int(name.removeprefix("layer"))] = residual
+        out[int(name.removeprefix("layer"))] = sd
     return out
 
 

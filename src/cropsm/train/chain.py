@@ -593,13 +593,17 @@ def train_layers(
             np.stack(member_predictions),
             sets,
             train_seconds=0.0 if not extra else info["seconds"],
+            station_ids=table["station_id"].to_numpy(),
+            dates=table["date"].to_numpy(),
+            observation_error=config.observation_error,
         )
         if log is not None and extra:
             e = ensemble[k]
             log(
                 f"layer {k}: {len(member_predictions)} ensemble members; 90 % interval covers "
                 f"{e['coverage_validation_raw']:.2f} of validation rows from the spread alone, "
-                f"residual SD {e['residual_sd_m3_m-3']:.4f} m3 m-3 added"
+                f"residual SD {e['residual_sd_m3_m-3']:.4f} m3 m-3 added, readings' error "
+                f"{e['observation_error_sd_m3_m-3']:.4f} m3 m-3 ({e['observation_error_source']})"
             )
         # free what this layer left behind when the process has grown large; the compiled
         # training steps stay for a next layer with as many inputs: it pads its rows to about
@@ -630,35 +634,63 @@ def train_layers(
 
 
 def _ensemble_summary(
-    y: np.ndarray, predictions: np.ndarray, sets: Mapping[str, np.ndarray], train_seconds: float
+    y: np.ndarray,
+    predictions: np.ndarray,
+    sets: Mapping[str, np.ndarray],
+    train_seconds: float,
+    station_ids: np.ndarray,
+    dates: np.ndarray,
+    observation_error: str | float = "estimate",
 ) -> dict:
     """Calibration and skill of one layer's ensemble on its rows (:mod:`cropsm.train.ensemble`).
 
-    The residual SD is fitted on the validation rows (:func:`cropsm.train.ensemble.fit_residual_sd`)
-    and the coverage of the central 90 % interval reported on validation and test rows, from the
-    spread alone (``raw``) and with the residual SD (``calibrated``).
+    The intervals are for the soil moisture a reading measures, not for the reading: with
+    ``sigma_eta`` the readings' own error (``observation_error``: ``estimate`` from the
+    residuals of the training and validation rows, :func:`cropsm.train.ensemble.
+    observation_error_sd`; a number; ``none`` for 0), the residual SD ``r`` is fitted on the
+    validation readings so that ``mean +/- 1.645 sqrt(s^2 + r^2 + sigma_eta^2)`` covers 90 % of
+    them (:func:`cropsm.train.ensemble.fit_residual_sd` with the spread widened by
+    ``sigma_eta``), and the product's standard error is ``sqrt(s^2 + r^2)``. Coverage of the
+    central 90 % interval is reported on validation and test rows from the spread alone
+    (``raw``), for a reading (``calibrated``, with ``sigma_eta``) and for the value
+    (``value``, what the product's interval would cover of the readings).
     """
     from cropsm.train.ensemble import (
         calibrated_sd,
         ensemble_mean_and_spread,
         fit_residual_sd,
         interval_coverage,
+        observation_error_sd,
         spread_inflation,
     )
 
     mean, spread = ensemble_mean_and_spread(predictions)
     val, test = sets["validation"], sets["test"]
-    residual = fit_residual_sd(y[val], mean[val], spread[val])
+    if observation_error == "estimate":
+        fitted = sets["train"] | val
+        estimate = observation_error_sd(station_ids[fitted], dates[fitted], (y - mean)[fitted])
+        sigma, source = estimate["sd"], f"nugget of {estimate['pairs']} pairs: {estimate['status']}"
+    elif observation_error == "none":
+        sigma, source = 0.0, "none: intervals for a reading"
+    else:
+        sigma, source = float(observation_error), "given in the config"
+    reading_spread = calibrated_sd(spread, sigma)
+    residual = fit_residual_sd(y[val], mean[val], reading_spread[val])
     total = calibrated_sd(spread, residual)
+    reading_total = calibrated_sd(total, sigma)
     return {
         "members": int(predictions.shape[0]),
         "bootstrap_train_seconds": round(float(train_seconds), 3),
         "residual_sd_m3_m-3": residual,
+        "observation_error_sd_m3_m-3": sigma,
+        "observation_error_source": source,
         "spread_inflation": spread_inflation(spread[val], residual),
         "mean_spread_m3_m-3": float(np.nanmean(spread[val])) if val.any() else float("nan"),
         "coverage_validation_raw": interval_coverage(y[val], mean[val], spread[val]),
-        "coverage_validation_calibrated": interval_coverage(y[val], mean[val], total[val]),
+        "coverage_validation_calibrated": interval_coverage(y[val], mean[val], reading_total[val]),
+        "coverage_validation_value": interval_coverage(y[val], mean[val], total[val]),
         "coverage_test_raw": interval_coverage(y[test], mean[test], spread[test]),
-        "coverage_test_calibrated": interval_coverage(y[test], mean[test], total[test]),
+        "coverage_test_calibrated": interval_coverage(y[test], mean[test], reading_total[test]),
+        "coverage_test_value": interval_coverage(y[test], mean[test], total[test]),
         "ensemble_mean_test": all_metrics(y[test], mean[test]),
     }

@@ -110,6 +110,13 @@ class TrainConfig(BaseModel):
         members 1...K-1 retrain the selected hyperparameters with their own initial weights,
         row order and a bootstrap resample (``bootstrap``), as one vectorised
         ensemble, chained member by member.
+    observation_error
+        The readings' own error, which the intervals of the product leave out: they are
+        meant for the soil moisture, not for a station's reading of it
+        (:func:`cropsm.train.ensemble.observation_error_sd`). ``estimate`` (default): the white
+        error of each layer's readings, from the nugget of the residuals' temporal variogram; a
+        number: an instrument error known from elsewhere, m3 m-3, every layer; ``none``: 0, the
+        intervals are for a reading.
     bootstrap
         What members 1...K-1 resample (:func:`cropsm.train.ensemble.member_weights`):
         ``stations`` (default: whole training stations with replacement), ``rows`` (training
@@ -178,6 +185,11 @@ class TrainConfig(BaseModel):
         5, ge=1, le=64, description="Deep-ensemble members per layer (1: the single network)."
     )
 
+    observation_error: Literal["estimate", "none"] | float = Field(
+        "estimate",
+        description="Readings' error left out of the intervals: 'estimate', 'none' or m3 m-3.",
+    )
+
     bootstrap: Literal["stations", "rows", "none"] = Field(
         "stations", description="What ensemble members 1...K-1 resample: stations, rows or none."
     )
@@ -191,6 +203,16 @@ class TrainConfig(BaseModel):
         "upper",
         description="'upper': layer k >= 2 takes layer k-1's prediction (paper); 'none': not.",
     )
+
+    @field_validator("observation_error")
+    @classmethod
+    def _error_is_a_standard_deviation(cls, value):
+        if isinstance(value, float) and not 0.0 <= value <= 0.2:
+            raise ValueError(
+                "observation_error must be 'estimate', 'none' or an SD of 0-0.2 m3 m-3, "
+                f"got {value}"
+            )
+        return value
 
     @field_validator("prune_at_epochs")
     @classmethod
