@@ -32,6 +32,7 @@ from cropsm.predict.store import chunk_files, encode_sm, plan_tiles
 from cropsm.train import (
     load_ensemble,
     load_models,
+    load_observation_error_sd,
     load_residual_sd,
     predict_chain,
     predict_ensemble,
@@ -114,6 +115,13 @@ def test_cell_product_equals_networks_on_station_features(product, inputs, run_d
             got_sd = ds["sm_sd"].sel(scenario=p).isel(lat=iy, lon=ix).values.T
             want_sd = expected.loc[rows, sd_columns].to_numpy()
             np.testing.assert_allclose(got_sd, want_sd, rtol=0, atol=HALF_QUANTUM + 2e-6)
+    # sm_sd leaves the readings' own error out and says how large it is, layer by layer
+    observation = load_observation_error_sd(run_dir / "models")
+    assert set(observation) == set(range(1, 6))
+    np.testing.assert_array_equal(
+        ds["sm_sd"].attrs["observation_error_sd_by_layer"], [observation[k] for k in range(1, 6)]
+    )
+    assert "observation_error_sd_by_layer" in ds["sm_sd"].attrs["comment"]
 
 
 def test_reference_is_the_weighted_sum_of_the_patterns(product):

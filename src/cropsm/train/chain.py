@@ -653,7 +653,9 @@ def _ensemble_summary(
     ``sigma_eta``), and the product's standard error is ``sqrt(s^2 + r^2)``. Coverage of the
     central 90 % interval is reported on validation and test rows from the spread alone
     (``raw``), for a reading (``calibrated``, with ``sigma_eta``) and for the value
-    (``value``, what the product's interval would cover of the readings).
+    (``value``, what the product's interval would cover of the readings). The effect maps'
+    factor ``spread_inflation`` is the widening of a reading's interval (``r`` and
+    ``sigma_eta``): see :func:`cropsm.train.ensemble.spread_inflation`.
     """
     from cropsm.train.ensemble import (
         calibrated_sd,
@@ -684,7 +686,9 @@ def _ensemble_summary(
         "residual_sd_m3_m-3": residual,
         "observation_error_sd_m3_m-3": sigma,
         "observation_error_source": source,
-        "spread_inflation": spread_inflation(spread[val], residual),
+        # the effect maps' calibration (cropsm.analyze.scenarios.effect_ensemble): the widening
+        # of a reading's interval, not of the soil moisture's (see spread_inflation)
+        "spread_inflation": spread_inflation(spread[val], float(np.hypot(residual, sigma))),
         "mean_spread_m3_m-3": float(np.nanmean(spread[val])) if val.any() else float("nan"),
         "coverage_validation_raw": interval_coverage(y[val], mean[val], spread[val]),
         "coverage_validation_calibrated": interval_coverage(y[val], mean[val], reading_total[val]),
