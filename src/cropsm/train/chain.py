@@ -646,11 +646,12 @@ def _ensemble_summary(
 
     The intervals are for the soil moisture a reading measures, not for the reading: with
     ``sigma_eta`` the readings' own error (``observation_error``: ``estimate`` from the
-    residuals of the training and validation rows, :func:`cropsm.train.ensemble.
-    observation_error_sd`; a number; ``none`` for 0), the residual SD ``r`` is fitted on the
-    validation readings so that ``mean +/- 1.645 sqrt(s^2 + r^2 + sigma_eta^2)`` covers 90 % of
-    them (:func:`cropsm.train.ensemble.fit_residual_sd` with the spread widened by
-    ``sigma_eta``), and the product's standard error is ``sqrt(s^2 + r^2)``. Coverage of the
+    residuals of the training and validation rows,
+    :func:`cropsm.train.ensemble.observation_error_sd`; a number; ``none`` for 0), the
+    residual SD ``r`` is fitted on the validation readings so that
+    ``mean +/- 1.645 sqrt(s^2 + r^2 + sigma_eta^2)`` covers 90 % of them
+    (:func:`cropsm.train.ensemble.fit_residual_sd` with the spread widened by ``sigma_eta``),
+    and the product's standard error is ``sqrt(s^2 + r^2)``. Coverage of the
     central 90 % interval is reported on validation and test rows from the spread alone
     (``raw``), for a reading (``calibrated``, with ``sigma_eta``) and for the value
     (``value``, what the product's interval would cover of the readings). The effect maps'
