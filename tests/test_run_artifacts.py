@@ -81,12 +81,15 @@ def test_the_copied_networks_load(models_copy):
         (lambda m: _edit_json(m / "ensemble.json", lambda d: d["layers"]["layer2"].__setitem__(
             "residual_sd_m3_m-3", -0.03)),
          "ensemble.json", ("layers.layer2.residual_sd_m3_m-3", "finite standard deviation")),
+        (lambda m: _edit_json(m / "ensemble.json", lambda d: d["layers"]["layer4"].__setitem__(
+            "observation_error_sd_m3_m-3", float("nan"))),
+         "ensemble.json", ("layers.layer4.observation_error_sd_m3_m-3", "finite standard")),
         (lambda m: (m / "ensemble.json").write_text('{"members": 2'),
          "ensemble.json", ("cannot be read",)),
     ],
     ids=["nan-weight", "truncated-npz", "wrong-shape", "truncated-json", "zero-scale",
          "short-scaler", "missing-layer", "members-count", "negative-residual",
-         "truncated-ensemble"],
+         "nan-observation-error", "truncated-ensemble"],
 )  # fmt: skip
 def test_damaged_networks_name_the_file_and_field(models_copy, damage, file, fragments):
     damage(models_copy)
