@@ -292,7 +292,10 @@ def station_day_coverage(
     observation_error_sd
         The readings' own error per layer (m3 m-3); None: 0 (intervals for a reading).
     """
-    from cropsm.train.ensemble import interval_coverage  # imports JAX: only when called
+    from cropsm.train.ensemble import (  # imports JAX: only when called
+        calibrated_sd,
+        interval_coverage,
+    )
 
     ids = pd.Index([str(s) for s in truth["station_id"].values])
     station = ids.get_indexer(table["station_id"].astype(str))
@@ -327,7 +330,7 @@ def station_day_coverage(
             layer[name] = {
                 "rows": int(rows.sum()),
                 "coverage_readings": interval_coverage(
-                    reading[rows], mean[rows], np.sqrt(sd[rows] ** 2 + observation**2)
+                    reading[rows], mean[rows], calibrated_sd(sd[rows], observation)
                 ),
                 "coverage_truth": interval_coverage(true[rows], mean[rows], sd[rows]),
                 "rmse_mean_vs_readings": rmse(mean, reading),

@@ -445,7 +445,8 @@ def train_layers(
     member_models: dict[int, list[LayerModel]] = {m: [] for m in extra}
     member_upper: dict[int, np.ndarray | None] = {m: None for m in extra}
     ensemble: dict[int, dict] = {}
-    station_ids = table["station_id"].to_numpy() if extra else None
+    station_ids = table["station_id"].to_numpy()  # bootstrap resamples and the nugget
+    dates = table["date"].to_numpy()
     for k in layers:
         names = names_of[k]
         x = _layer_inputs(table, names, upper, k)
@@ -593,8 +594,8 @@ def train_layers(
             np.stack(member_predictions),
             sets,
             train_seconds=0.0 if not extra else info["seconds"],
-            station_ids=table["station_id"].to_numpy(),
-            dates=table["date"].to_numpy(),
+            station_ids=station_ids,
+            dates=dates,
             observation_error=config.observation_error,
         )
         if log is not None and extra:
