@@ -23,7 +23,11 @@ from cropsm.features.station_table import build_station_table
 from cropsm.io.stations import StationData
 from cropsm.predict import product as product_module
 from cropsm.predict.config import PredictConfig, parse_scenarios
-from cropsm.predict.flags import observed_patterns, region_observation_periods
+from cropsm.predict.flags import (
+    observed_patterns,
+    region_observation_periods,
+    region_observed_months,
+)
 from cropsm.predict.grid_features import first_complete_day
 from cropsm.predict.network import Workspace, fold_chain, forward_chain
 from cropsm.predict.skill import product_truth_skill
@@ -186,6 +190,61 @@ def test_flags_match_their_definitions(product, inputs):
     assert (
         ds["time_flag"].attrs["flag_meanings"].split() and "flag_values" in ds["pattern_flag"].attrs
     )
+
+
+def test_region_observed_months_are_the_months_of_each_regions_readings(inputs):
+    meta, obs = inputs["stations"].meta, inputs["stations"].obs
+    months = region_observed_months(meta, obs)
+    codes = {r.id: r.code for r in catalog.regions()}
+    region_of_row = obs["station_id"].map(meta["region"]).map(codes).to_numpy()
+    month_of_row = pd.to_datetime(obs["date"]).dt.month.to_numpy()
+    want = np.zeros_like(months)
+    want[region_of_row, month_of_row - 1] = True
+    np.testing.assert_array_equal(months, want)
+    assert not months[0].any()  # outside China
+    assert months.any(axis=1).sum() >= 2 and not months.all()  # seasons, not whole years
+    assert not region_observed_months(meta, obs.iloc[:0]).any()
+
+
+def test_product_coverage_splits_by_month_and_observation_season(product, inputs):
+    """The reference's interval coverage by calendar month and inside/outside the months the
+    cell's region's stations observe, checked against a direct count over the whole product."""
+    truth = open_truth(inputs["truth"])
+    observed = region_observed_months(inputs["stations"].meta, inputs["stations"].obs)
+    observed[:, 6] = False  # July left unobserved everywhere: both sides of the split occur
+    skill, *_ = product_truth_skill(product["path"], truth, 40, observed_months=observed)
+    ds = product["ds"]
+    iy = [int(np.abs(ds["lat"].values - v).argmin()) for v in truth["cell_lat"].values]
+    ix = [int(np.abs(ds["lon"].values - v).argmin()) for v in truth["cell_lon"].values]
+    days = pd.DatetimeIndex(ds["time"].values).intersection(pd.DatetimeIndex(truth["time"].values))
+    ref = list(ds["scenario"].values).index("reference")
+    sim = ds["sm"].isel(scenario=ref).sel(time=days).values[:, :, iy, ix]  # (layer, time, cell)
+    sd = ds["sm_sd"].isel(scenario=ref).sel(time=days).values[:, :, iy, ix]
+    obs = truth["reference_sm"].sel(time=days).transpose("layer", "time", "cell").values
+    in_season = observed[ds["region"].values[iy, ix].astype(int)][:, days.month - 1].T
+    for k in range(5):
+        coverage = skill[f"layer{k + 1}"]["interval90_coverage"]
+        error = np.abs(sim[k] - obs[k])
+        ok = np.isfinite(error) & np.isfinite(sd[k])
+        inside = error <= 1.6448536269514722 * sd[k]
+        for name, where in (("observed_season", in_season), ("outside_season", ~in_season)):
+            mask = ok & where
+            assert coverage[name]["pairs"] == mask.sum() > 0
+            assert coverage[name]["calibrated"] == pytest.approx(inside[mask].mean(), abs=1e-12)
+            rmse = np.sqrt(np.mean(error[mask] ** 2))
+            assert coverage[name]["rmse"] == pytest.approx(rmse, rel=1e-6)
+        by_month = coverage["by_month"]
+        assert set(by_month) == {str(m) for m in np.unique(days.month)}
+        for month, entry in by_month.items():
+            mask = ok & (days.month == int(month))[:, None]
+            assert entry["pairs"] == mask.sum()
+            assert entry["calibrated"] == pytest.approx(inside[mask].mean(), abs=1e-12)
+        assert sum(e["pairs"] for e in by_month.values()) == coverage["pairs"]
+    # without the stations' months there is no season split, the rest is unchanged
+    plain, *_ = product_truth_skill(product["path"], truth, 40)
+    assert "observed_season" not in plain["layer1"]["interval90_coverage"]
+    by_month = skill["layer1"]["interval90_coverage"]["by_month"]
+    assert plain["layer1"]["interval90_coverage"]["by_month"] == by_month
 
 
 def test_local_cluster_with_two_workers_equals_single_process(inputs, run_dir, tmp_path):

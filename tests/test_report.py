@@ -473,7 +473,15 @@ def test_report_states_significance_and_interval_coverage(full_run):
     )
     skill = json.loads((full_run / "truth_skill.json").read_text())
     skill["product"] = {
-        "layer1": {"interval90_coverage": {"raw": 0.581, "calibrated": 0.917, "pairs": 10}}
+        "layer1": {
+            "interval90_coverage": {
+                "raw": 0.581,
+                "calibrated": 0.917,
+                "pairs": 10,
+                "observed_season": {"calibrated": 0.932, "rmse": 0.02, "pairs": 8},
+                "outside_season": {"calibrated": 0.857, "rmse": 0.05, "pairs": 2},
+            }
+        }
     }
     skill["station_days"] = {"layer2": {"test": {"coverage_truth": 0.963}}}
     write_json(full_run / "truth_skill.json", skill)
@@ -495,6 +503,8 @@ def test_report_states_significance_and_interval_coverage(full_run):
     assert "90 % interval coverage" in page and "5 ensemble members" in page
     for number in ("0.581", "0.917", "0.610", "0.893", "0.702", "0.884", "0.951", "0.963"):
         assert number in page, number
+    # inside / outside the months the stations observe, with the share of cell-days outside
+    assert "0.932" in page and "0.857 (20 %)" in page and "other months" in page
     assert "test rows: truth, calibrated" in page and "station_days" in page
 
 
@@ -519,7 +529,14 @@ def test_key_results_use_the_ensemble_significance(full_run):
     skill = json.loads((full_run / "truth_skill.json").read_text())
     skill["product"] = {
         "layer1": {"interval90_coverage": {"raw": 0.5, "calibrated": 0.9}},
-        "layer2": {"interval90_coverage": {"raw": 0.6, "calibrated": 0.97}},
+        "layer2": {
+            "interval90_coverage": {
+                "raw": 0.6,
+                "calibrated": 0.97,
+                "observed_season": {"calibrated": 0.98, "pairs": 300},
+                "outside_season": {"calibrated": 0.92, "pairs": 100},
+            }
+        },
     }
     write_json(full_run / "truth_skill.json", skill)
     effects = {e.pattern: e for e in key_results.scenario_effects(full_run)}
@@ -530,6 +547,7 @@ def test_key_results_use_the_ensemble_significance(full_run):
     assert "less than half of the cropland (0-10 cm): rs_ct 10 %" in text
     missed = [w for w in warnings if "miss their target" in w]
     assert len(missed) == 1 and "layer 2: 97 %" in missed[0] and "layer 1" not in missed[0]
+    assert "(98 % in the months the region's stations observe, 92 % in the other 25 %" in text
     assert "true sign in 90 % of the 958 significant cells" in text
 
 

@@ -60,6 +60,30 @@ def region_observation_periods(meta: pd.DataFrame, obs: pd.DataFrame) -> np.ndar
     return out
 
 
+def region_observed_months(meta: pd.DataFrame, obs: pd.DataFrame) -> np.ndarray:
+    """Calendar months in which the stations of each region observe.
+
+    The paper's time flag (:func:`time_flag`) spans a region's whole observation period, winters
+    included; stations that never read frozen soil leave those months to the networks'
+    extrapolation. This is the observation *season*: ``out[r, m - 1]`` is True when a station of
+    region code ``r`` has an observation (any layer) in calendar month ``m``, any year.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_regions + 1, 12)`` bool, row = region code (row 0: outside China, all False).
+    """
+    out = np.zeros((len(catalog.regions()) + 1, 12), dtype=bool)
+    if len(obs) == 0:
+        return out
+    region = _station_region_codes(meta)
+    months = pd.to_datetime(obs["date"]).dt.month.to_numpy()
+    codes = region.reindex(obs["station_id"].astype(str)).to_numpy()
+    known = np.isfinite(codes.astype(np.float64)) & (np.nan_to_num(codes.astype(np.float64)) > 0)
+    out[codes[known].astype(np.intp), months[known] - 1] = True
+    return out
+
+
 def observed_patterns(meta: pd.DataFrame, obs: pd.DataFrame) -> np.ndarray:
     """``(n_regions + 1, 6)`` bool: region code r has an observed station with pattern i
     (``pattern_ids()`` order); only stations with observations count."""

@@ -102,8 +102,15 @@ def window_error_sums(
     ix: np.ndarray,
     product_days: slice,
     truth_days: slice,
+    months: np.ndarray | None = None,
+    cell_observed: np.ndarray | None = None,
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Error sums of one window of consecutive days (the task of :func:`product_truth_skill`).
+
+    ``months`` (calendar month of each day of the window) and ``cell_observed`` (``(cell,
+    12)`` bool, the months the stations of the cell's region observe,
+    :func:`cropsm.predict.flags.region_observed_months`) split the reference's interval
+    coverage by month and by season (:func:`interval_counts_by`).
 
     Returns
     -------
@@ -122,6 +129,8 @@ def window_error_sums(
     truth_patterns = [str(p) for p in truth["pattern"].values]
     sums = {(s, k): ErrorSums() for s in scenarios for k in range(N_LAYERS)}
     coverage = np.zeros((N_LAYERS, 3))  # pairs, inside the raw and the calibrated 90 % interval
+    by_month = np.zeros((N_LAYERS, 12, 3))  # pairs, inside the calibrated interval, sum of e^2
+    by_season = np.zeros((N_LAYERS, 2, 3))  # outside / inside the stations' observation season
     cell_sse = np.zeros((N_LAYERS, iy.size))
     cell_n = np.zeros((N_LAYERS, iy.size))
     for s_i, s in enumerate(scenarios):
@@ -143,7 +152,18 @@ def window_error_sums(
             if sm_sd is not None:
                 sd = _decode(np.asarray(sm_sd[s_i, :, product_days])[:, :, iy, ix])
                 coverage += interval_counts(err, sd.astype(np.float64), residual)
+                if months is not None:
+                    month_index = np.broadcast_to(
+                        (np.asarray(months, dtype=np.intp) - 1)[:, None], err.shape[1:]
+                    )
+                    by_month += interval_counts_by(err, sd, month_index, 12)
+                    if cell_observed is not None:
+                        observed = np.asarray(cell_observed, dtype=bool)
+                        in_season = observed[_cells(err), month_index].astype(np.intp)
+                        by_season += interval_counts_by(err, sd, in_season, 2)
     sums[("coverage", "reference")] = coverage
+    sums[("coverage_by_month", "reference")] = by_month
+    sums[("coverage_by_season", "reference")] = by_season
     return sums, cell_sse, cell_n
 
 
@@ -167,11 +187,47 @@ def interval_counts(error: np.ndarray, sd: np.ndarray, residual_sd: np.ndarray) 
     return out
 
 
+def _cells(error: np.ndarray) -> np.ndarray:
+    """Cell index of every ``(time, cell)`` element of ``error`` ``(layer, time, cell)``."""
+    return np.broadcast_to(np.arange(error.shape[2])[None, :], error.shape[1:])
+
+
+def interval_counts_by(
+    error: np.ndarray, sd: np.ndarray, group: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """Per layer and group: pairs, pairs inside the calibrated 90 % interval
+    (``|P - T| <= 1.645 sd``) and the sum of squared errors ``sum (P - T)^2``.
+
+    ``error`` and ``sd`` are ``(layer, time, cell)``, ``group`` ``(time, cell)`` integers
+    ``0 ... n_groups - 1``; returns ``(layer, n_groups, 3)``.
+    """
+    from cropsm.train.ensemble import Z90
+
+    out = np.zeros((error.shape[0], n_groups, 3))
+    for k in range(error.shape[0]):
+        e, total = error[k], np.asarray(sd[k], dtype=np.float64)
+        ok = np.isfinite(e) & np.isfinite(total)
+        g = group[ok]
+        out[k, :, 0] = np.bincount(g, minlength=n_groups)
+        out[k, :, 1] = np.bincount(g, np.abs(e[ok]) <= Z90 * total[ok], minlength=n_groups)
+        out[k, :, 2] = np.bincount(g, e[ok] ** 2, minlength=n_groups)
+    return out
+
+
+def _coverage_entry(counts: np.ndarray) -> dict:
+    """``{"calibrated", "rmse", "pairs"}`` from one ``[pairs, inside, sum of e^2]`` row."""
+    n, inside, sse = (float(v) for v in counts)
+    if n == 0:
+        return {"calibrated": float("nan"), "rmse": float("nan"), "pairs": 0}
+    return {"calibrated": inside / n, "rmse": float(np.sqrt(sse / n)), "pairs": int(n)}
+
+
 def product_truth_skill(
     product_path: str | Path,
     truth: xr.Dataset,
     window_days: int = WINDOW_DAYS,
     client=None,
+    observed_months: np.ndarray | None = None,
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Per-layer R2, RMSE and bias of every stored scenario against the truth.
 
@@ -186,6 +242,12 @@ def product_truth_skill(
     client
         A ``distributed.Client`` whose workers score the windows in parallel; ``None``: one
         window after another in this process. The sums are added in window order either way.
+    observed_months
+        ``(n_regions + 1, 12)`` bool, the calendar months the stations of each region observe
+        (:func:`cropsm.predict.flags.region_observed_months`); with it and the store's
+        ``region``, the reference's interval coverage is also split into the cell-days inside
+        and outside their region's observation season (the calibration rests on readings,
+        and stations do not read frozen soil: outside it, the networks extrapolate).
 
     Returns
     -------
@@ -193,6 +255,9 @@ def product_truth_skill(
         ``skill`` = ``{"what", "cells", "days", "period", "layer1": {"reference": M,
         "by_pattern": {id: M}}, ...}``; ``rmse_map`` ``(layer, lat, lon)`` per-cell RMSE of the
         reference (NaN outside the truth's cells), or ``None`` without a reference scenario.
+        With ``sm_sd`` in the store, each layer's ``interval90_coverage`` holds ``raw``,
+        ``calibrated``, ``pairs`` and ``by_month`` (``{"1": {"calibrated", "rmse", "pairs"},
+        ...}``), and with ``observed_months`` ``observed_season`` and ``outside_season``.
     """
     check_complete(product_path)  # missing chunk files are not read as fill
     product = xr.open_zarr(Path(product_path), consolidated=True)
@@ -208,22 +273,34 @@ def product_truth_skill(
     p_index = pd.DatetimeIndex(product["time"].values).get_indexer(days)
     t_index = pd.DatetimeIndex(truth["time"].values).get_indexer(days)
     windows = []
+    product_months = pd.DatetimeIndex(product["time"].values).month.to_numpy()
     for w0 in range(0, len(days), window_days):
         pi = p_index[w0 : w0 + window_days]
         ti = t_index[w0 : w0 + window_days]
         # consecutive days
-        windows.append((slice(int(pi[0]), int(pi[-1]) + 1), slice(int(ti[0]), int(ti[-1]) + 1)))
+        p_sl = slice(int(pi[0]), int(pi[-1]) + 1)
+        windows.append((p_sl, slice(int(ti[0]), int(ti[-1]) + 1), product_months[p_sl]))
+    cell_observed = None
+    if observed_months is not None and "region" in product:
+        observed_months = np.asarray(observed_months, dtype=bool)
+        codes = np.asarray(product["region"].values)[iy, ix].astype(np.intp)
+        known = (codes >= 0) & (codes < observed_months.shape[0])
+        cell_observed = np.zeros((iy.size, 12), dtype=bool)
+        cell_observed[known] = observed_months[codes[known]]
     args = (str(product_path), truth, scenarios, iy, ix)
     if client is None:
-        parts = [window_error_sums(*args, p_sl, t_sl) for p_sl, t_sl in windows]
+        parts = [
+            window_error_sums(*args, p_sl, t_sl, months, cell_observed)
+            for p_sl, t_sl, months in windows
+        ]
     else:
         from cropsm.predict.cluster import gather_as_completed, recomputable
 
         # recomputable task results, not scattered data: they survive the loss of a worker
         shared = [recomputable(client, a, "cropsm-skill-arg") for a in args]
         futures = [
-            client.submit(window_error_sums, *shared, p_sl, t_sl, pure=False)
-            for p_sl, t_sl in windows
+            client.submit(window_error_sums, *shared, p_sl, t_sl, months, cell_observed, pure=False)
+            for p_sl, t_sl, months in windows
         ]
         try:
             gather_as_completed(client, futures, what="truth-skill windows")
@@ -235,8 +312,12 @@ def product_truth_skill(
     cell_sse = np.zeros((N_LAYERS, n_cells))
     cell_n = np.zeros((N_LAYERS, n_cells))
     coverage = np.zeros((N_LAYERS, 3))
+    by_month = np.zeros((N_LAYERS, 12, 3))
+    by_season = np.zeros((N_LAYERS, 2, 3))
     for part_sums, part_sse, part_n in parts:
         coverage += part_sums.pop(("coverage", "reference"), 0.0)
+        by_month += part_sums.pop(("coverage_by_month", "reference"), 0.0)
+        by_season += part_sums.pop(("coverage_by_season", "reference"), 0.0)
         for key, value in part_sums.items():
             sums[key].merge(value)
         cell_sse += part_sse
@@ -259,7 +340,16 @@ def product_truth_skill(
                 "raw": float(raw / n),
                 "calibrated": float(calibrated / n),
                 "pairs": int(n),
+                "by_month": {
+                    str(m + 1): _coverage_entry(by_month[k, m])
+                    for m in range(12)
+                    if by_month[k, m, 0] > 0
+                },
             }
+            if cell_observed is not None:
+                season = entry["interval90_coverage"]
+                season["observed_season"] = _coverage_entry(by_season[k, 1])
+                season["outside_season"] = _coverage_entry(by_season[k, 0])
         skill[f"layer{k + 1}"] = entry
     rmse_map = None
     if REFERENCE in scenarios:

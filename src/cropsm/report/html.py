@@ -786,6 +786,16 @@ def significance_html(shares: pd.DataFrame) -> str:
     )
 
 
+def _outside_season(coverage: dict) -> str | None:
+    """``"0.790 (14 %)"``: coverage outside the stations' observation season and the share of
+    the cell-days there; None without the split."""
+    inside, outside = coverage.get("observed_season"), coverage.get("outside_season")
+    if not inside or not outside or not outside.get("pairs"):
+        return None
+    share = outside["pairs"] / (outside["pairs"] + inside.get("pairs", 0))
+    return f"{fmt(outside.get('calibrated'))} ({100 * share:.0f} %)"
+
+
 def uncertainty_html(run_dir: Path) -> str:
     """Calibration of the deep ensemble's 90 % intervals: validation and test rows at the
     stations (models/ensemble.json), the reference product against the truth (truth_skill.json)
@@ -818,6 +828,8 @@ def uncertainty_html(run_dir: Path) -> str:
                 at_stations.get("coverage_truth"),
                 cov.get("raw"),
                 cov.get("calibrated"),
+                (cov.get("observed_season") or {}).get("calibrated"),
+                _outside_season(cov),
                 median(eff, "coverage90_raw"),
                 median(eff, "coverage90_calibrated"),
                 median(eff, "significant_sign_agreement_calibrated"),
@@ -836,9 +848,12 @@ def uncertainty_html(run_dir: Path) -> str:
         "the nugget also takes model error faster than the readings for measurement error, "
         "and with a random split the networks learn part of each station's offset (narrower): "
         "how much of the noise-free truth they hold is measured, not assumed (truth_skill.json, "
-        "station_days). Effects: median over the patterns of the share of cells whose true "
-        "median annual effect lies in the interval, and of the significant cells whose sign "
-        "is right."
+        "station_days). The calibration rests on readings, and stations do not read frozen "
+        "soil: in the months no station of a cell's region observes, the networks extrapolate "
+        "and the product's intervals are scored apart (truth_skill.json, interval90_coverage "
+        "by_month, observed_season, outside_season). Effects: median over the patterns of the "
+        "share of cells whose true median annual effect lies in the interval, and of the "
+        "significant cells whose sign is right."
     )
     return text + table(
         rows,
@@ -851,6 +866,8 @@ def uncertainty_html(run_dir: Path) -> str:
             "test rows: truth, calibrated",
             "reference product vs truth, raw",
             "reference product vs truth, calibrated",
+            "same, months the region's stations observe",
+            "same, other months (share of cell-days)",
             "effect maps, raw",
             "effect maps, calibrated",
             "significant cells (calibrated) with the true sign",

@@ -239,6 +239,23 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
     return out
 
 
+def _season_split(coverage: dict) -> str:
+    """`` (88 % in the months the region's stations observe, 79 % in the other 14 % of
+    cell-days)``; empty without the split (``truth_skill.json``, ``observed_season`` and
+    ``outside_season``)."""
+    inside = coverage.get("observed_season") or {}
+    outside = coverage.get("outside_season") or {}
+    value_in, value_out = _finite(inside.get("calibrated")), _finite(outside.get("calibrated"))
+    pairs_in, pairs_out = inside.get("pairs") or 0, outside.get("pairs") or 0
+    if value_in is None or value_out is None or not pairs_out:
+        return ""
+    share = pairs_out / (pairs_in + pairs_out)
+    return (
+        f" ({100 * value_in:.0f} % in the months the region's stations observe, "
+        f"{100 * value_out:.0f} % in the other {100 * share:.0f} % of cell-days)"
+    )
+
+
 def uncertainty_warnings(run_dir: Path) -> list[str]:
     """Warnings on the deep ensemble's intervals and significance (empty when all is well or
     the run has no ensemble): reference-product coverage of the truth outside 85-95 % in a
@@ -252,7 +269,7 @@ def uncertainty_warnings(run_dir: Path) -> list[str]:
         coverage = product.get(f"layer{k}", {}).get("interval90_coverage") or {}
         value = _finite(coverage.get("calibrated"))
         if value is not None and not 0.85 <= value <= 0.95:
-            off.append(f"layer {k}: {100 * value:.0f} %")
+            off.append(f"layer {k}: {100 * value:.0f} %{_season_split(coverage)}")
     if off:
         out.append(
             "The calibrated 90 % intervals of the reference product miss their target (85-95 % "
