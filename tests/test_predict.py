@@ -190,6 +190,12 @@ def test_flags_match_their_definitions(product, inputs):
     assert (
         ds["time_flag"].attrs["flag_meanings"].split() and "flag_values" in ds["pattern_flag"].attrs
     )
+    # the season flag: the calendar months the stations of the cell's region observe
+    months = region_observed_months(meta, inputs["stations"].obs)
+    sflag = ds["season_flag"].values  # (month, lat, lon)
+    np.testing.assert_array_equal(sflag[:, cropland], months[region[cropland]].T.astype(float))
+    assert np.isnan(sflag[:, ~cropland]).all()
+    assert 0 < np.nansum(sflag) < sflag[:, cropland].size
 
 
 def test_region_observed_months_are_the_months_of_each_regions_readings(inputs):
@@ -210,9 +216,7 @@ def test_product_coverage_splits_by_month_and_observation_season(product, inputs
     """The reference's interval coverage by calendar month and inside/outside the months the
     cell's region's stations observe, checked against a direct count over the whole product."""
     truth = open_truth(inputs["truth"])
-    observed = region_observed_months(inputs["stations"].meta, inputs["stations"].obs)
-    observed[:, 6] = False  # July left unobserved everywhere: both sides of the split occur
-    skill, *_ = product_truth_skill(product["path"], truth, 40, observed_months=observed)
+    skill, *_ = product_truth_skill(product["path"], truth, 40)
     ds = product["ds"]
     iy = [int(np.abs(ds["lat"].values - v).argmin()) for v in truth["cell_lat"].values]
     ix = [int(np.abs(ds["lon"].values - v).argmin()) for v in truth["cell_lon"].values]
@@ -221,7 +225,7 @@ def test_product_coverage_splits_by_month_and_observation_season(product, inputs
     sim = ds["sm"].isel(scenario=ref).sel(time=days).values[:, :, iy, ix]  # (layer, time, cell)
     sd = ds["sm_sd"].isel(scenario=ref).sel(time=days).values[:, :, iy, ix]
     obs = truth["reference_sm"].sel(time=days).transpose("layer", "time", "cell").values
-    in_season = observed[ds["region"].values[iy, ix].astype(int)][:, days.month - 1].T
+    in_season = ds["season_flag"].values[:, iy, ix][days.month - 1] == 1  # (time, cell)
     for k in range(5):
         coverage = skill[f"layer{k + 1}"]["interval90_coverage"]
         error = np.abs(sim[k] - obs[k])
@@ -240,11 +244,6 @@ def test_product_coverage_splits_by_month_and_observation_season(product, inputs
             assert entry["pairs"] == mask.sum()
             assert entry["calibrated"] == pytest.approx(inside[mask].mean(), abs=1e-12)
         assert sum(e["pairs"] for e in by_month.values()) == coverage["pairs"]
-    # without the stations' months there is no season split, the rest is unchanged
-    plain, *_ = product_truth_skill(product["path"], truth, 40)
-    assert "observed_season" not in plain["layer1"]["interval90_coverage"]
-    by_month = skill["layer1"]["interval90_coverage"]["by_month"]
-    assert plain["layer1"]["interval90_coverage"]["by_month"] == by_month
 
 
 def test_local_cluster_with_two_workers_equals_single_process(inputs, run_dir, tmp_path):
@@ -332,9 +331,11 @@ def test_zarr_and_netcdf_open_with_cf_attributes(product, tmp_path, predict_app)
         assert ds["depth"].attrs["units"] == "cm" and ds["depth"].attrs["bounds"] == "depth_bounds"
         np.testing.assert_array_equal(ds["depth_bounds"].values[:, 0], [0, 10, 20, 30, 40])
         assert ds["lat"].attrs["units"] == "degrees_north"
-        for flag in ("time_flag", "pattern_flag"):
+        for flag in ("time_flag", "pattern_flag", "season_flag"):
             np.testing.assert_array_equal(ds[flag].attrs["flag_values"], [0, 1])
             assert len(ds[flag].attrs["flag_meanings"].split()) == 2
+        assert ds["season_flag"].dims == ("month", "lat", "lon")
+        np.testing.assert_array_equal(ds["month"].values, np.arange(1, 13))
         assert ds["weights"].attrs["units"] == "1"
     assert "block_done" not in nc_ds
     np.testing.assert_allclose(nc_ds["sm"].values, zarr_ds["sm"].values, rtol=0, atol=1e-6)
@@ -531,7 +532,7 @@ def test_ensemble_product_is_deterministic_and_k1_is_the_single_network(inputs, 
     one = xr.open_zarr(paths["single"])
     # one network without a calibrated residual: no standard error to store
     assert "member_sum" not in one and "sm_sd" not in one
-    assert one["sm"].attrs["ancillary_variables"] == "time_flag pattern_flag"
+    assert one["sm"].attrs["ancillary_variables"] == "time_flag pattern_flag season_flag"
     ds = xr.open_zarr(paths["a"])
     twin = xr.open_zarr(paths["twins"])
     for k in range(1, 6):  # no spread: the standard error is the residual SD

@@ -107,7 +107,7 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
             enc["chunksizes"] = tuple(int(chunks.get(d, var.sizes[d])) for d in var.dims)
         if name in ("sm", "sm_sd"):
             enc.update(dtype="int16", scale_factor=np.float32(SM_SCALE), _FillValue=SM_FILL)
-        elif name in ("time_flag", "pattern_flag"):
+        elif name in ("time_flag", "pattern_flag", "season_flag"):
             enc.update(dtype="int8", _FillValue=FLAG_FILL)
         elif name in ("cropland_mask",):
             enc.update(dtype="int8", _FillValue=None)
@@ -121,7 +121,9 @@ def export_netcdf(product: str | Path, out: str | Path, allow_incomplete: bool =
             enc.update(zlib=True, complevel=NETCDF_COMPLEVEL, shuffle=True)
         encoding[name] = enc
         if "flag_values" in var.attrs:
-            kind = {"time_flag": np.int8, "pattern_flag": np.int8, "cropland_mask": np.int8}
+            kind = dict.fromkeys(
+                ("time_flag", "pattern_flag", "season_flag", "cropland_mask"), np.int8
+            )
             var.attrs["flag_values"] = np.asarray(
                 var.attrs["flag_values"], dtype=kind.get(name, np.int16)
             )

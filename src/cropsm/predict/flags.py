@@ -9,6 +9,10 @@ stations in this region do have the cropping pattern(s) of interest (otherwise 0
 * **pattern flag** ``(scenario, cell)``: for a pattern, 1 when a station of the cell's region
   has that pattern; for the reference, 1 when every pattern with a positive weight in the cell
   is flagged 1 (all the patterns the reference mixes were observed in the region), else 0.
+* **season flag** ``(month, cell)``, beyond the paper: 1 when a station of the cell's region
+  observes in that calendar month (:func:`region_observed_months`). The time flag spans whole
+  years; stations do not read frozen soil, so in the other months the networks extrapolate and
+  the intervals, calibrated on readings, hold less of the truth (``truth_skill.json``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from cropsm.predict.config import REFERENCE
 FLAG_VALUES = np.array([0, 1], dtype=np.int8)
 TIME_FLAG_MEANINGS = "outside_region_observation_period inside_region_observation_period"
 PATTERN_FLAG_MEANINGS = "pattern_not_observed_in_region pattern_observed_in_region"
+SEASON_FLAG_MEANINGS = "month_not_observed_in_region month_observed_in_region"
 
 
 def _station_region_codes(meta: pd.DataFrame) -> pd.Series:

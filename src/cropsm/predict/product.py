@@ -52,9 +52,11 @@ from cropsm.predict.crop_inputs import (
 from cropsm.predict.flags import (
     FLAG_VALUES,
     PATTERN_FLAG_MEANINGS,
+    SEASON_FLAG_MEANINGS,
     observed_patterns,
     pattern_flag,
     region_observation_periods,
+    region_observed_months,
     time_flag,
 )
 from cropsm.predict.grid_features import (
@@ -620,6 +622,7 @@ def _static_variables(
     weights_grid: np.ndarray,
     pattern_flags: np.ndarray,
     scenarios: Sequence[str],
+    season_flags: np.ndarray,
 ) -> dict:
     region = np.asarray(static["region"].transpose("lat", "lon").values, dtype=np.int16)
     fraction = np.asarray(
@@ -635,6 +638,17 @@ def _static_variables(
                 "have the scenario's pattern(s) (paper section 4c)",
                 "flag_values": FLAG_VALUES,
                 "flag_meanings": PATTERN_FLAG_MEANINGS,
+            },
+        ),
+        "season_flag": (
+            ("month", "lat", "lon"),
+            season_flags,
+            {
+                "long_name": "season quality flag: the stations of the cell's region observe in "
+                "this calendar month (beyond the paper; the calibration of sm_sd rests on their "
+                "readings, so outside their season the networks extrapolate)",
+                "flag_values": FLAG_VALUES,
+                "flag_meanings": SEASON_FLAG_MEANINGS,
             },
         ),
         "weights": (
@@ -827,6 +841,9 @@ def plan_product(
     flags_cells = pattern_flag(cell_region, observed, cell_weights, config.scenarios)
     flags_grid = np.full((len(config.scenarios), *fraction.shape), -1, dtype=np.int8)
     flags_grid[:, ilat, ilon] = flags_cells
+    observed_months = region_observed_months(stations.meta, stations.obs)
+    season_grid = np.full((12, *fraction.shape), -1, dtype=np.int8)
+    season_grid[:, ilat, ilon] = observed_months[cell_region].T
     cell_static = static_cell_features(static, ilat, ilon, static_names)
     soil = cell_soil(static, ilat, ilon) if (needs_bucket or descriptor_names) else None
 
@@ -861,6 +878,7 @@ def plan_product(
         *[cell_static[n] for n in static_names],
         periods.astype("int64"),
         observed,
+        observed_months,
     )
     job = ProductJob(
         store=str(out),
@@ -895,7 +913,8 @@ def plan_product(
         "references": PAPER_REFERENCE,
         "comment": (
             "sm is packed as int16 x 1e-4 m3 m-3; cells with cropland fraction < 0.1 are fill. "
-            "time_flag and pattern_flag are the quality flags of the paper's section 4c."
+            "time_flag and pattern_flag are the quality flags of the paper's section 4c; "
+            "season_flag marks the months the stations of the cell's region observe."
             + (
                 f" sm is the mean of {len(members)} deep-ensemble members; sm_sd its standard "
                 "error (sm +/- 1.645 sm_sd: the calibrated central 90 % interval)."
@@ -911,7 +930,9 @@ def plan_product(
     }
     template, encoding = product_store.product_template(
         layout,
-        _static_variables(static, cropland, weights_grid, flags_grid, config.scenarios),
+        _static_variables(
+            static, cropland, weights_grid, flags_grid, config.scenarios, season_grid
+        ),
         attrs,
         n_members=len(members),
         residual_sd=residual,

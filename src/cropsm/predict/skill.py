@@ -108,9 +108,9 @@ def window_error_sums(
     """Error sums of one window of consecutive days (the task of :func:`product_truth_skill`).
 
     ``months`` (calendar month of each day of the window) and ``cell_observed`` (``(cell,
-    12)`` bool, the months the stations of the cell's region observe,
-    :func:`cropsm.predict.flags.region_observed_months`) split the reference's interval
-    coverage by month and by season (:func:`interval_counts_by`).
+    12)`` bool, the store's ``season_flag``: the months the stations of the cell's region
+    observe) split the reference's interval coverage by month and by season
+    (:func:`interval_counts_by`).
 
     Returns
     -------
@@ -227,7 +227,6 @@ def product_truth_skill(
     truth: xr.Dataset,
     window_days: int = WINDOW_DAYS,
     client=None,
-    observed_months: np.ndarray | None = None,
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Per-layer R2, RMSE and bias of every stored scenario against the truth.
 
@@ -242,12 +241,6 @@ def product_truth_skill(
     client
         A ``distributed.Client`` whose workers score the windows in parallel; ``None``: one
         window after another in this process. The sums are added in window order either way.
-    observed_months
-        ``(n_regions + 1, 12)`` bool, the calendar months the stations of each region observe
-        (:func:`cropsm.predict.flags.region_observed_months`); with it and the store's
-        ``region``, the reference's interval coverage is also split into the cell-days inside
-        and outside their region's observation season (the calibration rests on readings,
-        and stations do not read frozen soil: outside it, the networks extrapolate).
 
     Returns
     -------
@@ -257,7 +250,10 @@ def product_truth_skill(
         reference (NaN outside the truth's cells), or ``None`` without a reference scenario.
         With ``sm_sd`` in the store, each layer's ``interval90_coverage`` holds ``raw``,
         ``calibrated``, ``pairs`` and ``by_month`` (``{"1": {"calibrated", "rmse", "pairs"},
-        ...}``), and with ``observed_months`` ``observed_season`` and ``outside_season``.
+        ...}``), and with the store's ``season_flag`` (the months the stations of the cell's
+        region observe) ``observed_season`` and ``outside_season``: the calibration rests on
+        readings, and stations do not read frozen soil; outside their season the networks
+        extrapolate.
     """
     check_complete(product_path)  # missing chunk files are not read as fill
     product = xr.open_zarr(Path(product_path), consolidated=True)
@@ -281,12 +277,8 @@ def product_truth_skill(
         p_sl = slice(int(pi[0]), int(pi[-1]) + 1)
         windows.append((p_sl, slice(int(ti[0]), int(ti[-1]) + 1), product_months[p_sl]))
     cell_observed = None
-    if observed_months is not None and "region" in product:
-        observed_months = np.asarray(observed_months, dtype=bool)
-        codes = np.asarray(product["region"].values)[iy, ix].astype(np.intp)
-        known = (codes >= 0) & (codes < observed_months.shape[0])
-        cell_observed = np.zeros((iy.size, 12), dtype=bool)
-        cell_observed[known] = observed_months[codes[known]]
+    if "season_flag" in product:  # (month, lat, lon) -> (cell, month)
+        cell_observed = (np.asarray(product["season_flag"].values)[:, iy, ix] == 1).T
     args = (str(product_path), truth, scenarios, iy, ix)
     if client is None:
         parts = [

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from cropsm.errors import ConfigError
@@ -24,7 +23,6 @@ from cropsm.io.stations import read_stations
 from cropsm.io.zarr_damage import naming_damaged_stores
 from cropsm.predict.cluster import dask_client
 from cropsm.predict.config import PredictConfig
-from cropsm.predict.flags import region_observed_months
 from cropsm.predict.product import check_grid_inputs, predict_product
 from cropsm.predict.skill import product_truth_skill, update_truth_skill_json, write_error_map
 from cropsm.progress import progress_callback
@@ -164,10 +162,7 @@ def predict_run(
                 highlight=False,
             )
         if score_truth and data["truth"] is not None and Path(data["truth"]).exists():
-            observed_months = region_observed_months(data["stations"].meta, data["stations"].obs)
-            summary.update(
-                _score_against_truth(run_dir, out, data["truth"], label, client, observed_months)
-            )
+            summary.update(_score_against_truth(run_dir, out, data["truth"], label, client))
     return summary
 
 
@@ -180,19 +175,12 @@ def _describe(client) -> str:
 
 
 def _score_against_truth(
-    run_dir: Path,
-    product: Path,
-    truth_path,
-    label: str | None,
-    client=None,
-    observed_months: np.ndarray | None = None,
+    run_dir: Path, product: Path, truth_path, label: str | None, client=None
 ) -> dict:
 
     key = "product" if label is None else f"product_{label}"
     started = time.perf_counter()
-    skill, rmse_map, lat, lon = product_truth_skill(
-        product, open_truth(truth_path), client=client, observed_months=observed_months
-    )
+    skill, rmse_map, lat, lon = product_truth_skill(product, open_truth(truth_path), client=client)
     skill["seconds"] = round(time.perf_counter() - started, 1)
     skill["product"] = str(product)
     update_truth_skill_json(RunLayout(run_dir).truth_skill, key, skill)

@@ -6,6 +6,7 @@ Layout (``product.zarr``; CF-1.8 attributes on every variable)::
                   _FillValue -32768 (not cropland, or an input missing), zstd; chunks
                   (1, 1, time_chunk_days, space_chunk_cells, space_chunk_cells)
     time_flag     (time, lat, lon)      int8  1 inside the observation period of the region
+    season_flag   (month, lat, lon)     int8  1 when the region's stations observe that month
     pattern_flag  (scenario, lat, lon)  int8  1 when the region's stations have the pattern(s)
     weights       (pattern, lat, lon)   float32  crop-area weights of Eq. 1 (cropland cells)
     cropland_mask (lat, lon)            int8  1 where the product is computed (fraction >= 0.1)
@@ -310,7 +311,8 @@ def product_template(
         for s in layout.scenarios
     )
     sm_attrs = _attrs_sm()
-    sm_attrs["ancillary_variables"] = "sm_sd time_flag pattern_flag"
+    flags = "time_flag pattern_flag" + (" season_flag" if "season_flag" in static_vars else "")
+    sm_attrs["ancillary_variables"] = f"sm_sd {flags}"
     residual = np.zeros(N_LAYERS)
     residual[: len(residual_sd)] = np.asarray(residual_sd, dtype=np.float64)[:N_LAYERS]
     data_vars = {
@@ -343,7 +345,7 @@ def product_template(
             _attrs_sm_sd(residual, n_members, observation_error_sd),
         )
     else:
-        sm_attrs["ancillary_variables"] = "time_flag pattern_flag"
+        sm_attrs["ancillary_variables"] = flags
     for name, (dims, values, var_attrs) in static_vars.items():
         data_vars[name] = (dims, values, var_attrs)
     n_slots = month_slots(layout)
@@ -430,6 +432,12 @@ def product_template(
             {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
         ),
     }
+    if any("month" in dims for dims, _, _ in static_vars.values()):
+        coords["month"] = (
+            "month",
+            np.arange(1, 13, dtype=np.int32),
+            {"long_name": "calendar month", "units": "1"},
+        )
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     encoding = {
         "sm": {
@@ -465,7 +473,7 @@ def product_template(
         if np.issubdtype(values.dtype, np.floating):
             encoding[name] = {"chunks": chunks, "compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
         else:
-            fill = FLAG_FILL if name == "pattern_flag" else None
+            fill = FLAG_FILL if name in ("pattern_flag", "season_flag") else None
             encoding[name] = {
                 "chunks": chunks,
                 "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
