@@ -546,7 +546,7 @@ def test_key_results_use_the_ensemble_significance(full_run):
     text = " ".join(warnings)
     assert "less than half of the cropland (0-10 cm): rs_ct 10 %" in text
     missed = [w for w in warnings if "miss their target" in w]
-    assert len(missed) == 1 and "layer 2: 97 %" in missed[0] and "layer 1" not in missed[0]
+    assert len(missed) == 1 and "layer 2: 97.0 %" in missed[0] and "layer 1" not in missed[0]
     assert "(98 % in the months the region's stations observe, 92 % in the other 25 %" in text
     assert "true sign in 90 % of the 958 significant cells" in text
 

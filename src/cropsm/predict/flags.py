@@ -83,8 +83,8 @@ def region_observed_months(meta: pd.DataFrame, obs: pd.DataFrame) -> np.ndarray:
         return out
     region = _station_region_codes(meta)
     months = pd.to_datetime(obs["date"]).dt.month.to_numpy()
-    codes = region.reindex(obs["station_id"].astype(str)).to_numpy()
-    known = np.isfinite(codes.astype(np.float64)) & (np.nan_to_num(codes.astype(np.float64)) > 0)
+    codes = region.reindex(obs["station_id"].astype(str)).to_numpy(dtype=np.float64)
+    known = codes > 0  # NaN: a station without metadata
     out[codes[known].astype(np.intp), months[known] - 1] = True
     return out
 
