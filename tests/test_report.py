@@ -528,7 +528,14 @@ def test_key_results_use_the_ensemble_significance(full_run):
     write_json(full_run / "analysis" / "analyze_summary.json", summary)
     skill = json.loads((full_run / "truth_skill.json").read_text())
     skill["product"] = {
-        "layer1": {"interval90_coverage": {"raw": 0.5, "calibrated": 0.9}},
+        "layer1": {
+            "interval90_coverage": {
+                "raw": 0.5,
+                "calibrated": 0.9,  # on target as a whole, not in the unobserved months
+                "observed_season": {"calibrated": 0.93, "pairs": 300},
+                "outside_season": {"calibrated": 0.831, "pairs": 100},
+            }
+        },
         "layer2": {
             "interval90_coverage": {
                 "raw": 0.6,
@@ -548,6 +555,8 @@ def test_key_results_use_the_ensemble_significance(full_run):
     missed = [w for w in warnings if "miss their target" in w]
     assert len(missed) == 1 and "layer 2: 97.0 %" in missed[0] and "layer 1" not in missed[0]
     assert "(98 % in the months the region's stations observe, 92 % in the other 25 %" in text
+    season = [w for w in warnings if "season_flag 0" in w]
+    assert len(season) == 1 and season[0].endswith("less than 85 % of the truth: layer 1: 83.1 %.")
     assert "true sign in 90 % of the 958 significant cells" in text
 
 

@@ -259,22 +259,33 @@ def _season_split(coverage: dict) -> str:
 def uncertainty_warnings(run_dir: Path) -> list[str]:
     """Warnings on the deep ensemble's intervals and significance (empty when all is well or
     the run has no ensemble): reference-product coverage of the truth outside 85-95 % in a
-    layer (``truth_skill.json``), significant effects whose sign disagrees with the truth in
-    more than 5 % of the cells with the calibrated spread, pooled
+    layer (``truth_skill.json``), or under 85 % in the months no station of the cell's region
+    observes where the whole is on target, significant effects whose sign disagrees with the
+    truth in more than 5 % of the cells with the calibrated spread, pooled
     (``analysis/analyze_summary.json``)."""
     out = []
     product = (_read_json(run_dir / "truth_skill.json") or {}).get("product", {})
-    off = []
+    off, off_season = [], []
     for k in range(1, 6):
         coverage = product.get(f"layer{k}", {}).get("interval90_coverage") or {}
         value = _finite(coverage.get("calibrated"))
         if value is not None and not 0.85 <= value <= 0.95:
             # one decimal: 0.847 is not "85 %" in a sentence about missing 85 %
             off.append(f"layer {k}: {100 * value:.1f} %{_season_split(coverage)}")
+            continue
+        outside = _finite((coverage.get("outside_season") or {}).get("calibrated"))
+        if value is not None and outside is not None and outside < 0.85:
+            off_season.append(f"layer {k}: {100 * outside:.1f} %")
     if off:
         out.append(
             "The calibrated 90 % intervals of the reference product miss their target (85-95 % "
             "of the truth inside): " + ", ".join(off) + "."
+        )
+    if off_season:
+        out.append(
+            "In the months no station of a cell's region observes (season_flag 0), where the "
+            "networks extrapolate, the calibrated 90 % intervals of the reference product hold "
+            "less than 85 % of the truth: " + ", ".join(off_season) + "."
         )
     summary = _read_json(run_dir / "analysis" / "analyze_summary.json") or {}
     calibration = (summary.get("ran", {}).get("truth") or {}).get("effect_calibration") or {}
