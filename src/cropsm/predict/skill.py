@@ -157,10 +157,9 @@ def window_error_sums(
                         (np.asarray(months, dtype=np.intp) - 1)[:, None], err.shape[1:]
                     )
                     by_month += interval_counts_by(err, sd, month_index, 12)
-                    if cell_observed is not None:
-                        observed = np.asarray(cell_observed, dtype=bool)
-                        in_season = observed[_cells(err), month_index].astype(np.intp)
-                        by_season += interval_counts_by(err, sd, in_season, 2)
+                    if cell_observed is not None:  # (cell, month) -> (time, cell)
+                        in_season = np.asarray(cell_observed).T[np.asarray(months) - 1]
+                        by_season += interval_counts_by(err, sd, in_season.astype(np.intp), 2)
     sums[("coverage", "reference")] = coverage
     sums[("coverage_by_month", "reference")] = by_month
     sums[("coverage_by_season", "reference")] = by_season
@@ -185,11 +184,6 @@ def interval_counts(error: np.ndarray, sd: np.ndarray, residual_sd: np.ndarray) 
         spread = np.sqrt(np.maximum(total[ok] ** 2 - r * r, 0.0))
         out[k] = (ok.sum(), (e[ok] <= Z90 * spread).sum(), (e[ok] <= Z90 * total[ok]).sum())
     return out
-
-
-def _cells(error: np.ndarray) -> np.ndarray:
-    """Cell index of every ``(time, cell)`` element of ``error`` ``(layer, time, cell)``."""
-    return np.broadcast_to(np.arange(error.shape[2])[None, :], error.shape[1:])
 
 
 def interval_counts_by(

@@ -38,7 +38,7 @@ from cropsm import paper
 from cropsm.analyze import MIN_YEARS_FOR_TREND
 from cropsm.errors import CropsmError, InputError
 from cropsm.provenance import read_json_object
-from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html
+from cropsm.report.key_results import KEY_RESULTS_STYLE, key_results_html, season_coverage
 from cropsm.run_layout import RunLayout
 
 REPORT_DIR = "report"
@@ -788,12 +788,10 @@ def significance_html(shares: pd.DataFrame) -> str:
 
 def _outside_season(coverage: dict) -> str | None:
     """``"0.790 (14 %)"``: coverage outside the stations' observation season and the share of
-    the cell-days there; None without the split."""
-    inside, outside = coverage.get("observed_season"), coverage.get("outside_season")
-    if not inside or not outside or not outside.get("pairs"):
-        return None
-    share = outside["pairs"] / (outside["pairs"] + inside.get("pairs", 0))
-    return f"{fmt(outside.get('calibrated'))} ({100 * share:.0f} %)"
+    the cell-days there (:func:`cropsm.report.key_results.season_coverage`); None without
+    the split."""
+    split = season_coverage(coverage)
+    return None if split is None else f"{fmt(split[1])} ({100 * split[2]:.0f} %)"
 
 
 def uncertainty_html(run_dir: Path) -> str:

@@ -239,17 +239,27 @@ def scenario_effects(run_dir: Path) -> list[ScenarioEffect]:
     return out
 
 
-def _season_split(coverage: dict) -> str:
-    """`` (88 % in the months the region's stations observe, 79 % in the other 14 % of
-    cell-days)``; empty without the split (``truth_skill.json``, ``observed_season`` and
-    ``outside_season``)."""
+def season_coverage(coverage: dict) -> tuple[float, float, float] | None:
+    """``(inside, outside, share of cell-days outside)``: a layer's product coverage in the
+    months the stations of the cell's region observe and in the others (``truth_skill.json``,
+    ``interval90_coverage``, ``observed_season`` and ``outside_season``); None without the
+    split."""
     inside = coverage.get("observed_season") or {}
     outside = coverage.get("outside_season") or {}
     value_in, value_out = _finite(inside.get("calibrated")), _finite(outside.get("calibrated"))
     pairs_in, pairs_out = inside.get("pairs") or 0, outside.get("pairs") or 0
     if value_in is None or value_out is None or not pairs_out:
+        return None
+    return value_in, value_out, pairs_out / (pairs_in + pairs_out)
+
+
+def _season_split(coverage: dict) -> str:
+    """`` (88 % in the months the region's stations observe, 79 % in the other 14 % of
+    cell-days)``; empty without the split (:func:`season_coverage`)."""
+    split = season_coverage(coverage)
+    if split is None:
         return ""
-    share = pairs_out / (pairs_in + pairs_out)
+    value_in, value_out, share = split
     return (
         f" ({100 * value_in:.0f} % in the months the region's stations observe, "
         f"{100 * value_out:.0f} % in the other {100 * share:.0f} % of cell-days)"
