@@ -277,9 +277,73 @@ def test_intervals_leave_the_readings_error_out(table):
     assert given["coverage_validation_value"] < 0.8
 
 
+def _layer_with_fast_error(fast_sd: float, slow: bool, seed: int):
+    """Summary inputs of one layer: readings with white error 0.02 of a truth the members miss
+    by a slow AR(1) error and a station offset (0.4 x those of
+    :func:`_residuals_with_white_error`, or none) plus an error independent from one reading
+    to the next of SD ``fast_sd`` (model error faster than the readings, which the nugget
+    takes for the instrument's)."""
+    stations, dates, model_error = _residuals_with_white_error(0.95, 0.0, 80, seed)
+    rng = np.random.default_rng(seed + 100)
+    n = len(model_error)
+    truth = rng.uniform(0.15, 0.35, n)
+    readings = truth + rng.normal(0, 0.02, n)
+    mean = truth - (0.4 * model_error if slow else 0.0) - rng.normal(0, fast_sd, n)
+    predictions = mean + rng.normal(0, 0.005, (3, n))
+    labels = rng.choice(["train", "validation", "test"], n, p=[0.6, 0.3, 0.1])
+    sets = {name: labels == name for name in ("train", "validation", "test")}
+    return truth, (readings, predictions, sets, 0.0, stations, dates)
+
+
+def test_layers_share_the_smallest_nugget_as_their_readings_error():
+    from cropsm.train.chain import _ensemble_summary, _share_observation_error
+
+    layers = {1: (0.015, True), 2: (0.0, True), 3: (0.03, False)}
+    truths, inputs, ensemble = {}, {}, {}
+    for k, (fast_sd, slow) in layers.items():
+        truths[k], inputs[k] = _layer_with_fast_error(fast_sd, slow, seed=k)
+        ensemble[k] = _ensemble_summary(*inputs[k], observation_error="estimate_by_layer")
+    before = {k: dict(e) for k, e in ensemble.items()}
+    sigma = {k: e["observation_error_sd_m3_m-3"] for k, e in before.items()}
+    # the fast error sits in layer 1's nugget (sqrt(0.02^2 + 0.015^2) = 0.025); layer 2's is
+    # the instrument's; layer 3's residuals have no temporal structure: no estimate
+    assert sigma[1] == pytest.approx(0.025, abs=0.002)
+    assert sigma[2] == pytest.approx(0.020, abs=0.0015)
+    assert sigma[3] == 0.0
+    _share_observation_error(ensemble, inputs)
+    assert ensemble[1]["observation_error_sd_m3_m-3"] == sigma[2]
+    assert "layer 2's nugget, the smallest" in ensemble[1]["observation_error_source"]
+    for k in (2, 3):  # the smallest keeps its own; a layer without an estimate keeps none
+        assert {a: b for a, b in ensemble[k].items() if a != "observation_error_source"} == {
+            a: b for a, b in before[k].items() if a != "observation_error_source"
+        }
+    # a reading's interval is what it was; the soil moisture's widens by what the nugget took
+    reading_before = np.hypot(before[1]["residual_sd_m3_m-3"], sigma[1])
+    reading_after = np.hypot(ensemble[1]["residual_sd_m3_m-3"], sigma[2])
+    assert reading_after == pytest.approx(reading_before, rel=1e-6)
+    assert ensemble[1]["residual_sd_m3_m-3"] > before[1]["residual_sd_m3_m-3"] + 0.004
+    readings, predictions, sets = inputs[1][:3]
+    mean, spread = ensemble_mean_and_spread(predictions)
+    val = sets["validation"]
+
+    def truth_coverage(entry):
+        sd = calibrated_sd(spread[val], entry["residual_sd_m3_m-3"])
+        return interval_coverage(truths[1][val], mean[val], sd)
+
+    assert truth_coverage(before[1]) < 0.8  # the fast error was taken out of the interval
+    assert truth_coverage(ensemble[1]) == pytest.approx(0.9, abs=0.02)
+    # one layer with an estimate: nothing to share
+    alone = {2: dict(before[2])}
+    _share_observation_error(alone, {2: inputs[2]})
+    assert alone[2] == before[2]
+
+
 def test_observation_error_config_is_checked():
     assert TrainConfig().observation_error == "estimate"
     assert TrainConfig(observation_error=0.02).observation_error == 0.02
+    assert TrainConfig(observation_error="estimate_by_layer").observation_error == (
+        "estimate_by_layer"
+    )
     for bad in (0.5, -0.01, "nugget"):
         with pytest.raises(ValueError, match="observation_error"):
             TrainConfig(observation_error=bad)

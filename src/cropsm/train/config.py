@@ -114,9 +114,12 @@ class TrainConfig(BaseModel):
         The readings' own error, which the intervals of the product leave out: they are
         meant for the soil moisture, not for a station's reading of it
         (:func:`cropsm.train.ensemble.observation_error_sd`). ``estimate`` (default): the white
-        error of each layer's readings, from the nugget of the residuals' temporal variogram; a
-        number: an instrument error known from elsewhere, m3 m-3, every layer; ``none``: 0, the
-        intervals are for a reading.
+        error of the readings, one instrument for every layer: the smallest of the layers'
+        nuggets of the residuals' temporal variogram (each is an upper bound: it also holds
+        model error faster than the readings are spaced; see
+        ``cropsm.train.chain._share_observation_error``); ``estimate_by_layer``: each layer's
+        own nugget (narrower intervals near the surface); a number: an instrument error known
+        from elsewhere, m3 m-3, every layer; ``none``: 0, the intervals are for a reading.
     bootstrap
         What members 1...K-1 resample (:func:`cropsm.train.ensemble.member_weights`):
         ``stations`` (default: whole training stations with replacement), ``rows`` (training
@@ -185,9 +188,12 @@ class TrainConfig(BaseModel):
         5, ge=1, le=64, description="Deep-ensemble members per layer (1: the single network)."
     )
 
-    observation_error: Literal["estimate", "none"] | float = Field(
+    observation_error: Literal["estimate", "estimate_by_layer", "none"] | float = Field(
         "estimate",
-        description="Readings' error left out of the intervals: 'estimate', 'none' or m3 m-3.",
+        description=(
+            "Readings' error left out of the intervals: 'estimate' (the layers' smallest "
+            "nugget), 'estimate_by_layer', 'none' or m3 m-3."
+        ),
     )
 
     bootstrap: Literal["stations", "rows", "none"] = Field(
@@ -209,7 +215,8 @@ class TrainConfig(BaseModel):
     def _error_is_a_standard_deviation(cls, value):
         if isinstance(value, float) and not 0.0 <= value <= 0.2:
             raise ValueError(
-                "observation_error must be 'estimate', 'none' or an SD of 0-0.2 m3 m-3, "
+                "observation_error must be 'estimate', 'estimate_by_layer', 'none' or an SD "
+                "of 0-0.2 m3 m-3, "
                 f"got {value}"
             )
         return value
