@@ -926,10 +926,34 @@ def anomaly_field(
     w_lat32 = w_lat[:, used_lat].astype(np.float32)
     w_lon32 = w_lon[:, used_lon].astype(np.float32)
     n_days, n_lat_nodes, n_lon_nodes = series.shape
-    # two plain 2-D products (one BLAS call each): longitude first, then latitude
-    by_lon = (series.reshape(-1, n_lon_nodes) @ w_lon32.T).reshape(n_days, n_lat_nodes, -1)
-    by_lat = w_lat32 @ by_lon.transpose(1, 0, 2).reshape(n_lat_nodes, -1)
-    return np.ascontiguousarray(by_lat.reshape(len(lat), n_days, len(lon)).transpose(1, 0, 2))
+    # longitude first, then latitude, each a banded sum in a fixed order (_banded_product)
+    by_node = np.ascontiguousarray(series.transpose(2, 0, 1)).reshape(n_lon_nodes, -1)
+    by_lon = _banded_product(w_lon32, by_node).reshape(len(lon), n_days, n_lat_nodes)
+    by_lon = np.ascontiguousarray(by_lon.transpose(2, 1, 0)).reshape(n_lat_nodes, -1)
+    by_lat = _banded_product(w_lat32, by_lon).reshape(len(lat), n_days, len(lon))
+    return np.ascontiguousarray(by_lat.transpose(1, 0, 2))
+
+
+def _banded_product(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``weights @ values`` for banded kernel weights, summed node by node in a fixed order.
+
+    .. math:: out_i = \\sum_{j=0}^{n-1} w_{ij} v_j \\quad \\text{(ascending } j\\text{)}
+
+    ``weights`` is ``(n_out, n)``, each column non-zero on one run of rows (a truncated
+    kernel), ``values`` ``(n, m)``. Unlike a BLAS product, whose summation order (and so the
+    last bits of a float32 result) changes with the number of threads and the processor's
+    kernels, the order here is fixed, so the virtual China is the same file for the same seed
+    on any machine and under any thread limit (a BLAS product gave different weather with 1
+    and 2 OpenBLAS threads on the tiny preset). On the paper preset's grid the four daily
+    fields of a year take about 0.7 s against 0.2 s.
+    """
+    out = np.zeros((weights.shape[0], values.shape[1]), dtype=np.result_type(weights, values))
+    for j in range(weights.shape[1]):
+        rows = np.flatnonzero(weights[:, j])
+        if rows.size:
+            lo, hi = rows[0], rows[-1] + 1
+            out[lo:hi] += weights[lo:hi, j, None] * values[j]
+    return out
 
 
 def _annual_field(lat, lon, year, seed, width_deg, stream) -> np.ndarray:
@@ -941,7 +965,7 @@ def _annual_field(lat, lon, year, seed, width_deg, stream) -> np.ndarray:
     nodes = _rng(seed, year, stream).standard_normal((len(lat_nodes), len(lon_nodes)))
     w_lat = _kernel_weights(lat, lat_nodes, width_deg)
     w_lon = _kernel_weights(lon, lon_nodes, width_deg)
-    return w_lat @ nodes @ w_lon.T
+    return _banded_product(w_lon, _banded_product(w_lat, nodes).T).T
 
 
 # ---------------------------------------------------------------------------------------------
