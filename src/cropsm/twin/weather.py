@@ -945,7 +945,7 @@ def _banded_product(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     kernels, the order here is fixed, so the virtual China is the same file for the same seed
     on any machine and under any thread limit (a BLAS product gave different weather with 1
     and 2 OpenBLAS threads on the tiny preset). On the paper preset's grid the four daily
-    fields of a year take about 0.7 s against 0.2 s.
+    fields of a year take about 0.8 s against 0.15 s (of a twin stage of about 10 min).
     """
     out = np.zeros((weights.shape[0], values.shape[1]), dtype=np.result_type(weights, values))
     for j in range(weights.shape[1]):
