@@ -283,9 +283,9 @@ def uncertainty_warnings(run_dir: Path) -> list[str]:
             # one decimal: 0.847 is not "85 %" in a sentence about missing 85 %
             off.append(f"layer {k}: {100 * value:.1f} %{_season_split(coverage)}")
             continue
-        outside = _finite((coverage.get("outside_season") or {}).get("calibrated"))
-        if value is not None and outside is not None and outside < 0.85:
-            off_season.append(f"layer {k}: {100 * outside:.1f} %")
+        split = season_coverage(coverage)
+        if value is not None and split is not None and split[1] < 0.85:
+            off_season.append(f"layer {k}: {100 * split[1]:.1f} %")
     if off:
         out.append(
             "The calibrated 90 % intervals of the reference product miss their target (85-95 % "
