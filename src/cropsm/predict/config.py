@@ -72,12 +72,14 @@ class PredictConfig(BaseModel):
         1_500_000, ge=1000, description="Most cropland cell-days in one compute block."
     )
     batch_cell_days: int = Field(
-        1024,
+        1536,
         ge=16,
         le=1_000_000,
-        description="Cell-days per float32 network batch. 1024 keeps a layer's buffers (about "
-        "1 MB) in a core's L2 cache: the forward passes of the paper-size networks (K = 5) "
-        "ran 31,000 cell-days per CPU second against 24,000 with 8192 (benchmarks/).",
+        description="Cell-days per float32 network batch. The forward passes of the paper "
+        "preset's networks (K = 5) ran 24,000-26,000 cell-days per CPU second with 1536, "
+        "21,000-23,000 with 1024 and about 22,000 with 4096 on the 2-core AMD EPYC machine "
+        "(best of 6, one or two processes at once; an earlier machine: 31,000 with 1024 "
+        "against 24,000 with 8192).",
     )
 
     @field_validator("scenarios")

@@ -21,7 +21,8 @@ as a station at its centre would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,16 +217,17 @@ def bucket_prepass(
     edges = sorted({0, n_days, *starts, *range(0, n_days, piece_days)})
     pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
     total = 2 * len(pieces)
-    for done, (a, b) in enumerate(pieces):
-        piece = read_piece(slice(a, b), ("air_temperature",))
+    temperature = ("air_temperature",)
+    for done, piece in enumerate(_read_ahead(read_piece, pieces, temperature)):
+        a, b = pieces[done]
         part = harmonic_sums(climate_dates[a:b], piece["air_temperature"])
         harmonic = part if harmonic is None else {k: harmonic[k] + part[k] for k in part}
         if progress is not None:
             progress(done + 1, total)
     harmonics = harmonics_from_sums(harmonic)
     tables = pattern_calendars(harmonics, n_cells)
-    for done, (a, b) in enumerate(pieces):
-        piece = read_piece(slice(a, b), BUCKET_VARIABLES)
+    for done, piece in enumerate(_read_ahead(read_piece, pieces, BUCKET_VARIABLES)):
+        a, b = pieces[done]
         if water is not None and a in starts:
             saved[a] = np.array(water)
         result = _run_patterns(piece, climate_dates[a:b], soil, water, tables, keep_relative=False)
@@ -251,6 +253,29 @@ def bucket_prepass(
         descriptors=descriptors_from_sums(sums),
         harmonics=harmonics,
     )
+
+
+AHEAD = 2
+
+
+def _read_ahead(
+    read_piece: Callable[[slice, Sequence[str]], Mapping[str, np.ndarray]],
+    pieces: Sequence[tuple[int, int]],
+    variables: Sequence[str],
+) -> Iterator[Mapping[str, np.ndarray]]:
+    """``read_piece`` of each ``(a, b)`` piece in order, the next one read in a background
+    thread while the caller works on the current one (reading and decoding the climate was
+    three quarters of the pre-pass on the paper preset; the bucket's numpy loops and the
+    netCDF reads release the GIL, so the two overlap on a second core). At most two pieces are
+    held at a time; an error while reading is raised where that piece is consumed."""
+    with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="cropsm-prepass-read") as pool:
+        ahead = [pool.submit(read_piece, slice(*p), variables) for p in pieces[:AHEAD]]
+        for i in range(len(pieces)):
+            piece = ahead.pop(0).result()
+            if i + AHEAD < len(pieces):
+                ahead.append(pool.submit(read_piece, slice(*pieces[i + AHEAD]), variables))
+            yield piece
+            del piece
 
 
 def block_pattern_inputs(

@@ -302,12 +302,109 @@ def _accumulate(target: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> No
         target[...] = result.T
 
 
+@dataclass
+class BatchTerms:
+    """What a batch's forward pass needs that does not depend on the weights of a chain.
+
+    Deep-ensemble members share their inputs, so these are computed once per batch
+    (:func:`batch_terms`) and used by every member's :func:`forward_chain`.
+
+    Attributes
+    ----------
+    pattern_rows
+        Per layer, ``(P, r, B)`` float32: the rows the per-pattern columns multiply,
+        ``[1; SM_p - SM_(p-1); x_(c,p) - x_(c,p-1)]``; the second row (chained networks) is
+        written by each chain before its step, the others are filled here.
+    half_range
+        Per layer, ``(B,)`` ``(phi - lo) / 2`` of a bounded network, else None.
+    anchor_half_logit
+        Per layer, ``(P, B)`` ``logit(b_p) / 2`` of an anchored network, else None.
+    """
+
+    pattern_rows: list[np.ndarray]
+    half_range: list[np.ndarray | None]
+    anchor_half_logit: list[np.ndarray | None]
+
+
+def _input_layout(net: FoldedNet) -> tuple:
+    """What :func:`batch_terms` reads of a network (the same for chains that can share)."""
+    return (
+        net.shared_names,
+        net.pattern_input_names,
+        net.upper_column is not None,
+        net.bounded,
+        net.bound_index,
+        net.default_upper,
+        net.anchor_index,
+        net.anchor_texture_index,
+    )
+
+
+def share_batch_terms(chains: Sequence[Sequence[FoldedNet]]) -> bool:
+    """True when every chain reads its inputs alike, so one :class:`BatchTerms` serves all."""
+    layouts = [tuple(_input_layout(net) for net in nets) for nets in chains]
+    return all(layout == layouts[0] for layout in layouts)
+
+
+def batch_terms(
+    nets: Sequence[FoldedNet],
+    shared_inputs: Sequence[np.ndarray],
+    n_patterns: int,
+    pattern_inputs: Sequence[np.ndarray | None] | None = None,
+    workspace: Workspace | None = None,
+) -> BatchTerms:
+    """The weight-free terms of a batch (:class:`BatchTerms`); arguments as
+    :func:`forward_chain`."""
+    ws = workspace or Workspace()
+    n_rows = shared_inputs[0].shape[1]
+    rows_by_layer, half_ranges, anchors = [], [], []
+    for k, (net, x) in enumerate(zip(nets, shared_inputs, strict=True)):
+        n_cell = len(net.pattern_input_names)
+        cell_inputs = None if pattern_inputs is None else pattern_inputs[k]
+        if n_cell and cell_inputs is None:
+            raise ValueError(f"layer {net.layer}: inputs {net.pattern_input_names} are missing")
+        offset = 2 if net.upper_column is not None else 1
+        rows = ws.get(("pattern_rows", k), (n_patterns, offset + n_cell, n_rows))
+        rows[:, 0] = 1.0
+        if offset == 2:
+            rows[:, 1] = 0.0
+        if n_cell:
+            rows[0, offset:] = cell_inputs[0]
+            np.subtract(cell_inputs[1:n_patterns], cell_inputs[: n_patterns - 1],
+                        out=rows[1:, offset:])  # fmt: skip
+        rows_by_layer.append(rows)
+        porosity = _upper_row(net, x, ws, k) if net.bounded else None
+        half_range = None
+        if porosity is not None:
+            half_range = ws.get(("half_range", k), (n_rows,))
+            np.subtract(porosity, np.float32(LOWER_BOUND_M3_M3), out=half_range)
+            half_range *= np.float32(0.5)
+        half_ranges.append(half_range)
+        anchor = None
+        if net.anchor_index is not None:
+            texture = net.anchor_texture_index
+            retention = [
+                np.asarray(v, dtype=np.float32)
+                for v in anchor_retention(
+                    None if texture is None else x[texture[0]],
+                    None if texture is None else x[texture[1]],
+                )
+            ]
+            anchor = ws.get(("anchor", k), (n_patterns, n_rows))
+            for p in range(n_patterns):
+                anchor[p] = anchor_logit_of(cell_inputs[p][net.anchor_index], *retention, porosity)
+            anchor *= np.float32(0.5)
+        anchors.append(anchor)
+    return BatchTerms(rows_by_layer, half_ranges, anchors)
+
+
 def forward_chain(
     nets: Sequence[FoldedNet],
     shared_inputs: Sequence[np.ndarray],
     n_patterns: int,
     workspace: Workspace | None = None,
     pattern_inputs: Sequence[np.ndarray | None] | None = None,
+    terms: BatchTerms | None = None,
 ) -> np.ndarray:
     r"""Chained soil moisture of every layer under each pattern for a batch of cell-days.
 
@@ -322,7 +419,9 @@ def forward_chain(
     order, each step adding :math:`[W_{1,p}' - W_{1,p-1}',\ w_{1,u}',\ W_{1,c}']
     [1;\ \mathrm{SM}^{(k-1)}_p - \mathrm{SM}^{(k-1)}_{p-1};\ x_{c,p} - x_{c,p-1}]` in place
     (one BLAS call, no copy of :math:`S_k`), followed by the ReLU, the hidden and output maps
-    and, for a bounded network, :math:`\mathrm{SM} = lo + (\phi - lo)\,\sigma(z)`.
+    and, for a bounded network, :math:`\mathrm{SM} = lo + (\phi - lo)\,\sigma(z)`, evaluated
+    as :math:`lo + \tfrac{\phi - lo}{2} (1 + \tanh(z / 2))` (the same function; ``tanh``
+    cannot overflow, so no clipping is needed).
 
     Parameters
     ----------
@@ -337,6 +436,10 @@ def forward_chain(
         Buffers reused between calls.
     pattern_inputs
         Per layer, ``(P, len(net.pattern_input_names), B)`` float32 or None (no such inputs).
+    terms
+        The batch's weight-free terms (:func:`batch_terms`), shared by chains that read their
+        inputs alike (:func:`share_batch_terms`: the members of a deep ensemble); None: computed
+        here.
 
     Returns
     -------
@@ -345,6 +448,8 @@ def forward_chain(
         call); NaN where an input of the cell-day (or of a chained layer above) is NaN.
     """
     ws = workspace or Workspace()
+    if terms is None:
+        terms = batch_terms(nets, shared_inputs, n_patterns, pattern_inputs, ws)
     n_rows = shared_inputs[0].shape[1]
     widest = max(max([net.n_first, *(w.shape[0] for w in net.hidden)]) for net in nets)
     zeros = ws.get("zeros", (widest, n_rows), fill=0.0)
@@ -352,46 +457,25 @@ def forward_chain(
     upper = None
     for k, (net, x) in enumerate(zip(nets, shared_inputs, strict=True)):
         n1 = net.n_first
-        n_cell = len(net.pattern_input_names)
-        cell_inputs = None if pattern_inputs is None else pattern_inputs[k]
-        if n_cell and cell_inputs is None:
-            raise ValueError(f"layer {net.layer}: inputs {net.pattern_input_names} are missing")
-        # rows [1; SM of the layer above; pattern inputs] that the per-pattern columns multiply
-        # (no SM row for a network without the chained input, [train] chain = "none")
         chained = net.upper_column is not None
-        offset = 2 if chained else 1
-        pattern_rows = ws.ones_last_row(("pattern_rows", k), (offset + n_cell + 1, n_rows))
-        pattern_rows[0] = 1.0
+        pattern_rows = terms.pattern_rows[k]
+        half_range = terms.half_range[k]
+        anchor = terms.anchor_half_logit[k]
         # pre-activation of the first layer; stepped from pattern to pattern in place
-        act = ws.get(("act", k), (n1, n_rows))
+        act = ws.get(("act", n1), (n1, n_rows))
         np.matmul(net.first, x, out=act)
-        first = ws.ones_last_row(("first", k), (n1 + 1, n_rows))
-        porosity = _upper_row(net, x, ws, k) if net.bounded else None
-        retention = None
-        if net.anchor_index is not None:  # per layer and batch; the store changes per pattern
-            texture = net.anchor_texture_index
-            retention = [
-                np.asarray(v, dtype=np.float32)
-                for v in anchor_retention(
-                    None if texture is None else x[texture[0]],
-                    None if texture is None else x[texture[1]],
-                )
-            ]
+        first = ws.ones_last_row(("first", n1), (n1 + 1, n_rows))
         for p in range(n_patterns):
+            rows = pattern_rows[p]
             if chained:
                 if p == 0:
-                    pattern_rows[1] = upper[0]
+                    rows[1] = upper[0]
                 else:
-                    np.subtract(upper[p], upper[p - 1], out=pattern_rows[1])
-            if n_cell:
-                rows = pattern_rows[offset : offset + n_cell]
-                if p == 0:
-                    rows[...] = cell_inputs[0]
-                else:
-                    np.subtract(cell_inputs[p], cell_inputs[p - 1], out=rows)
-            _accumulate(act, net.pattern_steps[p], pattern_rows[: offset + n_cell])
+                    np.subtract(upper[p], upper[p - 1], out=rows[1])
+            _accumulate(act, net.pattern_steps[p], rows)
+            target = out[k, p]
             if net.first_is_output:
-                out[k, p] = act[0]
+                target[...] = act[0]
             else:
                 np.maximum(act, zeros[:n1], out=first[:n1])  # ReLU
                 h = first
@@ -400,14 +484,15 @@ def forward_chain(
                     if i == len(net.hidden) - 1:
                         np.matmul(w, h, out=out[k, p : p + 1])
                         break
-                    nxt = ws.ones_last_row(("hidden", k, i), (n_out + 1, n_rows))
+                    nxt = ws.ones_last_row(("hidden", i, n_out), (n_out + 1, n_rows))
                     np.matmul(w, h, out=nxt[:n_out])
                     _relu_inplace(nxt[:n_out], zeros)
                     h = nxt
-            if retention is not None:
-                out[k, p] += anchor_logit_of(cell_inputs[p][net.anchor_index], *retention, porosity)
-            if porosity is not None:
-                _bound_inplace(out[k, p], porosity)
+            if half_range is not None:
+                target *= np.float32(0.5)
+                if anchor is not None:
+                    target += anchor[p]
+                _bound_inplace(target, half_range)
         upper = out[k]
     return out
 
@@ -422,11 +507,11 @@ def _upper_row(net: FoldedNet, shared: np.ndarray, ws: Workspace, k: int) -> np.
     return row
 
 
-def _bound_inplace(values: np.ndarray, upper: np.ndarray) -> None:
-    """``lo + (upper - lo) sigmoid(values)`` in place (lo = 0 m3 m-3); NaN stays NaN."""
-    np.negative(values, out=values)
-    np.clip(values, -80.0, 80.0, out=values)  # exp stays finite in float32
-    np.exp(values, out=values)
-    values += 1.0
-    np.divide(upper - LOWER_BOUND_M3_M3, values, out=values)
-    values += LOWER_BOUND_M3_M3
+def _bound_inplace(half_values: np.ndarray, half_range: np.ndarray) -> None:
+    """``lo + (phi - lo) sigmoid(z)`` in place from ``z / 2`` and ``(phi - lo) / 2``, as
+    ``lo + (phi - lo) / 2 (1 + tanh(z / 2))`` (lo = 0 m3 m-3); NaN stays NaN."""
+    np.tanh(half_values, out=half_values)
+    half_values += np.float32(1.0)
+    half_values *= half_range
+    if LOWER_BOUND_M3_M3:
+        half_values += np.float32(LOWER_BOUND_M3_M3)

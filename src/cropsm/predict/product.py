@@ -73,10 +73,12 @@ from cropsm.predict.grid_features import (
 from cropsm.predict.network import (
     FoldedNet,
     Workspace,
+    batch_terms,
     chain_uses_pattern,
     executed_flops_per_cell_day,
     fold_chain,
     forward_chain,
+    share_batch_terms,
 )
 from cropsm.train.chain import LayerModel
 from cropsm.weights import pattern_weights
@@ -275,6 +277,7 @@ def predict_cells(
         sums = np.zeros((n_members, len(scenarios), len(nets), n_slots, n_cells), np.float32)
         days_valid = np.zeros((len(scenarios), len(nets), n_slots, n_cells), dtype=np.int32)
     member_ws = [Workspace() for _ in member_nets]
+    shared = share_batch_terms(all_nets)
     flat = {name: np.asarray(v).reshape(-1) for name, v in climate_features.items()}
     static32 = {name: np.asarray(v, dtype=np.float32) for name, v in static_features.items()}
     weights32 = np.asarray(weights, dtype=np.float32)
@@ -302,9 +305,11 @@ def predict_cells(
             )
         t1 = time.perf_counter()
         c1 = time.thread_time()
-        sm = forward_chain(nets, inputs, n_patterns, ws, pattern_inputs)  # (layer, pattern, row)
+        # the members read the same inputs: the weight-free terms are computed once
+        terms = batch_terms(nets, inputs, n_patterns, pattern_inputs, ws) if shared else None
+        sm = forward_chain(nets, inputs, n_patterns, ws, pattern_inputs, terms)  # (L, P, row)
         member_sm = [
-            forward_chain(m_nets, inputs, n_patterns, m_ws, pattern_inputs)
+            forward_chain(m_nets, inputs, n_patterns, m_ws, pattern_inputs, terms)
             for m_nets, m_ws in zip(member_nets, member_ws, strict=True)
         ]
         cpu_net += time.thread_time() - c1

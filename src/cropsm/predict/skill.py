@@ -37,9 +37,6 @@ from cropsm.predict.grid_features import synchronous_values
 from cropsm.predict.store import SM_FILL, SM_SCALE, check_complete
 from cropsm.provenance import write_json
 
-WINDOW_DAYS = 92
-"""Days read at a time when scoring."""
-
 
 @dataclass
 class ErrorSums:
@@ -219,7 +216,7 @@ def _coverage_entry(counts: np.ndarray) -> dict:
 def product_truth_skill(
     product_path: str | Path,
     truth: xr.Dataset,
-    window_days: int = WINDOW_DAYS,
+    window_days: int | None = None,
     client=None,
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Per-layer R2, RMSE and bias of every stored scenario against the truth.
@@ -231,7 +228,10 @@ def product_truth_skill(
     truth
         The virtual China's truth (:func:`cropsm.twin.truth_store.open_truth`).
     window_days
-        Days read at a time (one task each).
+        Days read at a time (one task each), windows aligned with multiples of it on the
+        product's time axis; None: the product's time chunk (366 days by default), so that each
+        compressed chunk is read once (92-day windows decompressed every chunk four times: 88 s
+        against about 60 s on the paper preset).
     client
         A ``distributed.Client`` whose workers score the windows in parallel; ``None``: one
         window after another in this process. The sums are added in window order either way.
@@ -262,11 +262,15 @@ def product_truth_skill(
         raise ValueError("the product and the truth share no day")
     p_index = pd.DatetimeIndex(product["time"].values).get_indexer(days)
     t_index = pd.DatetimeIndex(truth["time"].values).get_indexer(days)
+    if window_days is None:  # the product's time chunk: each chunk is decompressed once
+        window_days = int(zarr.open_array(str(Path(product_path) / "sm"), mode="r").chunks[2])
     windows = []
     product_months = pd.DatetimeIndex(product["time"].values).month.to_numpy()
-    for w0 in range(0, len(days), window_days):
-        pi = p_index[w0 : w0 + window_days]
-        ti = t_index[w0 : w0 + window_days]
+    window_of_day = p_index // window_days  # windows aligned with the product's chunks
+    cuts = [0, *(np.flatnonzero(np.diff(window_of_day)) + 1).tolist(), len(days)]
+    for w0, w1 in zip(cuts[:-1], cuts[1:], strict=True):
+        pi = p_index[w0:w1]
+        ti = t_index[w0:w1]
         # consecutive days
         p_sl = slice(int(pi[0]), int(pi[-1]) + 1)
         windows.append((p_sl, slice(int(ti[0]), int(ti[-1]) + 1), product_months[p_sl]))
