@@ -219,6 +219,34 @@ def test_grid_blocks_continue_the_station_bucket_exactly():
                 )
 
 
+def test_prepass_reads_pieces_ahead_in_order_and_fails_at_the_broken_piece():
+    """The pre-pass reads the next pieces in threads while it runs the buckets: pieces come in
+    order, at most AHEAD reads run beyond the piece in hand, and a read that fails raises its
+    own error when its piece is reached (the pieces before it are delivered)."""
+    import threading
+
+    from cropsm.predict.crop_inputs import AHEAD, _read_ahead
+
+    started, lock = [], threading.Lock()
+
+    def read(time_slice, names):
+        with lock:
+            started.append(time_slice.start)
+        if time_slice.start == 30:
+            raise OSError("climate file era5_1983.nc: HDF error")
+        return {name: np.arange(time_slice.start, time_slice.stop) for name in names}
+
+    pieces = [(a, a + 10) for a in range(0, 50, 10)]
+    got = _read_ahead(read, pieces, ("precipitation",))
+    for a, b in pieces[:3]:
+        piece = next(got)
+        np.testing.assert_array_equal(piece["precipitation"], np.arange(a, b))
+        assert max(started) <= a + 10 * AHEAD  # never more than AHEAD pieces ahead
+    with pytest.raises(OSError, match="era5_1983.nc"):
+        next(got)
+    assert list(_read_ahead(read, [], ("precipitation",))) == []
+
+
 def test_pedotransfer_and_porosity():
     # Saxton & Rawls (2006) Table 3-like values: loam ~0.13-0.17, sand ~0.05-0.08 available water
     loam, sand = available_water_m3_m3([40, 90], [20, 4], organic_matter_pct=2.5)
@@ -289,6 +317,55 @@ def test_bounded_networks_stay_in_physical_range_and_fold_exactly(feature_set, o
         assert (want < 0.01).any() and (want > 0.35).any()
     if output == "anchored":  # layers of the 20-50 cm store only
         assert [net.anchor_index is not None for net in nets] == [False, False, True, True, True]
+
+
+def test_members_share_a_batchs_weight_free_terms_without_changing_a_value():
+    """The members of a deep ensemble read the same inputs, so the product computes a batch's
+    weight-free terms (pattern-input steps, porosity, anchor offsets) once for all of them: each
+    member's soil moisture is then bit-identical to its own forward pass, NaN rows included.
+    Chains that read their inputs differently do not share."""
+    from cropsm.predict.network import batch_terms, share_batch_terms
+
+    shapes = {1: (2, 8), 2: (1, 4), 3: (1, 4), 4: (2, 4), 5: (1, 2)}
+    chains = [
+        fold_chain(table2_models(seed=s, architectures=shapes, feature_set="crop", output=o))
+        for s, o in ((1, "anchored"), (2, "anchored"), (3, "anchored"))
+    ]
+    assert share_batch_terms(chains)
+    paper = fold_chain(table2_models(seed=1, architectures=shapes, feature_set="paper"))
+    assert not share_batch_terms([chains[0], paper])
+    rng = np.random.default_rng(3)
+    n = 257
+    table = pd.DataFrame(
+        {name: rng.normal(1.0, 3.0, n) for net in chains[0] for name in net.shared_names}
+    )
+    for k in range(1, 6):
+        table[f"bd_l{k}"] = rng.uniform(1.0, 1.7, n)
+        table[f"sand_l{k}"] = rng.uniform(5.0, 90.0, n)
+        table[f"clay_l{k}"] = rng.uniform(3.0, 60.0, n)
+    table.iloc[5, 0] = np.nan
+    inputs = [
+        np.vstack([table[list(net.shared_names)].to_numpy(np.float32).T, np.ones((1, n), "f4")])
+        for net in chains[0]
+    ]
+    pattern_inputs = [
+        rng.uniform(0, 1, (6, len(net.pattern_input_names), n)).astype(np.float32)
+        for net in chains[0]
+    ]
+    pattern_inputs[3][2, -1, 9] = np.nan  # one pattern's bucket of one row
+    alone = [forward_chain(nets, inputs, 6, Workspace(), pattern_inputs).copy() for nets in chains]
+    ws = Workspace()
+    terms = batch_terms(chains[0], inputs, 6, pattern_inputs, ws)
+    shared = [
+        forward_chain(nets, inputs, 6, w, pattern_inputs, terms).copy()
+        for nets, w in zip(chains, [ws, Workspace(), Workspace()], strict=True)
+    ]
+    for a, b in zip(alone, shared, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isnan(alone[0][:, :, 5]).all()  # a shared input: every layer and pattern
+    assert np.isnan(alone[0][3:, 2, 9]).all() and np.isfinite(alone[0][:3, :, 9]).all()
+    assert np.isfinite(np.delete(alone[0], [5, 9], axis=2)).all()
+    assert not np.array_equal(alone[0], alone[1])  # the members differ
 
 
 def test_anchored_network_starts_from_the_bucket_and_moves_with_the_pattern():

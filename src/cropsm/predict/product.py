@@ -399,7 +399,8 @@ def _add_by_slot(
         slot = int(slot_of_row[a])
         c0 = (start + a) % n_cells
         c1 = c0 + (b - a)
-        sums[..., slot, c0:c1] += np.nan_to_num(values[..., a:b])
+        target, piece = sums[..., slot, c0:c1], values[..., a:b]
+        np.add(target, piece, out=target, where=~np.isnan(piece))  # NaN adds nothing
         days_valid[..., slot, c0:c1] += valid[..., a:b]
 
 
@@ -490,13 +491,7 @@ def _compute_block(job: ProductJob, block_id: int) -> dict:
     layout = job.layout
     t_sl, y_sl, x_sl = layout.block(block_id)
     dates = layout.dates[t_sl]
-    inside = (
-        (job.cell_ilat >= y_sl.start)
-        & (job.cell_ilat < y_sl.stop)
-        & (job.cell_ilon >= x_sl.start)
-        & (job.cell_ilon < x_sl.stop)
-    )
-    cells = np.flatnonzero(inside)
+    cells = block_cells(job, block_id)
     timings = {"block": int(block_id), "cells": int(cells.size), "days": int(len(dates))}
     extras: dict = {}
     for part in ("read", "features", "network", "assemble", "write"):
@@ -1211,7 +1206,8 @@ def run_blocks(
 
     With a client the job is one recomputable task result
     (:func:`cropsm.predict.cluster.recomputable`, not scattered data), fetched by each worker
-    once; block tasks are submitted in block order and results collected as they finish
+    once; block tasks are submitted largest first (:func:`largest_first`) and results
+    collected as they finish
     (:func:`cropsm.predict.cluster.gather_as_completed`). A block whose worker dies runs again
     on another worker (blocks are deterministic, so the store is the same); with no worker left
     the run stops with a one-line error after a bounded wait. A failing block cancels the
@@ -1241,13 +1237,40 @@ def run_blocks(
         client.submit(
             _block_task, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
         )
-        for b in block_ids
+        for b in largest_first(job, block_ids)
     ]
     try:
         gather_as_completed(client, futures, finished, what="product blocks")
     finally:
         client.cancel([job_future])
     return results
+
+
+def block_cells(job: ProductJob, block_id: int) -> np.ndarray:
+    """Indices (into the job's cells) of the cropland cells inside a block's tile."""
+    _, y_sl, x_sl = job.layout.block(block_id)
+    inside = (
+        (job.cell_ilat >= y_sl.start)
+        & (job.cell_ilat < y_sl.stop)
+        & (job.cell_ilon >= x_sl.start)
+        & (job.cell_ilon < x_sl.stop)
+    )
+    return np.flatnonzero(inside)
+
+
+def block_cell_days(job: ProductJob, block_id: int) -> int:
+    """Cropland cell-days of a block (its work: every cell-day runs the same networks)."""
+    t_sl = job.layout.block(block_id)[0]
+    return int(block_cells(job, block_id).size) * (t_sl.stop - t_sl.start)
+
+
+def largest_first(job: ProductJob, block_ids: Sequence[int]) -> list[int]:
+    """``block_ids`` by decreasing cell-days (ties in block order), the order the workers take
+    them: the last blocks to start are the smallest, so the workers finish close together
+    (the paper grid's three tiles hold 1,797, 3,877 and 2,359 cells; in block order a large
+    block could start last while the other worker had nothing left). The blocks are
+    deterministic, so the order changes no value."""
+    return sorted(block_ids, key=lambda b: (-block_cell_days(job, b), b))
 
 
 @dataclass(frozen=True)
