@@ -282,31 +282,6 @@ def test_truth_skill_reads_windows_aligned_with_the_products_chunks(product, inp
         assert coverage_a["calibrated"] == coverage_b["calibrated"]
 
 
-def test_blocks_go_to_the_workers_largest_first():
-    """Blocks are submitted by decreasing cropland cell-days (ties in block order), so the last
-    to start are the smallest and the workers finish close together."""
-    from types import SimpleNamespace
-
-    from cropsm.predict.store import ProductLayout
-
-    tiles = (((0, 2), (0, 3)), ((0, 2), (3, 6)), ((2, 4), (0, 6)))
-    layout = ProductLayout(
-        dates=pd.date_range("2000-01-01", periods=25),
-        lat=np.arange(4.0), lon=np.arange(6.0), scenarios=("reference",),
-        time_chunk_days=10, space_chunk_cells=2, tiles=tiles,
-    )  # fmt: skip
-    # cells per tile: 1, 3, 2; time blocks of 10, 10 and 5 days
-    job = SimpleNamespace(
-        layout=layout,
-        cell_ilat=np.array([0, 0, 1, 1, 2, 3]),
-        cell_ilon=np.array([1, 3, 4, 5, 0, 5]),
-    )
-    work = [product_module.block_cell_days(job, b) for b in range(layout.n_blocks)]
-    assert work == [10, 30, 20, 10, 30, 20, 5, 15, 10]
-    assert product_module.largest_first(job, range(layout.n_blocks)) == [1, 4, 2, 5, 7, 0, 3, 8, 6]
-    assert product_module.largest_first(job, [6, 0, 8]) == [0, 8, 6]
-
-
 def test_local_cluster_with_two_workers_equals_single_process(inputs, run_dir, tmp_path):
     from cropsm.predict.cluster import dask_client
 

@@ -1206,8 +1206,7 @@ def run_blocks(
 
     With a client the job is one recomputable task result
     (:func:`cropsm.predict.cluster.recomputable`, not scattered data), fetched by each worker
-    once; block tasks are submitted largest first (:func:`largest_first`) and results
-    collected as they finish
+    once; block tasks are submitted in block order and results collected as they finish
     (:func:`cropsm.predict.cluster.gather_as_completed`). A block whose worker dies runs again
     on another worker (blocks are deterministic, so the store is the same); with no worker left
     the run stops with a one-line error after a bounded wait. A failing block cancels the
@@ -1237,7 +1236,7 @@ def run_blocks(
         client.submit(
             _block_task, job_future, b, pure=False, key=f"cropsm-block-{b}-{time.time_ns()}"
         )
-        for b in largest_first(job, block_ids)
+        for b in block_ids
     ]
     try:
         gather_as_completed(client, futures, finished, what="product blocks")
@@ -1256,21 +1255,6 @@ def block_cells(job: ProductJob, block_id: int) -> np.ndarray:
         & (job.cell_ilon < x_sl.stop)
     )
     return np.flatnonzero(inside)
-
-
-def block_cell_days(job: ProductJob, block_id: int) -> int:
-    """Cropland cell-days of a block (its work: every cell-day runs the same networks)."""
-    t_sl = job.layout.block(block_id)[0]
-    return int(block_cells(job, block_id).size) * (t_sl.stop - t_sl.start)
-
-
-def largest_first(job: ProductJob, block_ids: Sequence[int]) -> list[int]:
-    """``block_ids`` by decreasing cell-days (ties in block order), the order the workers take
-    them: the last blocks to start are the smallest, so the workers finish close together
-    (the paper grid's three tiles hold 1,797, 3,877 and 2,359 cells; in block order a large
-    block could start last while the other worker had nothing left). The blocks are
-    deterministic, so the order changes no value."""
-    return sorted(block_ids, key=lambda b: (-block_cell_days(job, b), b))
 
 
 @dataclass(frozen=True)

@@ -130,33 +130,39 @@ def window_error_sums(
     by_season = np.zeros((N_LAYERS, 2, 3))  # outside / inside the stations' observation season
     cell_sse = np.zeros((N_LAYERS, iy.size))
     cell_n = np.zeros((N_LAYERS, iy.size))
+    month_index = in_season = None
+    if months is not None:
+        month_of_day = np.asarray(months, dtype=np.intp) - 1
+        month_index = np.broadcast_to(month_of_day[:, None], (month_of_day.size, iy.size))
+        if cell_observed is not None:  # (cell, month) -> (time, cell)
+            in_season = np.asarray(cell_observed).T[np.asarray(months) - 1].astype(np.intp)
     for s_i, s in enumerate(scenarios):
-        packed = np.asarray(sm[s_i, :, product_days])  # (layer, time, lat, lon)
-        sim = _decode(packed[:, :, iy, ix])  # (layer, time, cell)
-        del packed
         if s == REFERENCE:
-            obs = truth["reference_sm"].isel(time=truth_days)
+            obs_all = truth["reference_sm"].isel(time=truth_days)
         else:
-            obs = truth["sm"].isel(pattern=truth_patterns.index(s), time=truth_days)
-        obs = synchronous_values(obs.transpose("layer", "time", "cell")).astype(np.float32)
+            obs_all = truth["sm"].isel(pattern=truth_patterns.index(s), time=truth_days)
+        # the truth's chunks hold every layer: read once; the product layer by layer (its
+        # chunks hold one), so that a window of a whole time chunk stays small in memory
+        obs_all = synchronous_values(obs_all.transpose("layer", "time", "cell"))
         for k in range(N_LAYERS):
-            sums[(s, k)].add(obs[k], sim[k])
-        if s == REFERENCE:
+            sim = _decode(np.asarray(sm[s_i, k, product_days])[:, iy, ix])  # (time, cell)
+            obs = np.asarray(obs_all[k], dtype=np.float32)
+            sums[(s, k)].add(obs, sim)
+            if s != REFERENCE:
+                continue
             err = (sim - obs).astype(np.float64)
             ok = np.isfinite(err)
-            cell_sse += np.where(ok, err**2, 0.0).sum(axis=1)
-            cell_n += ok.sum(axis=1)
-            if sm_sd is not None:
-                sd = _decode(np.asarray(sm_sd[s_i, :, product_days])[:, :, iy, ix])
-                coverage += interval_counts(err, sd.astype(np.float64), residual)
-                if months is not None:
-                    month_index = np.broadcast_to(
-                        (np.asarray(months, dtype=np.intp) - 1)[:, None], err.shape[1:]
-                    )
-                    by_month += interval_counts_by(err, sd, month_index, 12)
-                    if cell_observed is not None:  # (cell, month) -> (time, cell)
-                        in_season = np.asarray(cell_observed).T[np.asarray(months) - 1]
-                        by_season += interval_counts_by(err, sd, in_season.astype(np.intp), 2)
+            cell_sse[k] += np.where(ok, err**2, 0.0).sum(axis=0)
+            cell_n[k] += ok.sum(axis=0)
+            if sm_sd is None:
+                continue
+            sd = _decode(np.asarray(sm_sd[s_i, k, product_days])[:, iy, ix])
+            coverage[k] += interval_counts(err[None], sd[None].astype(np.float64), residual[k:])[0]
+            if month_index is not None:
+                by_month[k] += interval_counts_by(err[None], sd[None], month_index, 12)[0]
+            if in_season is not None:
+                by_season[k] += interval_counts_by(err[None], sd[None], in_season, 2)[0]
+        del obs_all
     sums[("coverage", "reference")] = coverage
     sums[("coverage_by_month", "reference")] = by_month
     sums[("coverage_by_season", "reference")] = by_season
