@@ -237,7 +237,7 @@ def product_truth_skill(
         Days read at a time (one task each), windows aligned with multiples of it on the
         product's time axis; None: the product's time chunk (366 days by default), so that each
         compressed chunk is read once (92-day windows decompressed every chunk four times: 88 s
-        against about 60 s on the paper preset).
+        against 66 s on the paper preset).
     client
         A ``distributed.Client`` whose workers score the windows in parallel; ``None``: one
         window after another in this process. The sums are added in window order either way.
