@@ -218,16 +218,18 @@ def bucket_prepass(
     pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
     total = 2 * len(pieces)
     temperature = ("air_temperature",)
-    for done, piece in enumerate(_read_ahead(read_piece, pieces, temperature)):
-        a, b = pieces[done]
+    for done, ((a, b), piece) in enumerate(
+        zip(pieces, _read_ahead(read_piece, pieces, temperature), strict=True)
+    ):
         part = harmonic_sums(climate_dates[a:b], piece["air_temperature"])
         harmonic = part if harmonic is None else {k: harmonic[k] + part[k] for k in part}
         if progress is not None:
             progress(done + 1, total)
     harmonics = harmonics_from_sums(harmonic)
     tables = pattern_calendars(harmonics, n_cells)
-    for done, piece in enumerate(_read_ahead(read_piece, pieces, BUCKET_VARIABLES)):
-        a, b = pieces[done]
+    for done, ((a, b), piece) in enumerate(
+        zip(pieces, _read_ahead(read_piece, pieces, BUCKET_VARIABLES), strict=True)
+    ):
         if water is not None and a in starts:
             saved[a] = np.array(water)
         result = _run_patterns(piece, climate_dates[a:b], soil, water, tables, keep_relative=False)

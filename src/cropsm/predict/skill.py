@@ -156,8 +156,8 @@ def window_error_sums(
             cell_n[k] += ok.sum(axis=0)
             if sm_sd is None:
                 continue
-            sd = _decode(np.asarray(sm_sd[s_i, k, product_days])[:, iy, ix])
-            coverage[k] += interval_counts(err[None], sd[None].astype(np.float64), residual[k:])[0]
+            sd = _decode(np.asarray(sm_sd[s_i, k, product_days])[:, iy, ix]).astype(np.float64)
+            coverage[k] += interval_counts(err[None], sd[None], residual[k : k + 1])[0]
             if month_index is not None:
                 by_month[k] += interval_counts_by(err[None], sd[None], month_index, 12)[0]
             if in_season is not None:
