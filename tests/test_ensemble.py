@@ -102,6 +102,21 @@ def test_same_seed_gives_the_same_ensemble(chain, table):
     assert numbers(again.ensemble) == numbers(chain.ensemble)
 
 
+def test_members_trained_in_threads_are_the_members_trained_one_pair_after_another(table):
+    # K = 5: the four extra members train as two pairs, side by side in two threads
+    # (parallel_ensembles = 2) or one pair after the other: the same networks to the bit
+    config = CONFIG.model_copy(update={"members": 5, "max_epochs": 6})
+    threads = train_layers(table, config, features, n_layers=2)
+    in_turn = train_layers(
+        table, config.model_copy(update={"parallel_ensembles": 1}), features, n_layers=2
+    )
+    assert len(threads.members) == 4
+    for first, second in zip(threads.members, in_turn.members, strict=True):
+        for a, b in zip(first, second, strict=True):
+            assert _same_weights(a, b)
+            assert a.hyperparameters == b.hyperparameters
+
+
 def test_members_are_chained_member_by_member(chain, table):
     member = chain.members[1]
     own = predict_chain(member, table)

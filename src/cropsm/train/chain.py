@@ -567,6 +567,7 @@ def train_layers(
                 seed=config.seed, layer=k, members=extra, max_epochs=config.max_epochs,
                 patience=config.patience, bounds_train=bounds_train, bounds_val=bounds_val,
                 input_noise=config.input_noise, weight_decay=config.weight_decay,
+                parallel=config.parallel_ensembles,
             )  # fmt: skip
             for i, m in enumerate(extra):
                 member = replace(
