@@ -63,7 +63,15 @@ def inputs_stage(ctx: RunContext) -> dict:
     return result
 
 
-@stage("features", "join observations with their covariates (Table 1)", ("features",))
+# The twin's station table (paper preset: 1.5 GB at its peak) is built in a process of its own:
+# in the driver it left 650 instead of 420 MB behind for the train and predict stages
+# (`benchmarks/bench_run.py`, session 21), whose processes run beside it.
+@stage(
+    "features",
+    "join observations with their covariates (Table 1)",
+    ("features",),
+    own_process=_source_prepares_in_own_process,
+)
 def features_stage(ctx: RunContext) -> dict:
     source, section = source_of(ctx.config)
     table, report = source.station_table(section, ctx)

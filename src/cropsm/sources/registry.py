@@ -76,9 +76,9 @@ class InputSource:
     evaluation_format: ClassVar[str] = ""
     prepares_in_own_process: ClassVar[bool] = False
     """True when :meth:`prepare` builds large arrays (the twin generates a whole climate
-    record and its truth): the inputs stage then runs in a process of its own under
-    ``[run] isolate_stages`` (:mod:`cropsm.stage_process`). Readers of files leave it False:
-    a spawned process costs ~3 s, which a run that only checks files does not repay."""
+    record and its truth): the inputs and features stages then run in processes of their own
+    under ``[run] isolate_stages`` (:mod:`cropsm.stage_process`). Readers of files leave it
+    False: a spawned process costs ~3 s, which a run that only checks files does not repay."""
 
     def provides(self, section: Any) -> frozenset[str]:
         """What this source provides with this section (a subset of :data:`PROVIDABLE`)."""
