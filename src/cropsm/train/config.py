@@ -88,8 +88,8 @@ class TrainConfig(BaseModel):
         ``shape_batch``: one ensemble per (hidden layers, units, batch size).
     parallel_ensembles
         How many ensembles train at the same time in threads (the grid search's ensembles, and
-        the deep ensemble's extra members split into that many groups); measured faster than
-        one at a time on 2 cores. Does not change the numbers.
+        the pairs of the deep ensemble's extra members); measured faster than one at a time on
+        2 cores. Does not change the numbers.
     prune_at_epochs, prune_keep_fraction
         Successive halving over the grid: after each listed epoch only the best
         ``prune_keep_fraction`` of the configurations still in play (by best validation MSE
