@@ -26,6 +26,9 @@ Variants (``--variants``, default all):
 * ``without_location``, ``without_climate_normals``: those feature groups switched off too;
 * ``no_chain``: ``chain = "none"``;
 * ``regularised``: the selected networks with ``weight_decay = 0.01`` and ``input_noise = 0.1``;
+* ``best_validation``, ``tolerance_0.01``, ``tolerance_0.02``: each layer's configuration chosen
+  again from the run's ``grid_search.csv`` with that ``selection_tolerance`` (0: the paper's
+  rule, the lowest validation MSE; :func:`cropsm.train.grid_search.select_configuration`);
 * ``wide_regularised``: 2 x 64 units with ``weight_decay = 0.01`` and ``input_noise = 0.1``.
 
 Usage::
@@ -54,7 +57,9 @@ from cropsm.train.baselines import fit_baselines, network_rows
 from cropsm.train.bounds import anchor_retention
 from cropsm.train.chain import predict_ensemble, train_layers
 from cropsm.train.config import GridConfig, TrainConfig
+from cropsm.train.grid_search import network_weights, select_configuration
 from cropsm.train.metrics import r2
+from cropsm.train.mlp import Member
 from cropsm.train.splits import make_split
 
 PRECIPITATION_INPUTS = (
@@ -95,7 +100,7 @@ def variants(config: TrainConfig, feature_set: str, groups_off: tuple[str, ...])
     def plus(extra: Callable[[int], list[str]]):
         return lambda k: [*names(k), *extra(k)]
 
-    same = {"table": None, "features": names, "architecture": None}
+    same = {"table": None, "features": names, "architecture": None, "tolerance": None}
     return {
         "as_is": {**same, "config": config},
         "train_seed_1": {**same, "config": config.model_copy(update={"seed": config.seed + 1})},
@@ -134,12 +139,32 @@ def variants(config: TrainConfig, feature_set: str, groups_off: tuple[str, ...])
             **same,
             "config": config.model_copy(update={"weight_decay": 0.01, "input_noise": 0.1}),
         },
+        "best_validation": {**same, "config": config, "tolerance": 0.0},
+        "tolerance_0.01": {**same, "config": config, "tolerance": 0.01},
+        "tolerance_0.02": {**same, "config": config, "tolerance": 0.02},
         "wide_regularised": {
             **same,
             "config": config.model_copy(update={"weight_decay": 0.01, "input_noise": 0.1}),
             "architecture": (2, 64),
         },
     }
+
+
+def reselected(
+    grid_search: pd.DataFrame, tolerance: float, n_inputs: dict[int, int]
+) -> pd.DataFrame:
+    """Each layer's configuration chosen from a run's ``grid_search.csv`` with ``tolerance``."""
+    rows = []
+    for layer, trained in grid_search.groupby("layer"):
+        members = [
+            Member(int(r.hidden_layers), int(r.units), int(r.batch_size), float(r.learning_rate))
+            for r in trained.itertuples()
+        ]
+        weights = [network_weights(m, n_inputs[layer]) for m in members]
+        rows.append(
+            trained.iloc[select_configuration(trained["validation_mse"], weights, tolerance)]
+        )
+    return pd.DataFrame(rows).set_index("layer")
 
 
 def ensemble_test_r2(chain, table: pd.DataFrame) -> list[float]:
@@ -185,9 +210,14 @@ def main() -> None:
     for name in names:
         spec = table_of[name]
         data = spec["table"](table) if spec["table"] else table
+        chosen = selected
+        if spec["tolerance"] is not None:
+            inputs = {k: len(spec["features"](k)) + (k > 1) for k in range(1, N_LAYERS + 1)}
+            grid_search = pd.read_csv(args.run / "grid_search.csv")
+            chosen = reselected(grid_search, spec["tolerance"], inputs)
 
-        def grid(k: int, architecture=spec["architecture"]) -> GridConfig:
-            row = selected.loc[k]
+        def grid(k: int, architecture=spec["architecture"], chosen=chosen) -> GridConfig:
+            row = chosen.loc[k]
             hidden, units = architecture or (int(row.hidden_layers), int(row.units))
             return GridConfig(
                 batch_sizes=[int(row.batch_size)],
@@ -222,9 +252,10 @@ def main() -> None:
             print(f"{'gradient boosting':18s} test R2 " + " ".join(f"{v:.3f}" for v in boosting))
         ensemble = ensemble_test_r2(chain, data)
         gaps = [e - b for e, b in zip(ensemble, boosting, strict=True)]
+        networks = " ".join(f"{r.hidden_layers}x{r.units}" for r in chosen.itertuples())
         print(
-            f"{name:18s} test R2 {' '.join(f'{v:.3f}' for v in ensemble)}  minus boosting "
-            f"{' '.join(f'{v:+.3f}' for v in gaps)}  ({seconds:.0f} s)",
+            f"{name:18s} ({networks}) test R2 {' '.join(f'{v:.3f}' for v in ensemble)}  "
+            f"minus boosting {' '.join(f'{v:+.3f}' for v in gaps)}  ({seconds:.0f} s)",
             flush=True,
         )
 

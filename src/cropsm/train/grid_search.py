@@ -105,8 +105,9 @@ def ensemble_groups(
     return list(groups.values())
 
 
-def _cost(member: Member, n_inputs: int) -> int:
-    """Number of weights of a member's network, a proxy for its training time."""
+def network_weights(member: Member, n_inputs: int) -> int:
+    """Number of weights of a member's network: a proxy for its training time, and the size the
+    parsimonious selection (:func:`select_configuration`) minimises."""
     sizes = layer_sizes(n_inputs, member.hidden_layers, member.units)
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
@@ -256,7 +257,7 @@ def run_grid_search(
         seconds[g] += time.perf_counter() - group_start
 
     # Largest architectures first, so that the parallel workers finish together.
-    order = sorted(range(len(groups)), key=lambda g: -_cost(groups[g][0], n_inputs))
+    order = sorted(range(len(groups)), key=lambda g: -network_weights(groups[g][0], n_inputs))
     rungs = sorted({int(r) for r in prune_at_epochs if 0 < int(r) < max_epochs})
     for until_epoch in [*rungs, max_epochs]:
         todo = [g for g in order if trainers[g].n_active > 0]
@@ -307,7 +308,7 @@ def run_grid_search(
             )
             weights.append(outcome.best_params[i])
     results = pd.DataFrame(rows)
-    costs = [_cost(member, n_inputs) for group in groups for member in group]
+    costs = [network_weights(member, n_inputs) for group in groups for member in group]
     best = select_configuration(results["validation_mse"].to_numpy(), costs, selection_tolerance)
     results["selected"] = np.arange(len(results)) == best
     results = results.loc[:, list(GRID_COLUMNS)]
