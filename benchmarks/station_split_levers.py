@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from cropsm import N_LAYERS
-from cropsm.features.groups import layer_feature_names
+from cropsm.features.groups import feature_groups, layer_feature_names
 from cropsm.features.station_table import read_station_table
 from cropsm.train.baselines import fit_baselines, network_rows
 from cropsm.train.bounds import anchor_retention
@@ -62,17 +62,10 @@ from cropsm.train.metrics import r2
 from cropsm.train.mlp import Member
 from cropsm.train.splits import make_split
 
-PRECIPITATION_INPUTS = (
-    "precip",
-    "precip_3d",
-    "precip_7d",
-    *(f"precip_{n}m" for n in (1, 2, 3, 4, 5, 12)),
-)
 
-
-def _log_precipitation(table: pd.DataFrame) -> pd.DataFrame:
+def _log_precipitation(table: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
     out = table.copy()
-    for name in PRECIPITATION_INPUTS:
+    for name in names:
         out[name] = np.log1p(out[name])
     return out
 
@@ -91,8 +84,9 @@ def _with_store_copy(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def variants(config: TrainConfig, feature_set: str, groups_off: tuple[str, ...]) -> dict[str, dict]:
-    """Name -> ``{"config", "table" (transform or None), "features" (f(layer)),
-    "architecture" ((hidden layers, units) or None)}``; the run's ``groups_off`` stay off."""
+    """Name -> ``{"config", "table" (transform or None), "features" (f(layer)), "architecture"
+    ((hidden layers, units) or None), "tolerance" (re-selection from the grid search or None)}``;
+    the run's ``groups_off`` stay off."""
 
     def names(k: int, also_off: tuple[str, ...] = ()) -> list[str]:
         return list(layer_feature_names(k, (*groups_off, *also_off), feature_set))
@@ -105,7 +99,11 @@ def variants(config: TrainConfig, feature_set: str, groups_off: tuple[str, ...])
         "as_is": {**same, "config": config},
         "train_seed_1": {**same, "config": config.model_copy(update={"seed": config.seed + 1})},
         "members_10": {**same, "config": config.model_copy(update={"members": 10})},
-        "log_precipitation": {**same, "config": config, "table": _log_precipitation},
+        "log_precipitation": {
+            **same,
+            "config": config,
+            "table": lambda t: _log_precipitation(t, feature_groups(feature_set)["precipitation"]),
+        },
         "bounded": {**same, "config": config.model_copy(update={"output": "bounded"})},
         "store_visible": {
             **same,
@@ -187,6 +185,9 @@ def main() -> None:
     parser.add_argument("--variants", default="all", help="comma-separated names, or all")
     args = parser.parse_args()
 
+    for needed in ("config.resolved.toml", "table2.csv"):
+        if not (args.run / needed).is_file():
+            parser.error(f"{args.run / needed} is missing: RUN must be a trained run directory")
     resolved = tomllib.loads((args.run / "config.resolved.toml").read_text())
     config = TrainConfig(**{**resolved["train"], "prune_at_epochs": []})
     feature_set = resolved.get("features", {}).get("set", "crop")
