@@ -53,12 +53,12 @@ import pandas as pd
 from cropsm import N_LAYERS
 from cropsm.features.groups import feature_groups, layer_feature_names
 from cropsm.features.station_table import read_station_table
+from cropsm.train.artifacts import load_models
 from cropsm.train.baselines import fit_baselines, network_rows
 from cropsm.train.bounds import anchor_retention
-from cropsm.train.chain import predict_ensemble, train_layers
+from cropsm.train.chain import train_layers
 from cropsm.train.config import GridConfig, TrainConfig
 from cropsm.train.grid_search import network_weights, select_configuration
-from cropsm.train.metrics import r2
 from cropsm.train.mlp import Member
 from cropsm.train.splits import make_split
 
@@ -165,17 +165,10 @@ def reselected(
     return pd.DataFrame(rows).set_index("layer")
 
 
-def ensemble_test_r2(chain, table: pd.DataFrame) -> list[float]:
-    """Test R2 of the members' mean per layer (:func:`cropsm.train.metrics.r2`)."""
-    predicted = predict_ensemble(chain.all_members, table)
-    test = (chain.split.reindex(table.index) == "test").to_numpy()
-    out = []
-    for k in range(1, N_LAYERS + 1):
-        observed = table[f"sm_l{k}"].to_numpy(np.float64)
-        mean = predicted[f"sm_pred_l{k}"].to_numpy()
-        used = test & np.isfinite(observed) & np.isfinite(mean)
-        out.append(float(r2(observed[used], mean[used])))
-    return out
+def ensemble_test_r2(chain) -> list[float]:
+    """Test R2 of the members' mean per layer, as the training computed it
+    (``ensemble_mean_test`` of :attr:`cropsm.train.chain.TrainedChain.ensemble`)."""
+    return [float(chain.ensemble[k]["ensemble_mean_test"]["r2"]) for k in range(1, N_LAYERS + 1)]
 
 
 def main() -> None:
@@ -213,7 +206,7 @@ def main() -> None:
         data = spec["table"](table) if spec["table"] else table
         chosen = selected
         if spec["tolerance"] is not None:
-            inputs = {k: len(spec["features"](k)) + (k > 1) for k in range(1, N_LAYERS + 1)}
+            inputs = {m.layer: len(m.feature_names) for m in load_models(args.run)}
             grid_search = pd.read_csv(args.run / "grid_search.csv")
             chosen = reselected(grid_search, spec["tolerance"], inputs)
 
@@ -251,7 +244,7 @@ def main() -> None:
                 float(lb.metrics["gradient_boosting"]["test"]["r2"]) for lb in fitted.layers
             ]
             print(f"{'gradient boosting':18s} test R2 " + " ".join(f"{v:.3f}" for v in boosting))
-        ensemble = ensemble_test_r2(chain, data)
+        ensemble = ensemble_test_r2(chain)
         gaps = [e - b for e, b in zip(ensemble, boosting, strict=True)]
         networks = " ".join(f"{r.hidden_layers}x{r.units}" for r in chosen.itertuples())
         print(
