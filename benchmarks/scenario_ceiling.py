@@ -8,6 +8,10 @@ on three calendars:
 * ``nominal``: the catalog's national calendar (one sowing day, fixed stage lengths);
 * ``climate``: the model's climate-adjusted calendar (``cropsm.features.phenology``, what the
   crop-aware feature set uses);
+* ``weather``: the twin's own calendar rules run on each year's weather (sowing by the trailing
+  temperature and rain, thermal-time stages, the Kc_mid climate adjustment) with every per-cell
+  trait at its nominal value (factor 1): what a model could know of the calendars without the
+  traits, which only stations could reveal;
 * ``truth``: the twin's own per-cell, per-year calendars (``cropsm.twin.calendars``, with the
   per-cell traits and the Kc_mid climate adjustment) - never available to a model; the ceiling of
   calendar knowledge.
@@ -57,7 +61,7 @@ def _median_annual(values: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
     return pd.DataFrame(values, index=dates).groupby(dates.year).mean().median().to_numpy()
 
 
-def _truth_calendars(pid, dates, temperature, precip, dewpoint, wind, traits):
+def truth_calendars(pid, dates, temperature, precip, dewpoint, wind, traits):
     """The twin's own calendar of a pattern at the cells, years run in order with their state."""
     kc = np.empty(temperature.shape)
     root = np.empty_like(kc)
@@ -107,15 +111,23 @@ def main() -> None:
     tables = climate_calendar_tables(temperature_harmonics(dates, temperature))
     truth_traits = calendars.cell_traits(lat, lon, seed)
     dewpoint, wind = cells("dewpoint_temperature"), cells("wind_speed")
-    by_truth = [
-        _truth_calendars(p, dates, temperature, precip, dewpoint, wind, truth_traits) for p in pids
-    ]
+    nominal_traits = {
+        name: calendars.SeasonTraits(*(np.ones(n) for _ in range(3))) for name in truth_traits
+    }
+    by_truth, by_weather = (
+        [truth_calendars(p, dates, temperature, precip, dewpoint, wind, t) for p in pids]
+        for t in (truth_traits, nominal_traits)
+    )
     variants = {
         "nominal": (
             np.repeat(pattern_kc(dates)[:, :, None], n, axis=2),
             np.repeat(pattern_root_cm(dates)[:, :, None], n, axis=2),
         ),
         "climate": (calendar_on_days(tables, dates, 0), calendar_on_days(tables, dates, 1)),
+        "weather": (
+            np.stack([k for k, _ in by_weather], axis=1),
+            np.stack([r for _, r in by_weather], axis=1),
+        ),
         "truth": (
             np.stack([k for k, _ in by_truth], axis=1),
             np.stack([r for _, r in by_truth], axis=1),

@@ -217,3 +217,33 @@ def test_a_missing_chunk_of_the_truth_is_refused_not_read_as_no_truth(tiny_twin,
     (store / "station_sm" / "c" / "0" / "0" / "0").unlink()
     with pytest.raises(InputError, match=r"1 chunk file\(s\) missing \(e.g. station_sm/c/0/0/0\)"):
         open_truth(store)
+
+
+def test_traits_hook_changes_only_the_crops(tiny_twin, tmp_path):
+    """``generate_twin(traits=...)`` (benchmarks/trait_ceiling.py) keeps the weather, soils and
+    stations and changes the truth through the crop traits alone."""
+    from cropsm.twin import calendars
+
+    def nominal(lat_deg, lon_deg, seed):
+        ones = np.ones(np.asarray(lat_deg).size)
+        return {name: calendars.SeasonTraits(ones, ones, ones) for name in calendars.SEASON_RULES}
+
+    root, _ = tiny_twin
+    flat = tmp_path / "flat"
+    generate_twin(flat, "tiny", seed=0, traits=nominal)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(root / "stations" / "stations.csv"),
+        pd.read_csv(flat / "stations" / "stations.csv"),
+    )
+    with (
+        xr.open_dataset(root / "climate" / "era5_daily_2012.nc") as x,
+        xr.open_dataset(flat / "climate" / "era5_daily_2012.nc") as y,
+    ):
+        assert np.array_equal(x["tp"].values, y["tp"].values)
+    difference = np.abs(
+        open_truth(root / "truth.zarr")["sm"].values - open_truth(flat / "truth.zarr")["sm"].values
+    )
+    # seed 0: the traits move the crops' soil moisture by 0.0043 m3 m-3 on average, at most 0.14
+    assert 0.05 < float(difference.max()) < 0.25
+    assert 0.002 < float(difference.mean()) < 0.008
+    assert float(np.median(difference)) < 0.002

@@ -114,6 +114,7 @@ def generate_twin(
     seed: int = 0,
     overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    traits: Callable[..., dict] | None = None,
 ) -> dict:
     """Write the virtual China to ``out_dir`` and return its summary.
 
@@ -127,6 +128,10 @@ def generate_twin(
         Seed of every random draw; same (preset, seed) gives the same files.
     progress
         Optional callback ``progress(step, done, total)``.
+    traits
+        The per-cell crop traits, ``traits(lat_deg, lon_deg, seed) -> {season: SeasonTraits}``;
+        default :func:`cropsm.twin.calendars.cell_traits`. ``benchmarks/trait_ceiling.py``
+        replaces them to measure what not knowing them costs a model.
     """
     t_start = time.perf_counter()
     spec = preset if isinstance(preset, Preset) else get_preset(preset)
@@ -141,7 +146,7 @@ def generate_twin(
     tmp.mkdir(parents=True)
     report = progress or (lambda step, done, total: None)
     try:
-        summary = _generate_into(tmp, spec, seed, report)
+        summary = _generate_into(tmp, spec, seed, report, traits or calendars.cell_traits)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -153,7 +158,7 @@ def generate_twin(
     return summary
 
 
-def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
+def _generate_into(tmp: Path, spec: Preset, seed: int, report, traits: Callable) -> dict:
     """Write every file of the virtual China into ``tmp`` and return the summary."""
     rng = np.random.default_rng([seed, 7])
 
@@ -224,7 +229,7 @@ def _generate_into(tmp: Path, spec: Preset, seed: int, report) -> dict:
     pattern_ids = catalog.pattern_ids()
     station_pattern = np.array([pattern_ids.index(p) for p in meta["pattern"]])
     station_land = land_index[st_y, st_x]
-    land_traits = calendars.cell_traits(lat[land_y], lon[land_x], seed)
+    land_traits = traits(lat[land_y], lon[land_x], seed)
     # calendar columns of each pattern: every cropland cell, then the stations with the pattern
     calendar_cells = [
         np.concatenate([crop_land_index, station_land[station_pattern == p]])
