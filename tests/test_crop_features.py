@@ -23,6 +23,7 @@ from cropsm.features.phenology import (
 )
 from cropsm.features.water_balance import (
     available_water_m3_m3,
+    canopy_cover,
     climate_descriptors,
     pattern_bucket_inputs,
     porosity_m3_m3,
@@ -81,13 +82,20 @@ def test_feature_sets_and_groups():
 
 def test_bucket_arithmetic_pinned():
     # C = 250 mm: top store 100 mm, subsoil 150 mm, both half full; no rain, ET0 = 5 mm, Kc = 1,
-    # roots 60 cm: share from the top 1 - (1 - 20/60)^2 = 5/9
+    # roots 60 cm: share from the top 1 - (1 - 20/60)^2 = 5/9. Dual coefficient (FAO-56 Eqs.
+    # 71-77): cover f_c = ((1 - 0.15) / (1.2 - 0.15))^1.5, transpiration f_c Kc ET0 by the roots,
+    # evaporation min(1.2 - f_c Kc, (1 - f_c) 1.2) ET0 from the top store
     precip = np.zeros((2, 1))
     et0 = np.full((2, 1), 5.0)
     relative, water = run_bucket(precip, et0, 1.0, 60.0, 250.0, np.array([[50.0], [75.0]]))
-    top_day1 = 50.0 - 5.0 * 5 / 9  # not stressed yet (50 >= 0.5 x 100)
-    sub_day1 = 75.0 - 5.0 * 4 / 9
-    top_day2 = top_day1 - 5.0 * 5 / 9 * (top_day1 / 50.0)  # stressed: Ks = W / 50
+    cover = (0.85 / 1.05) ** 1.5
+    assert canopy_cover(1.0) == pytest.approx(cover) and cover == pytest.approx(0.7284, abs=1e-4)
+    transpiration = cover * 5.0
+    evaporation = min(1.2 - cover, (1.0 - cover) * 1.2) * 5.0
+    top_day1 = 50.0 - (transpiration * 5 / 9 + evaporation)  # not stressed yet (50 >= 0.5 x 100)
+    sub_day1 = 75.0 - transpiration * 4 / 9
+    # stressed: Ks = W / 50 reduces uptake and (stage 2) evaporation alike
+    top_day2 = top_day1 - (transpiration * 5 / 9 + evaporation) * (top_day1 / 50.0)
     np.testing.assert_allclose(relative["wb_top"][:, 0], [top_day1 / 100, top_day2 / 100])
     np.testing.assert_allclose(relative["wb_sub"][0, 0], sub_day1 / 150)
     assert water.shape == (3, 1)  # two stores, snow pack
@@ -100,6 +108,25 @@ def test_bucket_arithmetic_pinned():
     # a fallow field (15 cm roots) takes everything from the top store
     relative, _ = run_bucket(precip, et0, 0.2, 15.0, 250.0, np.array([[50.0], [75.0]]))
     assert relative["wb_sub"][-1, 0] == 0.5 and relative["wb_top"][-1, 0] < 0.5
+
+
+def test_bare_soil_dries_the_top_and_a_canopy_the_subsoil():
+    # a week without rain from a wet start (ET0 5 mm): a fallow field (Kc 0.2, roots 15 cm)
+    # evaporates from the top at up to Kc_max ET0; a closed canopy (Kc 1.15, roots 100 cm)
+    # shades the soil and transpires, from the subsoil too (FAO-56 dual coefficient)
+    precip, et0 = np.zeros((7, 2)), np.full((7, 2), 5.0)
+    kc = np.broadcast_to([0.2, 1.15], (7, 2))
+    root = np.broadcast_to([15.0, 100.0], (7, 2))
+    relative, _ = run_bucket(precip, et0, kc, root, 250.0, np.array([[90.0, 90.0], [140.0, 140.0]]))
+    fallow_top, crop_top = relative["wb_top"][-1]
+    fallow_sub, crop_sub = relative["wb_sub"][-1]
+    assert fallow_top < crop_top - 0.1
+    assert crop_sub < fallow_sub == pytest.approx(140.0 / 150.0)
+    # on the first day the fallow field (f_c about 0.01) loses (1 - f_c) 1.2 ET0 to evaporation
+    # and f_c 0.2 ET0 to transpiration, all from the top
+    cover = canopy_cover(0.2)
+    lost = ((1.0 - cover) * 1.2 + cover * 0.2) * 5.0
+    assert relative["wb_top"][0, 0] == pytest.approx((90.0 - lost) / 100.0)
 
 
 def test_snow_pack_holds_winter_precipitation_until_the_thaw_pinned():

@@ -14,10 +14,24 @@ both started half full on the first day of the climate record. Each day::
 
     W1' = W1 + P;  excess = max(W1' - C1, 0);  W1' -= excess   # rain fills the top first
     W2' = min(W2 + excess, C2)                                 # then the subsoil; the rest drains
-    D   = Kc ET0                                               # the pattern's water use
+    f_c = min(max((Kc - Kc_min) / (Kc_max - Kc_min), 0), 0.99)^1.5   # canopy cover, Eq. 76
+    Tp  = f_c Kc ET0                                           # transpiration (basal part)
+    Ep  = min(Kc_max - f_c Kc, (1 - f_c) Kc_max) ET0           # soil evaporation, Eq. 71-72
     s1  = 1 - (1 - min(20, Zr) / Zr)^2                         # share of uptake from 0-20 cm
     Ks_i = min(1, W_i' / ((1 - p) C_i)),  p = 0.5              # FAO-56 Eq. 84 stress per store
-    W1 = max(W1' - s1 D Ks_1, 0);  W2 = max(W2' - (1 - s1) D Ks_2, 0)
+    W1 = max(W1' - s1 Tp Ks_1 - Ep Ks_1, 0);  W2 = max(W2' - (1 - s1) Tp Ks_2, 0)
+
+with ``Kc_min = 0.15`` and ``Kc_max = 1.2`` (FAO-56 Eqs. 71-77, the dual crop coefficient,
+simplified: the pattern's single Kc split into a transpiration part ``f_c Kc`` taken by the
+roots and an evaporation part taken from the top store only, which falls once half of the top
+store is gone, ``Kr = Ks_1``, a linear stage 2). A bare or sparsely covered field thus
+evaporates up to ``Kc_max ET0`` from a wet top and dries it, while a closed canopy shades the
+soil and draws its water through the roots, from the subsoil too. Measured on the demo virtual
+China (``benchmarks/scenario_ceiling.py``-style, climate calendar, median over the six
+patterns): the top store's pattern-minus-reference effect went from r -0.64 to +0.72 with the
+true 0-10 cm effect, the subsoil store's from 0.85 0.84 0.82 to 0.88 0.90 0.89 with the true
+20-50 cm ones, with the single-coefficient bucket (``D = Kc ET0`` split by the roots alone)
+this replaced.
 
 where ``P`` is the *liquid* water reaching the soil: rain plus snowmelt from a degree-day
 snow pack (all precipitation falls as snow below 0 degC; the pack melts at 2.5 mm per degC
@@ -112,6 +126,15 @@ SNOW_DIAGNOSTIC = "snow_water_mm"
 
 DEPLETION_FRACTION = 0.5
 """FAO-56 depletion fraction p: no stress while ``W > (1 - p) C`` (Table 22, typical crops)."""
+
+KC_BARE_SOIL = 0.15
+"""FAO-56 ``Kc_min``: Kc of bare soil in the canopy-cover relation (Eq. 76)."""
+
+KC_MAX = 1.2
+"""FAO-56 ``Kc_max``: the upper bound of crop plus soil ET after rain (Eq. 72, sub-humid)."""
+
+COVER_EXPONENT = 1.5
+"""FAO-56 Eq. 76 exponent ``1 + 0.5 h`` for a crop height ``h`` of about 1 m."""
 
 INITIAL_RELATIVE_WATER = 0.5
 """Relative water of the bucket on the first day of the climate record."""
@@ -221,6 +244,16 @@ def reference_et_mm(air_temperature_c, net_solar_mj_m2_day, elevation_m=None) ->
     return np.asarray(et0.transpose("time", "cell").values, dtype=np.float64)
 
 
+def canopy_cover(kc) -> np.ndarray:
+    """Canopy cover fraction from the crop coefficient (FAO-56 Eq. 76, Allen et al. 1998).
+
+    ``f_c = min(max((Kc - Kc_min) / (Kc_max - Kc_min), 0), 0.99)^(1 + 0.5 h)`` with
+    :data:`KC_BARE_SOIL`, :data:`KC_MAX` and :data:`COVER_EXPONENT`.
+    """
+    relative = (np.asarray(kc, dtype=np.float64) - KC_BARE_SOIL) / (KC_MAX - KC_BARE_SOIL)
+    return np.clip(relative, 0.0, 0.99) ** COVER_EXPONENT
+
+
 def uptake_share_top(root_depth_cm) -> np.ndarray:
     """Share of root water uptake from 0-20 cm: ``1 - (1 - min(20, Zr) / Zr)^2``.
 
@@ -285,6 +318,7 @@ def run_bucket(
         return np.full(n_days, float(values)) if values.ndim == 0 else values
 
     kc, root = daily(kc), daily(root_depth_cm)
+    cover_by_day = canopy_cover(kc)
     capacity = np.asarray(capacity_mm, dtype=np.float64)
     initial = np.asarray(initial_water_mm, dtype=np.float64)
     shape = np.broadcast_shapes(
@@ -317,7 +351,11 @@ def run_bucket(
             )
             snow = snow - melt
             rain = np.where(snowing, 0.0, rain) + melt
-        demand = np.nan_to_num(et0[t].astype(np.float64), nan=0.0) * kc[t]
+        reference_et = np.nan_to_num(et0[t].astype(np.float64), nan=0.0)
+        cover = cover_by_day[t]
+        basal_kc = cover * kc[t]
+        transpiration = basal_kc * reference_et
+        evaporation = np.minimum(KC_MAX - basal_kc, (1.0 - cover) * KC_MAX) * reference_et
         share_top = uptake_share_top(root[t])
         top = top + rain
         excess = np.maximum(top - cap_top, 0.0)
@@ -325,8 +363,8 @@ def run_bucket(
         sub = np.minimum(sub + excess, cap_sub)
         stress_top = np.minimum(top / threshold_top, 1.0)
         stress_sub = np.minimum(sub / threshold_sub, 1.0)
-        top = np.maximum(top - share_top * demand * stress_top, 0.0)
-        sub = np.maximum(sub - (1.0 - share_top) * demand * stress_sub, 0.0)
+        top = np.maximum(top - (share_top * transpiration + evaporation) * stress_top, 0.0)
+        sub = np.maximum(sub - (1.0 - share_top) * transpiration * stress_sub, 0.0)
         if relative is not None:
             relative["wb_top"][t] = top / cap_top
             relative["wb_sub"][t] = sub / cap_sub
