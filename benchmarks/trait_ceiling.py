@@ -13,8 +13,8 @@ the product's pattern-flag cells):
 * ``nominal``: every trait at its nominal value (factor 1). This is a model that knows all of
   the truth's physics, soils, weather and calendar rules, and nothing of the traits: the best
   any model not told the traits can score.
-* ``stations``: the traits of the cells that hold stations (only for the seasons of each
-  station's pattern, the ones its observations could reveal), interpolated to every cell by a
+* ``stations``: the true trait fields at the stations (only for the seasons of each station's
+  pattern, the ones its observations could reveal), interpolated to every cell by a
   Gaussian process (RBF + white noise, length scale fitted; prior mean 1 away from stations).
   This is a model that learnt the traits perfectly at the stations: the ceiling of any route
   that calibrates traits on station observations and interpolates them.

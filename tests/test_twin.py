@@ -230,7 +230,8 @@ def test_traits_hook_changes_only_the_crops(tiny_twin, tmp_path):
 
     root, _ = tiny_twin
     flat = tmp_path / "flat"
-    generate_twin(flat, "tiny", seed=0, traits=nominal)
+    summary = generate_twin(flat, "tiny", seed=0, traits=nominal)
+    assert "nominal" in summary["cell_traits"]
     pd.testing.assert_frame_equal(
         pd.read_csv(root / "stations" / "stations.csv"),
         pd.read_csv(flat / "stations" / "stations.csv"),

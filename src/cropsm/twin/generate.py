@@ -151,6 +151,8 @@ def generate_twin(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
+    if traits is not None:  # a benchmark's twin: say so in its summary
+        summary["cell_traits"] = f"replaced by {getattr(traits, '__qualname__', repr(traits))}"
     write_json(tmp / "twin.json", summary)
     if out_dir.exists():
         shutil.rmtree(out_dir)
