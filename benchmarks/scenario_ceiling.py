@@ -113,9 +113,7 @@ def main() -> None:
     tables = climate_calendar_tables(temperature_harmonics(dates, temperature))
     truth_traits = calendars.cell_traits(lat, lon, seed)
     dewpoint, wind = cells("dewpoint_temperature"), cells("wind_speed")
-    nominal_traits = {
-        name: calendars.SeasonTraits(*(np.ones(n) for _ in range(3))) for name in truth_traits
-    }
+    nominal_traits = calendars.nominal_traits(lat)
     by_truth, by_weather = (
         [truth_calendars(p, dates, temperature, precip, dewpoint, wind, t) for p in pids]
         for t in (truth_traits, nominal_traits)

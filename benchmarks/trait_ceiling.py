@@ -59,12 +59,6 @@ def _km(lat, lon) -> np.ndarray:
     return np.column_stack([np.asarray(lon) * KM_PER_DEG[0], np.asarray(lat) * KM_PER_DEG[1]])
 
 
-def nominal_traits(lat_deg, lon_deg, seed: int) -> dict:
-    """Every season's traits at their nominal value (factor 1) in every cell."""
-    n = np.asarray(lat_deg).size
-    return {name: calendars.SeasonTraits(*(np.ones(n) for _ in TRAITS)) for name in SEASONS}
-
-
 def station_kriged_traits(stations: pd.DataFrame):
     """Traits kriged from the stations' true ones, a function like ``cell_traits``."""
 
@@ -103,15 +97,13 @@ def effect_maps(truth_path: Path, start, end, region_cells: xr.DataArray) -> xr.
 
 
 def summary_line(table: pd.DataFrame, flag: str) -> str:
-    rows = table[table["pattern_flag"] == flag]
-    meeting = sum(
-        scen.meets_target(s, r, b)
-        for s, r, b in zip(rows["sign_agreement"], rows["pearson_r"], rows["slope"], strict=True)
-    )
+    """One group's medians and maps meeting the target (:func:`scen.agreement_summary`)."""
+    group = scen.agreement_summary(table, digits=3)[f"flag{flag}"]
+    median = group["median"]
     return (
-        f"flag {flag}: median sign {rows['sign_agreement'].median():.3f} / r "
-        f"{rows['pearson_r'].median():.3f} / slope {rows['slope'].median():.3f}; "
-        f"{meeting}/{len(rows)} maps meet sign >= 0.9, r >= 0.7, slope 0.7-1.3"
+        f"flag {flag}: median sign {median['sign_agreement']:.3f} / r "
+        f"{median['pearson_r']:.3f} / slope {median['slope']:.3f}; "
+        f"{group['maps_meeting_target']} maps meet sign >= 0.9, r >= 0.7, slope 0.7-1.3"
     )
 
 
@@ -148,7 +140,7 @@ def main() -> None:
     flag = product["pattern_flag"].load().rename(scenario="pattern").sel(pattern=patterns)
     flag = scen.grid_to_cells(flag, lat, lon)
     stations = pd.read_csv(twin / "stations" / "stations.csv")
-    makers = {"nominal": nominal_traits, "stations": station_kriged_traits(stations)}
+    makers = {"nominal": calendars.nominal_traits, "stations": station_kriged_traits(stations)}
     tables = []
     for variant in args.variants:
         out = args.work / f"{twin.name}-{variant}-traits"

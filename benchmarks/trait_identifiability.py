@@ -38,6 +38,7 @@ import xarray as xr
 from scenario_ceiling import truth_calendars
 
 from cropsm import catalog
+from cropsm.features.station_table import nearest_cell_index
 from cropsm.features.water_balance import pattern_bucket_inputs
 from cropsm.io.climate import read_climate
 from cropsm.io.static import read_static
@@ -52,9 +53,9 @@ CALENDAR_WEATHER = ("dewpoint_temperature", "wind_speed")
 STATIONS_PER_PASS = 40
 
 
-def nearest(axis: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of the nearest ``axis`` point to each value."""
-    return np.abs(axis[None, :] - np.asarray(values)[:, None]).argmin(axis=1)
+def nearest(axis: np.ndarray, values) -> np.ndarray:
+    """Index of the nearest cell centre (:func:`nearest_cell_index`)."""
+    return nearest_cell_index(axis, np.asarray(values))[0]
 
 
 def layer_errors(obs: pd.DataFrame, day_index: pd.Series, top, sub) -> np.ndarray:
@@ -122,8 +123,7 @@ def main() -> None:
                 chunk = members[first : first + STATIONS_PER_PASS]
                 columns = np.repeat(chunk, n_cand)  # station-major, candidate-minor
                 factors = np.tile(CANDIDATES, (chunk.size, 1))
-                ones = np.ones(columns.size)
-                traits = {n: calendars.SeasonTraits(ones, ones, ones) for n in true_traits}
+                traits = calendars.nominal_traits(columns)
                 traits[season.name] = calendars.SeasonTraits(*factors.T)
                 kc, root = truth_calendars(
                     pattern_id,

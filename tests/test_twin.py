@@ -224,13 +224,9 @@ def test_traits_hook_changes_only_the_crops(tiny_twin, tmp_path):
     stations and changes the truth through the crop traits alone."""
     from cropsm.twin import calendars
 
-    def nominal(lat_deg, lon_deg, seed):
-        ones = np.ones(np.asarray(lat_deg).size)
-        return {name: calendars.SeasonTraits(ones, ones, ones) for name in calendars.SEASON_RULES}
-
     root, _ = tiny_twin
     flat = tmp_path / "flat"
-    summary = generate_twin(flat, "tiny", seed=0, traits=nominal)
+    summary = generate_twin(flat, "tiny", seed=0, traits=calendars.nominal_traits)
     assert "nominal" in summary["cell_traits"]
     pd.testing.assert_frame_equal(
         pd.read_csv(root / "stations" / "stations.csv"),

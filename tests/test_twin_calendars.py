@@ -15,8 +15,7 @@ WET = 3.0  # mm every day: the rain-onset criterion always holds
 
 
 def neutral_traits(n: int) -> dict[str, cal.SeasonTraits]:
-    one = np.ones(n)
-    return {name: cal.SeasonTraits(one, one, one) for name in cal.SEASON_RULES}
+    return cal.nominal_traits(np.zeros(n))
 
 
 def run_years(pattern, temperature_years, traits=None, climate=cal.REFERENCE_CLIMATE):

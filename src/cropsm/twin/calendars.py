@@ -72,6 +72,7 @@ __all__ = [
     "expected_degree_days",
     "growing_degree_days",
     "initial_calendar_state",
+    "nominal_traits",
     "kc_mid_climate_adjustment",
     "kc_mid_offsets",
     "minimum_relative_humidity_pct",
@@ -395,6 +396,16 @@ def cell_traits(lat_deg, lon_deg, seed: int) -> dict[str, SeasonTraits]:
             thermal_factor=factor(2, THERMAL_SPREAD),
         )
     return out
+
+
+def nominal_traits(lat_deg, lon_deg=None, seed: int | None = None) -> dict[str, SeasonTraits]:
+    """Every season's traits at their nominal value (factor 1) at ``len(lat_deg)`` cells.
+
+    The same call as :func:`cell_traits`, so it can stand in for it
+    (``generate_twin(..., traits=nominal_traits)``, ``benchmarks/trait_ceiling.py``).
+    """
+    one = np.ones(np.asarray(lat_deg).size)
+    return {name: SeasonTraits(one, one, one) for name in SEASON_RULES}
 
 
 def take_traits(traits: dict[str, SeasonTraits], index) -> dict[str, SeasonTraits]:
