@@ -19,6 +19,10 @@ the product's pattern-flag cells):
   This is a model that learnt the traits perfectly at the stations: the ceiling of any route
   that calibrates traits on station observations and interpolates them.
 
+* ``estimated`` (with ``--estimates``): the same kriging of the traits that the stations'
+  readings gave (``benchmarks/trait_identifiability.py --out``): the ceiling of that
+  calibration route with those estimates.
+
 The product's own scores (``analysis/truth_scenario_agreement.csv``) are printed beside them.
 Each regenerated twin takes about 4 min and 8 GB on the paper preset; it is deleted after
 scoring unless ``--keep``.
@@ -26,6 +30,7 @@ scoring unless ``--keep``.
 Usage::
 
     python benchmarks/trait_ceiling.py RUN --work DIR [--variants nominal stations] [--keep]
+        [--estimates TABLE.csv]
 """
 
 from __future__ import annotations
@@ -53,32 +58,49 @@ KM_PER_DEG = (111.0 * np.cos(np.radians(35.0)), 111.0)
 TRAITS = ("kc_mid_factor", "root_factor", "thermal_factor")
 SEASONS = tuple(calendars.SEASON_RULES)
 PATTERNS = {p.id: p for p in catalog.patterns()}
+ESTIMATE_COLUMN = {"kc_mid_factor": "kc_mid", "root_factor": "root", "thermal_factor": "thermal"}
 
 
 def _km(lat, lon) -> np.ndarray:
     return np.column_stack([np.asarray(lon) * KM_PER_DEG[0], np.asarray(lat) * KM_PER_DEG[1]])
 
 
-def station_kriged_traits(stations: pd.DataFrame):
-    """Traits kriged from the stations' true ones, a function like ``cell_traits``."""
+def station_kriged_traits(stations: pd.DataFrame, estimates: pd.DataFrame | None = None):
+    """Traits kriged from the stations' ones, a function like ``cell_traits``.
+
+    ``estimates``: a table of ``benchmarks/trait_identifiability.py --out`` (``station_id``,
+    ``season``, ``kc_mid_weighted``, ``root_weighted``, ``thermal_weighted``), the traits the
+    stations' readings gave; None: the true trait fields at the stations.
+    """
+
+    def station_values(name: str, trait: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mask of the stations whose pattern grows season ``name``, and their trait values."""
+        if estimates is not None:
+            rows = estimates[estimates["season"] == name].set_index("station_id")
+            grows = stations["station_id"].isin(rows.index).to_numpy()
+            column = f"{ESTIMATE_COLUMN[trait]}_weighted"
+            return grows, rows.loc[stations["station_id"][grows], column].to_numpy(float)
+        grows = (
+            stations["pattern"]
+            .map(lambda p: any(s.name == name for s in PATTERNS[p].seasons))
+            .to_numpy(bool)
+        )
+        true = calendars.cell_traits(stations["lat"].values, stations["lon"].values, seed)
+        return grows, getattr(true[name], trait)[grows]
 
     def traits(lat_deg, lon_deg, seed: int) -> dict:
-        at_stations = calendars.cell_traits(stations["lat"].values, stations["lon"].values, seed)
         out = {}
         for name in SEASONS:
-            grows = stations["pattern"].map(
-                lambda p, name=name: any(s.name == name for s in PATTERNS[p].seasons)
-            )
-            grows = grows.to_numpy(bool)
             fields = []
             for trait in TRAITS:
+                grows, values = station_values(name, trait, seed)
                 if grows.sum() < 3:
                     fields.append(np.ones(np.asarray(lat_deg).size))
                     continue
-                departure = getattr(at_stations[name], trait)[grows] - 1.0
+                departure = values - 1.0
                 kernel = ConstantKernel(departure.var() + 1e-9, "fixed") * RBF(
                     500.0, (50.0, 3000.0)
-                ) + WhiteKernel(1e-6, (1e-10, 1e-2))
+                ) + WhiteKernel(1e-6, (1e-10, 1.0))
                 gp = GaussianProcessRegressor(kernel).fit(
                     _km(stations["lat"].values[grows], stations["lon"].values[grows]), departure
                 )
@@ -122,6 +144,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="folder for regenerated twins")
     parser.add_argument("--variants", nargs="+", default=["nominal", "stations"])
     parser.add_argument("--keep", action="store_true", help="keep the regenerated twins")
+    parser.add_argument(
+        "--estimates",
+        type=Path,
+        help="trait_identifiability.py --out table: adds the variant 'estimated' (kriged from it)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     twins = sorted(p.parent for p in (args.run / "inputs").glob("*/twin.json"))
@@ -139,14 +166,18 @@ def main() -> None:
     patterns = [str(p) for p in true_effects["pattern"].values]
     flag = product["pattern_flag"].load().rename(scenario="pattern").sel(pattern=patterns)
     flag = scen.grid_to_cells(flag, lat, lon)
-    stations = pd.read_csv(twin / "stations" / "stations.csv")
+    stations = pd.read_csv(twin / "stations" / "stations.csv", dtype={"station_id": str})
     makers = {"nominal": calendars.nominal_traits, "stations": station_kriged_traits(stations)}
+    if args.estimates is not None:
+        estimates = pd.read_csv(args.estimates, dtype={"station_id": str})
+        makers["estimated"] = station_kriged_traits(stations, estimates)
+        args.variants = [*args.variants, "estimated"]
     tables = []
     for variant in args.variants:
         out = args.work / f"{twin.name}-{variant}-traits"
         if not (out / "truth.zarr").exists():
             generate_twin(out, spec["preset"], int(spec["seed"]), traits=makers[variant])
-        regenerated = pd.read_csv(out / "stations" / "stations.csv")
+        regenerated = pd.read_csv(out / "stations" / "stations.csv", dtype={"station_id": str})
         if not regenerated[["station_id", "lat", "lon"]].equals(
             stations[["station_id", "lat", "lon"]]
         ):

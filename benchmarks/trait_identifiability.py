@@ -22,6 +22,7 @@ cell.
 Usage::
 
     python benchmarks/trait_identifiability.py RUN/inputs/twin-paper-seed0 [--patterns ...]
+        [--out ESTIMATES.csv]
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("twin", type=Path, help="a virtual China folder (cropsm twin OUT)")
     parser.add_argument("--patterns", nargs="+", default=list(catalog.pattern_ids()))
+    parser.add_argument("--out", type=Path, help="write the estimates (CSV) for trait_ceiling.py")
     args = parser.parse_args()
     seed = int(json.loads((args.twin / "twin.json").read_text())["seed"])
     stations = read_stations(
@@ -165,6 +167,8 @@ def main() -> None:
                 f"{time.perf_counter() - t_start:.0f} s"
             )
     table = pd.DataFrame(rows)
+    if args.out is not None:
+        table.to_csv(args.out, index=False)
     print("\nPearson r across stations, estimate vs true trait (best / weighted):")
     for trait in FACTORS:
         overall = [
